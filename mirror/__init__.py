@@ -1,0 +1,1 @@
+"""mirror: Frog-and-Toad mirror-neuron experiments in JAX."""

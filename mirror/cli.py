@@ -1,0 +1,41 @@
+"""`mirror` command line: a thin shell over the library (I/O lives here, not in jitted code)."""
+
+import argparse
+import sys
+
+from mirror import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mirror", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the main job (for now: a demo of parallel games and a throughput line)")
+    run.add_argument("--games", type=int, default=4096, help="parallel games for the throughput line")
+    run.add_argument("--turns", type=int, default=200, help="turns per game for the throughput line")
+    run.add_argument("--show", type=int, default=3, help="games rendered after the rollout")
+    run.add_argument("--seed", type=int, default=0)
+    run.set_defaults(func=commands.run_demo)
+
+    play = sub.add_parser("play", help="watch a game in the terminal")
+    play.add_argument("--turns", type=int, default=60, help="turns to play")
+    play.add_argument("--fps", type=float, default=8.0, help="frames per second (0: no delay)")
+    play.add_argument("--seed", type=int, default=0)
+    play.add_argument("--policy", choices=["random"], default="random", help="behaviour policy (spec §5.1)")
+    play.add_argument("--dependency", type=float, default=1.0, help="D in [0, 1]")
+    play.add_argument("--veil", type=float, default=0.0, help="I in [0, 1]")
+    play.set_defaults(func=commands.play)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except commands.UsageError as err:
+        print(f"mirror {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""What each `mirror` subcommand does; printing and timing happen here, at the edge."""
+
+import sys
+import time
+
+import jax
+import numpy as np
+
+from mirror.env import EnvParams, render, reset, step
+from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
+from mirror.env.rollout import make_rollout
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported before any work starts."""
+
+
+def _check_unit_interval(name: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"--{name} must be in [0, 1], got {value}")
+
+
+def _check_positive(name: str, value) -> None:
+    if value <= 0:
+        raise UsageError(f"--{name} must be positive, got {value}")
+
+
+def run_demo(args) -> int:
+    """Roll out many games in one jitted call, print a few of them and the throughput."""
+    for name in ("games", "turns"):
+        _check_positive(name, getattr(args, name))
+    if not 0 <= args.show <= args.games:
+        raise UsageError(f"--show must be in [0, --games={args.games}], got {args.show}")
+    params = EnvParams()
+    rollout = make_rollout(params, args.games, args.turns)
+    key = jax.random.key(args.seed)
+    start = time.perf_counter()
+    jax.block_until_ready(rollout(key))
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    states, summary = jax.block_until_ready(rollout(key))
+    wall = time.perf_counter() - start
+    for game in range(args.show):
+        print(f"game {game}")
+        print(render(jax.tree_util.tree_map(lambda x: x[game], states)))
+        print()
+    turns = args.games * args.turns
+    print(
+        f"{args.games} games x {args.turns} turns on {jax.devices()[0].platform}: "
+        f"{turns / wall:,.0f} turns/s ({wall:.3f} s, compile {compile_s:.1f} s), "
+        f"{int(summary.hops):,} hops, {int(summary.episodes):,} episodes finished"
+    )
+    print("(`mirror run` becomes the full experiment once the training and CMNI stages land.)")
+    return 0
+
+
+def play(args) -> int:
+    """Watch one game under the behaviour policy, frame by frame."""
+    _check_positive("turns", args.turns)
+    if args.fps < 0:
+        raise UsageError(f"--fps must be >= 0, got {args.fps}")
+    _check_unit_interval("dependency", args.dependency)
+    _check_unit_interval("veil", args.veil)
+    params = EnvParams(dependency=args.dependency, veil=args.veil)
+    step_fn = jax.jit(step)
+    key, reset_key = jax.random.split(jax.random.key(args.seed))
+    _, state = reset(reset_key, params)
+    live = sys.stdout.isatty()
+    for turn in range(args.turns):
+        frame = render(state)
+        if live:
+            print("\033[H\033[2J", end="")
+        print(frame + "\n")
+        key, action_key, step_key = jax.random.split(key, 3)
+        action = sample_actions(action_key, (), BEHAVIOUR_PROBS)
+        _, state, _, done, _ = step_fn(step_key, state, action, params)
+        if bool(done):
+            print("-- episode truncated, new game --")
+        if args.fps > 0:
+            time.sleep(1.0 / args.fps)
+    print(render(state))
+    print(f"final scores: Frog {int(np.asarray(state.score)[0])}, Toad {int(np.asarray(state.score)[1])}")
+    return 0
