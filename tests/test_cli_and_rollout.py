@@ -13,6 +13,7 @@ import pytest
 from mirror.cli import main
 from mirror.env import EnvParams, initial_state, transition
 from mirror.env.noise import noise_from_uniforms, noise_size
+from mirror.env.packed import pack, unpack
 from mirror.env.policy import BEHAVIOUR_PROBS, actions_from_uniforms
 from mirror.env.rollout import batch_step, make_rollout
 from mirror.env.validate import env_params_from_dict
@@ -72,7 +73,8 @@ def test_batch_step_equals_single_transitions_and_resets_at_truncation():
             transition(single[g], actions_from_uniforms(u[g, -1], BEHAVIOUR_PROBS), noise_from_uniforms(u[g, :-1], params), params)
             for g in range(games)
         ]
-        states, done, gained = batch_step(states, u, params, BEHAVIOUR_PROBS)
+        packed, done, gained = batch_step(jax.vmap(pack)(states), u, params, BEHAVIOUR_PROBS)
+        states = jax.vmap(unpack, in_axes=(0, None))(packed, params.world_width)
         expected_gain = np.stack([np.asarray(e.score) - np.asarray(s.score) for e, s in zip(expected, single)])
         np.testing.assert_array_equal(np.asarray(gained), expected_gain)
         if turn < 2:

@@ -9,9 +9,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from mirror.env.dynamics import transition
+from mirror.env.dynamics import packed_transition
 from mirror.env.frog_and_toad import initial_state
 from mirror.env.noise import noise_from_uniforms, noise_size
+from mirror.env.packed import PackedState, pack, pack_bits, unpack
 from mirror.env.params import EnvParams
 from mirror.env.policy import BEHAVIOUR_PROBS, actions_from_uniforms
 from mirror.env.state import EnvState
@@ -24,8 +25,8 @@ class RolloutSummary(NamedTuple):
     episodes: jax.Array  # episodes finished (truncations)
 
 
-def batch_step(states: EnvState, u: jax.Array, params: EnvParams, probs):
-    """One turn for a batch of games from a `[games, noise_size + 1]` uniform block.
+def batch_step(states: PackedState, u: jax.Array, params: EnvParams, probs):
+    """One turn for a batch of packed games from a `[games, noise_size + 1]` uniform block.
 
     Returns (states, done bool[games], score gained int32[games, 2]).
 
@@ -34,7 +35,7 @@ def batch_step(states: EnvState, u: jax.Array, params: EnvParams, probs):
     """
     noise = noise_from_uniforms(u[:, :-1], params)
     actions = actions_from_uniforms(u[:, -1], probs)
-    step = jax.vmap(transition, in_axes=(0, 0, 0, None))
+    step = jax.vmap(packed_transition, in_axes=(0, 0, 0, None))
     next_states = step(states, actions, noise, params)
     done = next_states.turn >= params.episode_turns
     fresh = jax.vmap(_fresh_state, in_axes=(0, None))(noise.fly_spawn, params)
@@ -45,9 +46,14 @@ def batch_step(states: EnvState, u: jax.Array, params: EnvParams, probs):
     return states, done, gained
 
 
-def _fresh_state(fly_spawn_u: jax.Array, params: EnvParams) -> EnvState:
-    state = initial_state(jax.random.key(0), params)
-    return state.replace(flies=fly_spawn_u < params.fly_spawn_prob)
+def _fresh_state(fly_spawn_u: jax.Array, params: EnvParams) -> PackedState:
+    state = pack(initial_state(jax.random.key(0), params))
+    return state.replace(flies=pack_bits(fly_spawn_u < params.fly_spawn_prob))
+
+
+def start_games(key: jax.Array, params: EnvParams, num_games: int) -> PackedState:
+    """Packed start states of `num_games` games, one key each."""
+    return jax.vmap(lambda k: pack(initial_state(k, params)))(jax.random.split(key, num_games))
 
 
 def games_sharding(num_games: int):
@@ -60,7 +66,7 @@ def games_sharding(num_games: int):
 
 
 def make_rollout(params: EnvParams, num_games: int, num_turns: int, probs=BEHAVIOUR_PROBS, shard: bool = False):
-    """Returns `rollout(key) -> (final_states, RolloutSummary)`, jitted, compiled once.
+    """Returns `rollout(key) -> (final EnvStates, RolloutSummary)`, jitted, compiled once.
 
     With `shard=True` the games are split over all local devices (e.g. one XLA CPU
     device per core), each device simulating its share.
@@ -76,8 +82,7 @@ def make_rollout(params: EnvParams, num_games: int, num_turns: int, probs=BEHAVI
     @jax.jit
     def rollout(key: jax.Array):
         init_key, turns_key = jax.random.split(key)
-        states = jax.vmap(initial_state, in_axes=(0, None))(jax.random.split(init_key, num_games), params)
-        states = constrain(states)
+        states = constrain(start_games(init_key, params, num_games))
 
         def turn(carry, turn_key):
             states, summary = carry
@@ -92,6 +97,6 @@ def make_rollout(params: EnvParams, num_games: int, num_turns: int, probs=BEHAVI
         (states, summary), _ = jax.lax.scan(
             turn, (states, RolloutSummary(zero, zero)), jax.random.split(turns_key, num_turns)
         )
-        return states, summary
+        return jax.vmap(unpack, in_axes=(0, None))(states, params.world_width), summary
 
     return rollout

@@ -1,0 +1,165 @@
+"""Experiment configuration: plain dataclasses loaded from `configs/*.yaml`, overridable
+from the command line (`--data.rows 500000`). Unknown or invalid fields fail before any
+work starts, naming the field and what is allowed.
+"""
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mirror.env.params import EnvParams
+from mirror.env.validate import env_params_from_dict
+
+
+class ConfigError(ValueError):
+    """A config field is unknown or has a bad value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """The supervised dataset of spec §5."""
+
+    rows: int = 200_000  # unique (input, label) rows to generate (paper: 6,000,000)
+    games: int = 4096  # parallel games in the rollout
+    rounds_per_chunk: int = 256  # Frog decisions per game per generation chunk
+    max_chunks: int = 10_000  # give up (with an error) if the unique rows never reach `rows`
+    behaviour_probs: tuple = (0.5, 0.25, 0.125, 0.125)  # hop, jump, leap, help (spec §5.1)
+    test_rows: int = 100_000  # test-set size (spec §5.8)
+    test_label_shares: tuple = (0.4, 0.4, 0.1, 0.1)  # hop, jump, leap, help shares of the test set
+    val_fraction: float = 0.2  # of the non-test rows
+    cache_dir: str = "datasets"  # datasets are cached here by config hash
+
+    def validate(self) -> None:
+        for name in ("rows", "games", "rounds_per_chunk", "max_chunks"):
+            _require(getattr(self, name) > 0, f"data.{name}", getattr(self, name), "a positive integer")
+        _require(0 <= self.test_rows < self.rows, "data.test_rows", self.test_rows, f"an integer in [0, data.rows={self.rows})")
+        for name in ("behaviour_probs", "test_label_shares"):
+            value = getattr(self, name)
+            ok = len(value) == 4 and all(v >= 0 for v in value) and abs(sum(value) - 1.0) < 1e-6
+            _require(ok, f"data.{name}", value, "4 non-negative numbers (hop, jump, leap, help) summing to 1")
+        _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "a number in (0, 1)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str = "mirror"
+    seed: int = 0
+    env: dict = dataclasses.field(default_factory=dict)  # EnvParams fields (spec defaults when absent)
+    data: DataConfig = DataConfig()
+
+    @property
+    def env_params(self) -> EnvParams:
+        return env_params_from_dict(self.env)
+
+    def validate(self) -> "Config":
+        _require(isinstance(self.seed, int) and not isinstance(self.seed, bool), "seed", self.seed, "an integer")
+        try:
+            params = self.env_params
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        _require(params.episode_turns % 2 == 0, "env.episode_turns", params.episode_turns, "an even integer")
+        self.data.validate()
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"data": DataConfig}
+
+
+def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{field} = {value!r} is invalid: expected {allowed}")
+
+
+def _build(cls, values: dict, prefix: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        names = ", ".join(f"{prefix}{u}" for u in unknown)
+        raise ConfigError(f"unknown config field(s) {names}; allowed in {prefix or 'the top level'}: {sorted(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name) if name != "env" else {}
+        if name in _SECTIONS and prefix == "":
+            if not isinstance(value, dict):
+                raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
+            kwargs[name] = _build(_SECTIONS[name], value, f"{name}.")
+        elif isinstance(default, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
+            kwargs[name] = tuple(value)
+        elif name == "env":
+            if not isinstance(value, dict):
+                raise ConfigError(f"env must be a mapping of fields, got {value!r}")
+            kwargs[name] = dict(value)
+        else:
+            expected = type(default)
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigError(f"{prefix}{name} must be of type {expected.__name__}, got {value!r}")
+            kwargs[name] = value
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section")
+    node[leaf] = value
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`["--data.rows", "1000", "--env.dependency=0.5"]` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if not item.startswith("--"):
+            raise ConfigError(f"expected an override like --section.field VALUE, got {item!r}")
+        if "=" in item:
+            key, raw = item[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(items):
+                raise ConfigError(f"override {item} has no value")
+            key, raw = item[2:], items[i + 1]
+            i += 2
+        _set_dotted(tree, key, yaml.safe_load(raw))
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
+    """Read a YAML config (or the defaults), apply overrides, validate."""
+    values: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of fields")
+    extra = parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {})
+    return _build(Config, _merge(values, extra), "").validate()
+
+
+def config_hash(values: dict) -> str:
+    """Stable short hash of a JSON-able config dict (dataset cache key, checkpoint metadata)."""
+    blob = json.dumps(values, sort_keys=True, default=list).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
