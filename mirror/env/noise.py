@@ -36,19 +36,36 @@ class Noise:
 
 
 def noise_size(params: EnvParams) -> int:
-    """Number of uniforms in one turn's record."""
-    return 2 * params.world_width + 2 * params.new_cells_max + 1
+    """Number of uniforms drawn per turn (fewer than the record holds, see below)."""
+    return params.world_width + 2 * params.new_cells_max + 1
+
+
+_BELOW_ONE = 0.99999994  # largest float32 < 1
+
+
+def _remainder(u: jax.Array, p) -> jax.Array:
+    """The part of a uniform left after the Bernoulli(p) test `u < p`: uniform on [0, 1)
+    and independent of the test's outcome (u/p given u < p, (u-p)/(1-p) otherwise)."""
+    p = jnp.asarray(p, jnp.float32)
+    r = jnp.where(u < p, u / jnp.maximum(p, 1e-30), (u - p) / jnp.maximum(1 - p, 1e-30))
+    return jnp.clip(r, 0.0, _BELOW_ONE)
 
 
 def noise_from_uniforms(u: jax.Array, params: EnvParams) -> Noise:
-    """Slice a `[..., noise_size]` block of uniforms into a record (batched or not)."""
+    """Fill a record from a `[..., noise_size]` block of uniforms (batched or not).
+
+    Random bits are the main cost of a turn, so each cell's fly spawn and fly move come
+    from one uniform: the spawn test uses it, the move uses its remainder (an
+    independent uniform). The record itself still holds one uniform per event.
+    """
     width, k = params.world_width, params.new_cells_max
+    spawn = u[..., :width]
     return Noise(
-        fly_spawn=u[..., :width],
-        fly_move=u[..., width : 2 * width],
-        cell_start=u[..., 2 * width : 2 * width + k],
-        cell_width=u[..., 2 * width + k : 2 * width + 2 * k],
-        help_leap=u[..., 2 * width + 2 * k],
+        fly_spawn=spawn,
+        fly_move=_remainder(spawn, params.fly_spawn_prob),
+        cell_start=u[..., width : width + k],
+        cell_width=u[..., width + k : width + 2 * k],
+        help_leap=u[..., width + 2 * k],
     )
 
 
