@@ -45,11 +45,84 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The paper's MLP (spec §8)."""
+
+    hidden_layers: int = 2  # L
+    width: int = 17  # n units per hidden layer
+    activation: str = "relu"  # one of mirror.agents.mlp.ACTIVATIONS
+    dropout: float = 0.12  # after each hidden layer, training only
+    kernel_init: str = "glorot_uniform"  # one of mirror.agents.mlp.KERNEL_INITS
+
+    def validate(self) -> None:
+        from mirror.agents.mlp import ACTIVATIONS, KERNEL_INITS
+
+        _require(self.hidden_layers > 0, "model.hidden_layers", self.hidden_layers, "a positive integer")
+        _require(self.width > 0, "model.width", self.width, "a positive integer")
+        _require(self.activation in ACTIVATIONS, "model.activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
+        _require(self.kernel_init in KERNEL_INITS, "model.kernel_init", self.kernel_init, f"one of {sorted(KERNEL_INITS)}")
+        _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+
+    @property
+    def widths(self) -> tuple:
+        return (self.width,) * self.hidden_layers
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Supervised training (spec §8): Adam, MSE on one-hot targets, L2 on hidden kernels."""
+
+    loss: str = "mse"  # "mse" (paper) or "cross_entropy"
+    lr: float = 4e-6  # Adam learning rate
+    batch_size: int = 25
+    epochs: int = 100  # upper bound; early stopping usually ends sooner
+    patience: int = 10  # epochs without validation-loss improvement before stopping (0: never stop)
+    l2: float = 0.01  # weight of sum(w^2) over hidden kernels
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-7
+    max_train_rows: int = 0  # use at most this many training rows (0: all)
+    population_seeds: tuple = ()  # train one member per seed at once (vmap); empty: just `seed`
+
+    def validate(self) -> None:
+        _require(self.loss in ("mse", "cross_entropy"), "train.loss", self.loss, "'mse' or 'cross_entropy'")
+        _require(self.lr > 0, "train.lr", self.lr, "a positive number")
+        for name in ("batch_size", "epochs"):
+            _require(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "a positive integer")
+        for name in ("patience", "max_train_rows"):
+            _require(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "a non-negative integer")
+        _require(self.l2 >= 0, "train.l2", self.l2, "a non-negative number")
+        _require(0 <= self.adam_b1 < 1 and 0 <= self.adam_b2 < 1, "train.adam_b1/adam_b2", (self.adam_b1, self.adam_b2), "numbers in [0, 1)")
+        _require(self.adam_eps > 0, "train.adam_eps", self.adam_eps, "a positive number")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """CMNI and the neuron analyses (spec §7, paper §5-6)."""
+
+    chunk_rows: int = 8192  # test rows per activation chunk (bounds memory)
+    permutations: int = 200  # scenario-label permutations for the null p-value
+    init_seeds: int = 32  # random initialisations for the untrained-network baseline
+    leak_scenario: bool = False  # reproduce the published leak (scenario id fed into input 98)
+    checkpoint: str = "best"  # checkpoint for neurons.csv and circuits: "best", "last" or an epoch number
+
+    def validate(self) -> None:
+        for name in ("chunk_rows", "init_seeds"):
+            _require(getattr(self, name) > 0, f"analysis.{name}", getattr(self, name), "a positive integer")
+        _require(self.permutations >= 0, "analysis.permutations", self.permutations, "a non-negative integer")
+        ok = self.checkpoint in ("best", "last") or self.checkpoint.isdigit()
+        _require(ok, "analysis.checkpoint", self.checkpoint, "'best', 'last' or an epoch number")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "mirror"
     seed: int = 0
     env: dict = dataclasses.field(default_factory=dict)  # EnvParams fields (spec defaults when absent)
     data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
 
     @property
     def env_params(self) -> EnvParams:
@@ -62,14 +135,15 @@ class Config:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         _require(params.episode_turns % 2 == 0, "env.episode_turns", params.episode_turns, "an even integer")
-        self.data.validate()
+        for section in _SECTIONS:
+            getattr(self, section).validate()
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"data": DataConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "analysis": AnalysisConfig}
 
 
 def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
@@ -102,6 +176,11 @@ def _build(cls, values: dict, prefix: str):
             expected = type(default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if expected is float and isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string
+                try:
+                    value = float(value)
+                except ValueError:
+                    pass
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise ConfigError(f"{prefix}{name} must be of type {expected.__name__}, got {value!r}")
             kwargs[name] = value

@@ -57,14 +57,20 @@ class UniqueRows:
         self._kept[self.count : need] = keys
         self.count = need
 
+    def kept_keys(self) -> np.ndarray:
+        """uint8[count, 104]: every kept row's key, in the order rows were kept."""
+        return self._kept[: self.count]
+
     def add(self, keys: np.ndarray) -> np.ndarray:
         """Add uint8[n, 104] keys; returns the indices (into this chunk) of the new rows, in order."""
         h = hash_rows(keys)
         # First occurrence of each hash within the chunk; a different row that merely
         # shares a hash with it is new too.
         _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-        fresh = ~np.all(keys == keys[first[inverse]], axis=1)
+        fresh = np.zeros(len(h), bool)
         fresh[first] = True
+        dup = np.flatnonzero(~fresh)
+        fresh[dup] = ~np.all(keys[dup] == keys[first[inverse[dup]]], axis=1)
         # Rows already kept from earlier chunks.
         if len(self._hashes):
             pos = np.minimum(np.searchsorted(self._hashes, h), len(self._hashes) - 1)
@@ -72,8 +78,10 @@ class UniqueRows:
             equal = np.all(self._kept[self._owner[pos[idx]]] == keys[idx], axis=1)
             fresh[idx[equal]] = False
         new = np.flatnonzero(fresh)
-        owners = np.concatenate([self._owner, self.count + np.arange(len(new))])
-        hashes = np.concatenate([self._hashes, h[new]])
+        # Two sorted runs: the stable sort (timsort) merges them in linear time.
+        new_order = np.argsort(h[new], kind="stable")
+        owners = np.concatenate([self._owner, self.count + new_order])
+        hashes = np.concatenate([self._hashes, h[new][new_order]])
         order = np.argsort(hashes, kind="stable")
         self._hashes, self._owner = hashes[order], owners[order]
         self._append(keys[new])

@@ -1,0 +1,1 @@
+"""Flax agents: the paper's MLP (spec §8)."""

@@ -1,0 +1,155 @@
+"""The dataset pipeline of spec §5, end to end: rollout -> process -> label -> scenario ->
+model input -> dedupe -> split -> disk, cached by a hash of the generating config.
+
+Generation runs in chunks: each chunk is one jitted call (rollout of `games` games for
+`rounds_per_chunk` Frog decisions plus processing and labelling); only the chunk's
+arrays travel to the host, where new unique rows are kept. Chunks continue the same
+games, and stop as soon as the requested number of unique rows is reached.
+"""
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mirror.config import Config, config_hash
+from mirror.data.dedupe import UniqueRows, row_keys
+from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
+from mirror.data.processing import model_inputs, process_rows
+from mirror.data.rollout import make_collect
+from mirror.data.split import SPLIT_NAMES, assign_splits
+from mirror.data.store import FORMAT_VERSION, Dataset, load_dataset, write_dataset
+from mirror.env.rollout import start_games
+
+Progress = Callable[[int, int], None]  # (unique rows so far, target)
+
+
+def generating_config(config: Config) -> dict:
+    """Everything that determines the dataset's bytes (and nothing that doesn't)."""
+    data = dataclasses.asdict(config.data)
+    data.pop("cache_dir")
+    return {
+        "format_version": FORMAT_VERSION,
+        "seed": config.seed,
+        "env": dataclasses.asdict(config.env_params),
+        "data": data,
+    }
+
+
+def dataset_path(config: Config) -> Path:
+    return Path(config.data.cache_dir).absolute() / f"frog-toad-{config_hash(generating_config(config))}"
+
+
+def make_chunk_fn(config: Config):
+    """`chunk(key, states) -> (states, inputs, labels, scenarios, idle_shown)` on device.
+
+    Rollout and row processing are separate jitted programs: compiled as one, XLA fuses
+    the observation building into several consumers and recomputes it (2-3x slower).
+    """
+    params, data = config.env_params, config.data
+    collect = make_collect(params, data.games, data.rounds_per_chunk, data.behaviour_probs)
+    width = params.world_width
+
+    @jax.jit
+    def label_rows(key, raw):
+        rows = process_rows(key, raw.rows)
+        toad_d = toad_distress(rows, raw.toad_position, width)
+        labels = oracle_label(rows, toad_d, width)
+        scenarios = scenario(frog_distress(rows, width), toad_d)
+        return model_inputs(rows), labels, scenarios, idle_shown(rows, raw.toad_position, width)
+
+    def chunk(key, states):
+        rollout_key, process_key = jax.random.split(key)
+        states, raw = collect(rollout_key, states)
+        return (states, *label_rows(process_key, raw))
+
+    return chunk
+
+
+def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[dict, dict]:
+    """Run the pipeline in memory. Returns (arrays, stats)."""
+    data = config.data
+    start = time.perf_counter()
+    games_key, chunks_key, split_key = jax.random.split(jax.random.key(config.seed), 3)
+    states = start_games(games_key, config.env_params, data.games)
+    chunk = make_chunk_fn(config)
+    unique = UniqueRows()
+    kept = {"labels": [], "scenarios": [], "idle_shown": []}
+    raw_rows = 0
+    pending = chunk(jax.random.fold_in(chunks_key, 0), states)
+    for index in range(data.max_chunks):
+        # Dispatch the next chunk before deduplicating this one: the device works on
+        # it (asynchronously) while the host deduplicates, so the two overlap.
+        upcoming = chunk(jax.random.fold_in(chunks_key, index + 1), pending[0])
+        inputs, labels, scenarios, idle = jax.device_get(pending[1:])
+        pending = upcoming
+        raw_rows += len(labels)
+        before = unique.count
+        new = unique.add(row_keys(inputs, labels))[: max(data.rows - before, 0)]
+        kept["labels"].append(labels[new])
+        kept["scenarios"].append(scenarios[new])
+        kept["idle_shown"].append(idle[new])
+        if progress:
+            progress(min(unique.count, data.rows), data.rows)
+        if sum(len(x) for x in kept["labels"]) >= data.rows:
+            break
+    else:
+        raise RuntimeError(
+            f"only {unique.count:,} unique rows after data.max_chunks={data.max_chunks} chunks "
+            f"({raw_rows:,} raw rows); lower data.rows or raise data.max_chunks"
+        )
+    arrays = {name: np.concatenate(parts)[: data.rows] for name, parts in kept.items()}
+    arrays["inputs"] = unique.kept_keys()[: data.rows, :100].view(np.int8)
+    arrays["splits"] = assign_splits(split_key, arrays["labels"], data.test_rows, data.test_label_shares, data.val_fraction)
+    stats = {
+        "raw_rows": raw_rows,
+        "chunks": index + 1,
+        "turns_simulated": raw_rows * 2,
+        "wall_s": time.perf_counter() - start,
+    }
+    return arrays, stats
+
+
+def counts_table(arrays: dict) -> dict:
+    """{split: {label: {scenario: count}}} with names from the spec."""
+    from mirror.data.labels import SCENARIO_NAMES
+    from mirror.env.constants import ACTION_NAMES
+
+    table = {}
+    key = (arrays["splits"].astype(np.int64) * 4 + arrays["labels"]) * 4 + arrays["scenarios"]
+    counts = np.bincount(key, minlength=len(SPLIT_NAMES) * 16).reshape(len(SPLIT_NAMES), 4, 4)
+    for s, split in enumerate(SPLIT_NAMES):
+        table[split] = {
+            ACTION_NAMES[a]: {SCENARIO_NAMES[c]: int(counts[s, a, c]) for c in range(4)} for a in range(4)
+        }
+    return table
+
+
+def build_dataset(config: Config, progress: Progress | None = None, force: bool = False) -> tuple[Dataset, bool]:
+    """Return the cached dataset for this config, generating it first if needed.
+
+    Returns (dataset, reused). The directory name is a hash of the generating config.
+    """
+    path = dataset_path(config)
+    if path.exists() and not force:
+        return load_dataset(path), True
+    arrays, stats = generate_arrays(config, progress)
+    manifest = {
+        "config": generating_config(config),
+        "config_hash": config_hash(generating_config(config)),
+        "seed": config.seed,
+        "rows": int(len(arrays["labels"])),
+        "counts": counts_table(arrays),
+        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "jax_version": jax.__version__,
+        **stats,
+    }
+    if path.exists():  # force: keep the old one until the new one is complete
+        stale = path.with_name(path.name + f".old-{int(time.time())}")
+        path.rename(stale)
+    write_dataset(path, arrays, manifest)
+    return load_dataset(path), False
