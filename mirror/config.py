@@ -176,6 +176,8 @@ def _build(cls, values: dict, prefix: str):
             expected = type(default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
+            if expected is str and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # e.g. analysis.checkpoint: 12
             if expected is float and isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string
                 try:
                     value = float(value)
