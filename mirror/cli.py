@@ -1,9 +1,15 @@
 """`mirror` command line: a thin shell over the library (I/O lives here, not in jitted code)."""
 
 import argparse
+import importlib
 import sys
 
 from mirror import commands
+from mirror.config import ConfigError
+from mirror.data.store import DatasetError
+
+# Modules that add subcommands (in pipeline order: data -> train -> analysis).
+STAGE_COMMANDS = ["mirror.data.command"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,14 +31,21 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--dependency", type=float, default=1.0, help="D in [0, 1]")
     play.add_argument("--veil", type=float, default=0.0, help="I in [0, 1]")
     play.set_defaults(func=commands.play)
+
+    # Each stage registers its own subcommands: `register(subparsers)` in its module.
+    for module_name in STAGE_COMMANDS:
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, overrides = parser.parse_known_args(argv)
+    if overrides and not getattr(args, "accepts_overrides", False):
+        parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     try:
-        return args.func(args) or 0
-    except commands.UsageError as err:
+        return args.func(args, overrides) or 0
+    except (commands.UsageError, ConfigError, DatasetError) as err:
         print(f"mirror {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -25,7 +25,7 @@ def _check_positive(name: str, value) -> None:
         raise UsageError(f"--{name} must be positive, got {value}")
 
 
-def run_demo(args) -> int:
+def run_demo(args, overrides=()) -> int:
     """Roll out many games in one jitted call, print a few of them and the throughput."""
     for name in ("games", "turns"):
         _check_positive(name, getattr(args, name))
@@ -54,7 +54,7 @@ def run_demo(args) -> int:
     return 0
 
 
-def play(args) -> int:
+def play(args, overrides=()) -> int:
     """Watch one game under the behaviour policy, frame by frame."""
     _check_positive("turns", args.turns)
     if args.fps < 0:

@@ -22,7 +22,7 @@ from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario
 from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import make_collect
 from mirror.data.split import SPLIT_NAMES, assign_splits
-from mirror.data.store import FORMAT_VERSION, Dataset, load_dataset, write_dataset
+from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
 from mirror.env.rollout import start_games
 
 Progress = Callable[[int, int], None]  # (unique rows so far, target)
@@ -98,7 +98,7 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
         if sum(len(x) for x in kept["labels"]) >= data.rows:
             break
     else:
-        raise RuntimeError(
+        raise DatasetError(
             f"only {unique.count:,} unique rows after data.max_chunks={data.max_chunks} chunks "
             f"({raw_rows:,} raw rows); lower data.rows or raise data.max_chunks"
         )

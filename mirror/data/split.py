@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirror.data.store import DatasetError
+
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -26,7 +28,7 @@ def assign_splits(key: jax.Array, labels: np.ndarray, test_rows: int, shares, va
     short = np.flatnonzero(available < counts)
     if short.size:
         lab = int(short[0])
-        raise ValueError(
+        raise DatasetError(
             f"not enough rows of label {lab} for the test set: need {counts[lab]}, have {available[lab]}; "
             "generate more rows (data.rows) or lower data.test_rows"
         )
