@@ -10,7 +10,7 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
 
 
-def test_label_counts(test_rows: int, shares) -> np.ndarray:
+def holdout_label_counts(test_rows: int, shares) -> np.ndarray:
     """Rows of each label in the test set; rounding leftovers go to the largest shares."""
     exact = np.asarray(shares, np.float64) * test_rows
     counts = np.floor(exact).astype(np.int64)
@@ -23,7 +23,7 @@ def assign_splits(key: jax.Array, labels: np.ndarray, test_rows: int, shares, va
     """int8[rows] split id per row: TEST rows drawn without replacement with exact label
     counts, the rest shuffled and cut into train and validation (disjoint by construction).
     """
-    counts = test_label_counts(test_rows, shares)
+    counts = holdout_label_counts(test_rows, shares)
     available = np.bincount(labels, minlength=len(counts))
     short = np.flatnonzero(available < counts)
     if short.size:
