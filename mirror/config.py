@@ -115,6 +115,22 @@ class AnalysisConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrackingConfig:
+    """Weights & Biases. `wandb` is imported only when tracking is on."""
+
+    mode: str = "auto"  # auto (online with an API key, else offline), online, offline, disabled
+    project: str = "mirror"
+    entity: str = ""  # W&B team or user ("" = your default)
+    group: str = ""  # runs of one population or sweep share a group ("" = the run name)
+    tags: tuple = ()
+    dir: str = ""  # where W&B writes its files ("" = inside the run directory)
+
+    def validate(self) -> None:
+        modes = ("auto", "online", "offline", "disabled")
+        _require(self.mode in modes, "tracking.mode", self.mode, f"one of {list(modes)}")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     name: str = "mirror"
     seed: int = 0
@@ -123,6 +139,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def env_params(self) -> EnvParams:
@@ -143,7 +160,7 @@ class Config:
         return dataclasses.asdict(self)
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "analysis": AnalysisConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "analysis": AnalysisConfig, "tracking": TrackingConfig}
 
 
 def _require(ok: bool, field: str, value: Any, allowed: str) -> None:
