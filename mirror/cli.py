@@ -27,7 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--turns", type=int, default=60, help="turns to play")
     play.add_argument("--fps", type=float, default=8.0, help="frames per second (0: no delay)")
     play.add_argument("--seed", type=int, default=0)
-    play.add_argument("--policy", choices=["random"], default="random", help="behaviour policy (spec §5.1)")
+    play.add_argument(
+        "--policy",
+        choices=["random", "oracle"],
+        default="random",
+        help="random: the behaviour policy of spec §5.1; oracle: the dataset's label oracle (spec §5.4)",
+    )
     play.add_argument("--dependency", type=float, default=1.0, help="D in [0, 1]")
     play.add_argument("--veil", type=float, default=0.0, help="I in [0, 1]")
     play.set_defaults(func=commands.play)

@@ -11,6 +11,19 @@ from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
 from mirror.env.rollout import make_rollout
 
 
+def oracle_action(obs: jax.Array, player) -> jax.Array:
+    """The dataset's label oracle (spec §5.4) as a policy: each player applies it to its
+    own observation, with its partner's distress read from the true ground."""
+    import jax.numpy as jnp
+
+    from mirror.data.labels import oracle_label
+
+    rows = obs[player]
+    partner = obs[1 - player]
+    partner_distress = jnp.take(partner[:32], partner[99].astype(jnp.int32)) == 2
+    return oracle_label(rows, partner_distress).astype(jnp.int32)
+
+
 class UsageError(ValueError):
     """Bad command-line input, reported before any work starts."""
 
@@ -63,8 +76,9 @@ def play(args, overrides=()) -> int:
     _check_unit_interval("veil", args.veil)
     params = EnvParams(dependency=args.dependency, veil=args.veil)
     step_fn = jax.jit(step)
+    choose = jax.jit(oracle_action) if args.policy == "oracle" else None
     key, reset_key = jax.random.split(jax.random.key(args.seed))
-    _, state = reset(reset_key, params)
+    obs, state = reset(reset_key, params)
     live = sys.stdout.isatty()
     for turn in range(args.turns):
         frame = render(state)
@@ -72,8 +86,11 @@ def play(args, overrides=()) -> int:
             print("\033[H\033[2J", end="")
         print(frame + "\n")
         key, action_key, step_key = jax.random.split(key, 3)
-        action = sample_actions(action_key, (), BEHAVIOUR_PROBS)
-        _, state, _, done, _ = step_fn(step_key, state, action, params)
+        if choose is None:
+            action = sample_actions(action_key, (), BEHAVIOUR_PROBS)
+        else:
+            action = choose(obs, state.current_player)
+        obs, state, _, done, _ = step_fn(step_key, state, action, params)
         if bool(done):
             print("-- episode truncated, new game --")
         if args.fps > 0:

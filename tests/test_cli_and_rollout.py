@@ -120,3 +120,11 @@ def test_sharded_rollout_equals_single_device():
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "same" in out.stdout
+
+
+def test_play_with_the_oracle_policy_makes_progress(capsys):
+    assert main(["play", "--turns", "40", "--fps", "0", "--policy", "oracle", "--seed", "1"]) == 0
+    final = capsys.readouterr().out.strip().splitlines()[-1]
+    frog, toad = (int(x.strip(" ,")) for x in final.replace("final scores: Frog", "").split("Toad"))
+    # 20 turns each: the oracle hops on solid ground and leaps or jumps otherwise.
+    assert frog >= 15 and toad >= 15
