@@ -9,19 +9,29 @@ from mirror.config import ConfigError
 from mirror.data.store import DatasetError
 
 # Modules that add subcommands (in pipeline order: data -> train -> analysis).
-STAGE_COMMANDS = ["mirror.data.command"]
+STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.analysis.command"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mirror", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="the main job (for now: a demo of parallel games and a throughput line)")
-    run.add_argument("--games", type=int, default=4096, help="parallel games for the throughput line")
-    run.add_argument("--turns", type=int, default=200, help="turns per game for the throughput line")
-    run.add_argument("--show", type=int, default=3, help="games rendered after the rollout")
-    run.add_argument("--seed", type=int, default=0)
-    run.set_defaults(func=commands.run_demo)
+    run = sub.add_parser(
+        "run",
+        help="the whole experiment: dataset -> training -> CMNI -> report (default: configs/quickstart.yaml)",
+        description="Any config field can be overridden: --train.lr 5e-5 --data.rows 500000",
+    )
+    run.add_argument("--config", help="YAML config (default: configs/quickstart.yaml)")
+    run.add_argument("--run-dir", help="directory for the run (default: runs/<name>-<date>-<time>)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.set_defaults(func=commands.run_experiment_command, accepts_overrides=True)
+
+    demo = sub.add_parser("demo", help="roll out many parallel games, render a few, print the throughput")
+    demo.add_argument("--games", type=int, default=4096, help="parallel games for the throughput line")
+    demo.add_argument("--turns", type=int, default=200, help="turns per game for the throughput line")
+    demo.add_argument("--show", type=int, default=3, help="games rendered after the rollout")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=commands.run_demo)
 
     play = sub.add_parser("play", help="watch a game in the terminal")
     play.add_argument("--turns", type=int, default=60, help="turns to play")

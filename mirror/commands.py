@@ -2,6 +2,7 @@
 
 import sys
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -63,7 +64,6 @@ def run_demo(args, overrides=()) -> int:
         f"{turns / wall:,.0f} turns/s ({wall:.3f} s, compile {compile_s:.1f} s), "
         f"{int(summary.hops):,} hops, {int(summary.episodes):,} episodes finished"
     )
-    print("(`mirror run` becomes the full experiment once the training and CMNI stages land.)")
     return 0
 
 
@@ -97,4 +97,35 @@ def play(args, overrides=()) -> int:
             time.sleep(1.0 / args.fps)
     print(render(state))
     print(f"final scores: Frog {int(np.asarray(state.score)[0])}, Toad {int(np.asarray(state.score)[1])}")
+    return 0
+
+
+QUICKSTART = "configs/quickstart.yaml"
+
+
+def default_config_path() -> Path:
+    """configs/quickstart.yaml from the working directory, else from the repository."""
+    here = Path(QUICKSTART)
+    return here if here.is_file() else Path(__file__).resolve().parents[1] / QUICKSTART
+
+
+def run_experiment_command(args, overrides=()) -> int:
+    from mirror.config import load_config
+    from mirror.experiment import format_headline, run_experiment
+    from mirror.train.command import default_run_dir
+    from mirror.train.run import resume_config
+
+    if args.resume:
+        if args.config or args.run_dir or overrides:
+            raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
+        config, _ = resume_config(args.resume)
+        run_dir = Path(args.resume)
+    else:
+        config = load_config(args.config or default_config_path(), list(overrides))  # fails before any work
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise UsageError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+    print(f"run: {run_dir.absolute()}")
+    headline = run_experiment(config, run_dir, resume=bool(args.resume))
+    print(format_headline(headline))
     return 0

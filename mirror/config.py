@@ -53,6 +53,9 @@ class ModelConfig:
     activation: str = "relu"  # one of mirror.agents.mlp.ACTIVATIONS
     dropout: float = 0.12  # after each hidden layer, training only
     kernel_init: str = "glorot_uniform"  # one of mirror.agents.mlp.KERNEL_INITS
+    # Populations (trained at once, see mirror.train): one entry per member; empty: the fields above.
+    population_widths: tuple = ()  # hidden widths per member, e.g. [[17, 17], [8, 8]] (same depth)
+    population_dropouts: tuple = ()  # dropout rate per member
 
     def validate(self) -> None:
         from mirror.agents.mlp import ACTIVATIONS, KERNEL_INITS
@@ -62,6 +65,13 @@ class ModelConfig:
         _require(self.activation in ACTIVATIONS, "model.activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
         _require(self.kernel_init in KERNEL_INITS, "model.kernel_init", self.kernel_init, f"one of {sorted(KERNEL_INITS)}")
         _require(0.0 <= self.dropout < 1.0, "model.dropout", self.dropout, "a number in [0, 1)")
+        widths = self.population_widths
+        ok = all(
+            isinstance(w, (list, tuple)) and len(w) > 0 and all(type(u) is int and u > 0 for u in w) for w in widths
+        ) and len({len(w) for w in widths}) <= 1
+        _require(ok, "model.population_widths", widths, "lists of positive hidden widths, all of the same depth")
+        ok = all(type(r) in (int, float) and 0.0 <= r < 1.0 for r in self.population_dropouts)
+        _require(ok, "model.population_dropouts", self.population_dropouts, "numbers in [0, 1)")
 
     @property
     def widths(self) -> tuple:
@@ -83,35 +93,70 @@ class TrainConfig:
     adam_eps: float = 1e-7
     max_train_rows: int = 0  # use at most this many training rows (0: all)
     population_seeds: tuple = ()  # train one member per seed at once (vmap); empty: just `seed`
+    # More population lists (one entry per member, zipped with the seeds and model.population_*;
+    # all non-empty lists must have the same length; members without a seed list share `seed`).
+    population_lrs: tuple = ()  # learning rate per member
+    population_l2s: tuple = ()  # L2 weight per member
+    scan_unroll: int = 1  # minibatch steps per scan iteration (speed; results agree to float rounding)
+    eval_chunk_rows: int = 16384  # rows per evaluation chunk (bounds memory)
 
     def validate(self) -> None:
         _require(self.loss in ("mse", "cross_entropy"), "train.loss", self.loss, "'mse' or 'cross_entropy'")
         _require(self.lr > 0, "train.lr", self.lr, "a positive number")
-        for name in ("batch_size", "epochs"):
+        for name in ("batch_size", "epochs", "scan_unroll", "eval_chunk_rows"):
             _require(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "a positive integer")
         for name in ("patience", "max_train_rows"):
             _require(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "a non-negative integer")
         _require(self.l2 >= 0, "train.l2", self.l2, "a non-negative number")
         _require(0 <= self.adam_b1 < 1 and 0 <= self.adam_b2 < 1, "train.adam_b1/adam_b2", (self.adam_b1, self.adam_b2), "numbers in [0, 1)")
         _require(self.adam_eps > 0, "train.adam_eps", self.adam_eps, "a positive number")
+        _require(all(type(s) is int for s in self.population_seeds), "train.population_seeds", self.population_seeds, "integers")
+
+        def number(v) -> float:  # YAML 1.1 reads "5e-5" as a string; accept it as scalar fields do
+            try:
+                return float("nan") if isinstance(v, bool) else float(v)
+            except (TypeError, ValueError):
+                return float("nan")
+
+        ok = all(number(v) > 0 for v in self.population_lrs)
+        _require(ok, "train.population_lrs", self.population_lrs, "positive numbers")
+        ok = all(number(v) >= 0 for v in self.population_l2s)
+        _require(ok, "train.population_l2s", self.population_l2s, "non-negative numbers")
 
 
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
     """CMNI and the neuron analyses (spec §7, paper §5-6)."""
 
-    chunk_rows: int = 8192  # test rows per activation chunk (bounds memory)
-    permutations: int = 200  # scenario-label permutations for the null p-value
-    init_seeds: int = 32  # random initialisations for the untrained-network baseline
-    leak_scenario: bool = False  # reproduce the published leak (scenario id fed into input 98)
+    # Test rows per activation chunk: memory is models x hidden units x chunk_rows floats.
+    # Up to ~2048 the float32 group means stay within 1e-6 of a float64 computation.
+    chunk_rows: int = 512
+    permutations: int = 200  # scenario-label permutations for the null p-value (0: skip)
+    init_seeds: int = 32  # random initialisations for the untrained-network baseline (0: skip)
+    # Reproduce the published leak (scenario id fed into input 98) in the CMNI itself.
+    # Off: the CMNI is clean and the leaky value is still reported alongside (cmni_leak).
+    leak_scenario: bool = False
     checkpoint: str = "best"  # checkpoint for neurons.csv and circuits: "best", "last" or an epoch number
+    # A neuron "responds" to Frog's (Toad's) distress when dFrog (dToad) exceeds this
+    # fraction of the largest distress response in its layer; differentiating neurons
+    # respond to exactly one. 0.15 reproduces the paper's Table 4 classification.
+    response_fraction: float = 0.15
+    # Circuits count an edge from a mirror or differentiating neuron when its weight's
+    # z-score (within its weight matrix) is at least this (paper Tables 7-10: 0.5 keeps
+    # L1N11 -> L2N7 at z 0.98 and drops L1N11 -> L2N0 at z 0.33).
+    circuit_z: float = 0.5
+    # A hub belongs to a circuit only if those counted edges carry at least this share of
+    # all its positive input from the first hidden layer (the paper's hubs: ~all of it).
+    circuit_share: float = 0.5
 
     def validate(self) -> None:
-        for name in ("chunk_rows", "init_seeds"):
-            _require(getattr(self, name) > 0, f"analysis.{name}", getattr(self, name), "a positive integer")
-        _require(self.permutations >= 0, "analysis.permutations", self.permutations, "a non-negative integer")
+        _require(self.chunk_rows > 0, "analysis.chunk_rows", self.chunk_rows, "a positive integer")
+        for name in ("permutations", "init_seeds"):
+            _require(getattr(self, name) >= 0, f"analysis.{name}", getattr(self, name), "a non-negative integer")
         ok = self.checkpoint in ("best", "last") or self.checkpoint.isdigit()
         _require(ok, "analysis.checkpoint", self.checkpoint, "'best', 'last' or an epoch number")
+        _require(0.0 <= self.response_fraction < 1.0, "analysis.response_fraction", self.response_fraction, "a number in [0, 1)")
+        _require(0.0 <= self.circuit_share <= 1.0, "analysis.circuit_share", self.circuit_share, "a number in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ def test_play_prints_frames_and_final_scores(capsys):
     [
         (["play", "--veil", "1.5"], "--veil must be in [0, 1]"),
         (["play", "--turns", "0"], "--turns must be positive"),
-        (["run", "--games", "4", "--show", "5"], "--show must be in [0, --games=4]"),
+        (["demo", "--games", "4", "--show", "5"], "--show must be in [0, --games=4]"),
     ],
 )
 def test_bad_arguments_fail_naming_the_flag(argv, message, capsys):
@@ -40,7 +40,7 @@ def test_bad_arguments_fail_naming_the_flag(argv, message, capsys):
 
 
 def test_run_demo_reports_throughput(capsys):
-    assert main(["run", "--games", "8", "--turns", "20", "--show", "1"]) == 0
+    assert main(["demo", "--games", "8", "--turns", "20", "--show", "1"]) == 0
     out = capsys.readouterr().out
     assert "8 games x 20 turns" in out and "turns/s" in out
 

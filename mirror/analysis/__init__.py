@@ -1,0 +1,10 @@
+"""The paper's analyses (spec §7, paper §5-6), vectorised over checkpoints and members.
+
+- `groups`: which test rows feed which scenario mean; the published leak;
+- `cmni`: CMNI, MNE, per-layer CMNI and per-neuron mu / dFrog / dToad / MNS for every
+  model at once; permutation and random-initialisation null baselines;
+- `moments`: mean, variance, skewness, excess kurtosis per neuron and scenario;
+- `neurons`: mirror candidates and differentiating neurons;
+- `circuits`: weight z-scores and distress-activated circuits;
+- `analyse`, `report`, `figures`, `command`: `mirror cmni RUN_DIR`.
+"""

@@ -1,0 +1,148 @@
+"""Every analysis of a run's checkpoints, as arrays (no files, no printing).
+
+`analyse_checkpoints` takes the stacked parameters [checkpoints, members, ...] of a run
+(or any stack of models), the test rows and the analysis config, and returns the CMNI
+of every checkpoint and member (clean and with the published leak), the permutation
+and random-initialisation nulls, and, for one selected checkpoint per member, moments,
+roles, weight z-scores and circuits. `mirror.analysis.report` writes them out.
+"""
+
+import dataclasses
+import time
+from typing import Callable
+
+import jax
+import numpy as np
+
+from mirror.analysis.circuits import circuits, weight_zscores
+from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, permutation_null
+from mirror.analysis.groups import cmni_groups, leak_scenario
+from mirror.analysis.moments import Moments, scenario_moments
+from mirror.analysis.neurons import mirror_rank, neuron_roles
+from mirror.config import AnalysisConfig
+
+
+@dataclasses.dataclass
+class CheckpointAnalysis:
+    result: CMNIResult  # [checkpoints, members] (the CMNI as configured: clean unless leak_scenario)
+    cmni_clean: np.ndarray  # [checkpoints, members]
+    cmni_leak: np.ndarray  # [checkpoints, members]
+    p_permutation: np.ndarray  # [checkpoints, members] (nan when permutations = 0)
+    init_null: np.ndarray  # [members, seeds] CMNI at random initialisation
+    p_init: np.ndarray  # [checkpoints, members] (1 + #init >= observed) / (seeds + 1); nan without seeds
+    selected: np.ndarray  # int[members] checkpoint index analysed per neuron
+    moments: Moments  # [members, neurons, 4] at the selected checkpoints
+    roles: np.ndarray  # int[members, neurons] (neurons.ROLE_NAMES)
+    mirror_rank: np.ndarray  # int[members, neurons]
+    circuits: list  # per member: rows of circuits.circuits
+    zscores: list  # per member: {kernel: z[fan_in, units]}
+    layer_of: np.ndarray  # int[neurons]
+    unit_of: np.ndarray  # int[neurons]
+    group_counts: np.ndarray  # int[4] test rows in groups none, frog, toad, both
+    timings: dict  # seconds per phase
+
+
+def select_member_params(params, selected):
+    """params [checkpoints, members, ...] -> [members, ...] at checkpoint selected[m] of member m."""
+    members = np.arange(len(selected))
+    return jax.tree.map(lambda a: np.asarray(a)[np.asarray(selected), members], params)
+
+
+def analyse_checkpoints(
+    seed: int,
+    params,
+    unit_mask,
+    member_widths: list,
+    inputs: np.ndarray,
+    scenarios: np.ndarray,
+    idle_shown: np.ndarray,
+    selected: np.ndarray,
+    config: AnalysisConfig,
+    *,
+    activation: str = "relu",
+    kernel_init: str = "glorot_uniform",
+    progress: Callable[[str], None] | None = None,
+) -> CheckpointAnalysis:
+    """params [checkpoints, members, ...] (padded), unit_mask bool[members, units] per hidden
+    layer, member_widths: true hidden widths per member, test rows, selected int[members].
+    `seed` draws the label permutations and the random initialisations."""
+    step = progress or (lambda name: None)
+    timings = {}
+    groups = cmni_groups(scenarios, idle_shown)
+    leaked = leak_scenario(inputs, scenarios)
+    masks = [np.asarray(m)[None] for m in unit_mask]  # broadcast over checkpoints
+    kw = dict(unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows)
+
+    def timed(name, fn):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        timings[name] = time.perf_counter() - start
+        step(name)
+        return out
+
+    clean = timed("cmni", lambda: cmni(params, inputs, groups, **kw))
+    leak = timed("cmni with the leak", lambda: cmni(params, leaked, groups, **kw))
+    result = leak if config.leak_scenario else clean
+    analysed_inputs = leaked if config.leak_scenario else inputs
+    shape = np.asarray(result.cmni).shape
+    p_permutation = np.full(shape, np.nan)
+    if config.permutations:
+        null = timed("permutation null", lambda: permutation_null(seed, params, analysed_inputs, groups, permutations=config.permutations, **kw))
+        p_permutation = np.asarray(empirical_p_value(result.cmni, null))
+    init = np.zeros((shape[1], 0))
+    if config.init_seeds:
+        key = jax.random.key(seed)
+        init = timed("random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, config, activation, kernel_init))
+    p_init = np.full(shape, np.nan)
+    if init.shape[1]:
+        p_init = (1 + (init[None, :, :] >= np.asarray(result.cmni)[:, :, None]).sum(-1)) / (init.shape[1] + 1)
+
+    chosen = select_member_params(params, selected)
+    moments = timed("moments", lambda: scenario_moments(chosen, analysed_inputs, groups, unit_mask=unit_mask, activation=activation, chunk_rows=config.chunk_rows))
+    layer_of, unit_of = neuron_layout(chosen)
+    members = np.arange(shape[1])
+    at = lambda a: np.asarray(a)[np.asarray(selected), members]  # noqa: E731
+    real = at(result.neuron_mask)
+    roles = neuron_roles(at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, config.response_fraction)
+    rank = mirror_rank(at(result.mns), layer_of, real)
+    member_params = [jax.tree.map(lambda a: a[m], chosen) for m in members]
+    member_masks = [[np.asarray(u)[m] for u in unit_mask] for m in members]
+    member_circuits = [circuits(p, roles[m], k, config.circuit_z, config.circuit_share) for m, (p, k) in enumerate(zip(member_params, member_masks))]
+    zscores = [weight_zscores(p, k) for p, k in zip(member_params, member_masks)]
+    step("neurons and circuits")
+    return CheckpointAnalysis(
+        result=result,
+        cmni_clean=np.asarray(clean.cmni),
+        cmni_leak=np.asarray(leak.cmni),
+        p_permutation=p_permutation,
+        init_null=init,
+        p_init=p_init,
+        selected=np.asarray(selected),
+        moments=moments,
+        roles=roles,
+        mirror_rank=rank,
+        circuits=member_circuits,
+        zscores=zscores,
+        layer_of=layer_of,
+        unit_of=unit_of,
+        group_counts=np.bincount(groups[groups >= 0], minlength=4),
+        timings=timings,
+    )
+
+
+ANALYSIS_STEPS = 6  # progress steps reported by analyse_checkpoints (at most)
+
+
+def _init_null(key, member_widths, params, inputs, groups, config, activation, kernel_init) -> np.ndarray:
+    """[members, seeds]: members of equal widths share one batch of initialisations."""
+    padded = [int(params[f"hidden_{i}"]["bias"].shape[-1]) for i in range(len(member_widths[0]))]
+    out = np.zeros((len(member_widths), config.init_seeds))
+    distinct = sorted({tuple(w) for w in member_widths})
+    batches = [init_params_batch(jax.random.fold_in(key, i), config.init_seeds, w, activation=activation, kernel_init=kernel_init, padded_to=padded) for i, w in enumerate(distinct)]
+    stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
+    masks = [np.concatenate([np.repeat((np.arange(p) < w[i])[None], config.init_seeds, 0) for w in distinct]) for i, p in enumerate(padded)]
+    values = np.asarray(cmni(stacked, inputs, groups, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).cmni)
+    for m, w in enumerate(member_widths):
+        i = distinct.index(tuple(w))
+        out[m] = values[i * config.init_seeds : (i + 1) * config.init_seeds]
+    return out

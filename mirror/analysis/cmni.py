@@ -1,0 +1,354 @@
+"""The Checkpoint Mirror Neuron Index (spec §7, paper §4.5) of many models in one jitted call.
+
+For one model and the test rows of groups 0, 1, 2 (`mirror.analysis.groups`):
+
+    mu_n(g)  = mean activation of neuron n over the rows of group g
+    dFrog_n  = mu_n(1) - mu_n(0),   dToad_n = mu_n(2) - mu_n(0)
+    MNS_n    = min(dFrog_n, dToad_n) if both are positive, else 0
+    MNE      = sum_n MNS_n,          CMNI = MNE / N
+
+over every dense layer's output (hidden layers after the activation, the linear output
+layer included: 17 + 17 + 4 = 38 neurons for 2 x 17). Padded (masked-out) units of a
+population member are neither neurons nor counted in N.
+
+How it is computed. Parameters carry leading model axes (`[checkpoints]` or
+`[checkpoints, members]`), flattened to one `models` axis and `jax.vmap`ped. Test rows
+go through in chunks (`lax.scan`), each chunk transposed to `[features, rows]` so that
+the first layer is one GEMM over every model and later layers are fused multiply-add
+chains along rows; per-group sums are a GEMM of the activations with the chunk's one-hot
+group matrix, accumulated over chunks (Kahan-compensated). Memory is `models x hidden x chunk_rows` floats,
+whatever the number of rows. The output layer is linear, so its group means follow from
+the last hidden layer's means (`mu_out = mu_hidden @ W + b`) without a per-row pass.
+
+The permutation null reuses the same pass: K label permutations become K more column
+pairs of the one-hot matrix, so all K null CMNIs of every model cost one more sweep.
+"""
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from mirror.agents.mlp import ACTIVATIONS, init_params
+from mirror.analysis.groups import CMNI_GROUPS
+
+UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
+
+
+class CMNIResult(NamedTuple):
+    """Leading axes `...` are the parameters' model axes ([checkpoints] or [checkpoints, members]).
+    Neurons are ordered layer by layer (padded widths), the output layer last."""
+
+    cmni: jax.Array  # [...]
+    mne: jax.Array  # [...]
+    neurons: jax.Array  # int[...] neurons counted (N)
+    layer_cmni: jax.Array  # [..., layers] MNE / N within each layer (hidden layers, then outputs)
+    layer_mne: jax.Array  # [..., layers]
+    layer_neurons: jax.Array  # int[..., layers]
+    mu: jax.Array  # [..., neurons, 3] mean activation in groups none, frog, toad
+    d_frog: jax.Array  # [..., neurons]
+    d_toad: jax.Array  # [..., neurons]
+    mns: jax.Array  # [..., neurons] (0 for padded neurons)
+    neuron_mask: jax.Array  # bool[..., neurons]: real (counted) neurons
+    counts: jax.Array  # int[3] rows in groups none, frog, toad
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def hidden_names(params) -> list[str]:
+    layers = sum(1 for name in params if name.startswith("hidden_"))
+    return [f"hidden_{i}" for i in range(layers)]
+
+
+def model_axes(params) -> tuple:
+    """The leading (model) axes of a stacked parameter pytree."""
+    return params["output"]["bias"].shape[:-1]
+
+
+def padded_widths(params) -> list[int]:
+    return [int(params[name]["bias"].shape[-1]) for name in hidden_names(params)]
+
+
+def neuron_layout(params) -> tuple[np.ndarray, np.ndarray]:
+    """(layer int[neurons], unit int[neurons]): 0-based layer (hidden layers, then the
+    output layer) and unit index of each neuron in the order used by CMNIResult."""
+    widths = padded_widths(params) + [int(params["output"]["bias"].shape[-1])]
+    layer = np.concatenate([np.full(w, i) for i, w in enumerate(widths)])
+    unit = np.concatenate([np.arange(w) for w in widths])
+    return layer, unit
+
+
+def full_unit_mask(params, unit_mask=None) -> list[jax.Array]:
+    """bool[..., units] per hidden layer, broadcast to the model axes (all True if None)."""
+    lead = model_axes(params)
+    widths = padded_widths(params)
+    if unit_mask is None:
+        return [jnp.ones(lead + (w,), bool) for w in widths]
+    if len(unit_mask) != len(widths):
+        raise ValueError(f"unit_mask has {len(unit_mask)} layers, the model {len(widths)}")
+    return [jnp.broadcast_to(jnp.asarray(m, bool), lead + (w,)) for m, w in zip(unit_mask, widths)]
+
+
+def flatten_models(params, masks):
+    """Stacked params [..., ...] and masks [..., units] -> one leading `models` axis."""
+    lead = model_axes(params)
+    flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[len(lead) :]), params)
+    return flat, [m.reshape(-1, m.shape[-1]) for m in masks]
+
+
+def _dense_t(kernel: jax.Array, h: jax.Array) -> jax.Array:
+    """kernel[fan_in, units], h[fan_in, rows] -> [units, rows] (no bias)."""
+    fan_in = kernel.shape[0]
+    if fan_in > UNROLL_MAX_FAN_IN:
+        # The first layer: `h` is shared by all models, so under vmap this is one GEMM.
+        return kernel.T @ h
+    # Tiny per-model matrices: XLA:CPU runs a batched dot of [units, fan_in] x [fan_in, rows]
+    # as many small calls; a fused chain of fan_in multiply-adds vectorises along rows instead.
+    out = kernel[0][:, None] * h[0][None, :]
+    for j in range(1, fan_in):
+        out = out + kernel[j][:, None] * h[j][None, :]
+    return out
+
+
+def hidden_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
+    """One model: x_t[100, rows] -> [hidden neurons, rows], every hidden layer after the
+    activation (padded units zero), stacked layer by layer. Same values as `MLP.apply`."""
+    act = ACTIVATIONS[activation]
+    h, outs = x_t, []
+    for name, mask in zip(hidden_names(params), masks):
+        layer = params[name]
+        h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h) + layer["bias"][:, None]), 0.0)
+        outs.append(h)
+    return jnp.concatenate(outs, axis=0)
+
+
+def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
+    """One model: x_t[100, rows] -> [neurons, rows], hidden layers then the linear outputs."""
+    hidden = hidden_activations_t(params, masks, x_t, activation)
+    last = hidden[hidden.shape[0] - masks[-1].shape[0] :]
+    out = params["output"]["kernel"].T @ last + params["output"]["bias"][:, None]
+    return jnp.concatenate([hidden, out], axis=0)
+
+
+# ----------------------------------------------------------------------------- group sums
+
+
+def _chunks(inputs: jax.Array, labels: jax.Array, chunk_rows: int):
+    """inputs[rows, 100], labels[sets, rows] -> [chunks, chunk_rows, 100], [chunks, sets, chunk_rows];
+    padding rows get label -1 (no group)."""
+    rows = inputs.shape[0]
+    chunks = max(1, -(-rows // chunk_rows))
+    pad = chunks * chunk_rows - rows
+    inputs = jnp.pad(inputs, ((0, pad), (0, 0)))
+    labels = jnp.pad(labels, ((0, 0), (0, pad)), constant_values=-1)
+    return inputs.reshape(chunks, chunk_rows, -1), labels.reshape(labels.shape[0], chunks, chunk_rows).transpose(1, 0, 2)
+
+
+def scan_rows(fn, zeros, inputs: jax.Array, labels: jax.Array, chunk_rows: int):
+    """The sum over row chunks of fn(x_t[100, chunk_rows] float32, labels[sets, chunk_rows])
+    (an array shaped like `zeros`).
+
+    Chunks are added with Kahan compensation: a plain float32 running total of ~10^5
+    activations drifts by ~1e-6 relative, which is the tolerance we promise.
+    """
+    xs = _chunks(inputs, labels, chunk_rows)
+
+    def body(carry, chunk):
+        total, compensation = carry
+        y = fn(chunk[0].astype(jnp.float32).T, chunk[1]) - compensation
+        new = total + y
+        return (new, (new - total) - y), None
+
+    return lax.scan(body, (zeros, jnp.zeros_like(zeros)), xs)[0][0]
+
+
+def one_hot_columns(labels: jax.Array, groups: int) -> jax.Array:
+    """labels[sets, rows] -> float32[rows, sets * groups]; labels outside [0, groups) give zero rows."""
+    return jax.nn.one_hot(labels.T, groups, dtype=jnp.float32).reshape(labels.shape[1], -1)
+
+
+def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
+    """Sums of every hidden neuron's activation per label set and group.
+
+    flat_params: one leading `models` axis; inputs int8[rows, 100]; labels int[sets, rows].
+    Returns float32[models, hidden neurons, sets, groups].
+    """
+    forward = jax.vmap(functools.partial(hidden_activations_t, activation=activation), in_axes=(0, 0, None))
+    models = flat_params["output"]["bias"].shape[0]
+    hidden = sum(m.shape[-1] for m in flat_masks)
+
+    def chunk_sums(x_t, lab):
+        h = forward(flat_params, flat_masks, x_t)  # [models, hidden, rows]
+        return jnp.einsum("mhr,rc->mhc", h, one_hot_columns(lab, groups))
+
+    total = jnp.zeros((models, hidden, labels.shape[0] * groups), jnp.float32)
+    total = scan_rows(chunk_sums, total, inputs, labels, chunk_rows)
+    return total.reshape(models, hidden, labels.shape[0], groups)
+
+
+# ----------------------------------------------------------------------------- CMNI from means
+
+
+def output_means(flat_params, hidden_mu: jax.Array, last_width: int) -> jax.Array:
+    """The linear output layer's group means from the last hidden layer's:
+    hidden_mu[models, hidden, ...] -> [models, actions, ...]."""
+    last = hidden_mu[:, hidden_mu.shape[1] - last_width :]
+    kernel, bias = flat_params["output"]["kernel"], flat_params["output"]["bias"]
+    mu = jnp.einsum("mu...,mua->ma...", last, kernel)
+    return mu + bias.reshape(bias.shape + (1,) * (mu.ndim - 2))
+
+
+def _stats(mu: jax.Array, neuron_mask: jax.Array, layer_of: np.ndarray, layers: int) -> dict:
+    """One model: mu[neurons, 3], neuron_mask bool[neurons] -> the CMNIResult fields."""
+    d_frog = mu[:, 1] - mu[:, 0]
+    d_toad = mu[:, 2] - mu[:, 0]
+    mns = jnp.where(neuron_mask & (d_frog > 0) & (d_toad > 0), jnp.minimum(d_frog, d_toad), 0.0)
+    by_layer = jnp.asarray(np.eye(layers, dtype=np.float32)[layer_of])  # [neurons, layers]
+    layer_mne = mns @ by_layer
+    layer_neurons = neuron_mask.astype(jnp.int32) @ by_layer.astype(jnp.int32)
+    neurons = layer_neurons.sum()
+    return dict(
+        cmni=layer_mne.sum() / neurons,
+        mne=layer_mne.sum(),
+        neurons=neurons,
+        layer_cmni=layer_mne / layer_neurons,
+        layer_mne=layer_mne,
+        layer_neurons=layer_neurons,
+        mu=mu,
+        d_frog=d_frog,
+        d_toad=d_toad,
+        mns=mns,
+        neuron_mask=neuron_mask,
+    )
+
+
+def _neuron_mask(flat_params, flat_masks) -> jax.Array:
+    models = flat_params["output"]["bias"].shape[0]
+    actions = flat_params["output"]["bias"].shape[1]
+    return jnp.concatenate(flat_masks + [jnp.ones((models, actions), bool)], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
+def _cmni_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
+    sums = group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
+    counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
+    hidden_mu = sums[:, :, 0] / counts  # [models, hidden, 3]
+    mu = jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
+    layer_of = _layer_of(flat_masks, flat_params)
+    stats = jax.vmap(lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1))(mu, _neuron_mask(flat_params, flat_masks))
+    return stats, counts
+
+
+def _layer_of(flat_masks, flat_params) -> np.ndarray:
+    widths = [m.shape[-1] for m in flat_masks] + [flat_params["output"]["bias"].shape[-1]]
+    return np.concatenate([np.full(w, i) for i, w in enumerate(widths)])
+
+
+def _cmni_rows(inputs, groups):
+    """Keep only the rows that feed the CMNI (groups 0, 1, 2): the others cost time and add nothing."""
+    groups = np.asarray(groups)
+    keep = (groups >= 0) & (groups < CMNI_GROUPS)
+    return jnp.asarray(np.asarray(inputs)[keep]), jnp.asarray(groups[keep].astype(np.int32))
+
+
+def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", chunk_rows: int = 512) -> CMNIResult:
+    """CMNI of every model in `params` (leading model axes `...`) on the test rows.
+
+    inputs int8[rows, 100] (model inputs, spec §5.6; see `groups.leak_scenario` for the
+    published leak); groups int8[rows] from `groups.cmni_groups` (rows outside 0-2 are
+    ignored); unit_mask: None or bool[..., units] per hidden layer (padded populations).
+    """
+    masks = full_unit_mask(params, unit_mask)
+    lead = model_axes(params)
+    flat_params, flat_masks = flatten_models(params, masks)
+    x, g = _cmni_rows(inputs, groups)
+    stats, counts = _cmni_flat(flat_params, flat_masks, x, g, activation=activation, chunk_rows=chunk_rows)
+    stats = {k: v.reshape(lead + v.shape[1:]) for k, v in stats.items()}
+    return CMNIResult(counts=counts, **stats)
+
+
+# ----------------------------------------------------------------------------- null baselines
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
+def _permutation_flat(flat_params, flat_masks, inputs, groups, shuffled, *, activation, chunk_rows):
+    # Label set 0 puts every row in its group 0: the total. Sets 1..K hold the permuted
+    # frog (1 -> 0) and toad (2 -> 1) rows; the none-rows (-1) follow as total - frog - toad.
+    labels = jnp.concatenate([jnp.zeros((1, groups.shape[0]), jnp.int32), shuffled.astype(jnp.int32) - 1])
+    sums = group_sums(flat_params, flat_masks, inputs, labels, groups=2, activation=activation, chunk_rows=chunk_rows)
+    counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
+    frog, toad = sums[:, :, 1:, 0], sums[:, :, 1:, 1]  # [models, hidden, K]
+    none = sums[:, :, :1, 0] - frog - toad
+    hidden_mu = jnp.stack([none / counts[0], frog / counts[1], toad / counts[2]], axis=-1)  # [models, hidden, K, 3]
+    mu = jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
+    layer_of = _layer_of(flat_masks, flat_params)
+    one = lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1)["cmni"]  # noqa: E731
+    per_perm = jax.vmap(one, in_axes=(0, None))  # over K
+    return jax.vmap(per_perm)(mu.transpose(0, 2, 1, 3), _neuron_mask(flat_params, flat_masks))  # [models, K]
+
+
+def permuted_groups(seed: int, groups: np.ndarray, permutations: int) -> np.ndarray:
+    """int8[K, rows]: K independent shuffles of `groups` (NumPy's row-wise Fisher-Yates:
+    a sort-based `jax.random.permutation` of 10^5 rows is ~50x slower on CPU)."""
+    rng = np.random.default_rng(seed)
+    return rng.permuted(np.broadcast_to(np.asarray(groups, np.int8), (permutations, len(groups))), axis=1)
+
+
+def permutation_null(seed: int, params, inputs, groups, *, permutations: int = 200, unit_mask=None, activation: str = "relu", chunk_rows: int = 512):
+    """CMNI with the group labels of the CMNI rows (groups 0-2) permuted, K times:
+    float32[..., K]. Group sizes are kept; the K permutations (`permuted_groups(seed,
+    CMNI rows' groups, K)`) are shared by all models."""
+    masks = full_unit_mask(params, unit_mask)
+    lead = model_axes(params)
+    flat_params, flat_masks = flatten_models(params, masks)
+    x, g = _cmni_rows(inputs, groups)
+    shuffled = jnp.asarray(permuted_groups(seed, np.asarray(g), permutations))
+    null = _permutation_flat(flat_params, flat_masks, x, g, shuffled, activation=activation, chunk_rows=chunk_rows)
+    return null.reshape(lead + (permutations,))
+
+
+def empirical_p_value(observed, null):
+    """(1 + #{null >= observed}) / (K + 1) per model: observed[...], null[..., K]."""
+    observed, null = jnp.asarray(observed), jnp.asarray(null)
+    return (1 + jnp.sum(null >= observed[..., None], axis=-1)) / (null.shape[-1] + 1)
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_init(widths: tuple, activation: str, kernel_init: str):
+    # One jitted init called per key: compiling a vmapped init takes several seconds on CPU.
+    return jax.jit(functools.partial(init_params, widths=widths, activation=activation, kernel_init=kernel_init))
+
+
+def init_params_batch(key, seeds: int, widths, *, activation: str = "relu", kernel_init: str = "glorot_uniform", padded_to=None):
+    """Parameters of `seeds` freshly initialised models [seeds, ...] (numpy), optionally
+    zero-padded to wider hidden layers. The i-th model is `init_params(split(key)[i], ...)`."""
+    widths = tuple(int(w) for w in widths)
+    init = _jitted_init(widths, activation, kernel_init)
+    models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
+    params = jax.tree.map(lambda *leaves: np.stack(leaves), *models)
+    if padded_to is None or tuple(padded_to) == widths:
+        return params
+    padded = {}
+    fan_in = (100, 100)
+    for i, (w, pw) in enumerate(zip(widths, padded_to)):
+        layer = params[f"hidden_{i}"]
+        kernel = np.zeros((seeds, fan_in[1], pw), layer["kernel"].dtype)
+        kernel[:, : fan_in[0], :w] = layer["kernel"]
+        bias = np.zeros((seeds, pw), layer["bias"].dtype)
+        bias[:, :w] = layer["bias"]
+        padded[f"hidden_{i}"] = {"kernel": kernel, "bias": bias}
+        fan_in = (w, pw)
+    kernel = np.zeros((seeds, fan_in[1], params["output"]["kernel"].shape[-1]), params["output"]["kernel"].dtype)
+    kernel[:, : fan_in[0]] = params["output"]["kernel"]
+    padded["output"] = {"kernel": kernel, "bias": params["output"]["bias"]}
+    return padded
+
+
+def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):
+    """CMNI of the architecture at random initialisation: float32[seeds]."""
+    params = init_params_batch(key, seeds, widths, activation=activation, kernel_init=kernel_init)
+    return cmni(params, inputs, groups, activation=activation, chunk_rows=chunk_rows).cmni

@@ -1,0 +1,184 @@
+"""Writing a run's analysis: CSV tables, summary.json and the figures (the I/O edge).
+
+    OUT/cmni.csv      one row per checkpoint and member
+    OUT/neurons.csv   selected checkpoint(s): one row per neuron and scenario
+    OUT/circuits.csv  selected checkpoint(s): one row per second-layer hub
+    OUT/weights.csv   selected checkpoint(s): every weight and its z-score in its matrix
+    OUT/summary.json  group sizes, null baselines, selected checkpoints, timings
+    OUT/figures/      training[_mM].png, layer{L}[_mM].png, circuits[_mM].png
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mirror.analysis import figures
+from mirror.analysis.analyse import CheckpointAnalysis
+from mirror.analysis.circuits import kernel_names
+from mirror.analysis.groups import GROUP_NAMES
+from mirror.analysis.neurons import ROLE_NAMES, neuron_name
+from mirror.env.constants import ACTION_NAMES
+
+
+def _fmt(value):
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return "" if np.isnan(value) else f"{float(value):.9g}"
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_csv(path: Path, header: list[str], rows) -> Path:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow([_fmt(v) for v in row])
+    return path
+
+
+def layer_names(layers: int) -> list[str]:
+    """Per-layer column suffixes: L1 .. L{hidden}, then the output layer L{hidden + 1}."""
+    return [f"L{i + 1}" for i in range(layers)]
+
+
+def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict):
+    """Rows of cmni.csv; metrics: name -> [checkpoints, members] (val_loss, val_loss_data, val_accuracy)."""
+    r = a.result
+    checkpoints, members = np.asarray(r.cmni).shape
+    layers = np.asarray(r.layer_cmni).shape[-1]
+    header = ["checkpoint", "epoch", "member", "val_loss", "val_loss_data", "val_accuracy", "cmni", "mne", "neurons"]
+    header += [f"cmni_{name}" for name in layer_names(layers)]
+    header += ["p_permutation", "p_init", "cmni_clean", "cmni_leak", "selected"]
+    rows = []
+    for c in range(checkpoints):
+        for m in range(members):
+            row = [c, int(epochs[c]), m] + [metrics[k][c, m] for k in ("val_loss", "val_loss_data", "val_accuracy")]
+            row += [float(r.cmni[c, m]), float(r.mne[c, m]), int(r.neurons[c, m])]
+            row += [float(v) for v in np.asarray(r.layer_cmni[c, m])]
+            row += [a.p_permutation[c, m], a.p_init[c, m], a.cmni_clean[c, m], a.cmni_leak[c, m], a.selected[m] == c]
+            rows.append(row)
+    return header, rows
+
+
+def neuron_rows(a: CheckpointAnalysis, epochs):
+    header = ["member", "checkpoint", "epoch", "neuron", "layer", "unit", "action", "role", "mirror_rank", "d_frog", "d_toad", "mns",
+              "scenario", "rows", "mean", "variance", "skewness", "kurtosis"]  # fmt: skip
+    r, mo = a.result, a.moments
+    output_layer = int(a.layer_of.max())
+    rows = []
+    for m, c in enumerate(a.selected):
+        real = np.asarray(r.neuron_mask[c, m])
+        for n in np.flatnonzero(real):
+            layer, unit = int(a.layer_of[n]), int(a.unit_of[n])
+            action = ACTION_NAMES[unit] if layer == output_layer else ""
+            head = [m, int(c), int(epochs[c]), neuron_name(layer, unit), layer + 1, unit, action, ROLE_NAMES[a.roles[m, n]], a.mirror_rank[m, n]]
+            head += [float(r.d_frog[c, m, n]), float(r.d_toad[c, m, n]), float(r.mns[c, m, n])]
+            for g, group in enumerate(GROUP_NAMES):
+                stats = [float(s[m, n, g]) for s in (mo.mean, mo.variance, mo.skewness, mo.kurtosis)]
+                rows.append(head + [group, int(mo.counts[g])] + stats)
+    return header, rows
+
+
+def _edges(edges) -> str:
+    return " ".join(f"{neuron_name(0, u)}:{w:.4g}(z={z:.2f})" for u, w, z in edges)
+
+
+def circuit_rows(a: CheckpointAnalysis, epochs):
+    header = ["member", "epoch", "hub", "action", "action_weight", "action_z", "other_actions_mean", "mirror_in", "differentiating_in",
+              "distress_share", "mirror_sources", "differentiating_sources", "circuit"]  # fmt: skip
+    rows = []
+    for m, hubs in enumerate(a.circuits):
+        for h in hubs:
+            rows.append([m, int(epochs[a.selected[m]]), h["hub"], h["action"], h["action_weight"], h["action_z"], h["other_actions_mean"],
+                         h["mirror_in"], h["differentiating_in"], h["distress_share"], _edges(h["mirror_sources"]), _edges(h["differentiating_sources"]), h["circuit"]])  # fmt: skip
+    return header, rows
+
+
+def weight_rows(a: CheckpointAnalysis, params_selected, epochs):
+    """Every real weight of the selected checkpoint(s) with its z-score (NaN z = padded)."""
+    header = ["member", "epoch", "kernel", "from", "to", "weight", "z"]
+    rows = []
+    for m, z in enumerate(a.zscores):
+        names = kernel_names(params_selected)
+        for i, name in enumerate(names):
+            w = np.asarray(params_selected[name]["kernel"])[m]
+            for s, t in zip(*np.nonzero(np.isfinite(z[name]))):
+                source = f"x{s}" if i == 0 else neuron_name(i - 1, int(s))
+                target = neuron_name(i, int(t)) + (f" ({ACTION_NAMES[t]})" if name == "output" else "")
+                rows.append([m, int(epochs[a.selected[m]]), name, source, target, float(w[s, t]), float(z[name][s, t])])
+    return header, rows
+
+
+def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
+    init = a.init_null
+    return {
+        "analysis_config": config_analysis,
+        "test_rows_per_group": dict(zip(GROUP_NAMES, map(int, a.group_counts))),
+        "selected": [{"member": m, "checkpoint": int(c), "epoch": int(epochs[c])} for m, c in enumerate(a.selected)],
+        "init_null": [
+            {"member": m, "seeds": int(init.shape[1]), "mean": float(init[m].mean()), "std": float(init[m].std()),
+             "p95": float(np.percentile(init[m], 95)), "max": float(init[m].max())} if init.shape[1] else {"member": m, "seeds": 0}
+            for m in range(init.shape[0])
+        ],  # fmt: skip
+        "timings_s": {k: round(v, 3) for k, v in a.timings.items()},
+    }
+
+
+def write_report(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict) -> list[Path]:
+    """Write every table and figure; returns the paths written."""
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    written = [
+        write_csv(out / "cmni.csv", *cmni_rows(a, epochs, metrics)),
+        write_csv(out / "neurons.csv", *neuron_rows(a, epochs)),
+        write_csv(out / "circuits.csv", *circuit_rows(a, epochs)),
+        write_csv(out / "weights.csv", *weight_rows(a, params_selected, epochs)),
+    ]
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary(a, epochs, config_analysis), indent=2) + "\n")
+    written.append(path)
+    written += write_figures(out / "figures", a, epochs, metrics)
+    return written
+
+
+def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict) -> list[Path]:
+    r = a.result
+    members = np.asarray(r.cmni).shape[1]
+    suffix = (lambda m: f"_m{m}") if members > 1 else (lambda m: "")
+    written = []
+    for m in range(members):
+        c = int(a.selected[m])
+        label = f"member {m}, " if members > 1 else ""
+        written.append(
+            figures.plot_training(
+                fig_dir / f"training{suffix(m)}.png", epochs, metrics["val_loss"][:, m], np.asarray(r.cmni[:, m]),
+                cmni_leak=a.cmni_leak[:, m], p_values=a.p_permutation[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
+                selected_epoch=int(epochs[c]), title=f"Validation loss and CMNI across epochs ({label}paper Figure 2)",
+            )
+        )  # fmt: skip
+        real = np.asarray(r.neuron_mask[c, m])
+        for layer in np.unique(a.layer_of):
+            idx = np.flatnonzero((a.layer_of == layer) & real)
+            names = [neuron_name(int(layer), int(a.unit_of[n])) for n in idx]
+            output = layer == a.layer_of.max()
+            if output:
+                names = [f"{n}\n{ACTION_NAMES[int(a.unit_of[i])]}" for n, i in zip(names, idx)]
+            kind = "outputs" if output else f"hidden layer {layer + 1}"
+            written.append(
+                figures.plot_layer_means(
+                    fig_dir / f"layer{layer + 1}{suffix(m)}.png", np.asarray(a.moments.mean[m])[idx], a.roles[m, idx], names,
+                    title=f"Mean activation per scenario, {kind} ({label}epoch {int(epochs[c])}, CMNI {float(r.cmni[c, m]):.5f})",
+                )
+            )  # fmt: skip
+        written.append(
+            figures.plot_circuits(
+                fig_dir / f"circuits{suffix(m)}.png", a.circuits[m],
+                title=f"Distress-activated circuits ({label}epoch {int(epochs[c])})",
+            )
+        )  # fmt: skip
+    return written

@@ -1,0 +1,112 @@
+"""`mirror run`: the whole experiment in one command.
+
+dataset (built or reused from the cache) -> training with a checkpoint every epoch ->
+CMNI and the neuron analyses over every checkpoint -> `report.md`. Each stage leaves
+complete files behind before the next starts (datasets and checkpoints are written
+atomically), so an interrupted run loses nothing already written and
+`mirror run --resume RUN_DIR` continues where it stopped.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from mirror.config import Config
+from mirror.tracking import open_tracker
+
+
+def _log_training(tracker, run_dir: Path) -> None:
+    """Per-epoch training and validation metrics from metrics.jsonl."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    for line in path.read_text().splitlines():
+        meta = json.loads(line)
+        scalars = {}
+        for key, value in meta.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                scalars[f"train/{key}"] = value
+            elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
+                scalars.update({f"train/{key}/member_{i}": v for i, v in enumerate(value)})
+        tracker.log_metrics(scalars, step=int(meta["epoch"]))
+
+
+def _log_analysis(tracker, run_dir: Path) -> None:
+    from mirror.report import read_csv
+
+    rows = read_csv(run_dir / "cmni.csv")
+    for r in rows:
+        tracker.log_metrics({f"cmni/member_{r['member']}": float(r["cmni"])}, step=int(r["epoch"]))
+    if rows:
+        columns = list(rows[0])
+        tracker.log_table("cmni_table", columns, [[r[c] for c in columns] for r in rows])
+    tracker.log_images({f"figures/{p.stem}": p for p in sorted((run_dir / "figures").glob("*.png"))})
+
+
+def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=print) -> dict:
+    """Run (or resume) every stage in `run_dir`; returns the report's headline numbers."""
+    from mirror.analysis.command import cmni_command
+    from mirror.data.pipeline import build_dataset
+    from mirror.progress import progress_bar
+    from mirror.report import read_csv, trajectory, write_report
+    from mirror.train.run import train_run
+
+    run_dir = Path(run_dir).absolute()
+    timings = {}
+    start = time.perf_counter()
+    with progress_bar("dataset: unique rows", total=config.data.rows) as advance:
+        dataset, reused = build_dataset(config, progress=lambda done, total: advance(done))
+    timings["dataset"] = time.perf_counter() - start
+    log(f"dataset: {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows, {timings['dataset']:.1f} s)")
+
+    start = time.perf_counter()
+    result = train_run(config, run_dir, dataset, resume=resume, log=log)
+    timings["training"] = time.perf_counter() - start
+    if not result.last_epoch:
+        raise RuntimeError(f"training wrote no checkpoint in {run_dir}")
+
+    start = time.perf_counter()
+    # The same code path as `mirror cmni RUN_DIR --out RUN_DIR`.
+    cmni_command(argparse.Namespace(run_dir=str(run_dir), config=None, out=str(run_dir)), [])
+    timings["cmni"] = time.perf_counter() - start
+
+    report = write_report(run_dir, timings=timings)
+    traj = trajectory(read_csv(run_dir / "cmni.csv"))
+    test = json.loads((run_dir / "test_metrics.json").read_text())
+    entry = test["members"][0]
+    headline = {
+        "run_dir": str(run_dir),
+        "accuracy": (entry if "accuracy" in entry else entry["last"])["accuracy"],
+        "peak_cmni": traj["peak_cmni"],
+        "peak_epoch": traj["peak_epoch"],
+        "final_cmni": traj["final_cmni"],
+        "final_epoch": traj["final_epoch"],
+        "rise_and_fall": traj["rise_and_fall"],
+        "timings_s": timings,
+        "report": str(report),
+        "diverged": result.diverged,
+    }
+
+    tracker = open_tracker(config.tracking, run_dir, run_dir.name, config.to_dict(), group=config.tracking.group or config.name)
+    try:
+        tracker.log_file("dataset_manifest", Path(dataset.path) / "manifest.json")
+        _log_training(tracker, run_dir)
+        _log_analysis(tracker, run_dir)
+        tracker.summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
+    finally:
+        tracker.finish()
+    return headline
+
+
+def format_headline(h: dict) -> str:
+    t = h["timings_s"]
+    return "\n".join(
+        [
+            f"test accuracy {h['accuracy']:.4f}",
+            f"CMNI: peak {h['peak_cmni']:.6f} at epoch {h['peak_epoch']}, final {h['final_cmni']:.6f} at epoch {h['final_epoch']}"
+            f" -> rise-and-fall {'yes' if h['rise_and_fall'] else 'no'}",
+            f"time: dataset {t['dataset']:.1f} s, training {t['training']:.1f} s, CMNI {t['cmni']:.1f} s",
+            f"report: {h['report']}",
+        ]
+    )

@@ -1,0 +1,189 @@
+"""`report.md` of a run, written from the files the stages left in the run directory
+(`test_metrics.json`, `cmni.csv`, `neurons.csv`, `summary.json`), so it can be
+re-written at any time (e.g. after `mirror run --resume`).
+"""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from mirror.env.constants import ACTION_NAMES
+
+# The paper's published numbers (Wyrick 2024, §5): Tables 1-3 and Figure 2.
+PAPER = {
+    "high_cmni_range": (0.01119, 0.01228),  # Table 1, five highest-CMNI checkpoints (val loss 0.054-0.059)
+    "low_cmni_range": (0.00026, 0.00049),  # Table 2, five lowest-CMNI checkpoints (val loss 0.077-0.081)
+    "case_cmni": 0.005372,  # §5.2: 2 x 17, lr 4e-6, epoch 70, val loss 0.0440
+    "case_val_loss": 0.0440,
+    "accuracy": 0.9210,  # Table 3
+}
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _f(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def trajectory(rows: list[dict], member: int = 0) -> dict:
+    """Peak / final CMNI and the Figure 2 shape for one member, from cmni.csv rows."""
+    rows = sorted((r for r in rows if int(r["member"]) == member), key=lambda r: int(r["epoch"]))
+    epochs = [int(r["epoch"]) for r in rows]
+    cmni = [_f(r["cmni"]) for r in rows]
+    loss = [_f(r["val_loss"]) for r in rows]
+    peak = max(range(len(cmni)), key=lambda i: cmni[i])
+    final = len(cmni) - 1
+    best_loss = min(range(len(loss)), key=lambda i: loss[i])
+    rises = peak > 0 and cmni[peak] > cmni[0]
+    falls = peak < final and cmni[final] < cmni[peak]
+    loss_keeps_falling = best_loss > peak
+    return {
+        "epochs": epochs,
+        "cmni": cmni,
+        "val_loss": loss,
+        "peak_epoch": epochs[peak],
+        "peak_cmni": cmni[peak],
+        "peak_val_loss": loss[peak],
+        "final_epoch": epochs[final],
+        "final_cmni": cmni[final],
+        "best_val_loss": loss[best_loss],
+        "best_val_loss_epoch": epochs[best_loss],
+        "peak_to_final": cmni[peak] / cmni[final] if cmni[final] > 0 else math.inf,
+        "rise_and_fall": rises and falls and loss_keeps_falling,
+        "rises": rises,
+        "falls": falls,
+        "loss_keeps_falling": loss_keeps_falling,
+    }
+
+
+def _confusion_table(confusion: list[list[int]]) -> list[str]:
+    lines = ["| predicted \\ actual | " + " | ".join(ACTION_NAMES) + " |", "| --- |" + " ---: |" * len(ACTION_NAMES)]
+    for name, row in zip(ACTION_NAMES, confusion):
+        lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in row) + " |")
+    return lines
+
+
+def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) -> str:
+    run_dir = Path(run_dir)
+    cmni_rows = read_csv(run_dir / "cmni.csv")
+    traj = trajectory(cmni_rows, member)
+    selected = next(r for r in cmni_rows if int(r["member"]) == member and r["selected"] in ("1", "True"))
+    peak_row = next(r for r in cmni_rows if int(r["member"]) == member and int(r["epoch"]) == traj["peak_epoch"])
+    test = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else None
+    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    neurons = read_csv(run_dir / "neurons.csv") if (run_dir / "neurons.csv").exists() else []
+    config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+
+    out = [f"# Run report: {run_dir.name}", ""]
+    if timings:
+        out += ["Wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()), ""]
+
+    out += ["## Test set", ""]
+    if test:
+        entry = test["members"][member]
+        best = entry if "accuracy" in entry else entry["last"]
+        out += [
+            f"Accuracy **{best['accuracy']:.4f}** at epoch {best['epoch']} (best validation loss) on "
+            f"{test['rows']:,} test rows; at the last epoch {entry['last']['epoch']}: {entry['last']['accuracy']:.4f}.",
+            "",
+            "Confusion matrix (rows predicted, columns actual, as the paper's Table 3):",
+            "",
+            *_confusion_table(best["confusion"]),
+            "",
+        ]
+    else:
+        out += ["No test metrics (training produced no checkpoint).", ""]
+
+    out += [
+        "## CMNI across epochs (the paper's Figure 2)",
+        "",
+        "![validation loss and CMNI](figures/training.png)",
+        "",
+        f"- peak CMNI **{traj['peak_cmni']:.6f}** at epoch {traj['peak_epoch']} (validation loss {traj['peak_val_loss']:.4f})",
+        f"- final CMNI {traj['final_cmni']:.6f} at epoch {traj['final_epoch']}; peak / final = {traj['peak_to_final']:.2f}",
+        f"- best validation loss {traj['best_val_loss']:.4f} at epoch {traj['best_val_loss_epoch']}",
+        f"- rise-and-fall pattern (CMNI rises to a peak, then declines while the validation loss keeps falling): "
+        f"**{'yes' if traj['rise_and_fall'] else 'no'}** (rises {traj['rises']}, falls {traj['falls']}, "
+        f"loss keeps falling after the peak {traj['loss_keeps_falling']})",
+        "",
+        "| epoch | val loss | CMNI | permutation p |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    by_epoch = {int(r["epoch"]): r for r in cmni_rows if int(r["member"]) == member}
+    for epoch in traj["epochs"]:
+        r = by_epoch[epoch]
+        out.append(f"| {epoch} | {_f(r['val_loss']):.4f} | {_f(r['cmni']):.6f} | {_f(r['p_permutation']):.3f} |")
+    out.append("")
+
+    out += [
+        "## Null baselines and the published leak",
+        "",
+        f"At the selected checkpoint (epoch {selected['epoch']}): CMNI {_f(selected['cmni']):.6f}, "
+        f"permutation p-value {_f(selected['p_permutation']):.3f}, random-initialisation p-value {_f(selected['p_init']):.3f}.",
+        f"At the peak (epoch {peak_row['epoch']}): permutation p-value {_f(peak_row['p_permutation']):.3f}.",
+    ]
+    init = next((i for i in summary.get("init_null", []) if i.get("member") == member and i.get("seeds")), None)
+    if init:
+        out.append(f"Untrained networks of the same architecture ({init['seeds']} seeds): CMNI {init['mean']:.6f} ± {init['std']:.6f} (max {init['max']:.6f}).")
+    out += [
+        "",
+        "The published computation fed the scenario id into input 98 (spec §7). Same checkpoints with that leak:",
+        "",
+        "| checkpoint | CMNI (clean) | CMNI (leak) |",
+        "| --- | ---: | ---: |",
+        f"| selected, epoch {selected['epoch']} | {_f(selected['cmni_clean']):.6f} | {_f(selected['cmni_leak']):.6f} |",
+        f"| peak, epoch {peak_row['epoch']} | {_f(peak_row['cmni_clean']):.6f} | {_f(peak_row['cmni_leak']):.6f} |",
+        "",
+    ]
+
+    mirror = {}
+    for r in neurons:
+        if int(r["member"]) == member and r["role"] == "mirror" and r["scenario"] == "none":
+            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]))
+    out += ["## Mirror candidates", "", f"At epoch {selected['epoch']}, neurons with MNS > 0 that respond to both Frog's and Toad's distress:", ""]
+    if mirror:
+        out += ["| neuron | MNS | dFrog | dToad |", "| --- | ---: | ---: | ---: |"]
+        for name, (mns, d_frog, d_toad) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
+            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} |")
+    else:
+        out.append("none")
+    out += ["", "Per-neuron means per scenario: `neurons.csv`, `figures/`; circuits: `circuits.csv`.", ""]
+
+    accuracy = None
+    if test:
+        entry = test["members"][member]
+        accuracy = (entry if "accuracy" in entry else entry["last"])["accuracy"]
+    p = PAPER
+    out += [
+        "## Against the paper",
+        "",
+        "| quantity | paper | this run |",
+        "| --- | --- | --- |",
+        f"| test accuracy (Table 3) | {p['accuracy']:.4f} | {'-' if accuracy is None else f'{accuracy:.4f}'} |",
+        f"| high-CMNI checkpoints (Table 1) | {p['high_cmni_range'][0]:.5f} – {p['high_cmni_range'][1]:.5f} | peak {traj['peak_cmni']:.5f} |",
+        f"| low-CMNI checkpoints (Table 2) | {p['low_cmni_range'][0]:.5f} – {p['low_cmni_range'][1]:.5f} | final {traj['final_cmni']:.5f} |",
+        f"| case example, 2 × 17 (§5.2) | CMNI {p['case_cmni']:.6f} at val loss {p['case_val_loss']:.4f} | CMNI {_f(selected['cmni']):.6f} at val loss {_f(selected['val_loss']):.4f} |",
+        f"| Figure 2 shape | CMNI peaks once the model is competent, then declines as loss falls | {'reproduced' if traj['rise_and_fall'] else 'not reproduced'} |",
+        "",
+        "The paper's CMNI was measured with the scenario leak (spec §7) and on a dataset whose train and test sets overlapped;"
+        " compare the leak column above with its numbers.",
+        "",
+    ]
+    if config:
+        out += ["## Resolved config", "", "```yaml", config.rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+def write_report(run_dir: Path, member: int = 0, timings: dict | None = None) -> Path:
+    path = Path(run_dir) / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(build_report(run_dir, member, timings))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,234 @@
+"""A training run on disk, and restoring every checkpoint of it at once for analysis.
+
+Run directory layout (other stages read it):
+
+    RUN_DIR/config.yaml        the resolved config (`yaml.safe_dump(config.to_dict())`)
+    RUN_DIR/dataset.json       the dataset's manifest plus its absolute "path"
+    RUN_DIR/members.json       per member: seed, lr, dropout, l2, widths (true hidden widths)
+    RUN_DIR/checkpoints/<E>/   Orbax checkpoint of epoch E (1, 2, ...), all kept, items
+                               "params" and "opt_state" (leaves [members, ...], padded to
+                               the population's widest widths) and "metadata" (JSON)
+    RUN_DIR/metrics.jsonl      one line per epoch: the checkpoint's metadata plus wall_s
+    RUN_DIR/test_metrics.json  test accuracy and confusion matrix (rows predicted,
+                               columns actual) per member, at its best and last epoch
+
+Checkpoint metadata: epoch, members, population, train_loss, train_loss_data, val_loss,
+val_loss_data, val_accuracy, best_so_far, best_epoch, best_val_loss,
+epochs_without_improvement, stopped, diverged, config_hash (whole config),
+train_config_hash (seed, model and train sections: what resume checks), dataset_sha256
+(of inputs.npy). Per-member values are lists when the run is a population (any population_*
+field set) and scalars otherwise; `LoadedRun.metric` reads both as [checkpoints, members].
+Losses include the L2 penalty; the `_data` variants are the data term alone. A value is
+null when it does not exist (the train loss of a member that did not train that epoch).
+
+Orbax writes each checkpoint to a temporary directory and renames it into place once
+complete, so a checkpoint is either whole or invisible (`all_steps` ignores leftovers,
+which the next writer deletes); saving an existing epoch is refused.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import yaml
+
+from mirror.agents.mlp import init_params
+from mirror.config import Config, load_config
+from mirror.train.population import Member, padded_widths
+
+CONFIG_FILE = "config.yaml"
+DATASET_FILE = "dataset.json"
+MEMBERS_FILE = "members.json"
+METRICS_FILE = "metrics.jsonl"
+TEST_METRICS_FILE = "test_metrics.json"
+CHECKPOINT_DIR = "checkpoints"
+ITEMS = ("params", "opt_state", "metadata")
+
+
+class TrainError(RuntimeError):
+    """A run cannot start, continue or be read; the message names the cause."""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def write_run_files(run_dir: Path, config: Config, dataset_manifest: dict, dataset_path: Path, members: list[Member]) -> None:
+    """The files that describe a run, written once when it starts."""
+    write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=True))
+    write_json_atomic(run_dir / DATASET_FILE, {**dataset_manifest, "path": str(Path(dataset_path).absolute())})
+    write_json_atomic(run_dir / MEMBERS_FILE, [member.to_dict() for member in members])
+
+
+def read_members(run_dir: Path) -> list[Member]:
+    entries = json.loads((Path(run_dir) / MEMBERS_FILE).read_text())
+    return [Member(**{**entry, "widths": tuple(entry["widths"])}) for entry in entries]
+
+
+def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManager:
+    """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint)."""
+    directory = Path(run_dir).absolute() / CHECKPOINT_DIR
+    if read_only and not directory.is_dir():
+        raise TrainError(f"{run_dir} is not a training run: {CHECKPOINT_DIR}/ is missing")
+    options = ocp.CheckpointManagerOptions(
+        read_only=read_only,
+        create=not read_only,
+        cleanup_tmp_directories=not read_only,
+        enable_async_checkpointing=not read_only,
+    )
+    return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
+
+
+def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state, metadata: dict) -> None:
+    """Save epoch `epoch` (asynchronously); refuses to replace an existing checkpoint."""
+    if epoch in manager.all_steps():
+        raise TrainError(f"checkpoint {epoch} already exists in {manager.directory}; checkpoints are never overwritten")
+    saved = manager.save(
+        epoch,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(state.params),
+            opt_state=ocp.args.StandardSave(state.opt_state),
+            metadata=ocp.args.JsonSave(metadata),
+        ),
+    )
+    if not saved:
+        raise TrainError(f"Orbax declined to save checkpoint {epoch} in {manager.directory}")
+
+
+def _restore_target(abstract):
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
+
+
+def restore_checkpoint(manager: ocp.CheckpointManager, epoch: int, abstract_state):
+    """(params, opt_state, metadata) of one epoch; `abstract_state` gives the structure."""
+    restored = manager.restore(
+        epoch,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardRestore(_restore_target(abstract_state.params)),
+            opt_state=ocp.args.StandardRestore(_restore_target(abstract_state.opt_state)),
+            metadata=ocp.args.JsonRestore(),
+        ),
+    )
+    return restored.params, restored.opt_state, restored.metadata
+
+
+def read_metadata(manager: ocp.CheckpointManager, epoch: int) -> dict:
+    return manager.restore(epoch, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
+
+
+def abstract_params(config: Config, widths: tuple, members: int):
+    """ShapeDtypeStructs of stacked MLP params [members, ...] at `widths`."""
+    m = config.model
+    single = jax.eval_shape(lambda key: init_params(key, widths, m.activation, m.kernel_init), jax.random.key(0))
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((members,) + a.shape, a.dtype), single)
+
+
+@dataclasses.dataclass
+class LoadedRun:
+    """Every checkpoint of a run, stacked for vectorised analysis.
+
+    params: MLP params pytree of numpy arrays [checkpoints, members, ...], padded to
+    `padded_widths` (members = 1 for a single run); padded units have zero weights.
+    """
+
+    config: Config
+    params: Any
+    epochs: np.ndarray  # int[checkpoints]
+    metadata: list  # one dict per checkpoint
+    widths: list  # per member: its true hidden widths
+    padded_widths: tuple
+    dataset_path: str
+    members: list  # Member per member
+    run_dir: Path
+
+    def metric(self, name: str) -> np.ndarray:
+        """f64[checkpoints, members] of a per-member metadata entry (null -> nan)."""
+        rows = []
+        for meta in self.metadata:
+            value = meta[name]
+            values = value if isinstance(value, list) else [value]
+            rows.append([np.nan if v is None else float(v) for v in values])
+        return np.asarray(rows, np.float64)
+
+    def checkpoint_index(self, which: str | int = "best", member: int = 0) -> int:
+        """Index into the checkpoint axis: "best" (lowest validation loss), "last" or an epoch."""
+        if which == "last":
+            return len(self.epochs) - 1
+        if which == "best":
+            best = self.metric("best_epoch")[-1, member]
+            if np.isnan(best) or best < 1:
+                raise TrainError(f"member {member} of {self.run_dir} has no checkpoint with a finite validation loss")
+            which = int(best)
+        epoch = int(which)
+        hits = np.flatnonzero(self.epochs == epoch)
+        if not hits.size:
+            raise TrainError(f"{self.run_dir} has no checkpoint for epoch {epoch} (epochs {self.epochs.min()}..{self.epochs.max()})")
+        return int(hits[0])
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Read a run directory: config, members and all complete checkpoints, stacked."""
+    run_dir = Path(run_dir).absolute()
+    for name in (CONFIG_FILE, MEMBERS_FILE, DATASET_FILE):
+        if not (run_dir / name).is_file():
+            raise TrainError(f"{run_dir} is not a training run: {name} is missing")
+    config = load_config(run_dir / CONFIG_FILE)
+    members = read_members(run_dir)
+    widths = padded_widths(members)
+    manager = open_manager(run_dir, read_only=True)
+    try:
+        epochs = sorted(manager.all_steps())
+        if not epochs:
+            raise TrainError(f"{run_dir} has no complete checkpoint yet")
+        target = _restore_target(abstract_params(config, widths, len(members)))
+        params, metadata = [], []
+        for epoch in epochs:
+            restored = manager.restore(
+                epoch, args=ocp.args.Composite(params=ocp.args.StandardRestore(target), metadata=ocp.args.JsonRestore())
+            )
+            params.append(jax.tree.map(np.asarray, restored.params))
+            metadata.append(restored.metadata)
+    finally:
+        manager.close()
+    return LoadedRun(
+        config=config,
+        params=jax.tree.map(lambda *leaves: np.stack(leaves), *params),
+        epochs=np.asarray(epochs, np.int64),
+        metadata=metadata,
+        widths=[list(member.widths) for member in members],
+        padded_widths=widths,
+        dataset_path=json.loads((run_dir / DATASET_FILE).read_text())["path"],
+        members=members,
+        run_dir=run_dir,
+    )
+
+
+def restore_stacked(run_dir: str | Path, squeeze_members: bool = True):
+    """Params of every checkpoint: [checkpoints, ...] for a single model (with
+    `squeeze_members`), else [checkpoints, members, ...]."""
+    run = load_run(run_dir)
+    if squeeze_members and len(run.members) == 1:
+        return jax.tree.map(lambda a: a[:, 0], run.params)
+    return run.params

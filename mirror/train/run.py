@@ -1,0 +1,359 @@
+"""A training run: the epoch loop around the jitted `Trainer`, with a checkpoint per epoch,
+early stopping per member, resume and the final test metrics.
+
+The loop is Python, one iteration per epoch (an epoch is one jitted call). Per epoch:
+train every active member, evaluate on the validation set, update early stopping, save
+the checkpoint (asynchronously) and append the metrics line. A member whose loss or
+parameters become non-finite is frozen at its last good state and marked `diverged`;
+when no member is left training the run stops. Resuming restores the last complete
+checkpoint and continues with the same (seed, epoch) randomness, so the result equals an
+uninterrupted run bit for bit.
+"""
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mirror.config import Config, ConfigError, config_hash, load_config
+from mirror.data.split import TEST, TRAIN, VALIDATION
+from mirror.data.store import Dataset, DatasetError
+from mirror.env.constants import ACTION_NAMES
+from mirror.train.checkpoints import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    METRICS_FILE,
+    TEST_METRICS_FILE,
+    TrainError,
+    open_manager,
+    read_members,
+    read_metadata,
+    restore_checkpoint,
+    save_checkpoint,
+    write_json_atomic,
+    write_run_files,
+    write_text_atomic,
+)
+from mirror.train.loop import EvalMetrics, Split, Trainer, TrainState, make_train, to_device
+from mirror.train.population import Member, is_population, members_from_config
+
+Log = Callable[[str], None]
+
+
+class RunResult(NamedTuple):
+    run_dir: Path
+    last_epoch: int  # last checkpointed epoch (0: none)
+    metadata: dict | None  # that checkpoint's metadata
+    test_metrics: dict | None
+    diverged: list  # members whose loss became non-finite
+
+
+def split_dataset(dataset: Dataset, max_train_rows: int = 0) -> dict[str, Split]:
+    """Host arrays of each split, in dataset order; `max_train_rows` keeps the first rows."""
+    out = {}
+    for name, code in (("train", TRAIN), ("validation", VALIDATION), ("test", TEST)):
+        rows = np.flatnonzero(dataset.splits == code)
+        if name == "train" and max_train_rows:
+            rows = rows[:max_train_rows]
+        out[name] = Split(dataset.inputs[rows], dataset.labels[rows])
+    return out
+
+
+def inputs_sha256(manifest: dict) -> str:
+    return manifest["sha256"]["inputs.npy"]
+
+
+def training_config_hash(config: Config) -> str:
+    """Hash of what determines training (seed, model, train); the dataset is checked by
+    its sha256. Other sections (analysis, tracking) may change without blocking a resume."""
+    values = config.to_dict()
+    return config_hash({key: values[key] for key in ("seed", "model", "train")})
+
+
+@dataclasses.dataclass
+class EarlyStopping:
+    """Per-member early stopping on validation loss (Keras semantics, min_delta 0)."""
+
+    patience: int  # 0: never stop
+    best_loss: np.ndarray  # f32[members], inf before the first epoch
+    best_epoch: np.ndarray  # int[members], 0 before the first epoch
+    wait: np.ndarray  # int[members]: epochs since the last improvement
+    stopped: np.ndarray  # bool[members]
+    diverged: np.ndarray  # bool[members]
+
+    @classmethod
+    def start(cls, patience: int, members: int) -> "EarlyStopping":
+        return cls(
+            patience,
+            np.full(members, np.inf, np.float32),
+            np.zeros(members, np.int64),
+            np.zeros(members, np.int64),
+            np.zeros(members, bool),
+            np.zeros(members, bool),
+        )
+
+    @classmethod
+    def from_metadata(cls, patience: int, meta: dict) -> "EarlyStopping":
+        def column(name, dtype, missing):
+            return np.asarray([missing if v is None else v for v in _as_list(meta[name])], dtype)
+
+        return cls(
+            patience,
+            column("best_val_loss", np.float32, np.inf),
+            column("best_epoch", np.int64, 0),
+            column("epochs_without_improvement", np.int64, 0),
+            column("stopped", bool, False),
+            column("diverged", bool, False),
+        )
+
+    @property
+    def active(self) -> np.ndarray:
+        return ~self.stopped & ~self.diverged
+
+    def update(self, epoch: int, val_loss: np.ndarray, trained: np.ndarray) -> np.ndarray:
+        """Record one epoch's validation loss for the members that trained; returns best_so_far."""
+        improved = trained & (val_loss < self.best_loss)
+        self.best_loss = np.where(improved, val_loss, self.best_loss).astype(np.float32)
+        self.best_epoch = np.where(improved, epoch, self.best_epoch)
+        self.wait = np.where(improved, 0, np.where(trained, self.wait + 1, self.wait))
+        if self.patience > 0:
+            self.stopped = self.stopped | (trained & (self.wait >= self.patience))
+        return improved
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _json_values(values, population: bool, mask=None):
+    """Per-member numbers as JSON: a list for populations, a scalar otherwise; non-finite
+    values and masked-out members become null."""
+    out = []
+    for i, v in enumerate(np.asarray(values).tolist()):
+        if (mask is not None and not mask[i]) or (isinstance(v, float) and not np.isfinite(v)):
+            v = None
+        out.append(v)
+    return out if population else out[0]
+
+
+def _select(mask: np.ndarray, new, old):
+    mask = jnp.asarray(mask)
+    return jax.tree.map(lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
+
+
+def train_run(
+    config: Config,
+    run_dir: str | Path,
+    dataset: Dataset,
+    *,
+    resume: bool = False,
+    members: list[Member] | None = None,
+    log: Log = print,
+) -> RunResult:
+    """Train (or resume) the run in `run_dir` on `dataset`; see the module docstring."""
+    run_dir = Path(run_dir).absolute()
+    population = is_population(config) or (members is not None and len(members) > 1)
+    members = members_from_config(config) if members is None else list(members)
+    splits = split_dataset(dataset, config.train.max_train_rows)
+    if len(splits["validation"].labels) == 0:
+        raise ConfigError("the dataset has no validation rows: data.val_fraction must leave some")
+    trainer = make_train(config, to_device(splits["train"]), members)  # checks batch size before any file is written
+    context = {
+        "members": len(members),
+        "population": population,
+        "config_hash": config_hash(config.to_dict()),
+        "train_config_hash": training_config_hash(config),
+        "dataset_sha256": inputs_sha256(dataset.manifest),
+    }
+    if resume:
+        _check_resumable(run_dir, config, members, context["dataset_sha256"])
+    else:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise TrainError(f"{run_dir} already exists and is not empty; use --resume to continue it")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_run_files(run_dir, config, dataset.manifest, dataset.path, members)
+
+    manager = open_manager(run_dir)
+    try:
+        state, stopping, last, meta = _restore_or_start(trainer, manager, run_dir, config, context, log)
+        validation = to_device(splits["validation"])
+        for epoch in range(last + 1, config.train.epochs + 1):
+            if not stopping.active.any():
+                break
+            start = time.perf_counter()
+            state, epoch_meta, progressed = _train_epoch(trainer, state, stopping, epoch, validation, context)
+            if not progressed:  # every member still training diverged: nothing to checkpoint
+                break
+            save_checkpoint(manager, epoch, state, epoch_meta)
+            with open(run_dir / METRICS_FILE, "a") as fh:
+                fh.write(json.dumps({**epoch_meta, "wall_s": round(time.perf_counter() - start, 4)}) + "\n")
+            last, meta = epoch, epoch_meta
+            log(_epoch_line(meta, config.train.epochs, time.perf_counter() - start))
+        manager.wait_until_finished()
+        test_metrics = None
+        if last and len(splits["test"].labels):
+            test_metrics = _test_metrics(trainer, manager, state, stopping, last, to_device(splits["test"]), population)
+            write_json_atomic(run_dir / TEST_METRICS_FILE, test_metrics)
+    finally:
+        manager.close()
+    return RunResult(run_dir, last, meta, test_metrics, [int(i) for i in np.flatnonzero(stopping.diverged)])
+
+
+def _restore_or_start(trainer: Trainer, manager, run_dir: Path, config: Config, context: dict, log: Log):
+    """(state, early stopping, last epoch, its metadata) from the last complete checkpoint,
+    or a fresh start when there is none."""
+    steps = sorted(manager.all_steps())
+    if not steps:
+        (run_dir / METRICS_FILE).write_text("")
+        return trainer.init(), EarlyStopping.start(config.train.patience, len(trainer.members)), 0, None
+    last = steps[-1]
+    params, opt_state, meta = restore_checkpoint(manager, last, jax.eval_shape(trainer.init))
+    if meta["train_config_hash"] != context["train_config_hash"]:
+        raise TrainError(f"checkpoint {last} in {run_dir} was trained with other seed/model/train settings")
+    if meta["dataset_sha256"] != context["dataset_sha256"]:
+        raise DatasetError(f"the dataset differs from the one checkpoint {last} in {run_dir} was trained on (sha256 of inputs.npy)")
+    _reconcile_metrics(run_dir, manager, last)
+    log(f"resuming {run_dir} after epoch {last}")
+    return TrainState(params, opt_state), EarlyStopping.from_metadata(config.train.patience, meta), last, meta
+
+
+def _train_epoch(trainer: Trainer, state: TrainState, stopping: EarlyStopping, epoch: int, validation: Split, context: dict):
+    """One epoch for every active member; returns (state, metadata, any member progressed)."""
+    active = stopping.active
+    new_state, train = trainer.epoch(state, epoch, active)
+    val = trainer.evaluate(new_state.params, validation)
+    train, val = jax.device_get((train, val))
+    bad = active & ~(train.finite & np.isfinite(val.loss))
+    if bad.any():  # e.g. a learning rate too high: keep the last good state
+        new_state = _select(~bad, new_state, state)
+        val = jax.device_get(trainer.evaluate(new_state.params, validation))
+        stopping.diverged = stopping.diverged | bad
+    trained = active & ~bad
+    best_so_far = stopping.update(epoch, np.asarray(val.loss), trained)
+    population = context["population"]
+    meta = {
+        "epoch": epoch,
+        "members": context["members"],
+        "population": population,
+        "train_loss": _json_values(train.loss, population, trained),
+        "train_loss_data": _json_values(train.loss_data, population, trained),
+        "val_loss": _json_values(val.loss, population),
+        "val_loss_data": _json_values(val.loss_data, population),
+        "val_accuracy": _json_values(val.accuracy, population),
+        "best_so_far": _json_values(best_so_far, population),
+        "best_epoch": _json_values(stopping.best_epoch, population),
+        "best_val_loss": _json_values(stopping.best_loss, population),
+        "epochs_without_improvement": _json_values(stopping.wait, population),
+        "stopped": _json_values(stopping.stopped, population),
+        "diverged": _json_values(stopping.diverged, population),
+        "config_hash": context["config_hash"],
+        "train_config_hash": context["train_config_hash"],
+        "dataset_sha256": context["dataset_sha256"],
+    }
+    return new_state, meta, bool(trained.any())
+
+
+def _epoch_line(meta: dict, epochs: int, wall: float) -> str:
+    def fmt(name):
+        values = [v for v in _as_list(meta[name]) if v is not None]
+        if not values:
+            return "-"
+        if len(_as_list(meta[name])) == 1:
+            return f"{values[0]:.5f}"
+        return f"{min(values):.5f}..{max(values):.5f}"
+
+    active = sum(not (s or d) for s, d in zip(_as_list(meta["stopped"]), _as_list(meta["diverged"])))
+    line = (
+        f"epoch {meta['epoch']}/{epochs}: train loss {fmt('train_loss')} (data {fmt('train_loss_data')}), "
+        f"val loss {fmt('val_loss')} (data {fmt('val_loss_data')}), val acc {fmt('val_accuracy')} [{wall:.1f} s]"
+    )
+    if meta["members"] > 1:
+        line += f", {active}/{meta['members']} members training"
+    return line
+
+
+def _confusion_entry(metrics: EvalMetrics, member: int, epoch: int) -> dict:
+    return {
+        "epoch": int(epoch),
+        "accuracy": float(metrics.accuracy[member]),
+        "loss": float(metrics.loss[member]),
+        "loss_data": float(metrics.loss_data[member]),
+        "confusion": np.asarray(metrics.confusion[member]).tolist(),
+    }
+
+
+def _test_metrics(trainer, manager, state, stopping, last, test: Split, population: bool) -> dict:
+    """Test accuracy and confusion matrix per member at its best and at its last epoch."""
+    abstract = jax.eval_shape(trainer.init)
+    best_epochs = stopping.best_epoch
+    best_params = state.params
+    for epoch in sorted({int(e) for e in best_epochs if e > 0}):
+        params, _, _ = restore_checkpoint(manager, epoch, abstract)
+        best_params = _select(best_epochs == epoch, params, best_params)
+    best, final = jax.device_get((trainer.evaluate(best_params, test), trainer.evaluate(state.params, test)))
+    entries = []
+    for i in range(len(trainer.members)):
+        entry = {"member": i}
+        if best_epochs[i] > 0:
+            entry.update(checkpoint="best", **_confusion_entry(best, i, best_epochs[i]))
+        entry["last"] = _confusion_entry(final, i, last)
+        entries.append(entry)
+    out = {
+        "split": "test",
+        "rows": int(test.labels.shape[0]),
+        "labels": list(ACTION_NAMES),
+        "confusion_axes": ["predicted", "actual"],
+        "members": entries,
+    }
+    if not population:
+        out.update({k: v for k, v in entries[0].items() if k in ("epoch", "accuracy", "loss", "loss_data", "confusion")})
+    return out
+
+
+def _check_resumable(run_dir: Path, config: Config, members: list[Member], sha: str) -> None:
+    for name in (CONFIG_FILE, DATASET_FILE):
+        if not (run_dir / name).is_file():
+            raise TrainError(f"cannot resume {run_dir}: {name} is missing (not a training run?)")
+    saved = load_config(run_dir / CONFIG_FILE)
+    if training_config_hash(saved) != training_config_hash(config):
+        raise TrainError(f"cannot resume {run_dir}: the seed, model or train settings differ from its {CONFIG_FILE}")
+    if read_members(run_dir) != members:
+        raise TrainError(f"cannot resume {run_dir}: its members differ from the config's")
+    recorded = json.loads((run_dir / DATASET_FILE).read_text())
+    if inputs_sha256(recorded) != sha:
+        raise DatasetError(f"cannot resume {run_dir}: the dataset differs from the one it was trained on (sha256 of inputs.npy)")
+
+
+def _reconcile_metrics(run_dir: Path, manager, last: int) -> None:
+    """metrics.jsonl after a kill: keep the lines of checkpointed epochs (a torn last line
+    or a line without its checkpoint is dropped), and rebuild missing ones from metadata."""
+    lines = {}
+    path = run_dir / METRICS_FILE
+    if path.is_file():
+        for raw in path.read_text().splitlines():
+            try:
+                entry = json.loads(raw)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("epoch"), int) and 1 <= entry["epoch"] <= last:
+                lines[entry["epoch"]] = entry
+    for epoch in sorted(set(manager.all_steps()) - set(lines)):
+        if epoch <= last:
+            lines[epoch] = read_metadata(manager, epoch)
+    write_text_atomic(path, "".join(json.dumps(lines[e]) + "\n" for e in sorted(lines)))
+
+
+def resume_config(run_dir: str | Path) -> tuple[Config, Path]:
+    """The config of an existing run and the dataset path it was trained on."""
+    run_dir = Path(run_dir).absolute()
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise TrainError(f"cannot resume {run_dir}: {CONFIG_FILE} is missing (not a training run?)")
+    config = load_config(run_dir / CONFIG_FILE)
+    if not (run_dir / DATASET_FILE).is_file():
+        raise TrainError(f"cannot resume {run_dir}: {DATASET_FILE} is missing")
+    return config, Path(json.loads((run_dir / DATASET_FILE).read_text())["path"])

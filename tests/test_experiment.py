@@ -1,0 +1,70 @@
+"""`mirror run` end to end on a tiny config: every output, resume, early errors, the report."""
+
+import json
+import math
+
+import pytest
+
+from mirror.cli import main
+from mirror.report import trajectory
+
+TINY = [
+    "--data.rows", "12000", "--data.test_rows", "400", "--data.games", "128", "--data.rounds_per_chunk", "64",
+    "--data.test_label_shares", "[0.4, 0.4, 0.15, 0.05]", "--train.epochs", "3", "--train.lr", "1e-3",
+    "--analysis.permutations", "16", "--analysis.init_seeds", "4", "--tracking.mode", "disabled",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    base = tmp_path_factory.mktemp("experiment")
+    run = base / "run"
+    assert main(["run", *TINY, "--data.cache_dir", str(base / "cache"), "--run-dir", str(run)]) == 0
+    return run
+
+
+def test_run_writes_every_output(run_dir):
+    for name in ("config.yaml", "dataset.json", "metrics.jsonl", "test_metrics.json", "cmni.csv", "neurons.csv", "report.md"):
+        assert (run_dir / name).is_file(), name
+    assert len(list((run_dir / "checkpoints").iterdir())) >= 3
+    assert (run_dir / "figures" / "training.png").is_file()
+
+
+def test_report_has_the_papers_comparison_and_the_trajectory(run_dir):
+    report = (run_dir / "report.md").read_text()
+    for heading in ("## Test set", "## CMNI across epochs", "## Null baselines and the published leak", "## Mirror candidates", "## Against the paper"):
+        assert heading in report
+    assert "| test accuracy (Table 3) | 0.9210 |" in report
+    accuracy = json.loads((run_dir / "test_metrics.json").read_text())["accuracy"]
+    assert f"Accuracy **{accuracy:.4f}**" in report
+
+
+def test_trajectory_detects_rise_and_fall():
+    rows = [
+        {"member": "0", "epoch": str(e), "cmni": str(c), "val_loss": str(v)}
+        for e, c, v in [(1, 0.001, 0.2), (2, 0.006, 0.07), (3, 0.004, 0.05), (4, 0.003, 0.04)]
+    ]
+    t = trajectory(rows)
+    assert (t["peak_epoch"], t["peak_cmni"], t["final_cmni"]) == (2, 0.006, 0.003)
+    assert t["rise_and_fall"] and math.isclose(t["peak_to_final"], 2.0)
+    flat = trajectory([dict(r, cmni="0.005") for r in rows])
+    assert not flat["rise_and_fall"]
+
+
+def test_resume_redoes_only_what_is_missing(run_dir, capsys):
+    checkpoints = sorted((run_dir / "checkpoints").iterdir())
+    stamps = [p.stat().st_mtime_ns for p in checkpoints]
+    (run_dir / "report.md").unlink()
+    (run_dir / "cmni.csv").unlink()
+    assert main(["run", "--resume", str(run_dir)]) == 0
+    assert (run_dir / "report.md").is_file() and (run_dir / "cmni.csv").is_file()
+    assert [p.stat().st_mtime_ns for p in sorted((run_dir / "checkpoints").iterdir())] == stamps
+
+
+def test_bad_fields_fail_before_any_work(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["run", "--train.lr", "-1", "--run-dir", str(run), "--data.cache_dir", str(tmp_path / "c")]) == 2
+    assert "train.lr = -1.0 is invalid: expected a positive number" in capsys.readouterr().err
+    assert main(["run", "--model.widht", "3", "--run-dir", str(run)]) == 2
+    assert "unknown config field(s) model.widht" in capsys.readouterr().err
+    assert not run.exists() and not (tmp_path / "c").exists()
