@@ -19,6 +19,7 @@ number of rows); `measured_rows` says which.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,7 @@ def main() -> None:
     val_rows = args.val_rows or (50_000 if args.quick else PAPER_VAL_ROWS)
     sizes = args.populations or ([1, 8] if args.quick else [1, 8, 64])
     train, val = random_split(0, rows), random_split(1, val_rows)
+    load_before = os.getloadavg()[0]  # on a shared machine, other jobs slow every figure
     results = {}
     for size in sizes:
         r = time_population(size, train, val, args.unroll, max(args.member_rows // size, 1000))
@@ -130,6 +132,7 @@ def main() -> None:
         "compile_s": {k: r["compile_s"] for k, r in results.items()},
         "projected_epoch_s_3p8m_rows": {k: r["epoch_s"] * PAPER_TRAIN_ROWS / rows for k, r in results.items()},
         "target": "one model, 3.8M rows at batch 25: <= 8 s per epoch on the 2-core CPU",
+        "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
     }
     if one:
         result["relative_to_one_model"] = {k: r["epoch_s"] / one["epoch_s"] for k, r in results.items()}

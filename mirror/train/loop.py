@@ -13,8 +13,9 @@ the population's widest hidden widths (`padded_widths`), with each member's extr
 masked off (`unit_mask`) and their weights held at exactly zero (zero gradients, zero
 L2 gradient, zero Adam moments).
 
-Adam runs on the member's parameters flattened into one vector: on a CPU the step is
-bound by per-kernel overhead, and one vector turns Adam's per-leaf kernels into a few.
+Adam runs on the member's parameters flattened into one vector (and the L2 penalty is a
+masked sum over it): on a CPU the step is bound by per-kernel overhead, and one vector
+turns Adam's per-leaf kernels into a few.
 """
 
 from functools import partial
@@ -306,8 +307,8 @@ def _member_evaluate(spec: Spec, params, hyper_m, inputs, labels):
         loss, confusion = loss + rest_loss, confusion + rest_confusion
     data = loss / n
     accuracy = (jnp.trace(confusion) / n).astype(jnp.float32)
-    penalty = _flattener(spec).penalty(_flattener(spec).ravel(params), hyper_m.l2)
-    return EvalMetrics(data + penalty, data, accuracy, confusion)
+    flattener = _flattener(spec)  # the same penalty as in training
+    return EvalMetrics(data + flattener.penalty(flattener.ravel(params), hyper_m.l2), data, accuracy, confusion)
 
 
 @partial(jax.jit, static_argnames="spec")
