@@ -32,6 +32,15 @@ def _log_training(tracker, run_dir: Path) -> None:
         tracker.log_metrics(scalars, step=int(meta["epoch"]))
 
 
+def _train_samples_per_s(run_dir: Path, train_rows: int) -> float:
+    """Training rows seen per second of epoch wall time, over all members (metrics.jsonl)."""
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    wall = sum(line.get("wall_s", 0.0) for line in lines)
+    if not wall:
+        return float("nan")
+    return train_rows * lines[0]["members"] * len(lines) / wall
+
+
 def _log_analysis(tracker, run_dir: Path) -> None:
     from mirror.report import read_csv
 
@@ -48,6 +57,7 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
     """Run (or resume) every stage in `run_dir`; returns the report's headline numbers."""
     from mirror.analysis.command import cmni_command
     from mirror.data.pipeline import build_dataset
+    from mirror.data.split import TRAIN
     from mirror.progress import progress_bar
     from mirror.report import read_csv, trajectory, write_report
     from mirror.train.run import train_run
@@ -61,7 +71,15 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
     log(f"dataset: {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows, {timings['dataset']:.1f} s)")
 
     start = time.perf_counter()
-    result = train_run(config, run_dir, dataset, resume=resume, log=log)
+    with progress_bar("training: epochs", total=config.train.epochs, unit=" epochs") as advance:
+
+        def log_epoch(line: str) -> None:
+            # train_run reports each finished epoch as "epoch N/M: ..."; the bar follows it.
+            log(line)
+            if line.startswith("epoch ") and "/" in line:
+                advance(int(line.split()[1].split("/")[0]))
+
+        result = train_run(config, run_dir, dataset, resume=resume, log=log_epoch)
     timings["training"] = time.perf_counter() - start
     if not result.last_epoch:
         raise RuntimeError(f"training wrote no checkpoint in {run_dir}")
@@ -72,6 +90,9 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
     timings["cmni"] = time.perf_counter() - start
 
     report = write_report(run_dir, timings=timings)
+    train_rows = int((dataset.splits == TRAIN).sum())
+    if config.train.max_train_rows:
+        train_rows = min(train_rows, config.train.max_train_rows)
     traj = trajectory(read_csv(run_dir / "cmni.csv"))
     test = json.loads((run_dir / "test_metrics.json").read_text())
     entry = test["members"][0]
@@ -84,6 +105,8 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
         "final_epoch": traj["final_epoch"],
         "rise_and_fall": traj["rise_and_fall"],
         "timings_s": timings,
+        "dataset_turns_per_s": dataset.manifest["turns_simulated"] / dataset.manifest["wall_s"],
+        "train_samples_per_s": _train_samples_per_s(run_dir, train_rows),
         "report": str(report),
         "diverged": result.diverged,
     }
@@ -106,7 +129,8 @@ def format_headline(h: dict) -> str:
             f"test accuracy {h['accuracy']:.4f}",
             f"CMNI: peak {h['peak_cmni']:.6f} at epoch {h['peak_epoch']}, final {h['final_cmni']:.6f} at epoch {h['final_epoch']}"
             f" -> rise-and-fall {'yes' if h['rise_and_fall'] else 'no'}",
-            f"time: dataset {t['dataset']:.1f} s, training {t['training']:.1f} s, CMNI {t['cmni']:.1f} s",
+            f"time: dataset {t['dataset']:.1f} s, training {t['training']:.1f} s, CMNI {t['cmni']:.1f} s; "
+            f"dataset {h['dataset_turns_per_s']:,.0f} turns/s, training {h['train_samples_per_s']:,.0f} samples/s",
             f"report: {h['report']}",
         ]
     )
