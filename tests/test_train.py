@@ -159,7 +159,7 @@ def run_epochs(config, train, val, epochs, members=None):
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
 def test_loss_decreases_on_a_learnable_problem(loss):
-    _, _, history = run_epochs(synthetic_config("--train.loss", loss), SYNTH_TRAIN, SYNTH_VAL, 5)
+    _, state, history = run_epochs(synthetic_config("--train.loss", loss), SYNTH_TRAIN, SYNTH_VAL, 5)
     val_losses = [float(v.loss[0]) for _, v in history]
     assert all(b < a for a, b in zip(val_losses, val_losses[1:])), val_losses
     accuracies = [float(v.accuracy[0]) for _, v in history]
@@ -169,6 +169,9 @@ def test_loss_decreases_on_a_learnable_problem(loss):
     assert float(val_metrics.loss[0]) > float(val_metrics.loss_data[0])
     assert int(val_metrics.confusion[0].sum()) == 500
     np.testing.assert_allclose(np.trace(val_metrics.confusion[0]) / 500, val_metrics.accuracy[0], rtol=1e-6)
+    # training uses a masked sum over the flat parameter vector: the same penalty
+    penalty = l2_penalty(jax.tree.map(lambda a: a[0], state.params), 0.01)
+    np.testing.assert_allclose(val_metrics.loss[0] - val_metrics.loss_data[0], penalty, rtol=1e-4)
 
 
 def test_padded_member_matches_the_same_model_trained_alone():
