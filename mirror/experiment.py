@@ -16,20 +16,19 @@ from mirror.config import Config
 from mirror.tracking import open_tracker
 
 
-def _log_training(tracker, run_dir: Path) -> None:
-    """Per-epoch training and validation metrics from metrics.jsonl."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return
-    for line in path.read_text().splitlines():
+def _training_metrics(run_dir: Path, member: int) -> dict[int, dict]:
+    """epoch -> one member's training and validation scalars, from metrics.jsonl."""
+    out = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         meta = json.loads(line)
         scalars = {}
         for key, value in meta.items():
+            if isinstance(value, list):  # populations store one value per member
+                value = value[member] if member < len(value) else None
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 scalars[f"train/{key}"] = value
-            elif isinstance(value, list) and value and all(isinstance(v, (int, float)) for v in value):
-                scalars.update({f"train/{key}/member_{i}": v for i, v in enumerate(value)})
-        tracker.log_metrics(scalars, step=int(meta["epoch"]))
+        out[int(meta["epoch"])] = scalars
+    return out
 
 
 def _train_samples_per_s(run_dir: Path, train_rows: int) -> float:
@@ -41,16 +40,24 @@ def _train_samples_per_s(run_dir: Path, train_rows: int) -> float:
     return train_rows * lines[0]["members"] * len(lines) / wall
 
 
-def _log_analysis(tracker, run_dir: Path) -> None:
+def _log_member(tracker, run_dir: Path, member: int, members: int) -> None:
+    """Per-epoch metrics and CMNI in one log call per epoch (W&B steps must increase),
+    then the CMNI table and the member's figures."""
     from mirror.report import read_csv
 
-    rows = read_csv(run_dir / "cmni.csv")
+    per_epoch = _training_metrics(run_dir, member)
+    rows = [r for r in read_csv(run_dir / "cmni.csv") if int(r["member"]) == member]
     for r in rows:
-        tracker.log_metrics({f"cmni/member_{r['member']}": float(r["cmni"])}, step=int(r["epoch"]))
+        per_epoch.setdefault(int(r["epoch"]), {}).update(cmni=float(r["cmni"]), cmni_leak=float(r["cmni_leak"]))
+    for epoch in sorted(per_epoch):
+        tracker.log_metrics(per_epoch[epoch], step=epoch)
     if rows:
         columns = list(rows[0])
         tracker.log_table("cmni_table", columns, [[r[c] for c in columns] for r in rows])
-    tracker.log_images({f"figures/{p.stem}": p for p in sorted((run_dir / "figures").glob("*.png"))})
+    figures = sorted((run_dir / "figures").glob("*.png"))
+    if members > 1:  # population figures carry a _m<member> suffix
+        figures = [p for p in figures if p.stem.endswith(f"_m{member}")]
+    tracker.log_images({f"figures/{p.stem}": p for p in figures})
 
 
 def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=print) -> dict:
@@ -111,14 +118,19 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
         "diverged": result.diverged,
     }
 
-    tracker = open_tracker(config.tracking, run_dir, run_dir.name, config.to_dict(), group=config.tracking.group or config.name)
-    try:
-        tracker.log_file("dataset_manifest", Path(dataset.path) / "manifest.json")
-        _log_training(tracker, run_dir)
-        _log_analysis(tracker, run_dir)
-        tracker.summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
-    finally:
-        tracker.finish()
+    # One W&B run per member, grouped: a population's members are separate runs.
+    members = json.loads((run_dir / "members.json").read_text())
+    for m, member in enumerate(members):
+        name = run_dir.name if len(members) == 1 else f"{run_dir.name}-m{m}"
+        run_config = {**config.to_dict(), "member": member}
+        tracker = open_tracker(config.tracking, run_dir, name, run_config, group=config.tracking.group or run_dir.name)
+        try:
+            if m == 0:
+                tracker.log_file("dataset_manifest", Path(dataset.path) / "manifest.json")
+                tracker.summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
+            _log_member(tracker, run_dir, m, len(members))
+        finally:
+            tracker.finish()
     return headline
 
 

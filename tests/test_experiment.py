@@ -2,11 +2,15 @@
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
 from mirror.cli import main
 from mirror.report import trajectory
+
+sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.read_wandb_log
 
 TINY = [
     "--data.rows", "12000", "--data.test_rows", "400", "--data.games", "128", "--data.rounds_per_chunk", "64",
@@ -68,3 +72,26 @@ def test_bad_fields_fail_before_any_work(tmp_path, capsys):
     assert main(["run", "--model.widht", "3", "--run-dir", str(run)]) == 2
     assert "unknown config field(s) model.widht" in capsys.readouterr().err
     assert not run.exists() and not (tmp_path / "c").exists()
+
+
+def test_population_members_are_separate_grouped_wandb_runs(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from test_tracking import read_wandb_log
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "pop"
+    args = [a for a in TINY if a not in ("--tracking.mode", "disabled")]
+    args = [("2" if a == "3" and args[i - 1] == "--train.epochs" else a) for i, a in enumerate(args)]
+    assert main(["run", *args, "--train.population_seeds", "[0, 1]", "--tracking.mode", "offline",
+                 "--data.cache_dir", str(tmp_path / "cache"), "--run-dir", str(run)]) == 0  # fmt: skip
+    logs = sorted(run.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 2
+    for member, log in enumerate(logs):
+        records = read_wandb_log(log)
+        (run_record,) = [r.run for r in records if r.HasField("run")]
+        assert run_record.run_group == "pop"
+        assert run_record.display_name in ("pop-m0", "pop-m1")
+        epochs = [
+            json.loads(i.value_json) for r in records if r.HasField("history") for i in r.history.item if (i.key or ".".join(i.nested_key)) == "cmni"
+        ]
+        assert len(epochs) == 2
