@@ -53,6 +53,9 @@ def test_env_params_validation_names_field_and_range():
         env_params_from_dict({"veil": 2.0})
     with pytest.raises(ValueError, match="env.episode_turns must be an integer"):
         env_params_from_dict({"episode_turns": 1.5})
+    # The hot path packs the world into one uint32: wider worlds fail before any work.
+    with pytest.raises(ValueError, match=r"env.world_width = 40 is outside the allowed range \[8, 32\]"):
+        env_params_from_dict({"world_width": 40})
 
 
 def test_behaviour_policy_frequencies():
