@@ -32,6 +32,7 @@ class DataConfig:
     test_label_shares: tuple = (0.4, 0.4, 0.1, 0.1)  # hop, jump, leap, help shares of the test set
     val_fraction: float = 0.2  # of the non-test rows
     cache_dir: str = "datasets"  # datasets are cached here by config hash
+    seed: int = -1  # the dataset's seed; -1: the top-level `seed` (sweeps pin it so model seeds share one dataset)
 
     def validate(self) -> None:
         for name in ("rows", "games", "rounds_per_chunk", "max_chunks"):
@@ -42,6 +43,7 @@ class DataConfig:
             ok = len(value) == 4 and all(v >= 0 for v in value) and abs(sum(value) - 1.0) < 1e-6
             _require(ok, f"data.{name}", value, "4 non-negative numbers (hop, jump, leap, help) summing to 1")
         _require(0.0 < self.val_fraction < 1.0, "data.val_fraction", self.val_fraction, "a number in (0, 1)")
+        _require(self.seed >= -1, "data.seed", self.seed, "-1 (use the top-level seed) or a non-negative integer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,10 @@ class TrainConfig:
     population_l2s: tuple = ()  # L2 weight per member
     scan_unroll: int = 1  # minibatch steps per scan iteration (speed; results agree to float rounding)
     eval_chunk_rows: int = 16384  # rows per evaluation chunk (bounds memory)
+    # How a population's members share a device: "map" (one after another: bit-identical
+    # whatever the population size or device count; as fast as batching on a CPU), "vmap"
+    # (batched: what accelerators need), "auto" (map on a CPU, vmap otherwise).
+    member_batching: str = "auto"
 
     def validate(self) -> None:
         _require(self.loss in ("mse", "cross_entropy"), "train.loss", self.loss, "'mse' or 'cross_entropy'")
@@ -108,6 +114,7 @@ class TrainConfig:
         for name in ("patience", "max_train_rows"):
             _require(getattr(self, name) >= 0, f"train.{name}", getattr(self, name), "a non-negative integer")
         _require(self.l2 >= 0, "train.l2", self.l2, "a non-negative number")
+        _require(self.member_batching in ("auto", "map", "vmap"), "train.member_batching", self.member_batching, "'auto', 'map' or 'vmap'")
         _require(0 <= self.adam_b1 < 1 and 0 <= self.adam_b2 < 1, "train.adam_b1/adam_b2", (self.adam_b1, self.adam_b2), "numbers in [0, 1)")
         _require(self.adam_eps > 0, "train.adam_eps", self.adam_eps, "a positive number")
         _require(all(type(s) is int for s in self.population_seeds), "train.population_seeds", self.population_seeds, "integers")
@@ -185,6 +192,11 @@ class Config:
     train: TrainConfig = TrainConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     tracking: TrackingConfig = TrackingConfig()
+
+    @property
+    def data_seed(self) -> int:
+        """The seed the dataset is generated from."""
+        return self.data.seed if self.data.seed >= 0 else self.seed
 
     @property
     def env_params(self) -> EnvParams:

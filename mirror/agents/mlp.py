@@ -33,7 +33,10 @@ def unit_dropout(key: jax.Array, h: jax.Array, rate) -> jax.Array:
     units = jnp.arange(h.shape[-1])
     u = jax.vmap(lambda j: jax.random.uniform(jax.random.fold_in(key, j), h.shape[:-1]), out_axes=-1)(units)
     keep = u >= rate
-    return jnp.where(keep, h / jnp.maximum(1.0 - rate, 1e-6), 0.0)
+    # An explicit reciprocal: XLA may or may not turn `h / (1 - rate)` into a multiply
+    # depending on how the program is partitioned, which would change the last bit.
+    scale = 1.0 / jnp.maximum(1.0 - rate, 1e-6)
+    return jnp.where(keep, h * scale, 0.0)
 
 
 class MLP(nn.Module):
@@ -98,3 +101,15 @@ def pad_params(params, widths: Sequence[int], padded_widths: Sequence[int]):
 def unit_masks(widths: Sequence[int], padded_widths: Sequence[int]):
     """bool[padded_width] per hidden layer: True for a member's real units."""
     return [jnp.arange(pw) < w for w, pw in zip(widths, padded_widths)]
+
+
+def unpad_params(params, widths: Sequence[int]):
+    """The inverse of `pad_params`: keep the first `widths[i]` units of each hidden layer.
+    Leaves may carry leading model axes ([..., fan_in, units])."""
+    out, fan_in = {}, NUM_INPUTS
+    for i, w in enumerate(widths):
+        layer = params[f"hidden_{i}"]
+        out[f"hidden_{i}"] = {"kernel": layer["kernel"][..., :fan_in, :w], "bias": layer["bias"][..., :w]}
+        fan_in = w
+    out["output"] = {"kernel": params["output"]["kernel"][..., :fan_in, :], "bias": params["output"]["bias"]}
+    return out

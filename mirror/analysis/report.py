@@ -129,10 +129,10 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
     }
 
 
-def write_report(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict) -> list[Path]:
-    """Write every table and figure; returns the paths written."""
+def write_report(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True) -> list[Path]:
+    """Write every table and (unless `figures` is off) figure; returns the paths written."""
     out = Path(out_dir)
-    (out / "figures").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     written = [
         write_csv(out / "cmni.csv", *cmni_rows(a, epochs, metrics)),
         write_csv(out / "neurons.csv", *neuron_rows(a, epochs)),
@@ -142,7 +142,9 @@ def write_report(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, param
     path = out / "summary.json"
     path.write_text(json.dumps(summary(a, epochs, config_analysis), indent=2) + "\n")
     written.append(path)
-    written += write_figures(out / "figures", a, epochs, metrics)
+    if figures:
+        (out / "figures").mkdir(exist_ok=True)
+        written += write_figures(out / "figures", a, epochs, metrics)
     return written
 
 

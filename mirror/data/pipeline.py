@@ -32,9 +32,10 @@ def generating_config(config: Config) -> dict:
     """Everything that determines the dataset's bytes (and nothing that doesn't)."""
     data = dataclasses.asdict(config.data)
     data.pop("cache_dir")
+    data.pop("seed")  # recorded as the effective seed below
     return {
         "format_version": FORMAT_VERSION,
-        "seed": config.seed,
+        "seed": config.data_seed,
         "env": dataclasses.asdict(config.env_params),
         "data": data,
     }
@@ -74,7 +75,7 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     """Run the pipeline in memory. Returns (arrays, stats)."""
     data = config.data
     start = time.perf_counter()
-    games_key, chunks_key, split_key = jax.random.split(jax.random.key(config.seed), 3)
+    games_key, chunks_key, split_key = jax.random.split(jax.random.key(config.data_seed), 3)
     states = start_games(games_key, config.env_params, data.games)
     chunk = make_chunk_fn(config)
     unique = UniqueRows()
@@ -141,7 +142,7 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
     manifest = {
         "config": generating_config(config),
         "config_hash": config_hash(generating_config(config)),
-        "seed": config.seed,
+        "seed": config.data_seed,
         "rows": int(len(arrays["labels"])),
         "counts": counts_table(arrays),
         "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",

@@ -12,6 +12,10 @@ Run directory layout (other stages read it):
     RUN_DIR/test_metrics.json  test accuracy and confusion matrix (rows predicted,
                                columns actual) per member, at its best and last epoch
 
+A sweep trial's directory has no checkpoints/ of its own: its population.json names the
+population run, its member index and how many of that run's checkpoints are the trial's,
+and `load_run` reads it as a single run (parameters cut to the trial's true widths).
+
 Checkpoint metadata: epoch, members, population, train_loss, train_loss_data, val_loss,
 val_loss_data, val_accuracy, best_so_far, best_epoch, best_val_loss,
 epochs_without_improvement, stopped, diverged, config_hash (whole config),
@@ -47,6 +51,7 @@ DATASET_FILE = "dataset.json"
 MEMBERS_FILE = "members.json"
 METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
+POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a member of this run's
 CHECKPOINT_DIR = "checkpoints"
 ITEMS = ("params", "opt_state", "metadata")
 
@@ -97,6 +102,9 @@ def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManage
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=not read_only,
     )
+    if jax.process_count() > 1:  # multi-host sweeps: every process checkpoints its own runs alone
+        me = jax.process_index()
+        options.multiprocessing_options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
     return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
 
 
@@ -191,6 +199,8 @@ class LoadedRun:
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Read a run directory: config, members and all complete checkpoints, stacked."""
     run_dir = Path(run_dir).absolute()
+    if (run_dir / POPULATION_FILE).is_file():
+        return _load_trial(run_dir)
     for name in (CONFIG_FILE, MEMBERS_FILE, DATASET_FILE):
         if not (run_dir / name).is_file():
             raise TrainError(f"{run_dir} is not a training run: {name} is missing")
@@ -232,3 +242,28 @@ def restore_stacked(run_dir: str | Path, squeeze_members: bool = True):
     if squeeze_members and len(run.members) == 1:
         return jax.tree.map(lambda a: a[:, 0], run.params)
     return run.params
+
+
+def _load_trial(trial_dir: Path) -> LoadedRun:
+    """A sweep trial as a single run: its member of the population run, its checkpoints."""
+    from mirror.agents.mlp import unpad_params
+
+    pointer = json.loads((trial_dir / POPULATION_FILE).read_text())
+    population = load_run(pointer["run_dir"])
+    member, n = int(pointer["member"]), int(pointer["checkpoints"])
+    widths = tuple(population.members[member].widths)
+
+    def single(value):
+        return value[member] if isinstance(value, list) else value
+
+    return LoadedRun(
+        config=load_config(trial_dir / CONFIG_FILE),
+        params=jax.tree.map(lambda a: a[:n, member : member + 1], unpad_params(population.params, widths)),
+        epochs=population.epochs[:n],
+        metadata=[{k: single(v) for k, v in meta.items()} for meta in population.metadata[:n]],
+        widths=[list(widths)],
+        padded_widths=widths,
+        dataset_path=population.dataset_path,
+        members=[population.members[member]],
+        run_dir=trial_dir,
+    )

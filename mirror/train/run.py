@@ -153,16 +153,18 @@ def train_run(
     *,
     resume: bool = False,
     members: list[Member] | None = None,
+    mesh=None,
     log: Log = print,
 ) -> RunResult:
-    """Train (or resume) the run in `run_dir` on `dataset`; see the module docstring."""
+    """Train (or resume) the run in `run_dir` on `dataset`; see the module docstring.
+    `members` overrides the config's population; `mesh` splits it over devices."""
     run_dir = Path(run_dir).absolute()
     population = is_population(config) or (members is not None and len(members) > 1)
     members = members_from_config(config) if members is None else list(members)
     splits = split_dataset(dataset, config.train.max_train_rows)
     if len(splits["validation"].labels) == 0:
         raise ConfigError("the dataset has no validation rows: data.val_fraction must leave some")
-    trainer = make_train(config, to_device(splits["train"]), members)  # checks batch size before any file is written
+    trainer = make_train(config, to_device(splits["train"]), members, mesh)  # checks batch size before any file is written
     context = {
         "members": len(members),
         "population": population,
