@@ -8,8 +8,8 @@ from mirror import commands
 from mirror.config import ConfigError
 from mirror.data.store import DatasetError
 
-# Modules that add subcommands (in pipeline order: data -> train -> analysis).
-STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.analysis.command"]
+# Modules that add subcommands (in pipeline order: data -> train -> analysis -> sweep).
+STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.analysis.command", "mirror.sweep.command"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Sweeps: many trials trained as vmapped populations sharded over devices and hosts."""

@@ -1,0 +1,128 @@
+"""`mirror sweep CONFIG`: train and analyse every trial of a sweep, then summarise it."""
+
+from pathlib import Path
+
+from mirror.commands import UsageError
+
+HELP = (
+    "Train and analyse every trial of a sweep file (a config plus a `sweep:` section, see "
+    "configs/sweep_smoke.yaml), as vmapped populations split over all local devices, then write "
+    "SWEEP_DIR/summary.csv, the top/bottom checkpoint tables, figures/ and report.md. Re-running "
+    "skips finished trials. Base-config fields can be overridden: --data.rows 100000."
+)
+
+
+def register(sub) -> None:
+    cmd = sub.add_parser("sweep", help="a sweep of trials trained as sharded populations, with a summary", description=HELP)
+    cmd.add_argument("config", metavar="CONFIG", help="sweep file, e.g. configs/sweep_smoke.yaml")
+    cmd.add_argument("--sweep-dir", help="output directory (default: sweeps/<name>)")
+    cmd.add_argument("--shard", default="0/1", metavar="i/n", help="run only shard i of n (whole populations, round-robin)")
+    cmd.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() from the cluster's environment (Slurm, Cloud TPU, ...); "
+        "each process runs its own shard on its local devices, process 0 writes the summary",
+    )
+    cmd.add_argument("--summary-only", action="store_true", help="only rebuild the summary from finished trials")
+    cmd.add_argument("--dry-run", action="store_true", help="print the trials and populations, run nothing")
+    cmd.set_defaults(func=sweep_command, accepts_overrides=True)
+
+
+def sweep_command(args, overrides) -> int:
+    from mirror.sweep.plan import parse_shard, populations, shard_trials
+    from mirror.sweep.spec import load_sweep
+
+    try:
+        shard = parse_shard(args.shard)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    sweep = load_sweep(args.config, list(overrides))  # every trial validated before any work
+    sweep_dir = Path(args.sweep_dir or Path("sweeps") / sweep.name).absolute()
+    if args.dry_run:
+        mine = shard_trials(sweep.trials, sweep.max_population, shard)
+        for p in populations(mine, sweep.max_population):
+            print(f"population of {len(p.trials)}: " + "; ".join(f"{t.index}: {t.fields}" for t in p.trials))
+        print(f"{len(sweep.trials)} trials, shard {args.shard} owns {len(mine)}; output {sweep_dir}")
+        return 0
+
+    import jax
+
+    if args.distributed:
+        jax.distributed.initialize()  # coordinator, process count and id from the cluster environment
+        i, n = shard
+        shard = (i * jax.process_count() + jax.process_index(), n * jax.process_count())
+    lead = jax.process_index() == 0
+    if not args.summary_only:
+        _run(sweep, sweep_dir, shard)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("mirror sweep: every shard finished")
+    if lead:
+        _summarise(sweep, sweep_dir)
+    return 0
+
+
+def _run(sweep, sweep_dir: Path, shard) -> None:
+    from mirror.progress import progress_bar
+    from mirror.sweep.plan import shard_trials
+    from mirror.sweep.run import run_sweep
+
+    print(f"sweep: {sweep_dir}")
+    owned = len(shard_trials(sweep.trials, sweep.max_population, shard))
+    with progress_bar("sweep: trials", total=owned, unit=" trials") as advance:
+        stats = run_sweep(sweep, sweep_dir, shard=shard, advance=advance, log=print)
+    print(f"ran {stats['ran']} trial(s) in {stats['populations']} population(s) in {stats['wall_s']:.1f} s")
+    _track_trials(sweep, sweep_dir)
+
+
+def _summarise(sweep, sweep_dir: Path) -> None:
+    from mirror.sweep.summary import write_summary
+
+    summary = write_summary(sweep, sweep_dir)
+    print(f"summary: {summary['finished']} of {summary['trials']} trials finished -> {sweep_dir / 'summary.csv'}, {sweep_dir / 'report.md'}")
+    _track_sweep(sweep, sweep_dir, summary)
+
+
+def _track_trials(sweep, sweep_dir: Path) -> None:
+    """One W&B run per finished trial not yet logged, in the sweep's group."""
+    from mirror.experiment import _log_member
+    from mirror.sweep.trial import finished_result, trial_dir
+    from mirror.tracking import open_tracker, resolve_mode
+
+    if resolve_mode(sweep.base.tracking.mode) == "disabled":
+        return
+    for trial in sweep.trials:
+        out = trial_dir(sweep_dir, trial)
+        result = finished_result(sweep_dir, trial)
+        if result is None or (out / ".tracked").exists() or not out.is_dir():
+            continue
+        config = trial.config
+        group = config.tracking.group or sweep.name
+        tracker = open_tracker(config.tracking, out, f"{sweep.name}-t{trial.index:04d}", {**config.to_dict(), "sweep_fields": trial.fields}, group=group, job_type="trial")
+        try:
+            tracker.summary({k: v for k, v in result.items() if isinstance(v, (int, float, bool))})
+            _log_member(tracker, out, 0, 1)
+        finally:
+            tracker.finish()
+        (out / ".tracked").write_text("")
+
+
+def _track_sweep(sweep, sweep_dir: Path, summary: dict) -> None:
+    """The summary table and figures on a sweep-level W&B run."""
+    from mirror.report import read_csv
+    from mirror.tracking import open_tracker, resolve_mode
+
+    if resolve_mode(sweep.base.tracking.mode) == "disabled" or not summary["finished"]:
+        return
+    tracking = sweep.base.tracking
+    tracker = open_tracker(tracking, sweep_dir, f"{sweep.name}-summary", {**sweep.base.to_dict(), "swept": sweep.swept}, group=tracking.group or sweep.name, job_type="sweep")
+    try:
+        for name in ("summary", "top_checkpoints", "bottom_checkpoints"):
+            rows = read_csv(sweep_dir / f"{name}.csv")
+            if rows:
+                tracker.log_table(name, list(rows[0]), [list(r.values()) for r in rows])
+        tracker.log_images({f"figures/{p.stem}": p for p in sorted((sweep_dir / "figures").glob("*.png"))})
+        tracker.summary({"finished_trials": summary["finished"], "trials": summary["trials"]})
+    finally:
+        tracker.finish()

@@ -1,0 +1,117 @@
+"""From trials to populations: which trials train together, and on which shard.
+
+Trials share one compiled program when everything but the member settings (model seed,
+learning rate, dropout rate, L2 weight, hidden widths) is equal and their widths fall in
+the same power-of-two bucket (padding at most doubles a layer). Such trials are chunked
+into populations of at most `max_population` members, padded with copies of the last
+member to a multiple of the device count (the copies' results are dropped).
+
+Shards (`--shard i/n`, or one per process on a multi-host run) own whole groups of
+trials, assigned round-robin over the groups of the *full* trial list, so the split
+does not depend on which trials are already finished or on how many devices a shard has.
+"""
+
+import dataclasses
+
+from mirror.config import Config, config_hash, load_config
+from mirror.sweep.spec import Trial
+from mirror.train.population import Member
+from mirror.train.sharding import padded_population
+
+
+def member_of(trial: Trial) -> Member:
+    c = trial.config
+    return Member(seed=c.seed, lr=c.train.lr, dropout=c.model.dropout, l2=c.train.l2, widths=c.model.widths)
+
+
+def width_bucket(width: int) -> int:
+    """The smallest power of two >= width: trials in one bucket train padded together."""
+    return 1 << max(0, (width - 1).bit_length())
+
+
+def program_key(config: Config) -> str:
+    """Equal keys: trials that can train as members of one population."""
+    values = config.to_dict()
+    for name in ("name", "seed", "tracking"):
+        values.pop(name)
+    model, train = values["model"], values["train"]
+    model["width"] = width_bucket(model["width"])
+    for name in ("dropout", "population_widths", "population_dropouts"):
+        model.pop(name)
+    for name in ("lr", "l2", "population_seeds", "population_lrs", "population_l2s"):
+        train.pop(name)
+    values["data"].pop("cache_dir")
+    return config_hash(values)
+
+
+@dataclasses.dataclass(frozen=True)
+class Population:
+    trials: tuple  # Trial, in sweep order
+    members: tuple  # Member per trial, then the padding copies
+    config: Config  # the population's run config (population lists set)
+
+    @property
+    def population_id(self) -> str:
+        values = self.config.to_dict()
+        values.pop("name")
+        values.pop("tracking")
+        values["data"].pop("cache_dir")
+        return config_hash({"config": values, "members": [m.to_dict() for m in self.members]})[:12]
+
+    @property
+    def padding(self) -> int:
+        return len(self.members) - len(self.trials)
+
+
+def population_config(trials: list[Trial], members: list[Member]) -> Config:
+    """The first trial's config, with one population entry per member."""
+    values = trials[0].config.to_dict()
+    values["name"] = f"population-{len(trials)}"
+    values["model"].update(
+        width=max(max(m.widths) for m in members),
+        population_widths=[list(m.widths) for m in members],
+        population_dropouts=[m.dropout for m in members],
+    )
+    values["train"].update(
+        population_seeds=[m.seed for m in members],
+        population_lrs=[m.lr for m in members],
+        population_l2s=[m.l2 for m in members],
+    )
+    return load_config(None, values)
+
+
+def group_trials(trials: list[Trial]) -> list[list[Trial]]:
+    """Trials by program key, groups in order of their first trial."""
+    groups: dict[str, list[Trial]] = {}
+    for trial in trials:
+        groups.setdefault(program_key(trial.config), []).append(trial)
+    return list(groups.values())
+
+
+def populations(trials: list[Trial], max_population: int, devices: int = 1) -> list[Population]:
+    out = []
+    for group in group_trials(trials):
+        for start in range(0, len(group), max_population):
+            chunk = group[start : start + max_population]
+            members = [member_of(t) for t in chunk]
+            members += [members[-1]] * (padded_population(len(members), devices) - len(members))
+            out.append(Population(tuple(chunk), tuple(members), population_config(chunk, members)))
+    return out
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/n" -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like i/n (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"--shard {text}: expected 0 <= i < n")
+    return i, n
+
+
+def shard_trials(trials: list[Trial], max_population: int, shard: tuple[int, int]) -> list[Trial]:
+    """The trials shard i of n owns: whole populations of the full sweep, round-robin."""
+    i, n = shard
+    owned = [p for k, p in enumerate(populations(trials, max_population)) if k % n == i]
+    return sorted((t for p in owned for t in p.trials), key=lambda t: t.index)

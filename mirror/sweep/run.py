@@ -1,0 +1,125 @@
+"""Running a sweep: populations trained on a `pop` mesh, analysed, cut into trials.
+
+    SWEEP_DIR/plan.json            every trial: index, id, swept fields, directory
+    SWEEP_DIR/populations/<id>/    a population run (`mirror train` layout), all members
+    SWEEP_DIR/trials/t<i>-<id>/    one trial (see `mirror.sweep.trial`)
+    SWEEP_DIR/summary.csv, figures/, report.md   (see `mirror.sweep.summary`)
+
+Per population: its dataset is built or reused from the cache (one per distinct env and
+data setting), the population trains (resuming from its last checkpoint when a run was
+killed), every checkpoint of every member is analysed at once, and each trial's files are
+written. A trial counts as finished once its result.json exists; re-running the sweep
+skips finished trials, so a killed sweep resumes without redoing or losing work.
+"""
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from mirror.sweep.plan import Population, populations, shard_trials
+from mirror.sweep.spec import Sweep
+from mirror.sweep.trial import finished_result, trial_dir, write_trial
+from mirror.train.checkpoints import CONFIG_FILE, write_json_atomic
+
+Log = Callable[[str], None]
+
+
+def write_plan(sweep: Sweep, sweep_dir: Path) -> None:
+    plan = {
+        "name": sweep.name,
+        "trials": len(sweep.trials),
+        "swept": sweep.swept,
+        "max_population": sweep.max_population,
+        "entries": [
+            {"trial": t.index, "trial_id": t.trial_id, "fields": t.fields, "dir": str(trial_dir(sweep_dir, t).relative_to(sweep_dir))}
+            for t in sweep.trials
+        ],
+    }
+    write_json_atomic(sweep_dir / "plan.json", plan)
+
+
+def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, log: Log = print, advance=None) -> dict:
+    """Train and analyse every unfinished trial of `shard`; returns counts and timings.
+    `advance(n)` reports trials finished so far (for a progress bar)."""
+    from mirror.train.sharding import population_mesh
+
+    sweep_dir = Path(sweep_dir).absolute()
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_plan(sweep, sweep_dir)
+    mesh = mesh if mesh is not None else population_mesh()
+    mine = shard_trials(sweep.trials, sweep.max_population, shard)
+    todo = [t for t in mine if finished_result(sweep_dir, t) is None]
+    pops = populations(todo, sweep.max_population, mesh.size)
+    log(
+        f"sweep {sweep.name}: {len(sweep.trials)} trials; shard {shard[0]}/{shard[1]} owns {len(mine)}, "
+        f"{len(mine) - len(todo)} already finished; {len(todo)} to run in {len(pops)} population(s) "
+        f"on {mesh.size} device(s) ({mesh.devices.flat[0].platform})"
+    )
+    start, done = time.perf_counter(), len(mine) - len(todo)
+    if advance:
+        advance(done)
+    for k, population in enumerate(pops):
+        log(
+            f"population {k + 1}/{len(pops)}: {len(population.trials)} trial(s)"
+            + (f" + {population.padding} padding" if population.padding else "")
+            + f", hidden widths up to {max(max(m.widths) for m in population.members)}, trials "
+            + ", ".join(str(t.index) for t in population.trials)
+        )
+        run_population(population, sweep, sweep_dir, mesh, log)
+        done += len(population.trials)
+        if advance:
+            advance(done)
+    return {"owned": len(mine), "ran": len(todo), "populations": len(pops), "wall_s": time.perf_counter() - start}
+
+
+def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, log: Log) -> list[dict]:
+    from mirror.data.pipeline import build_dataset
+    from mirror.train.run import train_run
+
+    config = population.config
+    run_dir = sweep_dir / "populations" / population.population_id
+    resume = (run_dir / CONFIG_FILE).is_file()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # killed before its run files were written: it holds nothing
+    dataset, reused = build_dataset(config)
+    log(f"  dataset {dataset.path.name} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows)")
+    result = train_run(config, run_dir, dataset, resume=resume, members=list(population.members), mesh=mesh, log=lambda line: log("  " + line))
+    if not result.last_epoch:
+        raise RuntimeError(f"population {run_dir} wrote no checkpoint")
+    return analyse_population(population, sweep, sweep_dir, run_dir, dataset, result.test_metrics, log)
+
+
+def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, run_dir: Path, dataset, test_metrics, log: Log) -> list[dict]:
+    """Every checkpoint of every member at once, then one directory per trial."""
+    from mirror.analysis.analyse import analyse_checkpoints
+    from mirror.analysis.command import member_masks
+    from mirror.data.split import TEST
+    from mirror.train.checkpoints import TrainError, load_run
+
+    start = time.perf_counter()
+    run = load_run(run_dir)
+    config = population.config
+    selected = []
+    for m in range(len(run.members)):
+        try:
+            selected.append(run.checkpoint_index(config.analysis.checkpoint, m))
+        except TrainError:  # diverged before any finite validation loss
+            selected.append(len(run.epochs) - 1)
+    test = dataset.splits == TEST
+    analysis = analyse_checkpoints(
+        config.seed, run.params, member_masks(run.widths, run.padded_widths), run.widths,
+        dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], np.asarray(selected), config.analysis,
+        activation=config.model.activation, kernel_init=config.model.kernel_init,
+    )  # fmt: skip
+    if test_metrics is None and (run_dir / "test_metrics.json").is_file():
+        test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    rows = [
+        write_trial(sweep_dir, trial, m, run, analysis, test_metrics, figures=sweep.trial_figures)
+        for m, trial in enumerate(population.trials)
+    ]
+    log(f"  analysed {len(run.epochs)} checkpoints x {len(run.members)} members in {time.perf_counter() - start:.1f} s")
+    return rows

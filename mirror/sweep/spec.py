@@ -1,0 +1,222 @@
+"""A sweep file: a normal config (the base of every trial) plus a `sweep:` section.
+
+    name: sweep-smoke            # the sweep's name (default directory sweeps/<name>)
+    data: {rows: 100000}         # any config section: the base every trial starts from
+    sweep:
+      base: quickstart.yaml      # optional config file the base extends (relative to this file)
+      grid:                      # every combination of these values
+        model.hidden_layers: [1, 2]
+        model.width: [8, 17]
+      random:                    # plus `samples` draws, keyed by `seed`
+        samples: 10
+        seed: 0
+        fields:
+          train.lr: {log_uniform: [4.0e-6, 5.0e-5]}
+          model.width: {int_uniform: [5, 50]}      # inclusive
+          model.dropout: {uniform: [0.0, 0.3]}
+          model.hidden_layers: {choice: [1, 2, 3]}
+      trials:                    # plus these explicit trials
+        - {model.hidden_layers: 2, model.width: 17, train.lr: 4.0e-6}
+      seeds: [0, 1]              # every trial above once per model seed
+      max_population: 64         # members trained together in one vmapped program
+      trial_figures: true        # per-trial figures (the sweep's own figures are always drawn)
+
+Trials are the grid, then the random draws, then the explicit trials, each repeated
+for every seed in `seeds`. A trial's `seed` is its model seed (initialisation, batch
+order, dropout); the dataset's seed is pinned to the base's (`data.seed`), so trials
+differing only in model settings share one dataset. Every trial's config is built and
+validated before any work starts; a bad field fails naming the trial and the field.
+"""
+
+import copy
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import yaml
+
+from mirror.config import Config, ConfigError, _merge, _set_dotted, config_hash, load_config, parse_overrides
+from mirror.env.params import EnvParams
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
+SWEEP_KEYS = ("base", "grid", "random", "trials", "seeds", "max_population", "trial_figures")
+# Fields a sweep may vary; env.* covers every EnvParams field (D, I, costs, ...).
+SWEEPABLE = (
+    "seed",
+    "data.seed",
+    "data.behaviour_probs",
+    "model.hidden_layers",
+    "model.width",
+    "model.dropout",
+    "model.activation",
+    "model.kernel_init",
+    "train.lr",
+    "train.l2",
+    "train.batch_size",
+    "train.epochs",
+    "train.patience",
+    "train.loss",
+)
+
+
+def sweepable(field: str) -> bool:
+    if field.startswith("env."):
+        return field[4:] in {f.name for f in dataclasses.fields(EnvParams)}
+    return field in SWEEPABLE
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    index: int  # position in the sweep's trial list
+    fields: dict  # the swept fields and their values (dotted names)
+    config: Config  # the base with `fields` applied: a complete single-model config
+
+    @property
+    def trial_id(self) -> str:
+        """Stable identity: a hash of what determines the trial's training and analysis."""
+        values = self.config.to_dict()
+        values["data"] = {k: v for k, v in values["data"].items() if k != "cache_dir"}
+        return config_hash({k: values[k] for k in ("seed", "env", "data", "model", "train", "analysis")})[:12]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    name: str
+    base: Config
+    trials: list  # Trial
+    swept: list  # dotted names of every field some trial sets, in first-seen order
+    max_population: int = 64
+    trial_figures: bool = True
+
+
+def _check_fields(fields: dict, where: str) -> None:
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{where} must be a mapping of field: value, got {fields!r}")
+    for field in fields:
+        if not sweepable(field):
+            allowed = ", ".join(SWEEPABLE) + ", env.<any of " + ", ".join(f.name for f in dataclasses.fields(EnvParams)) + ">"
+            raise ConfigError(f"{where}: {field!r} cannot be swept; allowed: {allowed}")
+
+
+def _grid(grid: dict) -> list[dict]:
+    _check_fields(grid, "sweep.grid")
+    for field, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.grid.{field} must be a non-empty list of values, got {values!r}")
+    names = list(grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _draw(key: jax.Array, field: str, spec: Any):
+    where = f"sweep.random.fields.{field}"
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        raise ConfigError(f"{where} must be one of {{uniform|log_uniform|int_uniform: [low, high]}} or {{choice: [values]}}, got {spec!r}")
+    kind, args = next(iter(spec.items()))
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise ConfigError(f"{where}.choice must be a non-empty list, got {args!r}")
+        return args[int(jax.random.randint(key, (), 0, len(args)))]
+    try:
+        low, high = (float(a) for a in args)
+        assert low <= high and len(args) == 2
+    except (TypeError, ValueError, AssertionError):
+        raise ConfigError(f"{where}.{kind} must be [low, high] with low <= high, got {args!r}") from None
+    if kind == "int_uniform":
+        return int(jax.random.randint(key, (), int(low), int(high) + 1))
+    if kind == "log_uniform":
+        if low <= 0:
+            raise ConfigError(f"{where}.log_uniform needs positive bounds, got {args!r}")
+        value = float(np.exp(jax.random.uniform(key, (), minval=np.log(low), maxval=np.log(high))))
+    else:
+        value = float(jax.random.uniform(key, (), minval=low, maxval=high))
+    return float(f"{value:.4g}")  # readable values (4 significant digits) in configs and tables
+
+
+def _random(spec: dict) -> list[dict]:
+    if not isinstance(spec, dict) or set(spec) - {"samples", "seed", "fields"}:
+        raise ConfigError(f"sweep.random must have samples, seed and fields, got {spec!r}")
+    samples, seed, fields = spec.get("samples"), spec.get("seed", 0), spec.get("fields")
+    if type(samples) is not int or samples < 1:
+        raise ConfigError(f"sweep.random.samples = {samples!r} is invalid: expected a positive integer")
+    if type(seed) is not int:
+        raise ConfigError(f"sweep.random.seed = {seed!r} is invalid: expected an integer")
+    _check_fields(fields, "sweep.random.fields")
+    key = jax.random.key(seed)
+    return [
+        {field: _draw(jax.random.fold_in(jax.random.fold_in(key, i), j), field, fields[field]) for j, field in enumerate(fields)}
+        for i in range(samples)
+    ]
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of fields")
+    return values
+
+
+def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
+    """Read and validate a sweep file; `overrides` (--section.field VALUE) change the base."""
+    path = Path(path)
+    values = _read_yaml(path)
+    sweep = values.pop("sweep", None)
+    if not isinstance(sweep, dict):
+        raise ConfigError(f"{path} has no `sweep:` section; a sweep file is a config plus a sweep section (see mirror/sweep/spec.py)")
+    unknown = sorted(set(sweep) - set(SWEEP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown field(s) sweep.{', sweep.'.join(unknown)}; allowed: {list(SWEEP_KEYS)}")
+    if "base" in sweep:
+        values = _merge(_read_yaml(path.parent / str(sweep["base"])), values)
+    base_values = _merge(values, parse_overrides(list(overrides or [])))
+    base = load_config(None, base_values)
+
+    combos = (_grid(sweep["grid"]) if "grid" in sweep else []) + (_random(sweep["random"]) if "random" in sweep else [])
+    explicit = sweep.get("trials", [])
+    if not isinstance(explicit, list):
+        raise ConfigError(f"sweep.trials must be a list of {{field: value}} mappings, got {explicit!r}")
+    for i, trial in enumerate(explicit):
+        _check_fields(trial, f"sweep.trials[{i}]")
+    combos += [dict(t) for t in explicit]
+    seeds = sweep.get("seeds")
+    if seeds is not None:
+        if not isinstance(seeds, list) or not seeds or not all(type(s) is int for s in seeds):
+            raise ConfigError(f"sweep.seeds = {seeds!r} is invalid: expected a non-empty list of integers")
+        if any("seed" in c for c in combos):
+            raise ConfigError("sweep.seeds and a swept `seed` field both set the model seed; use one of them")
+        combos = [{**c, "seed": s} for c in combos or [{}] for s in seeds]
+    if not combos:
+        raise ConfigError(f"{path}: the sweep has no trials; give sweep.grid, sweep.random, sweep.trials or sweep.seeds")
+
+    max_population = sweep.get("max_population", 64)
+    if type(max_population) is not int or max_population < 1:
+        raise ConfigError(f"sweep.max_population = {max_population!r} is invalid: expected a positive integer")
+    trial_figures = sweep.get("trial_figures", True)
+    if not isinstance(trial_figures, bool):
+        raise ConfigError(f"sweep.trial_figures = {trial_figures!r} is invalid: expected true or false")
+
+    trials = [Trial(i, fields, _trial_config(base, base_values, fields, i)) for i, fields in enumerate(combos)]
+    ids = [t.trial_id for t in trials]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        first = [t.index for t in trials if t.trial_id == duplicates[0]]
+        raise ConfigError(f"trials {first} are the same configuration; every trial must differ (add seeds or change the grid)")
+    swept = list(dict.fromkeys(field for t in trials for field in t.fields))
+    return Sweep(str(base.name), base, trials, swept, max_population, trial_figures)
+
+
+def _trial_config(base: Config, base_values: dict, fields: dict, index: int) -> Config:
+    values = copy.deepcopy(base_values)
+    values.setdefault("data", {})
+    values["data"] = {**values["data"], "seed": base.data_seed}  # model seeds share the base's dataset
+    for field, value in fields.items():
+        _set_dotted(values, field, value)
+    values["name"] = f"{base.name}-trial{index:04d}"
+    try:
+        return load_config(None, values)
+    except ConfigError as err:
+        raise ConfigError(f"sweep trial {index} ({fields}): {err}") from None

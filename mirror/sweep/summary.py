@@ -1,0 +1,185 @@
+"""The sweep's results: one table row per trial, the extreme checkpoints, the figures.
+
+    SWEEP_DIR/summary.csv            one row per finished trial (see COLUMNS)
+    SWEEP_DIR/top_checkpoints.csv    the five highest-CMNI checkpoints (paper Table 1)
+    SWEEP_DIR/bottom_checkpoints.csv the five lowest-CMNI checkpoints (paper Table 2)
+    SWEEP_DIR/figures/cmni_vs_capacity.png, cmni_vs_theory.png
+    SWEEP_DIR/report.md              the tables and figures in one page
+
+Everything is rebuilt from the trials' result.json and cmni.csv files, so it can be
+written by any process once the shards are done (`mirror sweep CONFIG --summary-only`).
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mirror.analysis.report import write_csv
+from mirror.report import read_csv
+from mirror.sweep.spec import Sweep
+from mirror.sweep.trial import finished_result
+
+COLUMNS = [
+    "trial", "trial_id", "seed", "hidden_layers", "width", "capacity", "dropout", "lr", "l2", "batch_size",
+    "dependency", "veil", "epochs", "diverged", "best_epoch", "best_val_loss", "accuracy",
+    "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value", "p_value_peak", "dir",
+]  # fmt: skip
+CHECKPOINT_COLUMNS = ["trial", "lr", "hidden_layers", "width", "epoch", "val_loss", "mne", "cmni"]
+EXTREMES = 5
+
+
+def collect(sweep: Sweep, sweep_dir: Path) -> list[dict]:
+    """Result rows of the finished trials, in sweep order."""
+    rows = [finished_result(sweep_dir, t) for t in sweep.trials]
+    return [r for r in rows if r is not None]
+
+
+def swept_columns(sweep: Sweep) -> list[str]:
+    """Swept fields that are not already a standard column (e.g. env.death_cost)."""
+    standard = {"seed": "seed", "model.hidden_layers": "", "model.width": "", "model.dropout": "", "train.lr": "", "train.l2": "",
+                "train.batch_size": "", "env.dependency": "", "env.veil": ""}  # fmt: skip
+    return [f for f in sweep.swept if f not in standard]
+
+
+def checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
+    """Every checkpoint of every finished trial, with its trial's settings."""
+    out = []
+    for r in results:
+        for row in read_csv(Path(sweep_dir) / r["dir"] / "cmni.csv"):
+            cmni = float(row["cmni"]) if row["cmni"] else math.nan
+            if math.isfinite(cmni):
+                out.append({
+                    "trial": r["trial"], "lr": r["lr"], "hidden_layers": r["hidden_layers"], "width": r["width"],
+                    "epoch": int(row["epoch"]), "val_loss": float(row["val_loss"]), "mne": float(row["mne"]), "cmni": cmni,
+                })  # fmt: skip
+    return out
+
+
+def extremes(checkpoints: list[dict], n: int = EXTREMES) -> tuple[list[dict], list[dict]]:
+    """(highest n, lowest n) checkpoints by CMNI."""
+    ranked = sorted(checkpoints, key=lambda c: (-c["cmni"], c["trial"], c["epoch"]))
+    return ranked[:n], ranked[::-1][:n]
+
+
+def write_summary(sweep: Sweep, sweep_dir: str | Path) -> dict:
+    """Write every summary file; returns {"finished": k, "trials": N, "files": [...]}."""
+    sweep_dir = Path(sweep_dir)
+    results = collect(sweep, sweep_dir)
+    extra = swept_columns(sweep)
+    header = COLUMNS[:-1] + extra + ["dir"]
+    rows = [[r.get(c, r["fields"].get(c)) for c in header] for r in results]
+    files = [write_csv(sweep_dir / "summary.csv", header, rows)]
+    top, bottom = extremes(checkpoint_rows(sweep_dir, results))
+    files.append(write_csv(sweep_dir / "top_checkpoints.csv", CHECKPOINT_COLUMNS, [[c[k] for k in CHECKPOINT_COLUMNS] for c in top]))
+    files.append(write_csv(sweep_dir / "bottom_checkpoints.csv", CHECKPOINT_COLUMNS, [[c[k] for k in CHECKPOINT_COLUMNS] for c in bottom]))
+    if results:
+        files.append(plot_capacity(sweep_dir / "figures" / "cmni_vs_capacity.png", results))
+        files.append(plot_theory(sweep_dir / "figures" / "cmni_vs_theory.png", results))
+    files.append(write_markdown(sweep, sweep_dir, results, top, bottom))
+    return {"finished": len(results), "trials": len(sweep.trials), "files": files, "results": results}
+
+
+def _values(results: list[dict], key: str) -> np.ndarray:
+    return np.asarray([np.nan if r[key] is None else r[key] for r in results], np.float64)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    return path
+
+
+def plot_capacity(path: Path, results: list[dict]) -> Path:
+    """Peak CMNI and CMNI at the best-validation checkpoint against layers x width."""
+    fig = Figure(figsize=(10, 4))
+    layers = _values(results, "hidden_layers")
+    capacity = _values(results, "capacity")
+    for ax, key, title in zip(fig.subplots(1, 2), ("peak_cmni", "cmni_at_best"), ("peak CMNI over epochs", "CMNI at the best-validation checkpoint")):
+        y = _values(results, key)
+        for depth in sorted(set(layers[np.isfinite(layers)].astype(int))):
+            pick = layers == depth
+            ax.scatter(capacity[pick], y[pick], s=28, alpha=0.8, label=f"{depth} hidden layer{'s' if depth > 1 else ''}")
+        ax.set_xlabel("capacity: hidden layers x units per layer")
+        ax.set_ylabel("CMNI")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"CMNI against model capacity ({len(results)} trials)")
+    return _save(fig, path)
+
+
+def plot_theory(path: Path, results: list[dict]) -> Path:
+    """CMNI against agent dependency D and the veil of ignorance I: trials as points,
+    the mean over trials at each setting as a line."""
+    fig = Figure(figsize=(10, 4))
+    y = _values(results, "peak_cmni")
+    for ax, key, label in zip(fig.subplots(1, 2), ("dependency", "veil"), ("dependency D", "veil of ignorance I")):
+        x = _values(results, key)
+        ax.scatter(x, y, s=22, alpha=0.6, color="#2e7d32")
+        settings = np.unique(x[np.isfinite(x)])
+        means = [np.nanmean(y[x == s]) for s in settings]
+        ax.plot(settings, means, "-o", color="black", lw=1.5, label="mean over trials")
+        ax.set_xlabel(label)
+        ax.set_ylabel("peak CMNI")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        if len(settings) == 1:
+            ax.set_title(f"{label} fixed at {settings[0]:g} in this sweep", fontsize=9)
+    fig.suptitle("CMNI against the game's theory knobs")
+    return _save(fig, path)
+
+
+def _table(rows: list[dict], columns: list[str]) -> list[str]:
+    def fmt(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.5g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+
+
+def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict], bottom: list[dict]) -> Path:
+    out = [f"# Sweep report: {sweep.name}", ""]
+    out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
+    if results:
+        best = max(results, key=lambda r: r["peak_cmni"] if r["peak_cmni"] is not None else -math.inf)
+        significant = sum(1 for r in results if r["p_value"] is not None and r["p_value"] < 0.05)
+        out += [
+            f"Highest peak CMNI: {best['peak_cmni']:.5g} (trial {best['trial']}: {best['hidden_layers']} x {best['width']}, "
+            f"lr {best['lr']:g}, epoch {best['peak_epoch']}). At the best-validation checkpoint {significant} of "
+            f"{len(results)} trials have a CMNI above the permutation null (p < 0.05).",
+            "",
+            "## Highest-CMNI checkpoints (paper Table 1)",
+            "",
+            *_table(top, CHECKPOINT_COLUMNS),
+            "",
+            "## Lowest-CMNI checkpoints (paper Table 2)",
+            "",
+            *_table(bottom, CHECKPOINT_COLUMNS),
+            "",
+            "## Figures",
+            "",
+            "![CMNI against capacity](figures/cmni_vs_capacity.png)",
+            "",
+            "![CMNI against D and I](figures/cmni_vs_theory.png)",
+            "",
+            "## Trials",
+            "",
+            *_table(results, ["trial", "hidden_layers", "width", "lr", "dependency", "veil", "seed", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "cmni_at_best", "p_value"]),
+            "",
+        ]
+    path = Path(sweep_dir) / "report.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
+def summary_json(summary: dict) -> str:
+    return json.dumps({k: v for k, v in summary.items() if k != "results"}, default=str)
