@@ -100,11 +100,17 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 
+    import dataclasses
+
+    import jax
+
     start = time.perf_counter()
     run = load_run(run_dir)
+    real = len(population.trials)  # padding members are not analysed
+    run = dataclasses.replace(run, params=jax.tree.map(lambda a: a[:, :real], run.params), members=run.members[:real], widths=run.widths[:real])
     config = population.config
     selected = []
-    for m in range(len(run.members)):
+    for m in range(real):
         try:
             selected.append(run.checkpoint_index(config.analysis.checkpoint, m))
         except TrainError:  # diverged before any finite validation loss

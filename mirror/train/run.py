@@ -293,10 +293,10 @@ def _test_metrics(trainer, manager, state, stopping, last, test: Split, populati
     """Test accuracy and confusion matrix per member at its best and at its last epoch."""
     abstract = jax.eval_shape(trainer.init)
     best_epochs = stopping.best_epoch
-    best_params = state.params
+    best_params = jax.device_get(state.params)  # on the host: restored checkpoints and a sharded state live on different devices
     for epoch in sorted({int(e) for e in best_epochs if e > 0}):
         params, _, _ = restore_checkpoint(manager, epoch, abstract)
-        best_params = _select(best_epochs == epoch, params, best_params)
+        best_params = _select(best_epochs == epoch, jax.device_get(params), best_params)
     best, final = jax.device_get((trainer.evaluate(best_params, test), trainer.evaluate(state.params, test)))
     entries = []
     for i in range(len(trainer.members)):
