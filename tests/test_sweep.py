@@ -321,3 +321,31 @@ def test_shipped_sweep_configs_load():
     theory = load_sweep(REPO / "configs" / "sweep_theory.yaml")
     assert {"env.dependency", "env.veil", "seed"} <= set(theory.swept)
     assert json.dumps([t.fields for t in theory.trials])  # plain values
+
+
+def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, tmp_path):
+    """`--distributed` on a (simulated) two-task Slurm job: jax.distributed finds the
+    coordinator and process ids in the Slurm environment, each process trains its own
+    populations and checkpoints them alone, and the first writes the whole summary."""
+    spec = {**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "datasets")}, "name": "mh", "sweep": TINY_GRID}
+    path = tmp_path / "mh.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    job = str(1000 + os.getpid() % 3000)  # Slurm's coordinator port derives from the job id
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", "SLURM_JOB_ID": job, "SLURM_NTASKS": "2", "SLURM_PROCID": str(rank),
+               "SLURM_LOCALID": str(rank), "SLURM_STEP_NODELIST": "localhost"}  # fmt: skip
+        env.pop("XLA_FLAGS", None)
+        cmd = [sys.executable, "-m", "mirror.cli", "sweep", str(path), "--sweep-dir", str(tmp_path / "out"), "--distributed"]
+        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(log[-2000:] for log in logs)
+    sweep = load_sweep(path)
+    ran = [int(log.split("ran ")[1].split(" trial")[0]) for log in logs]
+    assert sorted(ran) != [0, len(sweep.trials)] and sum(ran) == len(sweep.trials)  # both worked
+    assert f"summary: {len(sweep.trials)} of {len(sweep.trials)} trials finished" in logs[0]
+    for trial in sweep.trials:  # readable here, in a single process: the same results as one job
+        run = load_run(trial_dir(tmp_path / "out", trial))
+        assert run.members[0] == member_of(trial)
+    two = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert two == (tiny_sweep[1] / "one" / "summary.csv").read_text().splitlines()  # the same numbers as one process

@@ -48,19 +48,23 @@ def sweep_command(args, overrides) -> int:
     import jax
 
     if args.distributed:
-        jax.distributed.initialize()  # coordinator, process count and id from the cluster environment
+        # Coordinator, process count and id from the cluster's environment (Slurm, Cloud TPU,
+        # Open MPI, Kubernetes, ...). Shards finish at different times: the shutdown barrier
+        # below waits for the slowest one.
+        jax.distributed.initialize(shutdown_timeout_seconds=SHARD_WAIT_S)
         i, n = shard
         shard = (i * jax.process_count() + jax.process_index(), n * jax.process_count())
     lead = jax.process_index() == 0
     if not args.summary_only:
         _run(sweep, sweep_dir, shard)
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        multihost_utils.sync_global_devices("mirror sweep: every shard finished")
+    if args.distributed:
+        jax.distributed.shutdown()  # a barrier: returns once every process has finished its shard
     if lead:
         _summarise(sweep, sweep_dir)
     return 0
+
+
+SHARD_WAIT_S = 7 * 24 * 3600  # how long the first process waits for the others to finish
 
 
 def _run(sweep, sweep_dir: Path, shard) -> None:

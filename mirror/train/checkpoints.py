@@ -91,6 +91,47 @@ def read_members(run_dir: Path) -> list[Member]:
     return [Member(**{**entry, "widths": tuple(entry["widths"])}) for entry in entries]
 
 
+class HostArraysHandler(ocp.CheckpointHandler):
+    """A pytree of arrays as one .npz, written by whichever process calls it.
+
+    Used on multi-host sweeps only: there every process trains its own populations and
+    checkpoints them alone, but Orbax's array handlers leave all writing to process 0."""
+
+    def save(self, directory, args: "HostArraysSave") -> None:
+        leaves = jax.tree.leaves(jax.device_get(args.item))
+        with open(Path(directory) / "arrays.npz", "wb") as fh:
+            np.savez(fh, *[np.asarray(leaf) for leaf in leaves])
+
+    def restore(self, directory, args: "HostArraysRestore"):
+        with np.load(Path(directory) / "arrays.npz") as data:
+            leaves = [data[f"arr_{i}"] for i in range(len(data.files))]
+        return jax.tree.unflatten(jax.tree.structure(args.item), leaves)
+
+
+@ocp.args.register_with_handler(HostArraysHandler, for_save=True)
+@dataclasses.dataclass
+class HostArraysSave(ocp.args.CheckpointArgs):
+    item: Any
+
+
+@ocp.args.register_with_handler(HostArraysHandler, for_restore=True)
+@dataclasses.dataclass
+class HostArraysRestore(ocp.args.CheckpointArgs):
+    item: Any  # the structure to restore into (leaves may be abstract)
+
+
+def _multi_host() -> bool:
+    return jax.process_count() > 1
+
+
+def _array_args(save: bool, checkpoint_dir: Path | None = None):
+    """Orbax's standard array items, or .npz items on a multi-host run (and when restoring
+    a checkpoint that one wrote)."""
+    if _multi_host() or (checkpoint_dir is not None and (Path(checkpoint_dir) / "params" / "arrays.npz").is_file()):
+        return HostArraysSave if save else HostArraysRestore
+    return ocp.args.StandardSave if save else ocp.args.StandardRestore
+
+
 def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManager:
     """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint)."""
     directory = Path(run_dir).absolute() / CHECKPOINT_DIR
@@ -102,21 +143,34 @@ def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManage
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=not read_only,
     )
-    if jax.process_count() > 1:  # multi-host sweeps: every process checkpoints its own runs alone
-        me = jax.process_index()
-        options.multiprocessing_options = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
-    return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
+    if jax.process_count() == 1:
+        return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
+    # Multi-host sweeps: every process checkpoints its own runs alone, as its own primary host
+    # (the item handlers too: they would otherwise leave the writing to process 0).
+    me = jax.process_index()
+    alone = ocp.options.MultiprocessingOptions(primary_host=None, active_processes={me})
+    options.multiprocessing_options = alone
+    options.create = False  # Orbax leaves creating the root to us when processes act alone
+    if not read_only:
+        directory.mkdir(parents=True, exist_ok=True)
+    handlers = {
+        "params": HostArraysHandler(),
+        "opt_state": HostArraysHandler(),
+        "metadata": ocp.JsonCheckpointHandler(multiprocessing_options=alone),
+    }
+    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state, metadata: dict) -> None:
     """Save epoch `epoch` (asynchronously); refuses to replace an existing checkpoint."""
     if epoch in manager.all_steps():
         raise TrainError(f"checkpoint {epoch} already exists in {manager.directory}; checkpoints are never overwritten")
+    save = _array_args(save=True)
     saved = manager.save(
         epoch,
         args=ocp.args.Composite(
-            params=ocp.args.StandardSave(state.params),
-            opt_state=ocp.args.StandardSave(state.opt_state),
+            params=save(state.params),
+            opt_state=save(state.opt_state),
             metadata=ocp.args.JsonSave(metadata),
         ),
     )
@@ -125,17 +179,18 @@ def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state, metadata:
 
 
 def _restore_target(abstract):
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
 
 def restore_checkpoint(manager: ocp.CheckpointManager, epoch: int, abstract_state):
     """(params, opt_state, metadata) of one epoch; `abstract_state` gives the structure."""
+    restore = _array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))
     restored = manager.restore(
         epoch,
         args=ocp.args.Composite(
-            params=ocp.args.StandardRestore(_restore_target(abstract_state.params)),
-            opt_state=ocp.args.StandardRestore(_restore_target(abstract_state.opt_state)),
+            params=restore(_restore_target(abstract_state.params)),
+            opt_state=restore(_restore_target(abstract_state.opt_state)),
             metadata=ocp.args.JsonRestore(),
         ),
     )
@@ -216,7 +271,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         params, metadata = [], []
         for epoch in epochs:
             restored = manager.restore(
-                epoch, args=ocp.args.Composite(params=ocp.args.StandardRestore(target), metadata=ocp.args.JsonRestore())
+                epoch, args=ocp.args.Composite(params=_array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))(target), metadata=ocp.args.JsonRestore())
             )
             params.append(jax.tree.map(np.asarray, restored.params))
             metadata.append(restored.metadata)
