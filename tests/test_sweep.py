@@ -349,3 +349,58 @@ def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, tmp
         assert run.members[0] == member_of(trial)
     two = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert two == (tiny_sweep[1] / "one" / "summary.csv").read_text().splitlines()  # the same numbers as one process
+
+
+def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypatch):
+    from mirror.config import load_config
+    from mirror.data import pipeline
+
+    config = load_config(None, {"data": {**TINY["data"], "cache_dir": str(tmp_path)}})
+    real = pipeline.generate_arrays
+
+    def racing(config, progress=None):
+        out = real(config, progress)
+        monkeypatch.setattr(pipeline, "generate_arrays", real)
+        pipeline.build_dataset(config)  # another shard writes the same dataset meanwhile
+        return out
+
+    monkeypatch.setattr(pipeline, "generate_arrays", racing)
+    dataset, reused = pipeline.build_dataset(config)
+    assert not reused and dataset.path == pipeline.dataset_path(config)
+    assert [p.name for p in tmp_path.iterdir()] == [dataset.path.name]  # no temporary left behind
+
+
+def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_tracking import read_wandb_log
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    path, root = tiny_sweep
+    spec = yaml.safe_load(path.read_text())
+    spec["tracking"] = {"mode": "offline"}
+    spec["sweep"]["seeds"] = [0]
+    spec["sweep"]["grid"] = {"model.width": [5], "train.lr": [1.0e-3, 3.0e-3]}
+    tracked = tmp_path / "tracked.yaml"
+    tracked.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "out"
+    assert main(["sweep", str(tracked), "--sweep-dir", str(out)]) == 0
+
+    def run_record(log):
+        (record,) = [r.run for r in read_wandb_log(log) if r.HasField("run")]
+        return record
+
+    trials = sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))
+    assert len(trials) == 2
+    for log in trials:
+        record = run_record(log)
+        assert (record.run_group, record.job_type) == ("t", "trial")
+        history = [i.key or ".".join(i.nested_key) for r in read_wandb_log(log) if r.HasField("history") for i in r.history.item]
+        assert "cmni" in history and "train/val_loss" in history
+    (sweep_log,) = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
+    record = run_record(sweep_log)
+    assert (record.run_group, record.job_type, record.display_name) == ("t", "sweep", "t-summary")
+    # a re-run logs nothing twice
+    assert main(["sweep", str(tracked), "--sweep-dir", str(out), "--dry-run"]) == 0
+    assert main(["sweep", str(tracked), "--sweep-dir", str(out)]) == 0
+    assert len(sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))) == 2

@@ -145,12 +145,19 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
         "seed": config.data_seed,
         "rows": int(len(arrays["labels"])),
         "counts": counts_table(arrays),
-        "device": f"{jax.devices()[0].platform}: {jax.devices()[0].device_kind}",
+        "device": f"{jax.local_devices()[0].platform}: {jax.local_devices()[0].device_kind}",
         "jax_version": jax.__version__,
         **stats,
     }
+    if path.exists() and not force:  # another process (a sweep shard) finished it meanwhile: same bytes
+        return load_dataset(path), False
     if path.exists():  # force: keep the old one until the new one is complete
         stale = path.with_name(path.name + f".old-{int(time.time())}")
         path.rename(stale)
-    write_dataset(path, arrays, manifest)
+    try:
+        write_dataset(path, arrays, manifest)
+    except OSError:
+        if force or not path.exists():
+            raise
+        # Another process (a sweep shard) finished the same dataset first: same config, same bytes.
     return load_dataset(path), False
