@@ -32,6 +32,7 @@ which the next writer deletes); saving an existing epoch is refused.
 
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -132,6 +133,10 @@ def _array_args(save: bool, checkpoint_dir: Path | None = None):
     return ocp.args.StandardSave if save else ocp.args.StandardRestore
 
 
+def _quiet_read_only(record: logging.LogRecord) -> bool:
+    return "is read only" not in record.getMessage()
+
+
 def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManager:
     """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint)."""
     directory = Path(run_dir).absolute() / CHECKPOINT_DIR
@@ -139,10 +144,13 @@ def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManage
         raise TrainError(f"{run_dir} is not a training run: {CHECKPOINT_DIR}/ is missing")
     options = ocp.CheckpointManagerOptions(
         read_only=read_only,
+        save_interval_steps=0 if read_only else 1,  # read-only managers save nothing (and Orbax warns otherwise)
         create=not read_only,
         cleanup_tmp_directories=not read_only,
         enable_async_checkpointing=not read_only,
     )
+    if read_only:  # Orbax warns that a read-only directory is read-only
+        logging.getLogger("absl").addFilter(_quiet_read_only)
     if jax.process_count() == 1:
         return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
     # Multi-host sweeps: every process checkpoints its own runs alone, as its own primary host
