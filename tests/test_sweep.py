@@ -404,3 +404,22 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     assert main(["sweep", str(tracked), "--sweep-dir", str(out), "--dry-run"]) == 0
     assert main(["sweep", str(tracked), "--sweep-dir", str(out)]) == 0
     assert len(sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))) == 2
+
+
+def test_analysis_in_member_chunks_matches_one_call(tiny_sweep, tmp_path, monkeypatch):
+    """Large populations are analysed a few members at a time (bounded memory): the
+    trials' CMNI, permutation and random-init p-values are those of one call."""
+    from mirror.data.pipeline import build_dataset
+    from mirror.report import read_csv
+
+    path, root = tiny_sweep
+    sweep = load_sweep(path)
+    monkeypatch.setattr(sweep_run, "ANALYSIS_MODELS", 2)  # 2 checkpoints: one member per call
+    population = next(p for p in populations(sweep.trials, sweep.max_population) if len(p.trials) == 3)
+    dataset, _ = build_dataset(population.config)
+    run_dir = root / "one" / "populations" / population.population_id
+    sweep_run.analyse_population(population, sweep, tmp_path, run_dir, dataset, None, log=lambda line: None)
+    for trial in population.trials:
+        one, chunked = (read_csv(trial_dir(d, trial) / "cmni.csv") for d in (root / "one", tmp_path))
+        for column in ("cmni", "p_permutation", "p_init", "val_loss"):
+            np.testing.assert_allclose([float(r[column]) for r in chunked], [float(r[column]) for r in one], rtol=1e-5, err_msg=column)

@@ -9,6 +9,7 @@ roles, weight z-scores and circuits. `mirror.analysis.report` writes them out.
 
 import dataclasses
 import time
+import zlib
 from typing import Callable
 
 import jax
@@ -133,12 +134,19 @@ def analyse_checkpoints(
 ANALYSIS_STEPS = 6  # progress steps reported by analyse_checkpoints (at most)
 
 
+def widths_key(widths) -> int:
+    """A stable 31-bit integer naming a tuple of hidden widths."""
+    return zlib.crc32(",".join(str(int(w)) for w in widths).encode()) & 0x7FFFFFFF
+
+
 def _init_null(key, member_widths, params, inputs, groups, config, activation, kernel_init) -> np.ndarray:
     """[members, seeds]: members of equal widths share one batch of initialisations."""
     padded = [int(params[f"hidden_{i}"]["bias"].shape[-1]) for i in range(len(member_widths[0]))]
     out = np.zeros((len(member_widths), config.init_seeds))
     distinct = sorted({tuple(w) for w in member_widths})
-    batches = [init_params_batch(jax.random.fold_in(key, i), config.init_seeds, w, activation=activation, kernel_init=kernel_init, padded_to=padded) for i, w in enumerate(distinct)]
+    # Keyed by the widths themselves, so a member's baseline does not depend on which other
+    # widths share its population (sweeps regroup trials freely).
+    batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
     masks = [np.concatenate([np.repeat((np.arange(p) < w[i])[None], config.init_seeds, 0) for w in distinct]) for i, p in enumerate(padded)]
     values = np.asarray(cmni(stacked, inputs, groups, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).cmni)

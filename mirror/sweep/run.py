@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import jax
 import numpy as np
 
 from mirror.sweep.plan import Population, populations, shard_trials
@@ -94,38 +95,42 @@ def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, 
 
 
 def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, run_dir: Path, dataset, test_metrics, log: Log) -> list[dict]:
-    """Every checkpoint of every member at once, then one directory per trial."""
+    """Every checkpoint of every member at once (in member chunks of at most
+    ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
     from mirror.analysis.analyse import analyse_checkpoints
     from mirror.analysis.command import member_masks
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 
-    import dataclasses
-
-    import jax
-
     start = time.perf_counter()
     run = load_run(run_dir)
-    real = len(population.trials)  # padding members are not analysed
-    run = dataclasses.replace(run, params=jax.tree.map(lambda a: a[:, :real], run.params), members=run.members[:real], widths=run.widths[:real])
     config = population.config
+    real = len(population.trials)  # padding members are not analysed
     selected = []
     for m in range(real):
         try:
             selected.append(run.checkpoint_index(config.analysis.checkpoint, m))
         except TrainError:  # diverged before any finite validation loss
             selected.append(len(run.epochs) - 1)
-    test = dataset.splits == TEST
-    analysis = analyse_checkpoints(
-        config.seed, run.params, member_masks(run.widths, run.padded_widths), run.widths,
-        dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], np.asarray(selected), config.analysis,
-        activation=config.model.activation, kernel_init=config.model.kernel_init,
-    )  # fmt: skip
     if test_metrics is None and (run_dir / "test_metrics.json").is_file():
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
-    rows = [
-        write_trial(sweep_dir, trial, m, run, analysis, test_metrics, figures=sweep.trial_figures)
-        for m, trial in enumerate(population.trials)
-    ]
-    log(f"  analysed {len(run.epochs)} checkpoints x {len(run.members)} members in {time.perf_counter() - start:.1f} s")
+    test = dataset.splits == TEST
+    masks = member_masks(run.widths, run.padded_widths)
+    per_call = max(1, ANALYSIS_MODELS // len(run.epochs))
+    rows = []
+    for lo in range(0, real, per_call):
+        chunk = slice(lo, min(real, lo + per_call))
+        analysis = analyse_checkpoints(
+            config.seed, jax.tree.map(lambda a: a[:, chunk], run.params), [m[chunk] for m in masks], run.widths[chunk],
+            dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], np.asarray(selected[chunk]), config.analysis,
+            activation=config.model.activation, kernel_init=config.model.kernel_init,
+        )  # fmt: skip
+        rows += [
+            write_trial(sweep_dir, trial, lo + j, run, analysis, test_metrics, figures=sweep.trial_figures, analysis_index=j)
+            for j, trial in enumerate(population.trials[chunk])
+        ]
+    log(f"  analysed {len(run.epochs)} checkpoints x {real} members in {time.perf_counter() - start:.1f} s")
     return rows
+
+
+ANALYSIS_MODELS = 2048  # checkpoints x members per analysis call (~0.5 GB at 3 x 50 units, 200 permutations)

@@ -100,8 +100,10 @@ def write_trial(
     test_metrics: dict | None,
     *,
     figures: bool,
+    analysis_index: int | None = None,
 ) -> dict:
-    """Write the trial's directory (result.json last) and return its result row."""
+    """Write the trial's directory (result.json last) and return its result row. `member`
+    indexes the population run; `analysis_index` the analysis (default: the same)."""
     out = trial_dir(sweep_dir, trial)
     out.mkdir(parents=True, exist_ok=True)
     n = member_epochs(run, member)
@@ -121,7 +123,7 @@ def write_trial(
         single = {k: entry[k] for k in ("epoch", "accuracy", "loss", "loss_data", "confusion") if k in entry}
         write_json_atomic(out / TEST_METRICS_FILE, {**test_metrics, "members": [entry], **single})
 
-    mine = member_analysis(analysis, member, n)
+    mine = member_analysis(analysis, member if analysis_index is None else analysis_index, n)
     metrics = {k: run.metric(k)[:n, member : member + 1] for k in ("val_loss", "val_loss_data", "val_accuracy")}
     params = jax.tree.map(lambda a: np.asarray(a)[int(mine.selected[0]), member : member + 1], run.params)
     config_analysis = dataclasses.asdict(trial.config.analysis)
