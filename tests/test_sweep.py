@@ -423,3 +423,21 @@ def test_analysis_in_member_chunks_matches_one_call(tiny_sweep, tmp_path, monkey
         one, chunked = (read_csv(trial_dir(d, trial) / "cmni.csv") for d in (root / "one", tmp_path))
         for column in ("cmni", "p_permutation", "p_init", "val_loss"):
             np.testing.assert_allclose([float(r[column]) for r in chunked], [float(r[column]) for r in one], rtol=1e-5, err_msg=column)
+
+
+def test_diverging_trials_are_recorded_and_the_sweep_goes_on(tiny_sweep, tmp_path):
+    path, _ = tiny_sweep
+    spec = yaml.safe_load(path.read_text())
+    spec["sweep"] = {"trials": [
+        {"train.lr": 1.0e30, "train.batch_size": 20},  # a population that diverges entirely in epoch 1
+        {"train.lr": 1.0e-3}, {"train.lr": 1.0e30},    # one member of two diverges
+    ], "trial_figures": False}  # fmt: skip
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(bad), "--sweep-dir", str(tmp_path / "out")]) == 0
+    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    table = [dict(zip(header, r.split(","))) for r in rows[1:]]
+    assert [(r["epochs"], r["diverged"]) for r in table] == [("0", "1"), ("2", "0"), ("1", "1")]
+    assert table[0]["peak_cmni"] == "" and float(table[1]["peak_cmni"]) > 0
+    assert "2 trial(s) diverged" in (tmp_path / "out" / "report.md").read_text()

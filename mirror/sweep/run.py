@@ -23,7 +23,7 @@ import numpy as np
 
 from mirror.sweep.plan import Population, populations, shard_trials
 from mirror.sweep.spec import Sweep
-from mirror.sweep.trial import finished_result, trial_dir, write_trial
+from mirror.sweep.trial import finished_result, member_epochs, trial_dir, write_diverged_trial, write_trial
 from mirror.train.checkpoints import CONFIG_FILE, write_json_atomic
 
 Log = Callable[[str], None]
@@ -89,8 +89,9 @@ def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, 
     dataset, reused = build_dataset(config)
     log(f"  dataset {dataset.path.name} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows)")
     result = train_run(config, run_dir, dataset, resume=resume, members=list(population.members), mesh=mesh, log=lambda line: log("  " + line))
-    if not result.last_epoch:
-        raise RuntimeError(f"population {run_dir} wrote no checkpoint")
+    if not result.last_epoch:  # every member diverged in its first epoch (e.g. a learning rate far too high)
+        log(f"  every member diverged in epoch 1: trials {[t.index for t in population.trials]} recorded as diverged")
+        return [write_diverged_trial(sweep_dir, trial) for trial in population.trials]
     return analyse_population(population, sweep, sweep_dir, run_dir, dataset, result.test_metrics, log)
 
 
@@ -108,10 +109,11 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     real = len(population.trials)  # padding members are not analysed
     selected = []
     for m in range(real):
+        last = member_epochs(run, m) - 1  # the member's own last checkpoint
         try:
-            selected.append(run.checkpoint_index(config.analysis.checkpoint, m))
+            selected.append(min(run.checkpoint_index(config.analysis.checkpoint, m), last))
         except TrainError:  # diverged before any finite validation loss
-            selected.append(len(run.epochs) - 1)
+            selected.append(last)
     if test_metrics is None and (run_dir / "test_metrics.json").is_file():
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     test = dataset.splits == TEST

@@ -49,6 +49,8 @@ def checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
     """Every checkpoint of every finished trial, with its trial's settings."""
     out = []
     for r in results:
+        if not r["epochs"]:  # diverged before its first checkpoint
+            continue
         for row in read_csv(Path(sweep_dir) / r["dir"] / "cmni.csv"):
             cmni = float(row["cmni"]) if row["cmni"] else math.nan
             if math.isfinite(cmni):
@@ -149,8 +151,12 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
 def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict], bottom: list[dict]) -> Path:
     out = [f"# Sweep report: {sweep.name}", ""]
     out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
-    if results:
-        best = max(results, key=lambda r: r["peak_cmni"] if r["peak_cmni"] is not None else -math.inf)
+    scored = [r for r in results if r["peak_cmni"] is not None]
+    diverged = sum(1 for r in results if r["diverged"])
+    if diverged:
+        out += [f"{diverged} trial(s) diverged (non-finite loss): their rows end at the last finite epoch.", ""]
+    if scored:
+        best = max(scored, key=lambda r: r["peak_cmni"])
         significant = sum(1 for r in results if r["p_value"] is not None and r["p_value"] < 0.05)
         out += [
             f"Highest peak CMNI: {best['peak_cmni']:.5g} (trial {best['trial']}: {best['hidden_layers']} x {best['width']}, "

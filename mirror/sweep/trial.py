@@ -137,22 +137,9 @@ def write_trial(
     return result
 
 
-def result_row(trial: Trial, out: Path, a: CheckpointAnalysis, epochs, metrics, test_entry, last_meta: dict, member: int) -> dict:
-    """The trial's row of summary.csv."""
+def settings_row(trial: Trial, out: Path) -> dict:
+    """The trial's identity and settings: the first columns of its summary row."""
     c = trial.config
-    cmni = np.asarray(a.result.cmni)[:, 0]
-    finite = np.isfinite(cmni)
-    peak = int(np.nanargmax(np.where(finite, cmni, -np.inf))) if finite.any() else 0
-    best_epoch = _scalar(last_meta["best_epoch"], member)
-    best = int(np.flatnonzero(epochs == best_epoch)[0]) if best_epoch in epochs else len(epochs) - 1
-    accuracy = None
-    if test_entry:
-        accuracy = (test_entry if "accuracy" in test_entry else test_entry["last"])["accuracy"]
-
-    def num(value):
-        value = float(value)
-        return value if np.isfinite(value) else None
-
     return {
         "trial": trial.index,
         "trial_id": trial.trial_id,
@@ -168,6 +155,43 @@ def result_row(trial: Trial, out: Path, a: CheckpointAnalysis, epochs, metrics, 
         "batch_size": c.train.batch_size,
         "dependency": float(c.env_params.dependency),
         "veil": float(c.env_params.veil),
+    }
+
+
+METRIC_COLUMNS = (
+    "epochs", "diverged", "best_epoch", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch",
+    "final_cmni", "cmni_at_best", "p_value", "p_value_peak",
+)  # fmt: skip
+
+
+def write_diverged_trial(sweep_dir: Path, trial: Trial) -> dict:
+    """A trial whose every epoch diverged (no checkpoint): its config and a result row
+    that says so, so the sweep goes on and does not retry it."""
+    out = trial_dir(sweep_dir, trial)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / CONFIG_FILE, yaml.safe_dump(trial.config.to_dict(), sort_keys=True))
+    result = {**settings_row(trial, out), **{k: None for k in METRIC_COLUMNS}, "epochs": 0, "diverged": True}
+    write_json_atomic(out / RESULT_FILE, result)
+    return result
+
+
+def result_row(trial: Trial, out: Path, a: CheckpointAnalysis, epochs, metrics, test_entry, last_meta: dict, member: int) -> dict:
+    """The trial's row of summary.csv."""
+    cmni = np.asarray(a.result.cmni)[:, 0]
+    finite = np.isfinite(cmni)
+    peak = int(np.nanargmax(np.where(finite, cmni, -np.inf))) if finite.any() else 0
+    best_epoch = _scalar(last_meta["best_epoch"], member)
+    best = int(np.flatnonzero(epochs == best_epoch)[0]) if best_epoch in epochs else len(epochs) - 1
+    accuracy = None
+    if test_entry:
+        accuracy = (test_entry if "accuracy" in test_entry else test_entry["last"])["accuracy"]
+
+    def num(value):
+        value = float(value)
+        return value if np.isfinite(value) else None
+
+    return {
+        **settings_row(trial, out),
         "epochs": int(epochs[-1]),
         "diverged": bool(_scalar(last_meta["diverged"], member)),
         "best_epoch": int(epochs[best]),
