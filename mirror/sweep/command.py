@@ -73,11 +73,11 @@ def _run(sweep, sweep_dir: Path, shard) -> None:
     from mirror.sweep.run import run_sweep
 
     print(f"sweep: {sweep_dir}")
-    owned = len(shard_trials(sweep.trials, sweep.max_population, shard))
-    with progress_bar("sweep: trials", total=owned, unit=" trials") as advance:
+    owned = shard_trials(sweep.trials, sweep.max_population, shard)
+    with progress_bar("sweep: trials", total=len(owned), unit=" trials") as advance:
         stats = run_sweep(sweep, sweep_dir, shard=shard, advance=advance, log=print)
     print(f"ran {stats['ran']} trial(s) in {stats['populations']} population(s) in {stats['wall_s']:.1f} s")
-    _track_trials(sweep, sweep_dir)
+    _track_trials(sweep, sweep_dir, owned)
 
 
 def _summarise(sweep, sweep_dir: Path) -> None:
@@ -88,15 +88,15 @@ def _summarise(sweep, sweep_dir: Path) -> None:
     _track_sweep(sweep, sweep_dir, summary)
 
 
-def _track_trials(sweep, sweep_dir: Path) -> None:
-    """One W&B run per finished trial not yet logged, in the sweep's group."""
+def _track_trials(sweep, sweep_dir: Path, trials: list) -> None:
+    """One W&B run per finished trial of `trials` (this shard's) not yet logged, in the sweep's group."""
     from mirror.experiment import _log_member
     from mirror.sweep.trial import finished_result, trial_dir
     from mirror.tracking import open_tracker, resolve_mode
 
     if resolve_mode(sweep.base.tracking.mode) == "disabled":
         return
-    for trial in sweep.trials:
+    for trial in trials:
         out = trial_dir(sweep_dir, trial)
         result = finished_result(sweep_dir, trial)
         if result is None or (out / ".tracked").exists() or not out.is_dir():

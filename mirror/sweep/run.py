@@ -117,6 +117,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     if test_metrics is None and (run_dir / "test_metrics.json").is_file():
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     test = dataset.splits == TEST
+    inputs, scenarios, idle_shown = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
     masks = member_masks(run.widths, run.padded_widths)
     per_call = max(1, ANALYSIS_MODELS // len(run.epochs))
     rows = []
@@ -124,7 +125,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
         chunk = slice(lo, min(real, lo + per_call))
         analysis = analyse_checkpoints(
             config.seed, jax.tree.map(lambda a: a[:, chunk], run.params), [m[chunk] for m in masks], run.widths[chunk],
-            dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], np.asarray(selected[chunk]), config.analysis,
+            inputs, scenarios, idle_shown, np.asarray(selected[chunk]), config.analysis,
             activation=config.model.activation, kernel_init=config.model.kernel_init,
         )  # fmt: skip
         rows += [

@@ -10,7 +10,6 @@ Everything is rebuilt from the trials' result.json and cmni.csv files, so it can
 written by any process once the shards are done (`mirror sweep CONFIG --summary-only`).
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -40,8 +39,7 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict]:
 
 def swept_columns(sweep: Sweep) -> list[str]:
     """Swept fields that are not already a standard column (e.g. env.death_cost)."""
-    standard = {"seed": "seed", "model.hidden_layers": "", "model.width": "", "model.dropout": "", "train.lr": "", "train.l2": "",
-                "train.batch_size": "", "env.dependency": "", "env.veil": ""}  # fmt: skip
+    standard = {"seed", "model.hidden_layers", "model.width", "model.dropout", "train.lr", "train.l2", "train.batch_size", "env.dependency", "env.veil"}
     return [f for f in sweep.swept if f not in standard]
 
 
@@ -186,6 +184,3 @@ def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list
     path.write_text("\n".join(out) + "\n")
     return path
 
-
-def summary_json(summary: dict) -> str:
-    return json.dumps({k: v for k, v in summary.items() if k != "results"}, default=str)

@@ -1,9 +1,9 @@
 """Training as jitted functions over on-device data, in the PureJaxRL / Flax-examples style.
 
 `make_train(config, train_split, members)` returns a `Trainer` whose `epoch(state, epoch,
-active)` trains every member at once (`jax.vmap`) for one epoch in one jitted call: a
-`lax.scan` over the minibatches, each step a forward pass with dropout, the loss (data
-term + L2 on the hidden kernels) and an Adam update. The minibatch order comes from a
+active)` trains every member (`lax.map` on a CPU, `jax.vmap` on accelerators) for one
+epoch in one jitted call: a `lax.scan` over the minibatches, each step a forward pass
+with dropout, the loss (data term + L2 on the hidden kernels) and an Adam update. The minibatch order comes from a
 keyed shuffle (`epoch_randomness`, a small program of its own). Randomness is a pure
 function of (member seed, epoch), so an epoch can be recomputed exactly after a restart.
 The jitted functions take a static `Spec`, so equal shapes share compiled code.
@@ -85,6 +85,7 @@ class Trainer(NamedTuple):
     init: Callable[[], TrainState]
     epoch: Callable[[TrainState, int, Any], tuple[TrainState, EpochMetrics]]
     evaluate: Callable[[Any, Split], EvalMetrics]
+    place: Callable[[Split], Split]  # a split where `evaluate` wants it (once, not every epoch)
 
 
 class Spec(NamedTuple):
@@ -406,14 +407,18 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
         )
         return _epoch(spec, state, orders, dropout_keys, jnp.asarray(active), hyper, train.inputs, train.labels)
 
+    def place(split: Split) -> Split:
+        return place_shared(to_device(split))
+
     def evaluate(params, split: Split) -> EvalMetrics:
+        """`split` as returned by `place` (another placement costs a copy per call)."""
         if int(split.labels.shape[0]) == 0:
             raise ValueError("cannot evaluate on an empty split")
         if mesh is not None:
             return sharded_evaluate(place_members(params), hyper, *place_shared((split.inputs, split.labels)))
         return _evaluate(spec, params, hyper, split.inputs, split.labels)
 
-    return Trainer(members, widths, spec.steps, spec.model, init, epoch, evaluate)
+    return Trainer(members, widths, spec.steps, spec.model, init, epoch, evaluate, place)
 
 
 def to_device(split: Split) -> Split:

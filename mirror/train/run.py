@@ -183,7 +183,7 @@ def train_run(
     manager = open_manager(run_dir)
     try:
         state, stopping, last, meta = _restore_or_start(trainer, manager, run_dir, config, context, log)
-        validation = to_device(splits["validation"])
+        validation = trainer.place(splits["validation"])
         for epoch in range(last + 1, config.train.epochs + 1):
             if not stopping.active.any():
                 break
@@ -199,7 +199,7 @@ def train_run(
         manager.wait_until_finished()
         test_metrics = None
         if last and len(splits["test"].labels):
-            test_metrics = _test_metrics(trainer, manager, state, stopping, last, to_device(splits["test"]), population)
+            test_metrics = _test_metrics(trainer, manager, state, stopping, last, trainer.place(splits["test"]), population)
             write_json_atomic(run_dir / TEST_METRICS_FILE, test_metrics)
     finally:
         manager.close()
