@@ -25,6 +25,11 @@ HELP = 3
 NUM_ACTIONS = 4
 ACTION_NAMES = ("hop", "jump", "leap", "help")
 
+# Dependency D is read on this grid: the scroll anchor is computed exactly, in integers,
+# for D = round(D * DEPENDENCY_GRID) / DEPENDENCY_GRID (spec §6; float arithmetic gets
+# floor() wrong at integer boundaries, e.g. D = 0.1 with both players on cell 3).
+DEPENDENCY_GRID = 10_000
+
 # Players.
 FROG = 0
 TOAD = 1

@@ -11,7 +11,7 @@ from the `Noise` record. The work happens on the bit-packed state (`packed.py`):
 import jax
 import jax.numpy as jnp
 
-from mirror.env.constants import ACTION_CODE_IDLE, HELP, HELPING, HOP, JUMP, JUMPING, LEAP, LEAPING
+from mirror.env.constants import ACTION_CODE_IDLE, DEPENDENCY_GRID, HELP, HELPING, HOP, JUMP, JUMPING, LEAP, LEAPING
 from mirror.env.noise import Noise, fly_moves, obstacle_widths
 from mirror.env.packed import PackedState, bit_at, pack, pack_bits, unpack
 from mirror.env.params import EnvParams
@@ -89,12 +89,21 @@ def move_flies(flies: jax.Array, noise: Noise, params: EnvParams) -> jax.Array:
     return stay | (jnp.left_shift(right, U32(1)) & inside) | (right & top) | jnp.right_shift(left, U32(1)) | (left & U32(1))
 
 
+def dependency_steps(dependency) -> jax.Array:
+    """D as an integer number of 1/DEPENDENCY_GRID steps (exact for D on that grid)."""
+    return jnp.round(jnp.asarray(dependency, jnp.float32) * DEPENDENCY_GRID).astype(jnp.int32)
+
+
 def scroll_anchor(position: jax.Array, params: EnvParams) -> jax.Array:
-    """floor(D * mean + (1 - D) * leader) in float32 (spec §6)."""
-    d = jnp.asarray(params.dependency, jnp.float32)
-    total = (position[0] + position[1]).astype(jnp.float32)
-    leader = jnp.max(position).astype(jnp.float32)
-    return jnp.floor(d * total / 2 + (1 - d) * leader).astype(jnp.int32)
+    """floor(D * (p0 + p1) / 2 + (1 - D) * leader) (spec §6), exactly.
+
+    With D = k / G the anchor is floor((k * (p0 + p1) + 2 * (G - k) * leader) / (2 * G)),
+    all integers (at most 2 * G * 31, far inside int32), so no rounding can move floor().
+    """
+    k = dependency_steps(params.dependency)
+    position = position.astype(jnp.int32)
+    numerator = k * (position[0] + position[1]) + 2 * (DEPENDENCY_GRID - k) * jnp.max(position)
+    return numerator // (2 * DEPENDENCY_GRID)
 
 
 def new_right_cells(obstacle_left, obstacle_rate, shift, noise: Noise, params: EnvParams):

@@ -24,7 +24,7 @@ class EnvParams:
     obstacle_rate_max: float = 0.075  # obstacle-rate cap
     obstacle_max_width: int = 4  # obstacle widths are drawn from U{1..max}
     episode_turns: int = 200  # truncation length in turns (both players' turns count)
-    dependency: float = 1.0  # D in [0, 1]: scroll anchor mixes mean (D=1) and leader (D=0)
+    dependency: float = 1.0  # D in [0, 1] on a 1e-4 grid: scroll anchor mixes mean (D=1) and leader (D=0)
     veil: float = 0.0  # I in [0, 1]: chance an observation shows both idle codes as 4
     world_width: int = struct.field(pytree_node=False, default=32)
 

@@ -4,7 +4,8 @@ Written straight from the spec (`shared/spec/frog_and_toad.md`, sections 1-4 and
 the project's API contract, independently of the JAX code. It keeps one object per
 player and plain Python lists for the world, so every rule reads as a few lines.
 No JAX here: numpy is used only for float32 scalars, because the contract compares
-probabilities and computes the scroll anchor in float32.
+probabilities in float32. The scroll anchor is exact rational arithmetic (`fractions`)
+on D rounded to the 1/DEPENDENCY_GRID grid.
 
 How the code maps to the spec:
 
@@ -29,12 +30,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import fractions
+import math
 from typing import Any
 
 import numpy as np
 
 from mirror.env.constants import (
     ACTION_CODE_IDLE,
+    DEPENDENCY_GRID,
     DISTRESS,
     FLY,
     FROG_IDLE,
@@ -302,12 +306,11 @@ class ReferenceGame:
         self.flies = moved
 
     def _scroll_anchor(self) -> int:
-        """§6: floor(D * (p0 + p1) / 2 + (1 - D) * max(p0, p1)), all in float32."""
+        """§6: floor(D * (p0 + p1) / 2 + (1 - D) * max(p0, p1)) in exact rationals, with D
+        taken on the 1/DEPENDENCY_GRID grid."""
         p0, p1 = self.players[0].position, self.players[1].position
-        d = self.params.dependency
-        mean_part = d * F32(p0 + p1) / F32(2.0)
-        leader_part = (F32(1.0) - d) * F32(max(p0, p1))
-        return int(np.floor(mean_part + leader_part))
+        d = fractions.Fraction(int(np.rint(np.float64(self.params.dependency) * DEPENDENCY_GRID)), DEPENDENCY_GRID)
+        return math.floor(d * fractions.Fraction(p0 + p1, 2) + (1 - d) * max(p0, p1))
 
     def _scroll(self, noise: _NoiseRecord) -> None:
         """Scroll: raise the obstacle rate, shift the ground by anchor - W//2 (new right
