@@ -275,3 +275,15 @@ def test_sweep_figures_content_and_legends(tmp_path):
     assert summary.DPI == figures.DPI
     assert_png_matches(summary.plot_capacity(tmp_path / "capacity.png", results), capacity)
     assert_png_matches(summary.plot_theory(tmp_path / "theory.png", results), theory)
+
+
+def test_sweep_figures_with_a_diverged_trial_and_a_single_setting(tmp_path):
+    """A diverged trial has no CMNI (None); a sweep may fix D and I. Both still plot."""
+    results = [dict(r, dependency=1.0, veil=0.0) for r in _sweep_results()[:6]]
+    results.append(dict(results[0], peak_cmni=None, cmni_at_best=None))
+    for make, plot in ((summary.capacity_figure, summary.plot_capacity), (summary.theory_figure, summary.plot_theory)):
+        fig = make(results)
+        assert_legends_hide_nothing(fig)
+        assert_png_matches(plot(tmp_path / f"{make.__name__}.png", results), fig)
+    theory = summary.theory_figure(results)
+    assert [ax.get_title() for ax in theory.axes] == ["dependency D fixed at 1 in this sweep", "veil of ignorance I fixed at 0 in this sweep"]
