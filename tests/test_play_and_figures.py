@@ -2,9 +2,17 @@
 
 import re
 
+import matplotlib.image
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.transforms import Bbox
+from test_analysis import TABLE_4, circuit_model, table_4_differences
 
+from mirror.analysis import figures
+from mirror.analysis.circuits import circuits
+from mirror.analysis.neurons import neuron_roles
 from mirror.cli import main
+from mirror.sweep import summary
 
 FRAME_STATS = re.compile(r"^turn\s+(\d+)\s+Frog e=\s*\d+ s=\s*(\d+) .*Toad e=\s*\d+ s=\s*(\d+)")
 EPISODE_LINE = re.compile(r"^episode (\d+) finished after (\d+) turns: Frog (\d+), Toad (\d+); new game$")
@@ -68,16 +76,6 @@ def test_play_shorter_than_an_episode_reports_only_the_running_game(capsys):
 
 # ----------------------------------------------------------------------------- figures
 
-import matplotlib.image  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
-from test_analysis import TABLE_4, circuit_model, table_4_differences  # noqa: E402
-
-from mirror.analysis import figures  # noqa: E402
-from mirror.analysis.circuits import circuits  # noqa: E402
-from mirror.analysis.neurons import neuron_roles  # noqa: E402
-from mirror.sweep import summary  # noqa: E402
-
 EPOCHS = np.arange(1, 31)
 # The quickstart's shape: the loss falls, the CMNI rises and stays near its peak, so the
 # curves fill the upper right corner where the Figure 2 legend used to sit.
@@ -134,7 +132,7 @@ def _shown_data(ax, renderer) -> tuple[np.ndarray, list[Bbox]]:
 
 def _decorations(fig, renderer) -> list[Bbox]:
     """Titles, axis labels and tick labels: the legend must not cover them either."""
-    texts = [t for t in (fig._suptitle,) if t is not None]
+    texts = list(fig.texts)  # the suptitle, if any
     for ax in fig.axes:
         texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
         if ax.axison:
