@@ -147,7 +147,8 @@ def assert_legends_hide_nothing(fig) -> None:
     for legend in legends:
         box = legend.get_window_extent(renderer)
         # Nothing of the legend is cut off at the figure's edge.
-        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+        inside = fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+        assert inside, "legend extends past the figure's edge"
         for ax in fig.axes:
             pts, boxes = _shown_data(ax, renderer)
             covered = (pts[:, 0] >= box.x0) & (pts[:, 0] <= box.x1) & (pts[:, 1] >= box.y0) & (pts[:, 1] <= box.y1)
