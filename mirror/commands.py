@@ -84,11 +84,12 @@ def play(args, overrides=()) -> int:
     key, reset_key = jax.random.split(jax.random.key(args.seed))
     obs, state = reset(reset_key, params)
     live = sys.stdout.isatty()
-    finished = 0
+    episodes = []  # a line per finished episode; a live screen redraws them under each frame
     for turn in range(args.turns):
         frame = render(state)
         if live:
             print("\033[H\033[2J", end="")
+            frame = "\n".join([frame, "", *episodes]) if episodes else frame
         print(frame + "\n")
         key, action_key, step_key = jax.random.split(key, 3)
         if choose is None:
@@ -98,16 +99,18 @@ def play(args, overrides=()) -> int:
         obs, state, _, done, info = step_fn(step_key, state, action, params)
         if bool(done):
             # The game has already reset itself: the finished episode's scores live in `info`.
-            finished += 1
             frog, toad = (int(s) for s in np.asarray(info["episode_score"]))
-            print(f"episode {finished} finished after {params.episode_turns} turns: Frog {frog}, Toad {toad}; new game\n")
+            episodes.append(f"episode {len(episodes) + 1} finished after {params.episode_turns} turns: Frog {frog}, Toad {toad}; new game")
+            if not live:
+                print(episodes[-1] + "\n")
         if args.fps > 0:
             time.sleep(1.0 / args.fps)
     print(render(state))
+    if live and episodes:
+        print("\n".join(episodes))
     frog, toad = (int(s) for s in np.asarray(state.score))
-    print(f"running game (episode {finished + 1}) after {int(np.asarray(state.turn))} turns: Frog {frog}, Toad {toad}")
+    print(f"running game (episode {len(episodes) + 1}) after {int(np.asarray(state.turn))} turns: Frog {frog}, Toad {toad}")
     return 0
-
 
 QUICKSTART = "configs/quickstart.yaml"
 

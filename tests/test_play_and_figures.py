@@ -1,6 +1,7 @@
 """`mirror play` reports every episode's scores; figures keep their legends off the data."""
 
 import re
+import sys
 
 import matplotlib.image
 import numpy as np
@@ -286,3 +287,17 @@ def test_sweep_figures_with_a_diverged_trial_and_a_single_setting(tmp_path):
         assert_png_matches(plot(tmp_path / f"{make.__name__}.png", results), fig)
     theory = summary.theory_figure(results)
     assert [ax.get_title() for ax in theory.axes] == ["dependency D fixed at 1 in this sweep", "veil of ignorance I fixed at 0 in this sweep"]
+
+
+
+def test_play_on_a_terminal_keeps_finished_episodes_on_screen(capsys, monkeypatch):
+    """A live screen is cleared before every frame, so a finished episode's line is
+    redrawn under each later frame (here 3) and once more before the last line."""
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    lines = _play(capsys, "--turns", "203", "--seed", "0")
+    assert sum(line.count("\033[H\033[2J") for line in lines) == 203
+    episode = [line for line in lines if EPISODE_LINE.match(line)]
+    assert len(episode) == 4 and len(set(episode)) == 1
+    assert EPISODE_LINE.match(episode[0]).groups()[:2] == ("1", "200")
+    assert lines[-2] == episode[0]
+    assert RUNNING_LINE.match(lines[-1]).groups()[:2] == ("2", "3")
