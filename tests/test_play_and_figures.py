@@ -5,6 +5,7 @@ import sys
 
 import matplotlib.image
 import numpy as np
+import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.transforms import Bbox
 from test_analysis import TABLE_4, circuit_model, table_4_differences
@@ -225,6 +226,18 @@ def test_layer_means_figure_content_and_legend(tmp_path):
     assert _legend_labels(fig) == ["distress none", "distress Frog", "distress Toad", "distress both", "mirror candidate", "differentiating"]
     image = assert_png_matches(figures.plot_layer_means(tmp_path / "layer1.png", TABLE_4, roles, names), fig)
     assert _share_of_colour(image, figures.SCENARIO_COLOURS["toad"]) > 0.002
+
+
+@pytest.mark.parametrize("units", [1, 4, 9, 11, 12, 17])
+def test_layer_figures_of_any_width_keep_their_legend_inside(units, tmp_path):
+    """The outputs layer (4 neurons, names on two lines) and the population widths draw
+    narrower figures than Table 4's 17 neurons; the legend must still fit."""
+    names = [f"L3N{i}\nhelp" for i in range(units)]
+    roles = np.resize([1, 0, 0, 2], units)
+    fig = figures.layer_means_figure(TABLE_4[:units], roles, names, title=f"{units} units")
+    assert_legends_hide_nothing(fig)
+    assert len(fig.axes[0].patches) == units * 4 + int(np.sum(roles != 0)) and len(_legend_labels(fig)) == 6
+    assert_png_matches(figures.plot_layer_means(tmp_path / "layer.png", TABLE_4[:units], roles, names), fig)
 
 
 def test_circuits_figure_content_and_legend(tmp_path):

@@ -145,7 +145,8 @@ def layer_means_figure(means, roles, names, *, title="") -> Figure:
     ax.set_ylabel("mean activation")
     ax.set_xlim(-0.6, units - 0.4)
     ax.grid(axis="y", alpha=0.3)
-    fig.legend(handles=handles, fontsize=8, ncol=6, loc="outside lower center", frameon=False)
+    # One row of the six entries is about 7.5 inches wide; narrower figures get two rows.
+    fig.legend(handles=handles, fontsize=8, ncol=6 if fig.get_figwidth() >= 8.5 else 3, loc="outside lower center", frameon=False)
     ax.set_title(title)
     return fig
 
