@@ -1,8 +1,11 @@
-"""`mirror play` reports every episode's scores; figures keep their legends off the data."""
+"""`mirror play` reports every episode's scores; figures keep their legends off the data;
+the worked examples of docs/game.md are what the env does."""
 
 import re
 import sys
+from pathlib import Path
 
+import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
 import pytest
@@ -14,6 +17,9 @@ from mirror.analysis import figures
 from mirror.analysis.circuits import circuits
 from mirror.analysis.neurons import neuron_roles
 from mirror.cli import main
+from mirror.env import EnvParams, observe_given_veil, render, state_from_values, transition
+from mirror.env.constants import HELP, HELPING, HOP, JUMP, JUMPING, LEAP
+from mirror.env.noise import Noise
 from mirror.sweep import summary
 
 FRAME_STATS = re.compile(r"^turn\s+(\d+)\s+Frog e=\s*\d+ s=\s*(\d+) .*Toad e=\s*\d+ s=\s*(\d+)")
@@ -314,3 +320,63 @@ def test_play_on_a_terminal_keeps_finished_episodes_on_screen(capsys, monkeypatc
     assert EPISODE_LINE.match(episode[0]).groups()[:2] == ("1", "200")
     assert lines[-2] == episode[0]
     assert RUNNING_LINE.match(lines[-1]).groups()[:2] == ("2", "3")
+
+
+# ----------------------------------------------------------------------------- docs/game.md
+
+GAME_MD = Path(__file__).resolve().parents[1] / "docs" / "game.md"
+
+
+def _quiet_noise(params, push: bool):
+    """A turn with no fly spawned or moved, no obstacle started, and the push as given."""
+    w, k = params.world_width, params.new_cells_max
+    return Noise(
+        fly_spawn=jnp.full(w, 0.99, jnp.float32), fly_move=jnp.full(w, 0.5, jnp.float32),
+        cell_start=jnp.full(k, 0.99, jnp.float32), cell_width=jnp.zeros(k, jnp.float32),
+        help_leap=jnp.float32(0.0 if push else 0.99),
+    )  # fmt: skip
+
+
+def _pairs(cell: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", cell)]
+
+
+def test_the_worked_turns_in_game_md_are_what_the_env_does():
+    text = GAME_MD.read_text()
+    table = text[text.index("| turn | who | action |") :].split("\n\n")[0].splitlines()[2:]
+    assert len(table) == 6
+    actions = {"hop": HOP, "jump": JUMP, "leap": LEAP, "help": HELP}
+    for dependency in (1.0, 0.0):
+        params = EnvParams(fly_spawn_prob=0.0, dependency=dependency)
+        state = state_from_values(ground=[1] * 32, flies=[0] * 32, position=[15, 16], energy=[20, 20])
+        positions = []
+        for row in table:
+            turn, who, action, _, _, _, after, energy, scores = (c.strip() for c in row.strip("|").split("|"))
+            assert int(state.turn) == int(turn) and int(state.current_player) == ("Frog", "Toad").index(who)
+            state = transition(state, actions[action.split(",")[0]], _quiet_noise(params, "pushed" in action), params)
+            positions.append(np.asarray(state.position).tolist())
+            if dependency == 1.0:
+                assert positions[-1] == _pairs(after)
+                assert np.asarray(state.energy).tolist() == _pairs(energy)
+                assert np.asarray(state.score).tolist() == _pairs(scores)
+        if dependency == 1.0:  # the text after the table: codes shown and the obstacle rate
+            assert np.asarray(state.action_code).tolist() == [HELPING, JUMPING]
+            assert float(state.obstacle_rate) == pytest.approx(0.025)
+        else:
+            listed = re.search(r"With D = 0 the same actions give positions ([\d/, ]+)", text).group(1)
+            assert [_pairs(p) for p in listed.strip(", ").split(", ")] == positions[:5] and positions[5] == positions[4]
+
+
+def test_the_observation_example_in_game_md_is_what_the_env_shows():
+    text = GAME_MD.read_text()
+    params = EnvParams(world_width=8)
+    state = state_from_values(
+        ground=[1, 1, 1, 1, 1, 2, 1, 1], flies=[0, 1, 0, 0, 0, 0, 0, 0], position=[3, 5], energy=[7, 2], score=[4, 3],
+        action_code=[JUMPING, 0],
+    )  # fmt: skip
+    for player, name in enumerate(("Frog", "Toad")):
+        shown = [int(x) for x in re.search(rf"^{name}:((?: +\d+)+)$", text, re.M).group(1).split()]
+        assert len(shown) == 3 * 8 + 4
+        assert shown == np.asarray(observe_given_veil(state, player, params, False)).tolist()
+    drawn = text[text.index("```\n *") + 4 :].split("```")[0].rstrip("\n").splitlines()
+    assert [line.rstrip() for line in render(state).splitlines()] == drawn
