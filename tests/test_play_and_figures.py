@@ -5,6 +5,7 @@ import re
 import sys
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
@@ -346,6 +347,7 @@ def test_the_worked_turns_in_game_md_are_what_the_env_does():
     table = text[text.index("| turn | who | action |") :].split("\n\n")[0].splitlines()[2:]
     assert len(table) == 6
     actions = {"hop": HOP, "jump": JUMP, "leap": LEAP, "help": HELP}
+    play = jax.jit(transition)
     for dependency in (1.0, 0.0):
         params = EnvParams(fly_spawn_prob=0.0, dependency=dependency)
         state = state_from_values(ground=[1] * 32, flies=[0] * 32, position=[15, 16], energy=[20, 20])
@@ -353,7 +355,7 @@ def test_the_worked_turns_in_game_md_are_what_the_env_does():
         for row in table:
             turn, who, action, _, _, _, after, energy, scores = (c.strip() for c in row.strip("|").split("|"))
             assert int(state.turn) == int(turn) and int(state.current_player) == ("Frog", "Toad").index(who)
-            state = transition(state, actions[action.split(",")[0]], _quiet_noise(params, "pushed" in action), params)
+            state = play(state, actions[action.split(",")[0]], _quiet_noise(params, "pushed" in action), params)
             positions.append(np.asarray(state.position).tolist())
             if dependency == 1.0:
                 assert positions[-1] == _pairs(after)
