@@ -68,7 +68,11 @@ def run_demo(args, overrides=()) -> int:
 
 
 def play(args, overrides=()) -> int:
-    """Watch one game under the behaviour policy, frame by frame."""
+    """Watch games under the behaviour policy (or the oracle), frame by frame.
+
+    A game truncates after `episode_turns` turns and resets itself; each finished
+    episode's scores are printed when it ends, and the last line gives the scores and
+    turn count of the game still running when `--turns` is used up."""
     _check_positive("turns", args.turns)
     if args.fps < 0:
         raise UsageError(f"--fps must be >= 0, got {args.fps}")
@@ -80,25 +84,33 @@ def play(args, overrides=()) -> int:
     key, reset_key = jax.random.split(jax.random.key(args.seed))
     obs, state = reset(reset_key, params)
     live = sys.stdout.isatty()
+    episodes = []  # a line per finished episode; a live screen redraws them under each frame
     for turn in range(args.turns):
         frame = render(state)
         if live:
             print("\033[H\033[2J", end="")
+            frame = "\n".join([frame, "", *episodes]) if episodes else frame
         print(frame + "\n")
         key, action_key, step_key = jax.random.split(key, 3)
         if choose is None:
             action = sample_actions(action_key, (), BEHAVIOUR_PROBS)
         else:
             action = choose(obs, state.current_player)
-        obs, state, _, done, _ = step_fn(step_key, state, action, params)
+        obs, state, _, done, info = step_fn(step_key, state, action, params)
         if bool(done):
-            print("-- episode truncated, new game --")
+            # The game has already reset itself: the finished episode's scores live in `info`.
+            frog, toad = (int(s) for s in np.asarray(info["episode_score"]))
+            episodes.append(f"episode {len(episodes) + 1} finished after {params.episode_turns} turns: Frog {frog}, Toad {toad}; new game")
+            if not live:
+                print(episodes[-1] + "\n")
         if args.fps > 0:
             time.sleep(1.0 / args.fps)
     print(render(state))
-    print(f"final scores: Frog {int(np.asarray(state.score)[0])}, Toad {int(np.asarray(state.score)[1])}")
+    if live and episodes:
+        print("\n".join(episodes))
+    frog, toad = (int(s) for s in np.asarray(state.score))
+    print(f"running game (episode {len(episodes) + 1}) after {int(np.asarray(state.turn))} turns: Frog {frog}, Toad {toad}")
     return 0
-
 
 QUICKSTART = "configs/quickstart.yaml"
 

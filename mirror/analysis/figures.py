@@ -7,6 +7,10 @@
   candidates and differentiating neurons marked (Figures 3-4);
 - `plot_circuits`: the strongest positive paths from mirror and differentiating neurons
   through second-layer hubs to actions, one colour per circuit (Figures 5-7).
+
+Each `plot_*` writes the Figure that its `*_figure` twin builds (tests inspect those).
+Legends sit outside the axes (constrained layout makes room for them), so they never
+hide data; the saved PNG is exactly `figsize x DPI` pixels.
 """
 
 from pathlib import Path
@@ -29,19 +33,27 @@ ROLE_MARKERS = {MIRROR: "*", DIFFERENTIATING: "v"}
 CIRCUIT_COLOURS = {"self-preservation": "#f57c00", "tactical help": "#1e88e5", "empathy help": "#43a047", "": "#9e9e9e"}
 
 
+DPI = 130
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)
     return path
 
 
-def plot_training(path, epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, init_null=None, selected_epoch=None, title="") -> Path:
+def plot_training(path, epochs, val_loss, cmni, **kwargs) -> Path:
+    """Figure 2 as a PNG at `path`; arguments as `training_figure`."""
+    return _save(training_figure(epochs, val_loss, cmni, **kwargs), path)
+
+
+def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, init_null=None, selected_epoch=None, title="") -> Figure:
     """Figure 2. epochs, val_loss, cmni (and cmni_leak, p_values): [checkpoints];
     init_null: CMNI of random initialisations [seeds] (drawn as its 5-95 % band)."""
     epochs = np.asarray(epochs)
-    fig = Figure(figsize=(9, 4.8))
+    fig = Figure(figsize=(10.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(epochs, val_loss, color="#d32f2f", lw=2, label="validation loss")
     ax.set_xlabel("epoch")
@@ -51,10 +63,14 @@ def plot_training(path, epochs, val_loss, cmni, *, cmni_leak=None, p_values=None
     ax.grid(alpha=0.3)
     right = ax.twinx()
     handles = [Line2D([], [], color="#d32f2f", lw=2, label="validation loss")]
+    band_clipped = _focus_on_curves(right, [cmni] + ([cmni_leak] if cmni_leak is not None else []), init_null)
     if init_null is not None and len(init_null):
         lo, hi = np.percentile(init_null, [5, 95])
         right.axhspan(lo, hi, color="#bdbdbd", alpha=0.35, lw=0)
-        handles.append(Patch(color="#bdbdbd", alpha=0.6, label=f"CMNI at random init (5-95 %, {len(init_null)} seeds)"))
+        label = f"CMNI at random init (5-95 %, {len(init_null)} seeds)"
+        if band_clipped:  # said in the legend, not written over the curves
+            label += f":\n{lo:.4f}-{hi:.4f}, above the axis (clipped)"
+        handles.append(Patch(color="#bdbdbd", alpha=0.6, label=label))
     right.plot(epochs, cmni, color="#2e7d32", lw=2)
     handles.append(Line2D([], [], color="#2e7d32", lw=2, label="CMNI"))
     if p_values is not None and np.isfinite(p_values).any():
@@ -69,40 +85,45 @@ def plot_training(path, epochs, val_loss, cmni, *, cmni_leak=None, p_values=None
     if selected_epoch is not None:
         ax.axvline(selected_epoch, color="black", ls=":", lw=1)
         handles.append(Line2D([], [], color="black", ls=":", lw=1, label=f"selected checkpoint (epoch {selected_epoch})"))
-    _focus_on_curves(right, [cmni] + ([cmni_leak] if cmni_leak is not None else []), init_null)
     ax.set_zorder(right.get_zorder() + 1)  # the loss line above the null band
     ax.patch.set_visible(False)
     right.set_ylabel("CMNI", color="#2e7d32")
     right.tick_params(axis="y", colors="#2e7d32")
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
+    fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     ax.set_title(title or "Validation loss and CMNI across epochs")
-    return _save(fig, path)
+    return fig
 
 
-def _focus_on_curves(axis, curves, init_null) -> None:
-    """Scale the CMNI axis to the curves; a null band far above them is clipped and noted
-    (trained networks can sit far below random initialisation, which would flatten them)."""
+def _focus_on_curves(axis, curves, init_null) -> bool:
+    """Scale the CMNI axis to the curves; a null band far above them is clipped
+    (trained networks can sit far below random initialisation, which would flatten them).
+    Returns whether the band was clipped."""
     values = np.concatenate([np.asarray(c, float).ravel() for c in curves])
     values = values[np.isfinite(values)]
     if not values.size:
-        return
+        return False
     lo, hi = min(values.min(), 0.0), values.max()
+    clipped = False
     if init_null is not None and len(init_null):
         band_lo, band_hi = np.percentile(init_null, [5, 95])
-        if band_hi <= 2 * hi:
+        clipped = band_hi > 2 * hi
+        if not clipped:
             lo, hi = min(lo, band_lo), max(hi, band_hi)
-        else:
-            axis.text(0.01, 0.97, f"random-init band {band_lo:.4f}-{band_hi:.4f} (clipped)", transform=axis.transAxes,
-                      fontsize=8, color="#616161", va="top")  # fmt: skip
     pad = 0.08 * (hi - lo) or 1e-3
     axis.set_ylim(lo - pad, hi + pad)
+    return clipped
 
 
 def plot_layer_means(path, means, roles, names, *, title="") -> Path:
+    """Figures 3-4 as a PNG at `path`; arguments as `layer_means_figure`."""
+    return _save(layer_means_figure(means, roles, names, title=title), path)
+
+
+def layer_means_figure(means, roles, names, *, title="") -> Figure:
     """Figures 3-4. means[units, 4] (none, frog, toad, both); roles int[units]; names[units]."""
     means, roles = np.asarray(means), np.asarray(roles)
     units = means.shape[0]
-    fig = Figure(figsize=(max(7.0, 0.55 * units + 2.5), 4.8))
+    fig = Figure(figsize=(max(7.0, 0.55 * units + 2.5), 5.2), layout="constrained")
     ax = fig.add_subplot()
     width = 0.8 / len(GROUP_NAMES)
     x = np.arange(units)
@@ -124,9 +145,10 @@ def plot_layer_means(path, means, roles, names, *, title="") -> Path:
     ax.set_ylabel("mean activation")
     ax.set_xlim(-0.6, units - 0.4)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(handles=handles, fontsize=8, ncol=6, loc="upper center", bbox_to_anchor=(0.5, -0.16 if units > 8 else -0.1), frameon=False)
+    # One row of the six entries is about 7.5 inches wide; narrower figures get two rows.
+    fig.legend(handles=handles, fontsize=8, ncol=6 if fig.get_figwidth() >= 8.5 else 3, loc="outside lower center", frameon=False)
     ax.set_title(title)
-    return _save(fig, path)
+    return fig
 
 
 def _circuit_hubs(rows: list[dict], limit: int = 6) -> list[dict]:
@@ -138,17 +160,22 @@ def _circuit_hubs(rows: list[dict], limit: int = 6) -> list[dict]:
 
 
 def plot_circuits(path, rows: list[dict], *, title="") -> Path:
+    """Figures 5-7 as a PNG at `path`; arguments as `circuits_figure`."""
+    return _save(circuits_figure(rows, title=title), path)
+
+
+def circuits_figure(rows: list[dict], *, title="") -> Figure:
     """Figures 5-7: rows from `circuits.circuits` (one model). Sources (first hidden layer)
     on the left, hubs in the middle, actions on the right; edge width is the weight
     relative to the largest drawn weight of the same layer pair."""
     hubs = _circuit_hubs(rows)
-    fig = Figure(figsize=(9, 5.5))
+    fig = Figure(figsize=(9, 6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
     if not hubs:
         ax.text(0.5, 0.5, "no hub receives counted input from mirror or differentiating neurons", ha="center", va="center")
         ax.set_title(title)
-        return _save(fig, path)
+        return fig
     sources = {}
     for r in hubs:
         for kind, role in (("mirror_sources", MIRROR), ("differentiating_sources", DIFFERENTIATING)):
@@ -184,10 +211,10 @@ def plot_circuits(path, rows: list[dict], *, title="") -> Path:
         ax.text(x, 1.0, label, ha="center", fontsize=10, fontweight="bold")
     handles = [Patch(color=ROLE_COLOURS[MIRROR], label="mirror candidate"), Patch(color=ROLE_COLOURS[DIFFERENTIATING], label="differentiating")]
     handles += [Line2D([], [], color=c, lw=3, label=k) for k, c in CIRCUIT_COLOURS.items() if k]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=5, fontsize=8, frameon=False)
+    note = "edge width: weight relative to the largest drawn weight of its layer pair; numbers: hub -> action weights"
+    legend = fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=8, frameon=False, title=note, title_fontsize=7.5)
+    legend.get_title().set_color("#616161")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.05)
     ax.set_title(title or "Distress-activated circuits")
-    fig.text(0.5, 0.0, "edge width: weight relative to the largest drawn weight of its layer pair; numbers: hub -> action weights",
-             ha="center", fontsize=7.5, color="#616161")
-    return _save(fig, path)
+    return fig

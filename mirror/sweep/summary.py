@@ -87,16 +87,24 @@ def _values(results: list[dict], key: str) -> np.ndarray:
     return np.asarray([np.nan if r[key] is None else r[key] for r in results], np.float64)
 
 
+DPI = 130
+
+
 def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
+    fig.savefig(path, dpi=DPI)
     return path
 
 
 def plot_capacity(path: Path, results: list[dict]) -> Path:
-    """Peak CMNI and CMNI at the best-validation checkpoint against layers x width."""
-    fig = Figure(figsize=(10, 4))
+    return _save(capacity_figure(results), path)
+
+
+def capacity_figure(results: list[dict]) -> Figure:
+    """Peak CMNI and CMNI at the best-validation checkpoint against layers x width.
+    One legend for both panels, outside them (constrained layout), so it hides no point."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
     layers = _values(results, "hidden_layers")
     capacity = _values(results, "capacity")
     for ax, key, title in zip(fig.subplots(1, 2), ("peak_cmni", "cmni_at_best"), ("peak CMNI over epochs", "CMNI at the best-validation checkpoint")):
@@ -108,30 +116,36 @@ def plot_capacity(path: Path, results: list[dict]) -> Path:
         ax.set_ylabel("CMNI")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()  # both panels draw the same depths
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     fig.suptitle(f"CMNI against model capacity ({len(results)} trials)")
-    return _save(fig, path)
+    return fig
 
 
 def plot_theory(path: Path, results: list[dict]) -> Path:
+    return _save(theory_figure(results), path)
+
+
+def theory_figure(results: list[dict]) -> Figure:
     """CMNI against agent dependency D and the veil of ignorance I: trials as points,
-    the mean over trials at each setting as a line."""
-    fig = Figure(figsize=(10, 4))
+    the mean over trials at each setting as a line. One legend, outside the panels."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
     y = _values(results, "peak_cmni")
     for ax, key, label in zip(fig.subplots(1, 2), ("dependency", "veil"), ("dependency D", "veil of ignorance I")):
         x = _values(results, key)
-        ax.scatter(x, y, s=22, alpha=0.6, color="#2e7d32")
+        ax.scatter(x, y, s=22, alpha=0.6, color="#2e7d32", label="one trial")
         settings = np.unique(x[np.isfinite(x)])
         means = [np.nanmean(y[x == s]) for s in settings]
         ax.plot(settings, means, "-o", color="black", lw=1.5, label="mean over trials")
         ax.set_xlabel(label)
         ax.set_ylabel("peak CMNI")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
         if len(settings) == 1:
             ax.set_title(f"{label} fixed at {settings[0]:g} in this sweep", fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     fig.suptitle("CMNI against the game's theory knobs")
-    return _save(fig, path)
+    return fig
 
 
 def _table(rows: list[dict], columns: list[str]) -> list[str]:
