@@ -1,6 +1,6 @@
 """Plain-Python reference implementation of Frog and Toad (the oracle for the JAX env).
 
-Written straight from the spec (`shared/spec/frog_and_toad.md`, sections 1-4 and 6) and
+Written straight from the rules (`docs/game.md`, sections 1-4 and 6) and
 the project's API contract, independently of the JAX code. It keeps one object per
 player and plain Python lists for the world, so every rule reads as a few lines.
 No JAX here: numpy is used only for float32 scalars, because the contract compares
