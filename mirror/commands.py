@@ -10,6 +10,7 @@ import numpy as np
 from mirror.env import EnvParams, render, reset, step
 from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
 from mirror.env.rollout import make_rollout
+from mirror.errors import UsageError
 
 
 def oracle_action(obs: jax.Array, player) -> jax.Array:
@@ -23,10 +24,6 @@ def oracle_action(obs: jax.Array, player) -> jax.Array:
     partner = obs[1 - player]
     partner_distress = jnp.take(partner[:32], partner[99].astype(jnp.int32)) == 2
     return oracle_label(rows, partner_distress).astype(jnp.int32)
-
-
-class UsageError(ValueError):
-    """Bad command-line input, reported before any work starts."""
 
 
 def _check_unit_interval(name: str, value: float) -> None:

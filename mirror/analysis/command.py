@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.commands import UsageError
+from mirror.errors import UsageError
 from mirror.config import AnalysisConfig, ConfigError, load_config, parse_overrides
 
 HELP = (

@@ -15,6 +15,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mirror.errors import DatasetError  # noqa: F401  (re-exported)
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
@@ -26,10 +28,6 @@ ARRAYS = {
     "idle_shown": (np.bool_, (2,)),
     "splits": (np.int8, ()),
 }
-
-
-class DatasetError(RuntimeError):
-    """A dataset directory is missing, incomplete or corrupted."""
 
 
 class Dataset(NamedTuple):

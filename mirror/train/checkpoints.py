@@ -45,6 +45,7 @@ import yaml
 
 from mirror.agents.mlp import init_params
 from mirror.config import Config, load_config
+from mirror.errors import CheckpointError, TrainError  # noqa: F401  (TrainError re-exported)
 from mirror.train.population import Member, padded_widths
 
 CONFIG_FILE = "config.yaml"
@@ -55,10 +56,6 @@ TEST_METRICS_FILE = "test_metrics.json"
 POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a member of this run's
 CHECKPOINT_DIR = "checkpoints"
 ITEMS = ("params", "opt_state", "metadata")
-
-
-class TrainError(RuntimeError):
-    """A run cannot start, continue or be read; the message names the cause."""
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from mirror.commands import UsageError
+from mirror.errors import UsageError
 from mirror.config import load_config
 
 CONFIG_HELP = (
