@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.errors import UsageError
 from mirror.config import AnalysisConfig, ConfigError, load_config, parse_overrides
+from mirror.errors import UsageError
 
 HELP = (
     "Analyse every checkpoint of a run from `mirror train`. Analysis fields can be overridden: "
