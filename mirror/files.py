@@ -7,7 +7,8 @@ an exclusive lock per run directory, and temporary directories that name their w
   `fcntl.flock` on `RUN_DIR/.lock`, so two processes never train the same run at once.
   The kernel drops the lock when its process dies (even by SIGKILL), so a crash never
   leaves a stale lock behind. Re-entrant within one process (`mirror run` holds it for
-  the whole experiment, and the training inside takes it again).
+  the whole experiment, and the training inside takes it again). A directory it created
+  is removed again if the work failed before writing anything into it.
 - `make_writer_dir` names a temporary directory after its writer (`.pid<PID>@<HOST>.`),
   and `remove_stale_writer_dirs` deletes only those whose writer, on this host, is dead.
 """
@@ -72,6 +73,7 @@ def lock_run_dir(run_dir: str | Path):
         finally:
             _held[lock][1] -= 1
         return
+    created = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         fh = open(lock, "a+")
@@ -96,6 +98,11 @@ def lock_run_dir(run_dir: str | Path):
         yield run_dir
     finally:
         _held.pop(lock)
+        if created and not has_content(run_dir):  # failed before writing anything: leave no trace
+            # Still holding the lock, so no other process can be using this directory.
+            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # another process may have just recreated it
+                run_dir.rmdir()
         fh.close()  # releases the flock
 
 

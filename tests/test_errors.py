@@ -266,11 +266,12 @@ def test_new_run_into_a_directory_being_created_is_refused(tiny, tmp_path, capsy
     holder = hold_lock(run)  # the first process created the directory and holds it
     try:
         rc = main(["train", "--config", str(tiny[0]), "--run-dir", str(run)])
+        assert [p.name for p in run.iterdir()] == [".lock"]  # the refused process wrote nothing
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
     one_error_line(capsys, rc, "train", f"run {run} is in use by another process")
-    assert [p.name for p in run.iterdir()] == [".lock"]
+    assert not run.exists()  # the first process wrote nothing either: it leaves no trace
 
 
 def test_lock_of_a_killed_process_is_released(tmp_path):
