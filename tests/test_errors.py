@@ -196,6 +196,18 @@ def test_read_only_parent_of_a_new_run_is_refused_before_the_dataset(tiny, tmp_p
     assert not cache.exists()  # no dataset generated
 
 
+def test_read_only_analysis_directory_is_refused_before_the_analysis(run_copy, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "analysis"
+    out.mkdir()
+    read_only(monkeypatch, out)
+    try:
+        rc = main(["cmni", str(run_copy), "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    one_error_line(capsys, rc, "cmni", f"output directory {out} is not writable")
+    assert list(out.iterdir()) == []
+
+
 def test_read_only_cache_directory_is_refused_before_generating(tiny, tmp_path, capsys, monkeypatch):
     cache = tmp_path / "cache"
     cache.mkdir()
