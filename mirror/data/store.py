@@ -116,8 +116,10 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
         except ValueError as err:
             raise DatasetError(f"{file} cannot be read as a plain .npy array: {err}") from None
         if array.dtype != dtype or array.shape != (rows,) + tail:
+            edited = array.dtype == dtype and array.shape[1:] == tail  # only the row count differs
+            hint = f" ({MANIFEST} says rows = {rows!r}: was it edited?)" if edited else ""
             raise DatasetError(
-                f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}"
+                f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}{hint}"
             )
         arrays[name] = array
     if "counts" in manifest:
@@ -144,10 +146,11 @@ def counts_table(arrays: dict) -> dict:
 def _check_counts(path: Path, recorded, actual: dict, field: str = "counts") -> None:
     """The manifest's counts are recomputed from the arrays on every load: an edited
     manifest must not report a dataset that is not there."""
+    fix = "the manifest was edited: restore it or regenerate the dataset (mirror generate --force)"
     if isinstance(actual, dict):
         if not isinstance(recorded, dict) or set(recorded) != set(actual):
-            raise DatasetError(f"{path / MANIFEST}: {field} does not match the arrays (keys {sorted(actual)} expected); the manifest was edited: restore it or regenerate the dataset")
+            raise DatasetError(f"{path / MANIFEST}: {field} should have the keys {sorted(actual)}; {fix}")
         for key in actual:
             _check_counts(path, recorded[key], actual[key], f"{field}.{key}")
     elif recorded != actual:
-        raise DatasetError(f"{path / MANIFEST}: {field} = {recorded!r} but the arrays hold {actual}; the manifest was edited: restore it or regenerate the dataset")
+        raise DatasetError(f"{path / MANIFEST}: {field} = {recorded!r} but the arrays hold {actual}; {fix}")
