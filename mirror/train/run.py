@@ -7,7 +7,9 @@ the checkpoint (asynchronously) and append the metrics line. A member whose loss
 parameters become non-finite is frozen at its last good state and marked `diverged`;
 when no member is left training the run stops. Resuming restores the last complete
 checkpoint and continues with the same (seed, epoch) randomness, so the result equals an
-uninterrupted run bit for bit.
+uninterrupted run bit for bit. A newer checkpoint that no longer reads (truncated,
+corrupted) is set aside with a warning and its epochs are trained again. One process at a
+time holds the run directory (an flock, `mirror.files.lock_run_dir`); another is refused.
 """
 
 import dataclasses
