@@ -5,8 +5,7 @@ import importlib
 import sys
 
 from mirror import commands
-from mirror.config import ConfigError
-from mirror.data.store import DatasetError
+from mirror.errors import MirrorError
 
 # Modules that add subcommands (in pipeline order: data -> train -> analysis -> sweep).
 STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.analysis.command", "mirror.sweep.command"]
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     try:
         return args.func(args, overrides) or 0
-    except (commands.UsageError, ConfigError, DatasetError) as err:
+    except MirrorError as err:  # every error a user can fix: one line, no traceback
         print(f"mirror {args.command}: error: {err}", file=sys.stderr)
         return 2
 

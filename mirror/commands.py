@@ -10,6 +10,7 @@ import numpy as np
 from mirror.env import EnvParams, render, reset, step
 from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
 from mirror.env.rollout import make_rollout
+from mirror.errors import UsageError
 
 
 def oracle_action(obs: jax.Array, player) -> jax.Array:
@@ -23,10 +24,6 @@ def oracle_action(obs: jax.Array, player) -> jax.Array:
     partner = obs[1 - player]
     partner_distress = jnp.take(partner[:32], partner[99].astype(jnp.int32)) == 2
     return oracle_label(rows, partner_distress).astype(jnp.int32)
-
-
-class UsageError(ValueError):
-    """Bad command-line input, reported before any work starts."""
 
 
 def _check_unit_interval(name: str, value: float) -> None:
@@ -124,6 +121,7 @@ def default_config_path() -> Path:
 def run_experiment_command(args, overrides=()) -> int:
     from mirror.config import load_config
     from mirror.experiment import format_headline, run_experiment
+    from mirror.files import has_content, lock_run_dir
     from mirror.train.command import default_run_dir
     from mirror.train.run import resume_config
 
@@ -135,9 +133,10 @@ def run_experiment_command(args, overrides=()) -> int:
     else:
         config = load_config(args.config or default_config_path(), list(overrides))  # fails before any work
         run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if has_content(run_dir):
             raise UsageError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
-    print(f"run: {run_dir.absolute()}")
-    headline = run_experiment(config, run_dir, resume=bool(args.resume))
+    with lock_run_dir(run_dir):  # checked writable, and one process per run, before any work
+        print(f"run: {run_dir.absolute()}")
+        headline = run_experiment(config, run_dir, resume=bool(args.resume))
     print(format_headline(headline))
     return 0

@@ -13,10 +13,7 @@ import yaml
 
 from mirror.env.params import EnvParams
 from mirror.env.validate import env_params_from_dict
-
-
-class ConfigError(ValueError):
-    """A config field is unknown or has a bad value."""
+from mirror.errors import ConfigError  # noqa: F401  (re-exported: `from mirror.config import ConfigError`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +260,8 @@ def _build(cls, values: dict, prefix: str):
     return cls(**kwargs)
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+def set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    """`set_dotted(tree, "data.rows", 5)` sets tree["data"]["rows"], creating sections."""
     *parents, leaf = dotted.split(".")
     node = tree
     for part in parents:
@@ -289,15 +287,44 @@ def parse_overrides(items: list[str]) -> dict:
                 raise ConfigError(f"override {item} has no value")
             key, raw = item[2:], items[i + 1]
             i += 2
-        _set_dotted(tree, key, yaml.safe_load(raw))
+        set_dotted(tree, key, _parse_yaml(raw, f"override --{key}"))
     return tree
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge(base: dict, extra: dict) -> dict:
+    """A copy of `base` with `extra` laid over it, section by section."""
     out = dict(base)
     for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
+
+
+def _parse_yaml(text: str, where: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}") from None
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A config file's fields. An empty file is refused (it would silently mean the
+    defaults, which are not the quickstart's), and so is anything but a mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"config file {path} cannot be read: {err}") from None
+    values = _parse_yaml(text, f"config file {path}")
+    if values is None:
+        raise ConfigError(f"config file {path} is empty; give its fields (e.g. copy configs/quickstart.yaml)")
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of fields, got {type(values).__name__}")
+    return values
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> Config:
@@ -307,11 +334,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of fields")
+        values = read_yaml_mapping(path)
     extra = parse_overrides(overrides) if isinstance(overrides, list) else (overrides or {})
-    return _build(Config, _merge(values, extra), "").validate()
+    return _build(Config, merge(values, extra), "").validate()
 
 
 def config_hash(values: dict) -> str:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.commands import UsageError
 from mirror.config import AnalysisConfig, ConfigError, load_config, parse_overrides
+from mirror.errors import UsageError
 
 HELP = (
     "Analyse every checkpoint of a run from `mirror train`. Analysis fields can be overridden: "
@@ -57,6 +57,7 @@ def cmni_command(args, overrides) -> int:
     from mirror.analysis.report import write_report
     from mirror.data.split import TEST
     from mirror.data.store import load_dataset
+    from mirror.files import require_writable
     from mirror.progress import progress_bar
     from mirror.train.checkpoints import TrainError, load_run
 
@@ -71,6 +72,8 @@ def cmni_command(args, overrides) -> int:
         selected = np.asarray([run.checkpoint_index(which, m) for m in range(len(run.members))])
     except TrainError as err:
         raise UsageError(str(err)) from None
+    out = Path(args.out) if args.out else run.run_dir / "analysis"
+    require_writable(out, "output directory", UsageError)  # before the analysis, not after
     dataset = load_dataset(run.dataset_path)
     test = dataset.splits == TEST
     inputs, scenarios, idle = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
@@ -91,7 +94,6 @@ def cmni_command(args, overrides) -> int:
             activation=config.model.activation, kernel_init=config.model.kernel_init, progress=step,
         )  # fmt: skip
     metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
-    out = Path(args.out) if args.out else run.run_dir / "analysis"
     written = write_report(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
         config_analysis=dataclasses.asdict(config.analysis),

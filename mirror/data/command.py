@@ -65,7 +65,10 @@ def inspect_dataset(args, overrides) -> int:
     from mirror.data.split import SPLIT_NAMES
     from mirror.data.store import load_dataset
     from mirror.env.constants import ACTION_NAMES
+    from mirror.errors import UsageError
 
+    if args.rows < 0:
+        raise UsageError(f"--rows must be a non-negative integer, got {args.rows}")
     dataset = load_dataset(args.path)
     print(f"{dataset.path}: {len(dataset.labels):,} rows (format {dataset.manifest['format_version']})")
     print(format_counts(dataset.manifest["counts"]))

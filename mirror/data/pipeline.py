@@ -21,8 +21,9 @@ from mirror.data.dedupe import UniqueRows, row_keys
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import make_collect
-from mirror.data.split import SPLIT_NAMES, assign_splits
-from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
+from mirror.data.split import assign_splits
+from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, counts_table, load_dataset, write_dataset
+from mirror.files import require_writable
 from mirror.env.rollout import start_games
 
 Progress = Callable[[int, int], None]  # (unique rows so far, target)
@@ -115,21 +116,6 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     return arrays, stats
 
 
-def counts_table(arrays: dict) -> dict:
-    """{split: {label: {scenario: count}}} with names from the spec."""
-    from mirror.data.labels import SCENARIO_NAMES
-    from mirror.env.constants import ACTION_NAMES
-
-    table = {}
-    key = (arrays["splits"].astype(np.int64) * 4 + arrays["labels"]) * 4 + arrays["scenarios"]
-    counts = np.bincount(key, minlength=len(SPLIT_NAMES) * 16).reshape(len(SPLIT_NAMES), 4, 4)
-    for s, split in enumerate(SPLIT_NAMES):
-        table[split] = {
-            ACTION_NAMES[a]: {SCENARIO_NAMES[c]: int(counts[s, a, c]) for c in range(4)} for a in range(4)
-        }
-    return table
-
-
 def build_dataset(config: Config, progress: Progress | None = None, force: bool = False) -> tuple[Dataset, bool]:
     """Return the cached dataset for this config, generating it first if needed.
 
@@ -138,6 +124,7 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
     path = dataset_path(config)
     if path.exists() and not force:
         return load_dataset(path), True
+    require_writable(path.parent, "dataset cache directory (data.cache_dir)", DatasetError)  # before the work, not after
     arrays, stats = generate_arrays(config, progress)
     manifest = {
         "config": generating_config(config),

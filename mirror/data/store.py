@@ -1,19 +1,23 @@
 """Datasets on disk: a directory of `.npy` arrays plus `manifest.json` (spec §5, issue 3).
 
 Written to a temporary directory and renamed into place, so an interrupted write never
-leaves a directory that looks complete. Loading checks shapes, dtypes and sha256
-checksums, and names the file that fails. Arrays load with `allow_pickle=False` only.
+leaves a directory that looks complete. The temporary directory's name records its
+writer's pid and host; a later write deletes the ones whose writer died (a kill mid-write).
+Loading checks shapes, dtypes and sha256 checksums, and the manifest's counts against the
+arrays, and names the file or field that fails. Arrays load with `allow_pickle=False` only.
 """
 
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from mirror.errors import DatasetError
+from mirror.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -26,10 +30,6 @@ ARRAYS = {
     "idle_shown": (np.bool_, (2,)),
     "splits": (np.int8, ()),
 }
-
-
-class DatasetError(RuntimeError):
-    """A dataset directory is missing, incomplete or corrupted."""
 
 
 class Dataset(NamedTuple):
@@ -63,8 +63,10 @@ def write_dataset(path: Path, arrays: dict, manifest: dict, *, _crash_after: str
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:
         raise ValueError(f"missing arrays: {missing}")
+    require_writable(path.parent, "dataset cache directory", DatasetError)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    remove_stale_writer_dirs(path.parent, ".tmp-*")  # left by writers killed mid-write
+    tmp = make_writer_dir(path.parent, f".tmp-{path.name}")
     try:
         checksums = {}
         for name in ARRAYS:
@@ -114,8 +116,41 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
         except ValueError as err:
             raise DatasetError(f"{file} cannot be read as a plain .npy array: {err}") from None
         if array.dtype != dtype or array.shape != (rows,) + tail:
+            edited = array.dtype == dtype and array.shape[1:] == tail  # only the row count differs
+            hint = f" ({MANIFEST} says rows = {rows!r}: was it edited?)" if edited else ""
             raise DatasetError(
-                f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}"
+                f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}{hint}"
             )
         arrays[name] = array
+    if "counts" in manifest:
+        _check_counts(path, manifest["counts"], counts_table(arrays))
     return Dataset(**arrays, manifest=manifest, path=path)
+
+
+def counts_table(arrays: dict) -> dict:
+    """{split: {label: {scenario: count}}} with names from the spec."""
+    from mirror.data.labels import SCENARIO_NAMES
+    from mirror.data.split import SPLIT_NAMES
+    from mirror.env.constants import ACTION_NAMES
+
+    table = {}
+    key = (arrays["splits"].astype(np.int64) * 4 + arrays["labels"]) * 4 + arrays["scenarios"]
+    counts = np.bincount(key, minlength=len(SPLIT_NAMES) * 16).reshape(len(SPLIT_NAMES), 4, 4)
+    for s, split in enumerate(SPLIT_NAMES):
+        table[split] = {
+            ACTION_NAMES[a]: {SCENARIO_NAMES[c]: int(counts[s, a, c]) for c in range(4)} for a in range(4)
+        }
+    return table
+
+
+def _check_counts(path: Path, recorded, actual: dict, field: str = "counts") -> None:
+    """The manifest's counts are recomputed from the arrays on every load: an edited
+    manifest must not report a dataset that is not there."""
+    fix = "the manifest was edited: restore it or regenerate the dataset (mirror generate --force)"
+    if isinstance(actual, dict):
+        if not isinstance(recorded, dict) or set(recorded) != set(actual):
+            raise DatasetError(f"{path / MANIFEST}: {field} should have the keys {sorted(actual)}; {fix}")
+        for key in actual:
+            _check_counts(path, recorded[key], actual[key], f"{field}.{key}")
+    elif recorded != actual:
+        raise DatasetError(f"{path / MANIFEST}: {field} = {recorded!r} but the arrays hold {actual}; {fix}")

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mirror.commands import UsageError
+from mirror.errors import UsageError
 
 HELP = (
     "Train and analyse every trial of a sweep file (a config plus a `sweep:` section, see "

@@ -36,9 +36,8 @@ from typing import Any
 
 import jax
 import numpy as np
-import yaml
 
-from mirror.config import Config, ConfigError, _merge, _set_dotted, config_hash, load_config, parse_overrides
+from mirror.config import Config, ConfigError, config_hash, load_config, merge, parse_overrides, read_yaml_mapping, set_dotted
 from mirror.env.params import EnvParams
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
@@ -151,19 +150,10 @@ def _random(spec: dict) -> list[dict]:
     ]
 
 
-def _read_yaml(path: Path) -> dict:
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    values = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of fields")
-    return values
-
-
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     """Read and validate a sweep file; `overrides` (--section.field VALUE) change the base."""
     path = Path(path)
-    values = _read_yaml(path)
+    values = read_yaml_mapping(path)
     sweep = values.pop("sweep", None)
     if not isinstance(sweep, dict):
         raise ConfigError(f"{path} has no `sweep:` section; a sweep file is a config plus a sweep section (see mirror/sweep/spec.py)")
@@ -171,8 +161,8 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     if unknown:
         raise ConfigError(f"unknown field(s) sweep.{', sweep.'.join(unknown)}; allowed: {list(SWEEP_KEYS)}")
     if "base" in sweep:
-        values = _merge(_read_yaml(path.parent / str(sweep["base"])), values)
-    base_values = _merge(values, parse_overrides(list(overrides or [])))
+        values = merge(read_yaml_mapping(path.parent / str(sweep["base"])), values)
+    base_values = merge(values, parse_overrides(list(overrides or [])))
     base = load_config(None, base_values)
 
     combos = (_grid(sweep["grid"]) if "grid" in sweep else []) + (_random(sweep["random"]) if "random" in sweep else [])
@@ -214,7 +204,7 @@ def _trial_config(base: Config, base_values: dict, fields: dict, index: int) -> 
     values.setdefault("data", {})
     values["data"] = {**values["data"], "seed": base.data_seed}  # model seeds share the base's dataset
     for field, value in fields.items():
-        _set_dotted(values, field, value)
+        set_dotted(values, field, value)
     values["name"] = f"{base.name}-trial{index:04d}"
     try:
         return load_config(None, values)

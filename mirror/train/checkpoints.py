@@ -27,9 +27,13 @@ null when it does not exist (the train loss of a member that did not train that 
 
 Orbax writes each checkpoint to a temporary directory and renames it into place once
 complete, so a checkpoint is either whole or invisible (`all_steps` ignores leftovers,
-which the next writer deletes); saving an existing epoch is refused.
+which the next writer deletes); saving an existing epoch is refused. A complete
+checkpoint whose files were damaged later (a truncated copy, a bad disk) raises
+CheckpointError naming it; a resume sets it aside in RUN_DIR/corrupt-checkpoints/ and
+continues from the newest checkpoint that reads.
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -45,6 +49,7 @@ import yaml
 
 from mirror.agents.mlp import init_params
 from mirror.config import Config, load_config
+from mirror.errors import CheckpointError, TrainError
 from mirror.train.population import Member, padded_widths
 
 CONFIG_FILE = "config.yaml"
@@ -54,11 +59,8 @@ METRICS_FILE = "metrics.jsonl"
 TEST_METRICS_FILE = "test_metrics.json"
 POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a member of this run's
 CHECKPOINT_DIR = "checkpoints"
+CORRUPT_DIR = "corrupt-checkpoints"  # unreadable checkpoints set aside by a resume
 ITEMS = ("params", "opt_state", "metadata")
-
-
-class TrainError(RuntimeError):
-    """A run cannot start, continue or be read; the message names the cause."""
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -194,19 +196,54 @@ def _restore_target(abstract):
 def restore_checkpoint(manager: ocp.CheckpointManager, epoch: int, abstract_state):
     """(params, opt_state, metadata) of one epoch; `abstract_state` gives the structure."""
     restore = _array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))
-    restored = manager.restore(
-        epoch,
-        args=ocp.args.Composite(
-            params=restore(_restore_target(abstract_state.params)),
-            opt_state=restore(_restore_target(abstract_state.opt_state)),
-            metadata=ocp.args.JsonRestore(),
-        ),
-    )
+    with _readable(manager, epoch):
+        restored = manager.restore(
+            epoch,
+            args=ocp.args.Composite(
+                params=restore(_restore_target(abstract_state.params)),
+                opt_state=restore(_restore_target(abstract_state.opt_state)),
+                metadata=ocp.args.JsonRestore(),
+            ),
+        )
     return restored.params, restored.opt_state, restored.metadata
 
 
 def read_metadata(manager: ocp.CheckpointManager, epoch: int) -> dict:
-    return manager.restore(epoch, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
+    with _readable(manager, epoch):
+        return manager.restore(epoch, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
+
+
+def _root_cause(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    text = str(err).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+@contextlib.contextmanager
+def _readable(manager: ocp.CheckpointManager, epoch: int):
+    """Any failure to read a complete checkpoint is a CheckpointError naming it: Orbax
+    and TensorStore raise bare Exceptions with pages of detail."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
+        path = Path(manager.directory) / str(epoch)
+        raise CheckpointError(f"checkpoint {path} cannot be read, it is truncated or corrupted ({_root_cause(err)})") from err
+
+
+def set_aside_checkpoint(run_dir: Path, epoch: int) -> Path:
+    """Move an unreadable checkpoint out of checkpoints/ (kept, never deleted) to
+    RUN_DIR/corrupt-checkpoints/<epoch>[.n]; returns where it went."""
+    source = Path(run_dir) / CHECKPOINT_DIR / str(epoch)
+    target = Path(run_dir) / CORRUPT_DIR / str(epoch)
+    n = 0
+    while target.exists():
+        n += 1
+        target = target.with_name(f"{epoch}.{n}")
+    target.parent.mkdir(exist_ok=True)
+    os.rename(source, target)
+    return target
 
 
 def abstract_params(config: Config, widths: tuple, members: int):
@@ -278,9 +315,18 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         target = _restore_target(abstract_params(config, widths, len(members)))
         params, metadata = [], []
         for epoch in epochs:
-            restored = manager.restore(
-                epoch, args=ocp.args.Composite(params=_array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))(target), metadata=ocp.args.JsonRestore())
-            )
+            try:
+                with _readable(manager, epoch):
+                    restored = manager.restore(
+                        epoch, args=ocp.args.Composite(params=_array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))(target), metadata=ocp.args.JsonRestore())
+                    )
+            except CheckpointError as err:
+                fix = (
+                    f"`mirror train --resume {run_dir}` sets it aside and retrains it from checkpoint {epochs[-2]}"
+                    if epoch == epochs[-1] and len(epochs) > 1
+                    else f"move it out of {manager.directory} to analyse the other checkpoints"
+                )
+                raise CheckpointError(f"{err}; {fix}") from None
             params.append(jax.tree.map(np.asarray, restored.params))
             metadata.append(restored.metadata)
     finally:

@@ -4,8 +4,8 @@ import sys
 import time
 from pathlib import Path
 
-from mirror.commands import UsageError
 from mirror.config import load_config
+from mirror.errors import TrainError, UsageError
 
 CONFIG_HELP = (
     "Train on the config's dataset (generated first if not cached). Any field can be "
@@ -34,32 +34,32 @@ def default_run_dir(name: str) -> Path:
 def train_command(args, overrides) -> int:
     from mirror.data.pipeline import build_dataset
     from mirror.data.store import load_dataset
+    from mirror.files import has_content, lock_run_dir
     from mirror.progress import progress_bar
-    from mirror.train.checkpoints import TrainError
     from mirror.train.population import members_from_config
     from mirror.train.run import resume_config, train_run
 
-    try:
+    if args.resume:
+        if args.config or args.run_dir or overrides:
+            raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
+        config, dataset_path = resume_config(args.resume)
+        run_dir = Path(args.resume)
+    else:
+        config = load_config(args.config, overrides)  # fails on bad fields before any work
+        members_from_config(config)
+        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
+        if has_content(run_dir):
+            raise TrainError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+    # Locked (and checked writable) before the dataset is built: a second process is refused at once.
+    with lock_run_dir(run_dir):
         if args.resume:
-            if args.config or args.run_dir or overrides:
-                raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
-            config, dataset_path = resume_config(args.resume)
-            run_dir = Path(args.resume)
             dataset = load_dataset(dataset_path)  # checks every sha256
         else:
-            config = load_config(args.config, overrides)  # fails on bad fields before any work
-            members_from_config(config)
-            run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
-            if run_dir.exists() and any(run_dir.iterdir()):
-                raise TrainError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
             with progress_bar("dataset: generating unique rows", total=config.data.rows) as advance:
                 dataset, reused = build_dataset(config, progress=lambda done, total: advance(done))
             print(f"dataset: {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows)")
         print(f"run: {run_dir.absolute()}")
         result = train_run(config, run_dir, dataset, resume=bool(args.resume))
-    except TrainError as err:
-        print(f"mirror train: error: {err}", file=sys.stderr)
-        return 2
     if result.test_metrics is not None:
         accuracies = [m.get("accuracy") for m in result.test_metrics["members"]]
         shown = ", ".join("-" if a is None else f"{a:.4f}" for a in accuracies)

@@ -7,10 +7,13 @@ the checkpoint (asynchronously) and append the metrics line. A member whose loss
 parameters become non-finite is frozen at its last good state and marked `diverged`;
 when no member is left training the run stops. Resuming restores the last complete
 checkpoint and continues with the same (seed, epoch) randomness, so the result equals an
-uninterrupted run bit for bit.
+uninterrupted run bit for bit. A newer checkpoint that no longer reads (truncated,
+corrupted) is set aside with a warning and its epochs are trained again. One process at a
+time holds the run directory (an flock, `mirror.files.lock_run_dir`); another is refused.
 """
 
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -24,17 +27,20 @@ from mirror.config import Config, ConfigError, config_hash, load_config
 from mirror.data.split import TEST, TRAIN, VALIDATION
 from mirror.data.store import Dataset, DatasetError
 from mirror.env.constants import ACTION_NAMES
+from mirror.files import has_content, lock_run_dir
 from mirror.train.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
     METRICS_FILE,
     TEST_METRICS_FILE,
+    CheckpointError,
     TrainError,
     open_manager,
     read_members,
     read_metadata,
     restore_checkpoint,
     save_checkpoint,
+    set_aside_checkpoint,
     write_json_atomic,
     write_run_files,
     write_text_atomic,
@@ -146,6 +152,19 @@ def _select(mask: np.ndarray, new, old):
     return jax.tree.map(lambda n, o: jnp.where(mask.reshape((-1,) + (1,) * (n.ndim - 1)), n, o), new, old)
 
 
+def _holding_run_lock(train):
+    """Hold the run directory's lock for the whole call: one process trains a run at a
+    time, and a second (a concurrent --resume) is refused at once (mirror.files)."""
+
+    @functools.wraps(train)
+    def locked(config, run_dir, *args, **kwargs):
+        with lock_run_dir(run_dir):
+            return train(config, run_dir, *args, **kwargs)
+
+    return locked
+
+
+@_holding_run_lock
 def train_run(
     config: Config,
     run_dir: str | Path,
@@ -175,9 +194,8 @@ def train_run(
     if resume:
         _check_resumable(run_dir, config, members, context["dataset_sha256"])
     else:
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if has_content(run_dir):
             raise TrainError(f"{run_dir} already exists and is not empty; use --resume to continue it")
-        run_dir.mkdir(parents=True, exist_ok=True)
         write_run_files(run_dir, config, dataset.manifest, dataset.path, members)
 
     manager = open_manager(run_dir)
@@ -213,8 +231,7 @@ def _restore_or_start(trainer: Trainer, manager, run_dir: Path, config: Config, 
     if not steps:
         (run_dir / METRICS_FILE).write_text("")
         return trainer.init(), EarlyStopping.start(config.train.patience, len(trainer.members)), 0, None
-    last = steps[-1]
-    params, opt_state, meta = restore_checkpoint(manager, last, jax.eval_shape(trainer.init))
+    last, (params, opt_state, meta) = _restore_newest_readable(manager, run_dir, steps, jax.eval_shape(trainer.init), log)
     if meta["train_config_hash"] != context["train_config_hash"]:
         raise TrainError(f"checkpoint {last} in {run_dir} was trained with other seed/model/train settings")
     if meta["dataset_sha256"] != context["dataset_sha256"]:
@@ -222,6 +239,26 @@ def _restore_or_start(trainer: Trainer, manager, run_dir: Path, config: Config, 
     _reconcile_metrics(run_dir, manager, last)
     log(f"resuming {run_dir} after epoch {last}")
     return TrainState(params, opt_state), EarlyStopping.from_metadata(config.train.patience, meta), last, meta
+
+
+def _restore_newest_readable(manager, run_dir: Path, steps: list[int], abstract, log: Log):
+    """(epoch, restored) of the newest checkpoint that reads. Newer, unreadable ones are
+    set aside (moved, not deleted) with a warning, and their epochs are trained again.
+    If none reads, nothing is moved and the newest one's error is raised."""
+    errors = []
+    for epoch in reversed(steps):
+        try:
+            restored = restore_checkpoint(manager, epoch, abstract)
+        except CheckpointError as err:
+            errors.append((epoch, err))
+            continue
+        for bad, err in errors:
+            moved = set_aside_checkpoint(run_dir, bad)
+            log(f"warning: {err}; moved it to {moved} and resuming from checkpoint {epoch}")
+        if errors:
+            manager.reload()
+        return epoch, restored
+    raise CheckpointError(f"{errors[0][1]}, and no earlier checkpoint of {run_dir} can be read; start the run again")
 
 
 def _train_epoch(trainer: Trainer, state: TrainState, stopping: EarlyStopping, epoch: int, validation: Split, context: dict):
