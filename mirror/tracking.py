@@ -130,7 +130,9 @@ class WandbTracker(Tracker):
             ) from None
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
-        self.run.log(metrics, step=step)
+        # commit: the step's row is written now (with its own _timestamp), not merged with
+        # whatever is logged next at the same step.
+        self.run.log(metrics, step=step, commit=True)
 
     def log_table(self, name: str, columns: list[str], rows: list[list[Any]]) -> None:
         self.run.log({name: self._wandb.Table(columns=columns, data=rows)})
