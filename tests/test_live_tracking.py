@@ -49,20 +49,26 @@ def history(log: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def offline_run(tmp_path_factory):
+def cache(tmp_path_factory):
+    """One dataset cache for the runs of this file (same data settings: built once)."""
+    return tmp_path_factory.mktemp("datasets")
+
+
+@pytest.fixture(scope="module")
+def offline_run(tmp_path_factory, cache):
     pytest.importorskip("wandb")
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_SILENT", "true")
-    base = tmp_path_factory.mktemp("live")
-    run = base / "run"
+    run = tmp_path_factory.mktemp("live") / "run"
     try:
-        code = main(["run", *TINY, "--tracking.mode", "offline", "--data.cache_dir", str(base / "cache"), "--run-dir", str(run)])
+        code = main(["run", *TINY, "--tracking.mode", "offline", "--data.cache_dir", str(cache), "--run-dir", str(run)])
     finally:
         mp.undo()
     assert code == 0
     return run
 
 
+@pytest.mark.slow
 def test_offline_run_logs_each_epoch_while_training_runs(offline_run):
     (log,) = sorted(offline_run.glob("wandb/offline-run-*/run-*.wandb"))
     epochs = [h for h in history(log) if "train/val_loss" in h]
@@ -84,6 +90,7 @@ def test_offline_run_logs_each_epoch_while_training_runs(offline_run):
     assert {"cmni_table", "figures/training"} <= logged
 
 
+@pytest.mark.slow
 def test_analyse_run_writes_what_mirror_cmni_writes(offline_run, tmp_path, capsys):
     from mirror.analysis.run_analysis import analyse_run
 
@@ -139,14 +146,15 @@ class Recording(Tracker):
         self.calls.append(("finish", exit_code, None, self._state()))
 
 
-def test_each_member_is_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_each_member_is_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch, cache):
     import mirror.tracking
 
     Recording.opened = []
     monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
     run = tmp_path / "pop"
     args = [("2" if a == "3" and TINY[i - 1] == "--train.epochs" else a) for i, a in enumerate(TINY)]
-    assert main(["run", *args, "--train.population_seeds", "[0, 1]", "--data.cache_dir", str(tmp_path / "cache"), "--run-dir", str(run)]) == 0
+    assert main(["run", *args, "--train.population_seeds", "[0, 1]", "--data.cache_dir", str(cache), "--run-dir", str(run)]) == 0
     assert [t.name for t in Recording.opened] == ["pop-m0", "pop-m1"]
     final = read_csv(run / "cmni.csv")
     for member, tracker in enumerate(Recording.opened):
@@ -290,3 +298,87 @@ def test_a_failed_open_finishes_the_runs_already_open_and_removes_their_director
         open_member_trackers(TrackingConfig(mode="offline"), [("m0", {}, run), ("m1", {}, run)], group="g")
     assert finished == [1]
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_before(tmp_path, monkeypatch, cache):
+    import mirror.tracking
+
+    class Interrupting(Recording):
+        def log_metrics(self, metrics, step=None):
+            super().log_metrics(metrics, step)
+            if step == 2:
+                raise KeyboardInterrupt  # as a Ctrl-C while epoch 2 is logged
+
+    Recording.opened = []
+    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Interrupting(run_dir, name))
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        main(["run", *TINY, "--data.cache_dir", str(cache), "--run-dir", str(run)])
+    (first,) = Recording.opened
+    assert [c[1] for c in first.calls if c[0] == "metrics"] == [1, 2]
+    assert first.calls[-1][:2] == ("finish", 1)
+
+    Recording.opened = []
+    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
+    assert main(["run", "--resume", str(run)]) == 0
+    (second,) = Recording.opened
+    logged = [(c[1], c[2], c[3]) for c in second.calls if c[0] == "metrics" and c[1] is not None]
+    done = logged[0][2]["epochs_written"]  # metrics lines when the first live epoch was logged
+    assert [step for step, _, _ in logged] == [1, 2, 3]  # each epoch once, in order
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["train/val_loss"] for _, m, _ in logged] == pytest.approx([m["val_loss"] for m in metrics])
+    # the epochs trained before the interruption are replayed first (without a live CMNI),
+    # then the rest follow training live
+    resumed_at = next(step for step, m, _ in logged if "cmni" in m)
+    assert resumed_at >= 2 and done == resumed_at
+    assert all("cmni" not in m for step, m, _ in logged if step < resumed_at)
+    assert second.calls[-1][:2] == ("finish", 0)
+
+
+@pytest.mark.slow
+def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch, cache):
+    import yaml
+
+    import mirror.tracking
+
+    class TrialRecording(Tracker):
+        mode = "recording"
+        opened: list = []
+
+        def __init__(self, trial_dir, name):
+            self.trial_dir, self.name, self.calls = Path(trial_dir), name, []
+            TrialRecording.opened.append(self)
+
+        def log_metrics(self, metrics, step=None):
+            self.calls.append(("metrics", step, dict(metrics), (self.trial_dir / "result.json").exists()))
+
+        def log_table(self, name, columns, rows):
+            self.calls.append(("table", name, len(rows), (self.trial_dir / "result.json").exists()))
+
+        def summary(self, values):
+            self.calls.append(("summary", None, dict(values), (self.trial_dir / "result.json").exists()))
+
+    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": TrialRecording(run_dir, name))
+    spec = {
+        "name": "s",
+        "data": {"rows": 12000, "test_rows": 400, "games": 128, "rounds_per_chunk": 64, "test_label_shares": [0.4, 0.4, 0.15, 0.05], "cache_dir": str(cache)},
+        "model": {"hidden_layers": 1},
+        "train": {"epochs": 2, "max_train_rows": 3000, "batch_size": 25, "lr": 1.0e-3},
+        "analysis": {"permutations": 4, "init_seeds": 0},
+        "sweep": {"grid": {"model.width": [5, 7]}, "trial_figures": False},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["sweep", str(path), "--sweep-dir", str(tmp_path / "out")]) == 0
+    # the trials' runs open as their population starts; the sweep's own run at the summary
+    assert [t.name for t in TrialRecording.opened] == ["s-t0000", "s-t0001", "s-summary"]
+    for tracker in TrialRecording.opened[:2]:
+        epochs = [c for c in tracker.calls if c[0] == "metrics" and c[1] is not None]
+        assert [c[1] for c in epochs] == [1, 2]
+        assert all("cmni" in c[2] and "train/val_loss" in c[2] and not c[3] for c in epochs)  # before the trial finished
+        result = json.loads((tracker.trial_dir / "result.json").read_text())
+        (summary,) = [c for c in tracker.calls if c[0] == "summary"]
+        assert summary[3] and summary[2]["trial"] == result["trial"]
+        rows = {int(r["epoch"]): float(r["cmni"]) for r in read_csv(tracker.trial_dir / "cmni.csv")}
+        assert [c[2]["cmni"] for c in epochs] == pytest.approx([rows[1], rows[2]], rel=1e-4, abs=1e-9)
