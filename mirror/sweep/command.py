@@ -38,7 +38,6 @@ def sweep_command(args, overrides) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     sweep = load_sweep(args.config, list(overrides))  # every trial validated before any work
-    resolve_mode(sweep.base.tracking.mode)  # online without an API key: refused before any work
     sweep_dir = Path(args.sweep_dir or Path("sweeps") / sweep.name).absolute()
     if args.dry_run:
         mine = shard_trials(sweep.trials, sweep.max_population, shard)
@@ -46,6 +45,7 @@ def sweep_command(args, overrides) -> int:
             print(f"population of {len(p.trials)}: " + "; ".join(f"{t.index}: {t.fields}" for t in p.trials))
         print(f"{len(sweep.trials)} trials, shard {args.shard} owns {len(mine)}; output {sweep_dir}")
         return 0
+    resolve_mode(sweep.base.tracking.mode)  # online without an API key: refused before any work
 
     import jax
 
