@@ -173,10 +173,15 @@ class TrackingConfig:
     group: str = ""  # runs of one population or sweep share a group ("" = the run name)
     tags: tuple = ()
     dir: str = ""  # where W&B writes its files ("" = inside the run directory)
+    init_timeout: float = 20.0  # seconds wandb.init may wait for the server (online): a missing network fails fast
 
     def validate(self) -> None:
         modes = ("auto", "online", "offline", "disabled")
         _require(self.mode in modes, "tracking.mode", self.mode, f"one of {list(modes)}")
+        _require(
+            isinstance(self.init_timeout, (int, float)) and not isinstance(self.init_timeout, bool) and self.init_timeout > 0,
+            "tracking.init_timeout", self.init_timeout, "a positive number of seconds",
+        )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,34 +1,21 @@
 """`mirror run`: the whole experiment in one command.
 
 dataset (built or reused from the cache) -> training with a checkpoint every epoch ->
-CMNI and the neuron analyses over every checkpoint -> `report.md`. Each stage leaves
+CMNI and the neuron analyses over every checkpoint -> `report.md`. The W&B runs (one per
+member) open first, so tracking problems fail before any work, and follow training
+live: each epoch's metrics and a cheap CMNI are logged as the epoch ends. Each stage leaves
 complete files behind before the next starts (datasets and checkpoints are written
 atomically), so an interrupted run loses nothing already written and
 `mirror run --resume RUN_DIR` continues where it stopped.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from mirror.config import Config
-from mirror.tracking import open_tracker
-
-
-def _training_metrics(run_dir: Path, member: int) -> dict[int, dict]:
-    """epoch -> one member's training and validation scalars, from metrics.jsonl."""
-    out = {}
-    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-        meta = json.loads(line)
-        scalars = {}
-        for key, value in meta.items():
-            if isinstance(value, list):  # populations store one value per member
-                value = value[member] if member < len(value) else None
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                scalars[f"train/{key}"] = value
-        out[int(meta["epoch"])] = scalars
-    return out
+from mirror.live_tracking import LiveTracking
+from mirror.tracking import open_member_trackers
 
 
 def _train_samples_per_s(run_dir: Path, train_rows: int) -> float:
@@ -40,61 +27,78 @@ def _train_samples_per_s(run_dir: Path, train_rows: int) -> float:
     return train_rows * lines[0]["members"] * len(lines) / wall
 
 
-def _log_member(tracker, run_dir: Path, member: int, members: int) -> None:
-    """Per-epoch metrics and CMNI in one log call per epoch (W&B steps must increase),
-    then the CMNI table and the member's figures."""
-    from mirror.report import read_csv
+def open_run_tracking(config: Config, run_dir: Path) -> LiveTracking:
+    """One tracker per member (one W&B run each, grouped), opened before any work: a
+    tracking problem (online without an API key or a network) is an error here."""
+    from mirror.train.population import members_from_config
 
-    per_epoch = _training_metrics(run_dir, member)
-    rows = [r for r in read_csv(run_dir / "cmni.csv") if int(r["member"]) == member]
-    for r in rows:
-        per_epoch.setdefault(int(r["epoch"]), {}).update(cmni=float(r["cmni"]), cmni_leak=float(r["cmni_leak"]))
-    for epoch in sorted(per_epoch):
-        tracker.log_metrics(per_epoch[epoch], step=epoch)
-    if rows:
-        columns = list(rows[0])
-        tracker.log_table("cmni_table", columns, [[r[c] for c in columns] for r in rows])
-    figures = sorted((run_dir / "figures").glob("*.png"))
-    if members > 1:  # population figures carry a _m<member> suffix
-        figures = [p for p in figures if p.stem.endswith(f"_m{member}")]
-    tracker.log_images({f"figures/{p.stem}": p for p in figures})
+    members = members_from_config(config)
+    runs = [
+        (run_dir.name if len(members) == 1 else f"{run_dir.name}-m{m}", {**config.to_dict(), "member": member.to_dict()}, run_dir)
+        for m, member in enumerate(members)
+    ]
+    trackers = open_member_trackers(config.tracking, runs, group=config.tracking.group or run_dir.name)
+    return LiveTracking(trackers, run_dir)
 
 
 def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=print) -> dict:
-    """Run (or resume) every stage in `run_dir`; returns the report's headline numbers."""
-    from mirror.analysis.command import cmni_command
+    """Run (or resume) every stage in `run_dir`; returns the report's headline numbers.
+    The W&B runs open first and follow training live (see `mirror.live_tracking`)."""
+    run_dir = Path(run_dir).absolute()
+    live = open_run_tracking(config, run_dir)
+    try:
+        headline = _run_stages(config, run_dir, resume, log, live)
+    except BaseException:
+        live.finish(exit_code=1)
+        raise
+    live.finish()
+    return headline
+
+
+def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTracking) -> dict:
+    from mirror.analysis.analyse import ANALYSIS_STEPS
+    from mirror.analysis.live import EpochCMNI
+    from mirror.analysis.run_analysis import analyse_run
     from mirror.data.pipeline import build_dataset
     from mirror.data.split import TRAIN
     from mirror.progress import progress_bar
     from mirror.report import read_csv, trajectory, write_report
+    from mirror.train.population import members_from_config
     from mirror.train.run import train_run
 
-    run_dir = Path(run_dir).absolute()
     timings = {}
     start = time.perf_counter()
     with progress_bar("dataset: unique rows", total=config.data.rows) as advance:
         dataset, reused = build_dataset(config, progress=lambda done, total: advance(done))
     timings["dataset"] = time.perf_counter() - start
     log(f"dataset: {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows, {timings['dataset']:.1f} s)")
+    live.trackers[0].log_file("dataset_manifest", Path(dataset.path) / "manifest.json")
+    if live.trackers.enabled:  # the per-epoch CMNI costs one small jitted call per epoch
+        live.epoch_cmni = EpochCMNI(config, dataset, [m.widths for m in members_from_config(config)])
 
     start = time.perf_counter()
     with progress_bar("training: epochs", total=config.train.epochs, unit=" epochs") as advance:
 
-        def log_epoch(line: str) -> None:
-            # train_run reports each finished epoch as "epoch N/M: ..."; the bar follows it.
-            log(line)
-            if line.startswith("epoch ") and "/" in line:
-                advance(int(line.split()[1].split("/")[0]))
+        def on_epoch(report) -> None:
+            live.on_epoch(report)
+            advance(report.epoch)
 
-        result = train_run(config, run_dir, dataset, resume=resume, log=log_epoch)
+        result = train_run(config, run_dir, dataset, resume=resume, log=log, on_epoch=on_epoch)
     timings["training"] = time.perf_counter() - start
     if not result.last_epoch:
         raise RuntimeError(f"training wrote no checkpoint in {run_dir}")
 
     start = time.perf_counter()
-    # The same code path as `mirror cmni RUN_DIR --out RUN_DIR`.
-    cmni_command(argparse.Namespace(run_dir=str(run_dir), config=None, out=str(run_dir)), [])
+    done = [0]
+    with progress_bar("cmni", total=ANALYSIS_STEPS, unit=" steps") as advance:
+
+        def step(name) -> None:
+            done[0] += 1
+            advance(done[0])
+
+        analysis = analyse_run(run_dir, run_dir, progress=step, log=log)
     timings["cmni"] = time.perf_counter() - start
+    log(f"analysed {len(analysis.run.epochs)} checkpoint(s) x {len(analysis.run.members)} member(s): {len(analysis.written)} files in {timings['cmni']:.1f} s")
 
     report = write_report(run_dir, timings=timings)
     train_rows = int((dataset.splits == TRAIN).sum())
@@ -117,20 +121,9 @@ def run_experiment(config: Config, run_dir: Path, *, resume: bool = False, log=p
         "report": str(report),
         "diverged": result.diverged,
     }
-
-    # One W&B run per member, grouped: a population's members are separate runs.
-    members = json.loads((run_dir / "members.json").read_text())
-    for m, member in enumerate(members):
-        name = run_dir.name if len(members) == 1 else f"{run_dir.name}-m{m}"
-        run_config = {**config.to_dict(), "member": member}
-        tracker = open_tracker(config.tracking, run_dir, name, run_config, group=config.tracking.group or run_dir.name)
-        try:
-            if m == 0:
-                tracker.log_file("dataset_manifest", Path(dataset.path) / "manifest.json")
-                tracker.summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
-            _log_member(tracker, run_dir, m, len(members))
-        finally:
-            tracker.finish()
+    members = len(analysis.run.members)
+    live.log_results([(run_dir, m) for m in range(members)], figures_suffix=members > 1)
+    live.trackers[0].summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
     return headline
 
 

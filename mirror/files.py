@@ -45,10 +45,10 @@ def require_writable(path: str | Path, what: str, error: type[Exception]) -> Non
         raise error(f"{what} {path} is not writable{detail}; fix its permissions or choose another directory")
 
 
-def has_content(run_dir: Path) -> bool:
-    """True when `run_dir` holds anything besides its lock file."""
+def has_content(run_dir: Path, ignore: frozenset[str] = frozenset()) -> bool:
+    """True when `run_dir` holds anything besides its lock file (and the names in `ignore`)."""
     run_dir = Path(run_dir)
-    return run_dir.is_dir() and any(p.name != LOCK_FILE for p in run_dir.iterdir())
+    return run_dir.is_dir() and any(p.name != LOCK_FILE and p.name not in ignore for p in run_dir.iterdir())
 
 
 def _lock_holder(lock: Path) -> str:

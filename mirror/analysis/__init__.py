@@ -6,5 +6,8 @@
 - `moments`: mean, variance, skewness, excess kurtosis per neuron and scenario;
 - `neurons`: mirror candidates and differentiating neurons;
 - `circuits`: weight z-scores and distress-activated circuits;
-- `analyse`, `report`, `figures`, `command`: `mirror cmni RUN_DIR`.
+- `analyse`, `report`, `figures`: every analysis of a stack of checkpoints, and its files;
+- `run_analysis`: `analyse_run(run_dir, out_dir)`, the whole analysis of a run directory
+  (what `mirror cmni` (`command`) and `mirror run` call);
+- `live`: a cheap per-epoch CMNI of a fresh checkpoint, for live tracking.
 """

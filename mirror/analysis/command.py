@@ -2,12 +2,11 @@
 baselines, and the neuron, circuit and figure reports of the selected checkpoint."""
 
 import dataclasses
-import time
 from pathlib import Path
 
 import numpy as np
 
-from mirror.config import AnalysisConfig, ConfigError, load_config, parse_overrides
+from mirror.config import AnalysisConfig
 from mirror.errors import UsageError
 
 HELP = (
@@ -33,54 +32,15 @@ def declared_overrides(args) -> list[str]:
     return [f"--analysis.{k.split('__', 1)[1]}={v}" for k, v in vars(args).items() if k.startswith("analysis__") and v is not None]
 
 
-def analysis_config(run_config, config_file: str | None, overrides: list[str]):
-    """The run's config with its `analysis` section replaced from a file and/or overrides."""
-    extra = parse_overrides(overrides)
-    file_values = {}
-    if config_file:
-        file_values = dataclasses.asdict(load_config(config_file).analysis)
-    other = sorted(set(extra) - {"analysis"})
-    if other:
-        raise ConfigError(f"mirror cmni only takes analysis.* overrides; got {', '.join(other)} (the run fixes the rest)")
-    values = run_config.to_dict()
-    values["analysis"] = {**values["analysis"], **file_values, **extra.get("analysis", {})}
-    return load_config(None, values)
-
-
-def member_masks(widths: list, padded: tuple) -> list[np.ndarray]:
-    """bool[members, units] per hidden layer."""
-    return [np.stack([np.arange(p) < w[i] for w in widths]) for i, p in enumerate(padded)]
-
-
 def cmni_command(args, overrides) -> int:
-    from mirror.analysis.analyse import ANALYSIS_STEPS, analyse_checkpoints, select_member_params
-    from mirror.analysis.report import write_report
-    from mirror.data.split import TEST
-    from mirror.data.store import load_dataset
-    from mirror.files import require_writable
+    from mirror.analysis.analyse import ANALYSIS_STEPS
+    from mirror.analysis.run_analysis import analyse_run
     from mirror.progress import progress_bar
-    from mirror.train.checkpoints import TrainError, load_run
+    from mirror.train.checkpoints import TrainError
 
-    start = time.perf_counter()
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"RUN_DIR {run_dir} is not a directory")
-    try:
-        run = load_run(run_dir)
-        config = analysis_config(run.config, args.config, declared_overrides(args) + list(overrides))
-        which = config.analysis.checkpoint
-        selected = np.asarray([run.checkpoint_index(which, m) for m in range(len(run.members))])
-    except TrainError as err:
-        raise UsageError(str(err)) from None
-    out = Path(args.out) if args.out else run.run_dir / "analysis"
-    require_writable(out, "output directory", UsageError)  # before the analysis, not after
-    dataset = load_dataset(run.dataset_path)
-    test = dataset.splits == TEST
-    inputs, scenarios, idle = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
-    checkpoints, members = len(run.epochs), len(run.members)
-    print(f"run: {run.run_dir} ({checkpoints} checkpoints x {members} member(s), epochs {run.epochs.min()}..{run.epochs.max()})")
-    print(f"test rows: {int(test.sum()):,} from {dataset.path}")
-
     done = [0]
     with progress_bar("cmni", total=ANALYSIS_STEPS, unit=" steps") as advance:
 
@@ -88,19 +48,15 @@ def cmni_command(args, overrides) -> int:
             done[0] += 1
             advance(done[0])
 
-        analysis = analyse_checkpoints(
-            config.seed, run.params, member_masks(run.widths, run.padded_widths), run.widths,
-            inputs, scenarios, idle, selected, config.analysis,
-            activation=config.model.activation, kernel_init=config.model.kernel_init, progress=step,
-        )  # fmt: skip
-    metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
-    written = write_report(
-        out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
-        config_analysis=dataclasses.asdict(config.analysis),
-    )  # fmt: skip
-    print(format_summary(analysis, run.epochs))
-    timing = ", ".join(f"{k} {v:.2f} s" for k, v in analysis.timings.items())
-    print(f"wrote {len(written)} files to {out} in {time.perf_counter() - start:.1f} s ({timing})")
+        try:
+            result = analyse_run(
+                run_dir, args.out, config_file=args.config, overrides=declared_overrides(args) + list(overrides), progress=step, log=print
+            )
+        except TrainError as err:
+            raise UsageError(str(err)) from None
+    print(format_summary(result.analysis, result.run.epochs))
+    timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.analysis.timings.items())
+    print(f"wrote {len(result.written)} files to {result.out_dir} in {result.wall_s:.1f} s ({timing})")
     return 0
 
 

@@ -31,6 +31,7 @@ def register(sub) -> None:
 def sweep_command(args, overrides) -> int:
     from mirror.sweep.plan import parse_shard, populations, shard_trials
     from mirror.sweep.spec import load_sweep
+    from mirror.tracking import resolve_mode
 
     try:
         shard = parse_shard(args.shard)
@@ -44,6 +45,7 @@ def sweep_command(args, overrides) -> int:
             print(f"population of {len(p.trials)}: " + "; ".join(f"{t.index}: {t.fields}" for t in p.trials))
         print(f"{len(sweep.trials)} trials, shard {args.shard} owns {len(mine)}; output {sweep_dir}")
         return 0
+    resolve_mode(sweep.base.tracking.mode)  # online without an API key: refused before any work
 
     import jax
 
@@ -77,7 +79,6 @@ def _run(sweep, sweep_dir: Path, shard) -> None:
     with progress_bar("sweep: trials", total=len(owned), unit=" trials") as advance:
         stats = run_sweep(sweep, sweep_dir, shard=shard, advance=advance, log=print)
     print(f"ran {stats['ran']} trial(s) in {stats['populations']} population(s) in {stats['wall_s']:.1f} s")
-    _track_trials(sweep, sweep_dir, owned)
 
 
 def _summarise(sweep, sweep_dir: Path) -> None:
@@ -86,30 +87,6 @@ def _summarise(sweep, sweep_dir: Path) -> None:
     summary = write_summary(sweep, sweep_dir)
     print(f"summary: {summary['finished']} of {summary['trials']} trials finished -> {sweep_dir / 'summary.csv'}, {sweep_dir / 'report.md'}")
     _track_sweep(sweep, sweep_dir, summary)
-
-
-def _track_trials(sweep, sweep_dir: Path, trials: list) -> None:
-    """One W&B run per finished trial of `trials` (this shard's) not yet logged, in the sweep's group."""
-    from mirror.experiment import _log_member
-    from mirror.sweep.trial import finished_result, trial_dir
-    from mirror.tracking import open_tracker, resolve_mode
-
-    if resolve_mode(sweep.base.tracking.mode) == "disabled":
-        return
-    for trial in trials:
-        out = trial_dir(sweep_dir, trial)
-        result = finished_result(sweep_dir, trial)
-        if result is None or (out / ".tracked").exists() or not out.is_dir():
-            continue
-        config = trial.config
-        group = config.tracking.group or sweep.name
-        tracker = open_tracker(config.tracking, out, f"{sweep.name}-t{trial.index:04d}", {**config.to_dict(), "sweep_fields": trial.fields}, group=group, job_type="trial")
-        try:
-            tracker.summary({k: v for k, v in result.items() if isinstance(v, (int, float, bool))})
-            _log_member(tracker, out, 0, 1)
-        finally:
-            tracker.finish()
-        (out / ".tracked").write_text("")
 
 
 def _track_sweep(sweep, sweep_dir: Path, summary: dict) -> None:

@@ -5,9 +5,10 @@
     SWEEP_DIR/trials/t<i>-<id>/    one trial (see `mirror.sweep.trial`)
     SWEEP_DIR/summary.csv, figures/, report.md   (see `mirror.sweep.summary`)
 
-Per population: its dataset is built or reused from the cache (one per distinct env and
-data setting), the population trains (resuming from its last checkpoint when a run was
-killed), every checkpoint of every member is analysed at once, and each trial's files are
+Per population: its trials' W&B runs open (see `mirror.live_tracking`), its dataset is
+built or reused from the cache (one per distinct env and data setting), the population trains
+(resuming from its last checkpoint when a run was killed; each epoch is logged to the
+trials' W&B runs as it ends), every checkpoint of every member is analysed at once, and each trial's files are
 written. A trial counts as finished once its result.json exists; re-running the sweep
 skips finished trials, so a killed sweep resumes without redoing or losing work.
 """
@@ -78,17 +79,54 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
 
 
 def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, log: Log) -> list[dict]:
+    """Train and analyse one population. Its trials' W&B runs open first (before the
+    dataset) and follow training live; each gets its tables and figures at the end."""
+    live = open_trial_tracking(population, sweep, sweep_dir)
+    try:
+        rows = _train_and_analyse(population, sweep, sweep_dir, mesh, log, live)
+        live.log_results([(trial_dir(sweep_dir, t), 0) for t in population.trials])
+        for tracker, row in zip(live.trackers.trackers, rows):
+            tracker.summary({k: v for k, v in row.items() if isinstance(v, (int, float, bool))})
+    except BaseException:
+        live.finish(exit_code=1)
+        raise
+    live.finish()
+    return rows
+
+
+def open_trial_tracking(population: Population, sweep: Sweep, sweep_dir: Path):
+    """One tracker per trial of the population (padding members get none), writing into
+    the trial's directory."""
+    from mirror.live_tracking import LiveTracking
+    from mirror.tracking import open_member_trackers
+
+    tracking = population.config.tracking
+    runs = [
+        (f"{sweep.name}-t{t.index:04d}", {**t.config.to_dict(), "sweep_fields": t.fields}, trial_dir(sweep_dir, t))
+        for t in population.trials
+    ]
+    trackers = open_member_trackers(tracking, runs, group=tracking.group or sweep.name, job_type="trial")
+    return LiveTracking(trackers, sweep_dir / "populations" / population.population_id)
+
+
+def _train_and_analyse(population: Population, sweep: Sweep, sweep_dir: Path, mesh, log: Log, live) -> list[dict]:
+    from mirror.analysis.live import EpochCMNI
     from mirror.data.pipeline import build_dataset
     from mirror.train.run import train_run
 
     config = population.config
-    run_dir = sweep_dir / "populations" / population.population_id
+    run_dir = live.run_dir
     resume = (run_dir / CONFIG_FILE).is_file()
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # killed before its run files were written: it holds nothing
     dataset, reused = build_dataset(config)
     log(f"  dataset {dataset.path.name} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows)")
-    result = train_run(config, run_dir, dataset, resume=resume, members=list(population.members), mesh=mesh, log=lambda line: log("  " + line))
+    if live.trackers.enabled:
+        live.epoch_cmni = EpochCMNI(config, dataset, [m.widths for m in population.members])
+    result = train_run(
+        config, run_dir, dataset, resume=resume, members=list(population.members), mesh=mesh,
+        log=lambda line: log("  " + line), on_epoch=live.on_epoch,
+    )  # fmt: skip
     if not result.last_epoch:  # every member diverged in its first epoch (e.g. a learning rate far too high)
         log(f"  every member diverged in epoch 1: trials {[t.index for t in population.trials]} recorded as diverged")
         return [write_diverged_trial(sweep_dir, trial) for trial in population.trials]
@@ -99,7 +137,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     """Every checkpoint of every member at once (in member chunks of at most
     ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
     from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.analysis.command import member_masks
+    from mirror.analysis.run_analysis import member_masks
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 

@@ -50,6 +50,37 @@ from mirror.train.population import Member, is_population, members_from_config
 
 Log = Callable[[str], None]
 
+# What other tools may keep in a run directory before training starts: W&B's files, as
+# the tracker is opened at the start of `mirror run` (see `mirror.tracking`).
+FOREIGN_ENTRIES = frozenset({"wandb"})
+
+
+class EpochReport(NamedTuple):
+    """One finished epoch, handed to `train_run`'s `on_epoch` right after its checkpoint
+    save has started and its metrics line is written."""
+
+    epoch: int
+    epochs: int  # the configured number of epochs
+    metadata: dict  # the epoch's metrics.jsonl entry (per-member lists for populations)
+    params: object  # the fresh checkpoint's parameters, [members, ...] (padded), on the device
+    wall_s: float  # the epoch's wall time
+    line: str  # the one-line text summary train_run also logs
+
+    def member_metrics(self, member: int) -> dict[str, float]:
+        return member_scalars(self.metadata, member)
+
+
+def member_scalars(meta: dict, member: int) -> dict[str, float]:
+    """One member's numeric scalars of a metrics entry, as "train/<name>" (null and boolean
+    entries are left out): what a tracker logs per epoch."""
+    out = {}
+    for key, value in meta.items():
+        if isinstance(value, list):  # populations store one value per member
+            value = value[member] if member < len(value) else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+            out[f"train/{key}"] = value
+    return out
+
 
 class RunResult(NamedTuple):
     run_dir: Path
@@ -174,9 +205,11 @@ def train_run(
     members: list[Member] | None = None,
     mesh=None,
     log: Log = print,
+    on_epoch: Callable[[EpochReport], None] | None = None,
 ) -> RunResult:
     """Train (or resume) the run in `run_dir` on `dataset`; see the module docstring.
-    `members` overrides the config's population; `mesh` splits it over devices."""
+    `members` overrides the config's population; `mesh` splits it over devices;
+    `on_epoch(report)` is called as each epoch ends (live tracking, progress bars)."""
     run_dir = Path(run_dir).absolute()
     population = is_population(config) or (members is not None and len(members) > 1)
     members = members_from_config(config) if members is None else list(members)
@@ -194,7 +227,7 @@ def train_run(
     if resume:
         _check_resumable(run_dir, config, members, context["dataset_sha256"])
     else:
-        if has_content(run_dir):
+        if has_content(run_dir, ignore=FOREIGN_ENTRIES):
             raise TrainError(f"{run_dir} already exists and is not empty; use --resume to continue it")
         write_run_files(run_dir, config, dataset.manifest, dataset.path, members)
 
@@ -210,10 +243,14 @@ def train_run(
             if not progressed:  # every member still training diverged: nothing to checkpoint
                 break
             save_checkpoint(manager, epoch, state, epoch_meta)
+            wall = round(time.perf_counter() - start, 4)
             with open(run_dir / METRICS_FILE, "a") as fh:
-                fh.write(json.dumps({**epoch_meta, "wall_s": round(time.perf_counter() - start, 4)}) + "\n")
+                fh.write(json.dumps({**epoch_meta, "wall_s": wall}) + "\n")
             last, meta = epoch, epoch_meta
-            log(_epoch_line(meta, config.train.epochs, time.perf_counter() - start))
+            line = _epoch_line(meta, config.train.epochs, wall)
+            log(line)
+            if on_epoch is not None:
+                on_epoch(EpochReport(epoch, config.train.epochs, {**epoch_meta, "wall_s": wall}, state.params, wall, line))
         manager.wait_until_finished()
         test_metrics = None
         if last and len(splits["test"].labels):
