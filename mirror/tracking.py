@@ -103,7 +103,7 @@ class WandbTracker(Tracker):
         self._wandb = wandb
         self.mode = mode
         directory = Path(cfg.dir) if cfg.dir else Path(run_dir)
-        created = _first_missing(directory.absolute())
+        created = _first_missing((directory / "wandb").absolute())  # wandb writes into DIR/wandb
         directory.mkdir(parents=True, exist_ok=True)
         try:
             self.run = wandb.init(
@@ -197,7 +197,7 @@ def open_member_trackers(cfg: TrackingConfig, runs: list[tuple[str, dict, Path]]
     """Open one tracker per (name, config, run directory) in `runs`. If one fails, those
     already open are finished and the directories made for them removed before the
     error goes on, so a retry starts clean."""
-    directories = {(Path(cfg.dir) if cfg.dir else Path(run_dir)).absolute() for _, _, run_dir in runs}
+    directories = {(Path(cfg.dir) if cfg.dir else Path(run_dir)).absolute() / "wandb" for _, _, run_dir in runs}
     created = {path for path in map(_first_missing, directories) if path is not None}
     opened = []
     try:

@@ -201,9 +201,7 @@ def test_online_without_an_api_key_is_refused_before_any_work(tmp_path, monkeypa
     pytest.importorskip("wandb")
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    start = time.monotonic()
     code = main(["run", *TINY, "--tracking.mode", "online", "--data.cache_dir", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run")])
-    elapsed = time.monotonic() - start
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip().splitlines() == [
@@ -212,7 +210,6 @@ def test_online_without_an_api_key_is_refused_before_any_work(tmp_path, monkeypa
     ]
     assert "Traceback" not in err
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
-    assert elapsed < 30  # no dataset, no training: nothing slow ran (it used to fail after all of it)
 
 
 def test_online_without_a_network_fails_within_the_init_timeout(tmp_path, monkeypatch, capsys):
