@@ -17,11 +17,7 @@ from mirror.data.pipeline import build_dataset
 # Each width compiles its own rollout (~10-20 s on a loaded CPU): the developer loop
 # (`-m "not slow"`) checks three, the full suite five.
 WIDTHS = (8, pytest.param(12, marks=pytest.mark.slow), 16, 24, pytest.param(32, marks=pytest.mark.slow))
-# Test shares without leap and help: at W = 8 a leap needs f < 2, which rollouts never reach.
-TINY = [
-    "--data.rows", "3000", "--data.test_rows", "300", "--data.test_label_shares", "[0.5,0.5,0.0,0.0]",
-    "--data.games", "64", "--data.rounds_per_chunk", "32",
-]  # fmt: skip
+TINY = ["--data.rows", "3000", "--data.test_rows", "0", "--data.games", "64", "--data.rounds_per_chunk", "32"]
 
 
 def tiny_config(cache_dir, width: int, *extra):
@@ -163,8 +159,9 @@ def test_a_model_trains_and_is_analysed_on_a_width_16_dataset(data_dir, tmp_path
     from mirror.train.checkpoints import load_run
     from mirror.train.run import train_run
 
-    config = tiny_config(data_dir, 16, "--train.epochs", "2", "--train.lr", "1.0e-3", "--model.width", "6")
-    dataset = dataset_at(data_dir, 16)
+    test_set = ["--data.test_rows", "300", "--data.test_label_shares", "[0.4,0.4,0.15,0.05]"]
+    config = tiny_config(data_dir, 16, *test_set, "--train.epochs", "2", "--train.lr", "1.0e-3", "--model.width", "6")
+    dataset, _ = build_dataset(config)
     assert dataset.inputs.shape == (3000, 52)
     result = train_run(config, tmp_path / "run", dataset, log=lambda line: None)
     assert result.last_epoch == 2 and result.diverged == []
