@@ -174,6 +174,22 @@ def test_a_model_trains_and_is_analysed_on_a_width_16_dataset(data_dir, tmp_path
         assert len(list(csv.DictReader(fh))) == 52 * 6 + 6 * 6 + 6 * 4
 
 
+def test_init_and_cmni_activations_follow_the_input_width():
+    from mirror.agents.mlp import MLP, init_params, pad_params, unpad_params
+    from mirror.analysis.cmni import all_activations_t
+
+    params = init_params(jax.random.key(0), (6, 5), num_inputs=28)  # world width 8
+    assert params["hidden_0"]["kernel"].shape == (28, 6)
+    padded = pad_params(params, (6, 5), (9, 7))
+    assert padded["hidden_0"]["kernel"].shape == (28, 9)
+    jax.tree.map(np.testing.assert_array_equal, unpad_params(padded, (6, 5)), params)
+    x = np.random.default_rng(0).integers(0, 10, (40, 28)).astype(np.int8)
+    _, activations = MLP((6, 5)).apply({"params": params}, x)
+    ours = all_activations_t(params, [jnp.ones(6, bool), jnp.ones(5, bool)], jnp.asarray(x, jnp.float32).T, "relu")
+    expected = np.concatenate([np.asarray(a).T for a in activations])
+    np.testing.assert_allclose(np.asarray(ours), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_leak_scenario_writes_the_score_input_of_the_rows_width():
     from mirror.analysis.groups import leak_scenario
     from mirror.env.constants import obs_layout

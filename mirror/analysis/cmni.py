@@ -100,11 +100,13 @@ def flatten_models(params, masks):
     return flat, [m.reshape(-1, m.shape[-1]) for m in masks]
 
 
-def _dense_t(kernel: jax.Array, h: jax.Array) -> jax.Array:
-    """kernel[fan_in, units], h[fan_in, rows] -> [units, rows] (no bias)."""
+def _dense_t(kernel: jax.Array, h: jax.Array, shared: bool = False) -> jax.Array:
+    """kernel[fan_in, units], h[fan_in, rows] -> [units, rows] (no bias).
+
+    shared: `h` is the same for every model (the inputs), so under vmap this is one GEMM,
+    whatever the fan-in (3W + 4 inputs can be as few as 28)."""
     fan_in = kernel.shape[0]
-    if fan_in > UNROLL_MAX_FAN_IN:
-        # The first layer: `h` is shared by all models, so under vmap this is one GEMM.
+    if shared or fan_in > UNROLL_MAX_FAN_IN:
         return kernel.T @ h
     # Tiny per-model matrices: XLA:CPU runs a batched dot of [units, fan_in] x [fan_in, rows]
     # as many small calls; a fused chain of fan_in multiply-adds vectorises along rows instead.
@@ -119,9 +121,9 @@ def hidden_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.
     activation (padded units zero), stacked layer by layer. Same values as `MLP.apply`."""
     act = ACTIVATIONS[activation]
     h, outs = x_t, []
-    for name, mask in zip(hidden_names(params), masks):
+    for i, (name, mask) in enumerate(zip(hidden_names(params), masks)):
         layer = params[name]
-        h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h) + layer["bias"][:, None]), 0.0)
+        h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h, shared=i == 0) + layer["bias"][:, None]), 0.0)
         outs.append(h)
     return jnp.concatenate(outs, axis=0)
 
