@@ -8,22 +8,11 @@ import jax
 import numpy as np
 
 from mirror.env import EnvParams, render, reset, step
-from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
+from mirror.env.policy import BEHAVIOUR_PROBS, oracle_action, sample_actions
 from mirror.env.rollout import make_rollout
 from mirror.errors import UsageError
 
 
-def oracle_action(obs: jax.Array, player) -> jax.Array:
-    """The dataset's label oracle (spec §5.4) as a policy: each player applies it to its
-    own observation, with its partner's distress read from the true ground."""
-    import jax.numpy as jnp
-
-    from mirror.data.labels import oracle_label
-
-    rows = obs[player]
-    partner = obs[1 - player]
-    partner_distress = jnp.take(partner[:32], partner[99].astype(jnp.int32)) == 2
-    return oracle_label(rows, partner_distress).astype(jnp.int32)
 
 
 def _check_unit_interval(name: str, value: float) -> None:

@@ -250,10 +250,10 @@ def test_init_null_is_the_cmni_of_fresh_initialisations(tiny_dataset):
     key = jax.random.key(3)
     null = init_null(key, (17, 17), inputs, groups, seeds=5)
     assert null.shape == (5,) and np.all(np.isfinite(np.asarray(null)))
-    fresh = init_params_batch(key, 5, (17, 17))
+    fresh = init_params_batch(key, 5, (17, 17), num_inputs=inputs.shape[1])
     np.testing.assert_allclose(np.asarray(null), np.asarray(cmni(fresh, inputs, groups).cmni))
     assert np.unique(np.asarray(null)).size == 5
     # padding matches pad_params
     one = jax.tree.map(lambda a: a[2], fresh)
-    padded = init_params_batch(key, 5, (17, 17), padded_to=(20, 18))
+    padded = init_params_batch(key, 5, (17, 17), num_inputs=inputs.shape[1], padded_to=(20, 18))
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[2], b), padded, pad_params(one, (17, 17), (20, 18)))

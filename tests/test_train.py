@@ -382,7 +382,7 @@ def test_nan_loss_freezes_the_member_and_reports_it(tiny_dataset, data_dir, tmp_
     config = load_config(run_dir / "config.yaml")
     from mirror.train.loop import init_member_params
 
-    initial = init_member_params(config, run.members[1], (17, 17))
+    initial = init_member_params(config, run.members[1], (17, 17), tiny_dataset.input_width)
     assert_trees_equal(jax.tree.map(lambda a: a[-1, 1], run.params), initial)
 
 

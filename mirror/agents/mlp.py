@@ -1,4 +1,5 @@
-"""The paper's MLP (spec §8) in Flax: 100 inputs -> L hidden dense layers (activation,
+"""The paper's MLP (spec §8) in Flax: 3W+4 inputs (100 at the spec's world width 32; the
+input size always comes from the data) -> L hidden dense layers (activation,
 dropout) -> 4 linear outputs, with every layer's post-activation output available to
 the CMNI (spec §7).
 
@@ -23,7 +24,6 @@ KERNEL_INITS = {
     "he_normal": nn.initializers.he_normal,
     "lecun_normal": nn.initializers.lecun_normal,
 }
-NUM_INPUTS = 100
 NUM_ACTIONS = 4
 
 
@@ -49,7 +49,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x, *, dropout_rate=0.0, dropout_key=None, unit_mask=None):
-        """x[batch, 100] -> (outputs[batch, 4], activations: list of [batch, units] per layer,
+        """x[batch, inputs] -> (outputs[batch, 4], activations: list of [batch, units] per layer,
         hidden layers after the activation (before dropout) and the final linear output).
 
         dropout_key=None means evaluation (no dropout). unit_mask: optional list of
@@ -71,10 +71,19 @@ class MLP(nn.Module):
         return out, activations
 
 
-def init_params(key: jax.Array, widths: Sequence[int], activation: str = "relu", kernel_init: str = "glorot_uniform"):
-    """Parameters of an MLP at its true widths: {"hidden_i": {kernel, bias}, "output": {...}}."""
+def init_params(
+    key: jax.Array, widths: Sequence[int], activation: str = "relu", kernel_init: str = "glorot_uniform", *, num_inputs: int
+):
+    """Parameters of an MLP at its true widths: {"hidden_i": {kernel, bias}, "output": {...}}.
+
+    num_inputs: the model-input width of the data (3W + 4; `Dataset.input_width`)."""
     model = MLP(tuple(widths), activation, kernel_init)
-    return model.init(key, jnp.zeros((1, NUM_INPUTS), jnp.float32))["params"]
+    return model.init(key, jnp.zeros((1, num_inputs), jnp.float32))["params"]
+
+
+def num_inputs_of(params) -> int:
+    """The input width of MLP params (leaves may carry leading model axes)."""
+    return int(params["hidden_0"]["kernel"].shape[-2])
 
 
 def pad_params(params, widths: Sequence[int], padded_widths: Sequence[int]):
@@ -82,7 +91,7 @@ def pad_params(params, widths: Sequence[int], padded_widths: Sequence[int]):
     if len(widths) != len(padded_widths):
         raise ValueError(f"cannot pad {len(widths)} hidden layers to {len(padded_widths)}")
     out = {}
-    fan_in, padded_in = NUM_INPUTS, NUM_INPUTS
+    fan_in = padded_in = num_inputs_of(params)
     for i, (w, pw) in enumerate(zip(widths, padded_widths)):
         layer = params[f"hidden_{i}"]
         out[f"hidden_{i}"] = {
@@ -106,7 +115,7 @@ def unit_masks(widths: Sequence[int], padded_widths: Sequence[int]):
 def unpad_params(params, widths: Sequence[int]):
     """The inverse of `pad_params`: keep the first `widths[i]` units of each hidden layer.
     Leaves may carry leading model axes ([..., fan_in, units])."""
-    out, fan_in = {}, NUM_INPUTS
+    out, fan_in = {}, num_inputs_of(params)
     for i, w in enumerate(widths):
         layer = params[f"hidden_{i}"]
         out[f"hidden_{i}"] = {"kernel": layer["kernel"][..., :fan_in, :w], "bias": layer["bias"][..., :w]}

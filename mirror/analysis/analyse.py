@@ -15,6 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from mirror.agents.mlp import num_inputs_of
 from mirror.analysis.circuits import circuits, weight_zscores
 from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, permutation_null
 from mirror.analysis.groups import cmni_groups, leak_scenario
@@ -69,6 +70,8 @@ def analyse_checkpoints(
     `seed` draws the label permutations and the random initialisations."""
     step = progress or (lambda name: None)
     timings = {}
+    if np.shape(inputs)[1] != num_inputs_of(params):
+        raise ValueError(f"the test rows have {np.shape(inputs)[1]} inputs but the models take {num_inputs_of(params)}")
     groups = cmni_groups(scenarios, idle_shown)
     leaked = leak_scenario(inputs, scenarios)
     masks = [np.asarray(m)[None] for m in unit_mask]  # broadcast over checkpoints
@@ -146,7 +149,7 @@ def _init_null(key, member_widths, params, inputs, groups, config, activation, k
     distinct = sorted({tuple(w) for w in member_widths})
     # Keyed by the widths themselves, so a member's baseline does not depend on which other
     # widths share its population (sweeps regroup trials freely).
-    batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
+    batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
     masks = [np.concatenate([np.repeat((np.arange(p) < w[i])[None], config.init_seeds, 0) for w in distinct]) for i, p in enumerate(padded)]
     values = np.asarray(cmni(stacked, inputs, groups, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).cmni)

@@ -37,7 +37,7 @@ def kernel_names(params) -> list[str]:
 
 
 def real_units(params, unit_mask=None) -> list[np.ndarray]:
-    """bool[units] per layer: the inputs (all 100), each hidden layer, the outputs."""
+    """bool[units] per layer: the inputs (all 3W+4), each hidden layer, the outputs."""
     names = kernel_names(params)
     units = [np.ones(np.asarray(params[names[0]]["kernel"]).shape[0], bool)]
     for i, name in enumerate(names):

@@ -100,11 +100,13 @@ def flatten_models(params, masks):
     return flat, [m.reshape(-1, m.shape[-1]) for m in masks]
 
 
-def _dense_t(kernel: jax.Array, h: jax.Array) -> jax.Array:
-    """kernel[fan_in, units], h[fan_in, rows] -> [units, rows] (no bias)."""
+def _dense_t(kernel: jax.Array, h: jax.Array, shared: bool = False) -> jax.Array:
+    """kernel[fan_in, units], h[fan_in, rows] -> [units, rows] (no bias).
+
+    shared: `h` is the same for every model (the inputs), so under vmap this is one GEMM,
+    whatever the fan-in (3W + 4 inputs can be as few as 28)."""
     fan_in = kernel.shape[0]
-    if fan_in > UNROLL_MAX_FAN_IN:
-        # The first layer: `h` is shared by all models, so under vmap this is one GEMM.
+    if shared or fan_in > UNROLL_MAX_FAN_IN:
         return kernel.T @ h
     # Tiny per-model matrices: XLA:CPU runs a batched dot of [units, fan_in] x [fan_in, rows]
     # as many small calls; a fused chain of fan_in multiply-adds vectorises along rows instead.
@@ -115,19 +117,19 @@ def _dense_t(kernel: jax.Array, h: jax.Array) -> jax.Array:
 
 
 def hidden_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
-    """One model: x_t[100, rows] -> [hidden neurons, rows], every hidden layer after the
+    """One model: x_t[inputs, rows] -> [hidden neurons, rows], every hidden layer after the
     activation (padded units zero), stacked layer by layer. Same values as `MLP.apply`."""
     act = ACTIVATIONS[activation]
     h, outs = x_t, []
-    for name, mask in zip(hidden_names(params), masks):
+    for i, (name, mask) in enumerate(zip(hidden_names(params), masks)):
         layer = params[name]
-        h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h) + layer["bias"][:, None]), 0.0)
+        h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h, shared=i == 0) + layer["bias"][:, None]), 0.0)
         outs.append(h)
     return jnp.concatenate(outs, axis=0)
 
 
 def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
-    """One model: x_t[100, rows] -> [neurons, rows], hidden layers then the linear outputs."""
+    """One model: x_t[inputs, rows] -> [neurons, rows], hidden layers then the linear outputs."""
     hidden = hidden_activations_t(params, masks, x_t, activation)
     last = hidden[hidden.shape[0] - masks[-1].shape[0] :]
     out = params["output"]["kernel"].T @ last + params["output"]["bias"][:, None]
@@ -138,7 +140,7 @@ def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Arr
 
 
 def _chunks(inputs: jax.Array, labels: jax.Array, chunk_rows: int):
-    """inputs[rows, 100], labels[sets, rows] -> [chunks, chunk_rows, 100], [chunks, sets, chunk_rows];
+    """inputs[rows, n], labels[sets, rows] -> [chunks, chunk_rows, n], [chunks, sets, chunk_rows];
     padding rows get label -1 (no group)."""
     rows = inputs.shape[0]
     chunks = max(1, -(-rows // chunk_rows))
@@ -149,7 +151,7 @@ def _chunks(inputs: jax.Array, labels: jax.Array, chunk_rows: int):
 
 
 def scan_rows(fn, zeros, inputs: jax.Array, labels: jax.Array, chunk_rows: int):
-    """The sum over row chunks of fn(x_t[100, chunk_rows] float32, labels[sets, chunk_rows])
+    """The sum over row chunks of fn(x_t[inputs, chunk_rows] float32, labels[sets, chunk_rows])
     (an array shaped like `zeros`).
 
     Chunks are added with Kahan compensation: a plain float32 running total of ~10^5
@@ -174,7 +176,7 @@ def one_hot_columns(labels: jax.Array, groups: int) -> jax.Array:
 def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
     """Sums of every hidden neuron's activation per label set and group.
 
-    flat_params: one leading `models` axis; inputs int8[rows, 100]; labels int[sets, rows].
+    flat_params: one leading `models` axis; inputs int8[rows, 3W+4]; labels int[sets, rows].
     Returns float32[models, hidden neurons, sets, groups].
     """
     forward = jax.vmap(functools.partial(hidden_activations_t, activation=activation), in_axes=(0, 0, None))
@@ -258,7 +260,7 @@ def _cmni_rows(inputs, groups):
 def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", chunk_rows: int = 512) -> CMNIResult:
     """CMNI of every model in `params` (leading model axes `...`) on the test rows.
 
-    inputs int8[rows, 100] (model inputs, spec §5.6; see `groups.leak_scenario` for the
+    inputs int8[rows, 3W+4] (model inputs, spec §5.6; see `groups.leak_scenario` for the
     published leak); groups int8[rows] from `groups.cmni_groups` (rows outside 0-2 are
     ignored); unit_mask: None or bool[..., units] per hidden layer (padded populations).
     """
@@ -318,22 +320,23 @@ def empirical_p_value(observed, null):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_init(widths: tuple, activation: str, kernel_init: str):
+def _jitted_init(widths: tuple, activation: str, kernel_init: str, num_inputs: int):
     # One jitted init called per key: compiling a vmapped init takes several seconds on CPU.
-    return jax.jit(functools.partial(init_params, widths=widths, activation=activation, kernel_init=kernel_init))
+    return jax.jit(functools.partial(init_params, widths=widths, activation=activation, kernel_init=kernel_init, num_inputs=num_inputs))
 
 
-def init_params_batch(key, seeds: int, widths, *, activation: str = "relu", kernel_init: str = "glorot_uniform", padded_to=None):
-    """Parameters of `seeds` freshly initialised models [seeds, ...] (numpy), optionally
-    zero-padded to wider hidden layers. The i-th model is `init_params(split(key)[i], ...)`."""
+def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: str = "relu", kernel_init: str = "glorot_uniform", padded_to=None):
+    """Parameters of `seeds` freshly initialised models [seeds, ...] (numpy) for `num_inputs`
+    model inputs (the data's 3W + 4), optionally zero-padded to wider hidden layers. The
+    i-th model is `init_params(split(key)[i], ...)`."""
     widths = tuple(int(w) for w in widths)
-    init = _jitted_init(widths, activation, kernel_init)
+    init = _jitted_init(widths, activation, kernel_init, int(num_inputs))
     models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
     params = jax.tree.map(lambda *leaves: np.stack(leaves), *models)
     if padded_to is None or tuple(padded_to) == widths:
         return params
     padded = {}
-    fan_in = (100, 100)
+    fan_in = (num_inputs, num_inputs)
     for i, (w, pw) in enumerate(zip(widths, padded_to)):
         layer = params[f"hidden_{i}"]
         kernel = np.zeros((seeds, fan_in[1], pw), layer["kernel"].dtype)
@@ -350,5 +353,5 @@ def init_params_batch(key, seeds: int, widths, *, activation: str = "relu", kern
 
 def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):
     """CMNI of the architecture at random initialisation: float32[seeds]."""
-    params = init_params_batch(key, seeds, widths, activation=activation, kernel_init=kernel_init)
+    params = init_params_batch(key, seeds, widths, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init)
     return cmni(params, inputs, groups, activation=activation, chunk_rows=chunk_rows).cmni

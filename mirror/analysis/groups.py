@@ -18,7 +18,8 @@ means, so `dFrog` and `dToad` compare distress with no distress rather than
 
 import numpy as np
 
-from mirror.env.constants import SCORE_INDEX
+from mirror.data.labels import SCENARIO_BOTH, SCENARIO_FROG, SCENARIO_NONE, SCENARIO_TOAD
+from mirror.env.constants import layout_of
 
 NONE, FROG, TOAD, BOTH, EXCLUDED = 0, 1, 2, 3, -1
 GROUP_NAMES = ("none", "frog", "toad", "both")  # distress none / Frog / Toad / both
@@ -31,16 +32,16 @@ def cmni_groups(scenarios: np.ndarray, idle_shown: np.ndarray) -> np.ndarray:
     scenarios = np.asarray(scenarios)
     idle_shown = np.asarray(idle_shown, bool)
     groups = np.full(scenarios.shape, EXCLUDED, np.int8)
-    groups[scenarios == 0] = NONE
-    groups[(scenarios == 1) & idle_shown[:, 1]] = FROG
-    groups[(scenarios == 2) & idle_shown[:, 0]] = TOAD
-    groups[scenarios == 3] = BOTH
+    groups[scenarios == SCENARIO_NONE] = NONE
+    groups[(scenarios == SCENARIO_FROG) & idle_shown[:, 1]] = FROG
+    groups[(scenarios == SCENARIO_TOAD) & idle_shown[:, 0]] = TOAD
+    groups[scenarios == SCENARIO_BOTH] = BOTH
     return groups
 
 
 def leak_scenario(inputs: np.ndarray, scenarios: np.ndarray) -> np.ndarray:
-    """The published computation's leak (spec §7): a copy of inputs[rows, 100] with the
-    row's scenario id (0-3) in input 98 (the score, always 0 in training)."""
+    """The published computation's leak (spec §7): a copy of inputs[rows, 3W+4] with the
+    row's scenario id (0-3) in the score input 3W+2 (98 at W = 32; always 0 in training)."""
     leaked = np.array(inputs, copy=True)
-    leaked[:, SCORE_INDEX] = np.asarray(scenarios, leaked.dtype)
+    leaked[:, layout_of(leaked).score] = np.asarray(scenarios, leaked.dtype)
     return leaked

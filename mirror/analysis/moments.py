@@ -61,7 +61,7 @@ def _moments_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_
 def scenario_moments(params, inputs, groups, *, unit_mask=None, activation: str = "relu", chunk_rows: int = 512) -> Moments:
     """Moments of every neuron of every model in `params` per group (none, frog, toad, both).
 
-    inputs int8[rows, 100]; groups int8[rows] from `groups.cmni_groups` (-1 rows ignored).
+    inputs int8[rows, 3W+4]; groups int8[rows] from `groups.cmni_groups` (-1 rows ignored).
     """
     masks = full_unit_mask(params, unit_mask)
     lead = model_axes(params)

@@ -83,10 +83,11 @@ def inspect_dataset(args, overrides) -> int:
 
 
 def render_row(row: np.ndarray) -> str:
-    """A model-input row as ASCII: flies, players (codes), ground, then the energy."""
-    from mirror.env.constants import ENERGY_INDEX
+    """A model-input row int8[3W+4] as ASCII: flies, players (codes), ground, then the energy."""
+    from mirror.env.constants import ROUGH, layout_of
 
-    ground = "".join("#" if g == 2 else "=" for g in row[0:32])
-    players = "".join(" " if c == 0 else str(int(c)) for c in row[32:64])
-    flies = "".join("*" if f else " " for f in row[64:96])
-    return f"{flies}\n{players}\n{ground}\nenergy {int(row[ENERGY_INDEX])}"
+    layout = layout_of(row)
+    ground = "".join("#" if g == ROUGH else "=" for g in row[layout.ground])
+    players = "".join(" " if c == 0 else str(int(c)) for c in row[layout.players])
+    flies = "".join("*" if f else " " for f in row[layout.flies])
+    return f"{flies}\n{players}\n{ground}\nenergy {int(row[layout.energy])}"

@@ -17,12 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.config import Config, config_hash
-from mirror.data.dedupe import UniqueRows, row_keys
+from mirror.data.dedupe import UniqueRows, key_bytes, row_inputs, row_keys
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import make_collect
 from mirror.data.split import assign_splits
 from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, counts_table, load_dataset, write_dataset
+from mirror.env.constants import obs_size
 from mirror.files import require_writable
 from mirror.env.rollout import start_games
 
@@ -79,7 +80,8 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     games_key, chunks_key, split_key = jax.random.split(jax.random.key(config.data_seed), 3)
     states = start_games(games_key, config.env_params, data.games)
     chunk = make_chunk_fn(config)
-    unique = UniqueRows()
+    num_inputs = obs_size(config.env_params.world_width)  # 3W + 4 (100 at the spec's W = 32)
+    unique = UniqueRows(key_bytes(num_inputs))
     kept = {"labels": [], "scenarios": [], "idle_shown": []}
     raw_rows = 0
     pending = chunk(jax.random.fold_in(chunks_key, 0), states)
@@ -105,7 +107,7 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
             f"({raw_rows:,} raw rows); lower data.rows or raise data.max_chunks"
         )
     arrays = {name: np.concatenate(parts)[: data.rows] for name, parts in kept.items()}
-    arrays["inputs"] = unique.kept_keys()[: data.rows, :100].view(np.int8)
+    arrays["inputs"] = row_inputs(unique.kept_keys()[: data.rows], num_inputs)
     arrays["splits"] = assign_splits(split_key, arrays["labels"], data.test_rows, data.test_label_shares, data.val_fraction)
     stats = {
         "raw_rows": raw_rows,

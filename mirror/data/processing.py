@@ -1,20 +1,14 @@
 """Row processing of the paper's dataset (spec §5.3) and the model-input mask (spec §5.6).
 
-Pure and jittable; rows are int8[..., 100] (spec §4 layout, W = 32).
+Pure and jittable; rows are int8[..., 3W+4] (spec §4 layout; 100 codes at W = 32), W
+read from the row length.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.env.constants import (
-    ENERGY_INDEX,
-    FLIES_SLICE,
-    FLY,
-    OWN_CODE_INDEX,
-    POSITION_INDEX,
-    SCORE_INDEX,
-)
+from mirror.env.constants import DEFAULT_WORLD_WIDTH, FLY, layout_of
 from mirror.env.policy import actions_from_uniforms
 
 # Processed-energy distribution (spec §5.3). Kept as numpy so importing needs no device.
@@ -36,20 +30,22 @@ FLY_PATTERN_NAMES = tuple(FLY_PATTERN_POSITIONS)
 
 
 def _patterns() -> np.ndarray:
-    out = np.zeros((len(FLY_PATTERN_POSITIONS), 32), np.int8)
+    out = np.zeros((len(FLY_PATTERN_POSITIONS), DEFAULT_WORLD_WIDTH), np.int8)
     for i, cells in enumerate(FLY_PATTERN_POSITIONS.values()):
         out[i, np.asarray(cells) - 1] = FLY
     return out
 
 
-FLY_PATTERNS = _patterns()  # int8[6, 32]: 3 where a fly is, 0 elsewhere
+# int8[6, 32]: 3 where a fly is, 0 elsewhere. The patterns are written for the spec's 32
+# cells; a narrower world shows the first W cells of each (flies past its edge are dropped).
+FLY_PATTERNS = _patterns()
 FLY_PATTERNS.flags.writeable = False
 ENERGY_VALUES.flags.writeable = False
 ENERGY_PROBS.flags.writeable = False
 
 
 def process_rows(key: jax.Array, rows: jax.Array) -> jax.Array:
-    """int8[..., 100] -> int8[..., 100]: score 0, energy drawn, flies a random pattern (spec §5.3).
+    """int8[..., 3W+4] -> int8[..., 3W+4]: score 0, energy drawn, flies a random pattern (spec §5.3).
 
     Each row gets one uniform for its energy (inverse CDF over ENERGY_PROBS) and one for
     its fly pattern (uniform over the six); everything else is returned unchanged.
@@ -62,18 +58,23 @@ def process_rows(key: jax.Array, rows: jax.Array) -> jax.Array:
     n_patterns = FLY_PATTERNS.shape[0]
     # floor(6u) for u in [0, 1); the clip only guards float rounding at the top.
     pattern = jnp.minimum((u_flies * n_patterns).astype(jnp.int32), n_patterns - 1)
-    flies = jnp.asarray(FLY_PATTERNS)[pattern]
+    layout = layout_of(rows)
+    if layout.width > DEFAULT_WORLD_WIDTH:
+        raise ValueError(f"the fly patterns cover {DEFAULT_WORLD_WIDTH} cells, not world_width={layout.width}")
+    flies = jnp.asarray(FLY_PATTERNS[:, : layout.width])[pattern]
     out = jnp.asarray(rows).astype(jnp.int8)
-    out = out.at[..., FLIES_SLICE].set(flies)
-    out = out.at[..., ENERGY_INDEX].set(energy)
-    out = out.at[..., SCORE_INDEX].set(0)
+    out = out.at[..., layout.flies].set(flies)
+    out = out.at[..., layout.energy].set(energy)
+    out = out.at[..., layout.score].set(0)
     return out
 
 
 def model_inputs(rows: jax.Array) -> jax.Array:
-    """int8[..., 100] -> int8[..., 100]: own code (96), score (98), position (99) zeroed (spec §5.6).
+    """int8[..., 3W+4] -> int8[..., 3W+4]: own code (3W), score (3W+2) and position (3W+3)
+    zeroed (spec §5.6; 96, 98, 99 at W = 32).
 
-    Energy (97) stays: it is the only observer statistic the model is meant to see.
+    Energy (3W+1) stays: it is the only observer statistic the model is meant to see.
     """
-    hidden = jnp.array([OWN_CODE_INDEX, SCORE_INDEX, POSITION_INDEX])
+    layout = layout_of(rows)
+    hidden = jnp.array([layout.own_code, layout.score, layout.position])
     return jnp.asarray(rows).at[..., hidden].set(0)

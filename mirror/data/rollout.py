@@ -18,7 +18,7 @@ from mirror.env.rollout import batch_step
 
 
 class FrogRows(NamedTuple):
-    """Raw rows: rows int8[n, 100] (Frog's observations), toad_position int8[n]."""
+    """Raw rows: rows int8[n, 3W+4] (Frog's observations), toad_position int8[n]."""
 
     rows: jax.Array
     toad_position: jax.Array
@@ -46,7 +46,7 @@ def make_collect(params: EnvParams, num_games: int, num_rounds: int, probs):
     @jax.jit
     def collect(key: jax.Array, states: PackedState):
         # The scan keeps only the small packed states (about 40 bytes a row); the
-        # 100-code observations are built afterwards in one vectorised pass, which is
+        # (3W+4)-code observations are built afterwards in one vectorised pass, which is
         # several times faster than writing them from inside the scan.
         def round_(states, round_key):
             u = jax.random.uniform(round_key, (num_games, 2 * turn_width + 1), jnp.float32)

@@ -5,6 +5,11 @@ leaves a directory that looks complete. The temporary directory's name records i
 writer's pid and host; a later write deletes the ones whose writer died (a kill mid-write).
 Loading checks shapes, dtypes and sha256 checksums, and the manifest's counts against the
 arrays, and names the file or field that fails. Arrays load with `allow_pickle=False` only.
+
+The model inputs are int8[rows, 3W+4] (100 at the spec's world width 32): the manifest
+records the dataset's `input_width`, which loading checks against the inputs array and
+against the world width of the generating config. Manifests written before the width was
+recorded get 3W+4 from their config, so width-32 datasets keep their format (version 1).
 """
 
 import hashlib
@@ -16,15 +21,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mirror.env.constants import OBS_SIZE, obs_size, world_width_of
 from mirror.errors import DatasetError
 from mirror.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+INPUT_WIDTH = "input_width"  # a trailing dimension that is the dataset's own (see `input_width`)
 
 # name -> (dtype, trailing shape)
 ARRAYS = {
-    "inputs": (np.int8, (100,)),
+    "inputs": (np.int8, (INPUT_WIDTH,)),
     "labels": (np.int8, ()),
     "scenarios": (np.int8, ()),
     "idle_shown": (np.bool_, (2,)),
@@ -33,7 +40,7 @@ ARRAYS = {
 
 
 class Dataset(NamedTuple):
-    """inputs int8[rows, 100]; labels, scenarios, splits int8[rows]; idle_shown bool[rows, 2]."""
+    """inputs int8[rows, 3W+4]; labels, scenarios, splits int8[rows]; idle_shown bool[rows, 2]."""
 
     inputs: np.ndarray
     labels: np.ndarray
@@ -42,6 +49,49 @@ class Dataset(NamedTuple):
     splits: np.ndarray
     manifest: dict
     path: Path
+
+    @property
+    def input_width(self) -> int:
+        """3W + 4: the number of model inputs."""
+        return int(self.inputs.shape[1])
+
+    @property
+    def world_width(self) -> int:
+        return world_width_of(self.input_width)
+
+
+def _config_world_width(manifest: dict):
+    env = manifest.get("config", {}).get("env", {}) if isinstance(manifest.get("config"), dict) else {}
+    return env.get("world_width") if isinstance(env, dict) else None
+
+
+def input_width(manifest: dict, where="the manifest") -> int:
+    """The dataset's model-input width 3W+4: the recorded `input_width`, else 3W+4 of the
+    generating config's `env.world_width`, else the spec's 100. Both, when present, agree."""
+    world_width = _config_world_width(manifest)
+    expected = None
+    if world_width is not None:
+        if type(world_width) is not int or world_width < 1:
+            raise DatasetError(f"{where}: config.env.world_width must be a positive integer, got {world_width!r}")
+        expected = obs_size(world_width)
+    recorded = manifest.get(INPUT_WIDTH)
+    if recorded is None:
+        return OBS_SIZE if expected is None else expected
+    try:
+        if type(recorded) is not int:
+            raise ValueError
+        world_width_of(recorded)
+    except ValueError:
+        raise DatasetError(f"{where}: {INPUT_WIDTH} must be an integer 3W + 4, got {recorded!r}") from None
+    if expected is not None and recorded != expected:
+        raise DatasetError(
+            f"{where}: {INPUT_WIDTH} {recorded} does not fit config.env.world_width {world_width} (3W + 4 = {expected})"
+        )
+    return recorded
+
+
+def _trailing_shape(tail: tuple, width: int) -> tuple:
+    return tuple(width if dim == INPUT_WIDTH else dim for dim in tail)
 
 
 def _sha256(path: Path) -> str:
@@ -63,6 +113,11 @@ def write_dataset(path: Path, arrays: dict, manifest: dict, *, _crash_after: str
     missing = sorted(set(ARRAYS) - set(arrays))
     if missing:
         raise ValueError(f"missing arrays: {missing}")
+    width = int(np.shape(arrays["inputs"])[-1])
+    try:
+        input_width(dict(manifest, **{INPUT_WIDTH: width}))
+    except DatasetError as err:
+        raise ValueError(f"inputs of width {width} do not match the manifest: {err}") from None
     require_writable(path.parent, "dataset cache directory", DatasetError)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_writer_dirs(path.parent, ".tmp-*")  # left by writers killed mid-write
@@ -78,7 +133,7 @@ def write_dataset(path: Path, arrays: dict, manifest: dict, *, _crash_after: str
             checksums[f"{name}.npy"] = _sha256(file)
             if _crash_after == name:
                 raise KeyboardInterrupt(f"simulated crash after {name}")
-        full = dict(manifest, format_version=FORMAT_VERSION, sha256=checksums)
+        full = dict(manifest, format_version=FORMAT_VERSION, sha256=checksums, **{INPUT_WIDTH: width})
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         os.rename(tmp, path)  # atomic on one filesystem; fails if `path` appeared meanwhile
     except BaseException:
@@ -105,7 +160,9 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
         raise DatasetError(f"{path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
     arrays = {}
     rows = manifest.get("rows")
+    width = input_width(manifest, path / MANIFEST)
     for name, (dtype, tail) in ARRAYS.items():
+        tail = _trailing_shape(tail, width)
         file = path / f"{name}.npy"
         if not file.is_file():
             raise DatasetError(f"{file} is missing")
@@ -118,6 +175,9 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
         if array.dtype != dtype or array.shape != (rows,) + tail:
             edited = array.dtype == dtype and array.shape[1:] == tail  # only the row count differs
             hint = f" ({MANIFEST} says rows = {rows!r}: was it edited?)" if edited else ""
+            if name == "inputs" and array.ndim == 2 and array.shape[1] == OBS_SIZE != width:
+                # Before issue 11, narrow worlds were stored as 100 columns with the label among them.
+                hint = f" (written before the world-width fix, with the label leaked into the inputs: delete {path} and build it again)"
             raise DatasetError(
                 f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}{hint}"
             )

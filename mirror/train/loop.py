@@ -44,7 +44,7 @@ GATHER_CHUNK_STEPS = 1024  # 25,600 rows at batch 25: 2.5 MB of int8 inputs per 
 
 
 class Split(NamedTuple):
-    """One split of the dataset: inputs int8[rows, 100], labels int8[rows]."""
+    """One split of the dataset: inputs int8[rows, 3W+4], labels int8[rows]."""
 
     inputs: Any
     labels: Any
@@ -94,6 +94,7 @@ class Spec(NamedTuple):
 
     loss: str
     rows: int
+    num_inputs: int  # model inputs 3W+4, from the data
     batch_size: int
     steps: int
     scan_unroll: int
@@ -132,16 +133,17 @@ def member_keys(seed: int) -> tuple[jax.Array, jax.Array]:
     return init_key, train_key
 
 
-@partial(jax.jit, static_argnames=("widths", "padded", "activation", "kernel_init"))
-def _init_padded(key, widths, padded, activation, kernel_init):
-    return pad_params(init_params(key, widths, activation, kernel_init), widths, padded)
+@partial(jax.jit, static_argnames=("widths", "padded", "activation", "kernel_init", "num_inputs"))
+def _init_padded(key, widths, padded, activation, kernel_init, num_inputs):
+    return pad_params(init_params(key, widths, activation, kernel_init, num_inputs=num_inputs), widths, padded)
 
 
-def init_member_params(config: Config, member: Member, widths: tuple):
-    """A member's parameters, initialised at its true widths, zero-padded to `widths`."""
+def init_member_params(config: Config, member: Member, widths: tuple, num_inputs: int):
+    """A member's parameters for `num_inputs` model inputs, initialised at its true widths,
+    zero-padded to `widths`."""
     init_key, _ = member_keys(member.seed)
     m = config.model
-    return _init_padded(init_key, tuple(member.widths), tuple(widths), m.activation, m.kernel_init)
+    return _init_padded(init_key, tuple(member.widths), tuple(widths), m.activation, m.kernel_init, int(num_inputs))
 
 
 def make_hyper(members: list[Member], widths: tuple) -> Hyper:
@@ -167,7 +169,9 @@ class Flat(NamedTuple):
 
 
 def _flattener(spec: Spec) -> Flat:
-    shapes = jax.eval_shape(lambda k: init_params(k, spec.widths, spec.activation, spec.kernel_init), jax.random.key(0))
+    shapes = jax.eval_shape(
+        lambda k: init_params(k, spec.widths, spec.activation, spec.kernel_init, num_inputs=spec.num_inputs), jax.random.key(0)
+    )
     paths, treedef = jax.tree_util.tree_flatten_with_path(shapes)
     leaves = [leaf for _, leaf in paths]
     offsets = np.cumsum([0] + [int(np.prod(leaf.shape)) for leaf in leaves])
@@ -371,6 +375,7 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
     spec = Spec(
         loss=t.loss,
         rows=rows,
+        num_inputs=int(train.inputs.shape[1]),
         batch_size=t.batch_size,
         steps=rows // t.batch_size,
         scan_unroll=t.scan_unroll,
@@ -393,7 +398,7 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
         hyper, train = place_members(hyper), place_shared(train)
 
     def init() -> TrainState:
-        params = [init_member_params(config, member, widths) for member in members]
+        params = [init_member_params(config, member, widths, spec.num_inputs) for member in members]
         params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
         return place_members(TrainState(params, _init_opt_state(spec, params, lrs)))
 
