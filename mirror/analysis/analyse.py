@@ -4,7 +4,7 @@
 (or any stack of models), the test rows and the analysis config, and returns the CMNI
 of every checkpoint and member (clean and with the published leak), the permutation
 and random-initialisation nulls, and, for one selected checkpoint per member, moments,
-roles, weight z-scores and circuits. `mirror.analysis.report` writes them out.
+roles, weight z-scores and circuits. `mirror.analysis.outputs` writes them out.
 """
 
 import dataclasses

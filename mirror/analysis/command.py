@@ -54,7 +54,7 @@ def member_masks(widths: list, padded: tuple) -> list[np.ndarray]:
 
 def cmni_command(args, overrides) -> int:
     from mirror.analysis.analyse import ANALYSIS_STEPS, analyse_checkpoints, select_member_params
-    from mirror.analysis.report import write_report
+    from mirror.analysis.outputs import write_analysis_outputs
     from mirror.data.split import TEST
     from mirror.data.store import load_dataset
     from mirror.progress import progress_bar
@@ -92,7 +92,7 @@ def cmni_command(args, overrides) -> int:
         )  # fmt: skip
     metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
     out = Path(args.out) if args.out else run.run_dir / "analysis"
-    written = write_report(
+    written = write_analysis_outputs(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
         config_analysis=dataclasses.asdict(config.analysis),
     )  # fmt: skip

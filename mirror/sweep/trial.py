@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from mirror.analysis.analyse import CheckpointAnalysis
-from mirror.analysis.report import write_report as write_analysis
+from mirror.analysis.outputs import write_analysis_outputs
 from mirror.sweep.spec import Trial
 from mirror.train.checkpoints import (
     CONFIG_FILE,
@@ -127,7 +127,7 @@ def write_trial(
     metrics = {k: run.metric(k)[:n, member : member + 1] for k in ("val_loss", "val_loss_data", "val_accuracy")}
     params = jax.tree.map(lambda a: np.asarray(a)[int(mine.selected[0]), member : member + 1], run.params)
     config_analysis = dataclasses.asdict(trial.config.analysis)
-    write_analysis(out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures)
+    write_analysis_outputs(out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures)
     if test_metrics is not None:
         from mirror.report import write_report
 
