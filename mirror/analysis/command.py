@@ -47,12 +47,8 @@ def analysis_config(run_config, config_file: str | None, overrides: list[str]):
     return load_config(None, values)
 
 
-def member_masks(widths: list, padded: tuple) -> list[np.ndarray]:
-    """bool[members, units] per hidden layer."""
-    return [np.stack([np.arange(p) < w[i] for w in widths]) for i, p in enumerate(padded)]
-
-
 def cmni_command(args, overrides) -> int:
+    from mirror.agents.mlp import unit_masks
     from mirror.analysis.analyse import ANALYSIS_STEPS, analyse_checkpoints, select_member_params
     from mirror.analysis.outputs import write_analysis_outputs
     from mirror.data.split import TEST
@@ -86,7 +82,7 @@ def cmni_command(args, overrides) -> int:
             advance(done[0])
 
         analysis = analyse_checkpoints(
-            config.seed, run.params, member_masks(run.widths, run.padded_widths), run.widths,
+            config.seed, run.params, unit_masks(run.widths, run.padded_widths), run.widths,
             inputs, scenarios, idle, selected, config.analysis,
             activation=config.model.activation, kernel_init=config.model.kernel_init, progress=step,
         )  # fmt: skip
