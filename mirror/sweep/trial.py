@@ -31,6 +31,7 @@ from mirror.train.checkpoints import (
     POPULATION_FILE,
     TEST_METRICS_FILE,
     LoadedRun,
+    split_epoch_record,
     write_json_atomic,
     write_text_atomic,
 )
@@ -113,9 +114,9 @@ def write_trial(
     write_json_atomic(out / DATASET_FILE, json.loads((run.run_dir / DATASET_FILE).read_text()))
     write_json_atomic(out / POPULATION_FILE, {"run_dir": str(run.run_dir), "member": member, "checkpoints": n})
     lines = []
-    for meta in run.metadata[:n]:
-        entry = {k: _scalar(v, member) for k, v in meta.items()}
-        lines.append(json.dumps({**entry, "members": 1, "population": False}) + "\n")
+    for meta in run.metadata[:n]:  # the metrics part of each record, as a single run's metrics.jsonl
+        line, _ = split_epoch_record({k: _scalar(v, member) for k, v in meta.items()})
+        lines.append(json.dumps({**line, "members": 1, "population": False}) + "\n")
     write_text_atomic(out / METRICS_FILE, "".join(lines))
     if test_metrics is not None:
         entry = dict(test_metrics["members"][member], member=0)
