@@ -196,3 +196,46 @@ def test_each_epoch_value_is_stored_once_and_a_killed_save_is_trimmed_on_resume(
     strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]  # noqa: E731
     assert strip(metrics_lines(killed)) == strip(lines)
     assert checkpoint_metadata(killed) == stored
+
+
+# -- checkpoint formats ------------------------------------------------------------------
+
+
+def _save_run(run_dir: Path, cache: Path, dataset, npz: bool, monkeypatch) -> dict:
+    """A one-checkpoint run written directly (no training), as a single process or, with
+    `npz`, as a process of a multi-host sweep would write it."""
+    from mirror.train import checkpoints
+    from mirror.train.checkpoints import append_metrics, save_checkpoint, split_epoch_record, write_run_files
+    from mirror.train.loop import TrainState
+    from mirror.train.population import members_from_config
+
+    config = small_config(cache)
+    members = members_from_config(config)
+    params = jax.tree.map(lambda a: a[None], init_params(jax.random.key(7), config.model.widths))
+    record = {"epoch": 1, "members": 1, "population": False, "val_loss": 0.5, "best_epoch": 1, "best_val_loss": 0.5,
+              "epochs_without_improvement": 0, "stopped": False, "diverged": False, "config_hash": "c",
+              "train_config_hash": "t", "dataset_sha256": "d"}  # fmt: skip
+    run_dir.mkdir()
+    write_run_files(run_dir, config, dataset.manifest, dataset.path, members)
+    monkeypatch.setattr(checkpoints, "_multi_host", lambda: npz)
+    manager = open_manager(run_dir)
+    line, meta = split_epoch_record(record)
+    append_metrics(run_dir, line)
+    save_checkpoint(manager, 1, TrainState(params, {"count": jnp.zeros((1,), jnp.int32)}), meta)
+    manager.wait_until_finished()
+    manager.close()
+    monkeypatch.undo()
+    return params
+
+
+def test_single_process_runs_use_orbax_format_and_load_run_reads_both(small_dataset, tmp_path, monkeypatch):
+    dataset, cache = small_dataset
+    runs = {}
+    for npz in (False, True):
+        run_dir = tmp_path / ("npz" if npz else "orbax")
+        params = _save_run(run_dir, cache, dataset, npz, monkeypatch)
+        assert (run_dir / "checkpoints" / "1" / "params" / "arrays.npz").is_file() == npz
+        runs[npz] = load_run(run_dir)
+        jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[0], np.asarray(b)), runs[npz].params, params)
+        assert runs[npz].metric("val_loss").tolist() == [[0.5]] and runs[npz].metric("best_epoch").tolist() == [[1.0]]
+    assert runs[False].metadata == runs[True].metadata

@@ -156,8 +156,19 @@ def trim_metrics(run_dir: Path, last: int) -> None:
 class HostArraysHandler(ocp.CheckpointHandler):
     """A pytree of arrays as one .npz, written by whichever process calls it.
 
-    Used on multi-host sweeps only: there every process trains its own populations and
-    checkpoints them alone, but Orbax's array handlers leave all writing to process 0."""
+    Used only when jax.process_count() > 1 (multi-host sweeps); single-process runs, and
+    so every `mirror train`/`mirror run`, write Orbax's standard array format. On a
+    multi-host sweep every process trains its own populations on its own devices and
+    checkpoints them alone, and Orbax (0.12) cannot save such per-process arrays in its
+    format, even with a per-process manager (`MultiprocessingOptions(primary_host=None,
+    active_processes={me})`, which we do use for the directories and the JSON item):
+    `ArrayHandler.serialize` refuses a fully addressable jax.Array whenever
+    process_count() > 1 ("Cannot serialize host local jax.Array ... in multi-host
+    setting"), and `NumpyHandler` writes only on process 0, whatever `primary_host` says
+    (host copies saved by process 1 give a finalised checkpoint with no array data).
+    Making the arrays global would turn every save into a collective over all processes,
+    which run different populations at different times. So these two items stay .npz;
+    `load_run` and resume read both formats (`_array_args` looks for arrays.npz)."""
 
     def save(self, directory, args: "HostArraysSave") -> None:
         leaves = jax.tree.leaves(jax.device_get(args.item))
