@@ -9,7 +9,7 @@ Run directory layout (other stages read it):
                                "params" and "opt_state" (leaves [members, ...], padded to
                                the population's widest widths) and "metadata" (JSON: the
                                training state that resume needs, `CHECKPOINT_KEYS`)
-    RUN_DIR/metrics.jsonl      one line per epoch: what was measured (`METRIC_KEYS`, wall_s)
+    RUN_DIR/metrics.jsonl      one line per epoch: what was measured (the rest, and wall_s)
     RUN_DIR/test_metrics.json  test accuracy and confusion matrix (rows predicted,
                                columns actual) per member, at its best and last epoch
 
