@@ -15,8 +15,8 @@ from typing import Callable
 import jax
 import numpy as np
 
-from mirror.analysis.circuits import circuits, weight_zscores
 from mirror.agents.mlp import unit_masks
+from mirror.analysis.circuits import circuits, weight_zscores
 from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, param_widths, permutation_null
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
