@@ -126,7 +126,7 @@ def test_padded_units_are_not_neurons(tiny_dataset):
     widths, padded = [(17, 17), (9, 5)], (17, 17)
     true = [stacked(10 + i, w, shape=()) for i, w in enumerate(widths)]
     params = jax.tree.map(lambda *a: jnp.stack(a), *[pad_params(p, w, padded) for p, w in zip(true, widths)])
-    masks = [jnp.stack(m) for m in zip(*[unit_masks(w, padded) for w in widths])]
+    masks = unit_masks(widths, padded)
     result = cmni(params, inputs, groups, unit_mask=masks, chunk_rows=1024)
     np.testing.assert_array_equal(np.asarray(result.neurons), [38, 18])
     np.testing.assert_array_equal(np.asarray(result.layer_neurons), [[17, 17, 4], [9, 5, 4]])

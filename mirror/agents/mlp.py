@@ -15,6 +15,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 ACTIVATIONS = {"relu": nn.relu, "tanh": jnp.tanh, "gelu": nn.gelu, "sigmoid": nn.sigmoid, "linear": lambda x: x}
 KERNEL_INITS = {
@@ -87,29 +88,38 @@ def num_inputs_of(params) -> int:
 
 
 def pad_params(params, widths: Sequence[int], padded_widths: Sequence[int]):
-    """Zero-pad a model's parameters to wider hidden layers (same depth)."""
+    """Zero-pad a model's parameters from hidden widths `widths` to the wider `padded_widths`
+    (same depth). Leaves may carry leading model axes ([..., fan_in, units]); the input size
+    is read from the first kernel. The one padding routine: training, the random-init null
+    and the tests all pad with it, and `unpad_params` inverts it."""
     if len(widths) != len(padded_widths):
         raise ValueError(f"cannot pad {len(widths)} hidden layers to {len(padded_widths)}")
     out = {}
     fan_in = padded_in = num_inputs_of(params)
     for i, (w, pw) in enumerate(zip(widths, padded_widths)):
         layer = params[f"hidden_{i}"]
+        kernel, bias = jnp.asarray(layer["kernel"]), jnp.asarray(layer["bias"])
+        lead = kernel.shape[:-2]
         out[f"hidden_{i}"] = {
-            "kernel": jnp.zeros((padded_in, pw)).at[:fan_in, :w].set(layer["kernel"]),
-            "bias": jnp.zeros((pw,)).at[:w].set(layer["bias"]),
+            "kernel": jnp.zeros(lead + (padded_in, pw), kernel.dtype).at[..., :fan_in, :w].set(kernel),
+            "bias": jnp.zeros(lead + (pw,), bias.dtype).at[..., :w].set(bias),
         }
         fan_in, padded_in = w, pw
-    kernel = params["output"]["kernel"]
+    kernel = jnp.asarray(params["output"]["kernel"])
     out["output"] = {
-        "kernel": jnp.zeros((padded_in, kernel.shape[1])).at[:fan_in].set(kernel),
-        "bias": params["output"]["bias"],
+        "kernel": jnp.zeros(kernel.shape[:-2] + (padded_in, kernel.shape[-1]), kernel.dtype).at[..., :fan_in, :].set(kernel),
+        "bias": jnp.asarray(params["output"]["bias"]),
     }
     return out
 
 
-def unit_masks(widths: Sequence[int], padded_widths: Sequence[int]):
-    """bool[padded_width] per hidden layer: True for a member's real units."""
-    return [jnp.arange(pw) < w for w, pw in zip(widths, padded_widths)]
+def unit_masks(member_widths: Sequence[Sequence[int]], padded_widths: Sequence[int]) -> list[np.ndarray]:
+    """bool[members, padded_width] per hidden layer: True for each member's real units.
+
+    member_widths: the true hidden widths of each member (one tuple per member). The one
+    place masks are built: training, the analysis and sweeps all call it."""
+    widths = np.asarray([tuple(w) for w in member_widths], np.int64).reshape(-1, len(padded_widths))
+    return [np.arange(pw)[None, :] < widths[:, i, None] for i, pw in enumerate(padded_widths)]
 
 
 def unpad_params(params, widths: Sequence[int]):

@@ -4,7 +4,7 @@
 (or any stack of models), the test rows and the analysis config, and returns the CMNI
 of every checkpoint and member (clean and with the published leak), the permutation
 and random-initialisation nulls, and, for one selected checkpoint per member, moments,
-roles, weight z-scores and circuits. `mirror.analysis.report` writes them out.
+roles, weight z-scores and circuits. `mirror.analysis.outputs` writes them out.
 """
 
 import dataclasses
@@ -15,9 +15,9 @@ from typing import Callable
 import jax
 import numpy as np
 
-from mirror.agents.mlp import num_inputs_of
+from mirror.agents.mlp import num_inputs_of, unit_masks
 from mirror.analysis.circuits import circuits, weight_zscores
-from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, permutation_null
+from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, param_widths, permutation_null
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
@@ -144,14 +144,14 @@ def widths_key(widths) -> int:
 
 def _init_null(key, member_widths, params, inputs, groups, config, activation, kernel_init) -> np.ndarray:
     """[members, seeds]: members of equal widths share one batch of initialisations."""
-    padded = [int(params[f"hidden_{i}"]["bias"].shape[-1]) for i in range(len(member_widths[0]))]
+    padded = param_widths(params)
     out = np.zeros((len(member_widths), config.init_seeds))
     distinct = sorted({tuple(w) for w in member_widths})
     # Keyed by the widths themselves, so a member's baseline does not depend on which other
     # widths share its population (sweeps regroup trials freely).
     batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
-    masks = [np.concatenate([np.repeat((np.arange(p) < w[i])[None], config.init_seeds, 0) for w in distinct]) for i, p in enumerate(padded)]
+    masks = unit_masks([w for w in distinct for _ in range(config.init_seeds)], padded)
     values = np.asarray(cmni(stacked, inputs, groups, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).cmni)
     for m, w in enumerate(member_widths):
         i = distinct.index(tuple(w))

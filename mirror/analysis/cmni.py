@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from mirror.agents.mlp import ACTIVATIONS, init_params
+from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
 from mirror.analysis.groups import CMNI_GROUPS
 
 UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
@@ -69,14 +69,15 @@ def model_axes(params) -> tuple:
     return params["output"]["bias"].shape[:-1]
 
 
-def padded_widths(params) -> list[int]:
+def param_widths(params) -> list[int]:
+    """The hidden widths a parameter tree is stored at (its shapes: padded for a population)."""
     return [int(params[name]["bias"].shape[-1]) for name in hidden_names(params)]
 
 
 def neuron_layout(params) -> tuple[np.ndarray, np.ndarray]:
     """(layer int[neurons], unit int[neurons]): 0-based layer (hidden layers, then the
     output layer) and unit index of each neuron in the order used by CMNIResult."""
-    widths = padded_widths(params) + [int(params["output"]["bias"].shape[-1])]
+    widths = param_widths(params) + [int(params["output"]["bias"].shape[-1])]
     layer = np.concatenate([np.full(w, i) for i, w in enumerate(widths)])
     unit = np.concatenate([np.arange(w) for w in widths])
     return layer, unit
@@ -85,7 +86,7 @@ def neuron_layout(params) -> tuple[np.ndarray, np.ndarray]:
 def full_unit_mask(params, unit_mask=None) -> list[jax.Array]:
     """bool[..., units] per hidden layer, broadcast to the model axes (all True if None)."""
     lead = model_axes(params)
-    widths = padded_widths(params)
+    widths = param_widths(params)
     if unit_mask is None:
         return [jnp.ones(lead + (w,), bool) for w in widths]
     if len(unit_mask) != len(widths):
@@ -335,20 +336,7 @@ def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: s
     params = jax.tree.map(lambda *leaves: np.stack(leaves), *models)
     if padded_to is None or tuple(padded_to) == widths:
         return params
-    padded = {}
-    fan_in = (num_inputs, num_inputs)
-    for i, (w, pw) in enumerate(zip(widths, padded_to)):
-        layer = params[f"hidden_{i}"]
-        kernel = np.zeros((seeds, fan_in[1], pw), layer["kernel"].dtype)
-        kernel[:, : fan_in[0], :w] = layer["kernel"]
-        bias = np.zeros((seeds, pw), layer["bias"].dtype)
-        bias[:, :w] = layer["bias"]
-        padded[f"hidden_{i}"] = {"kernel": kernel, "bias": bias}
-        fan_in = (w, pw)
-    kernel = np.zeros((seeds, fan_in[1], params["output"]["kernel"].shape[-1]), params["output"]["kernel"].dtype)
-    kernel[:, : fan_in[0]] = params["output"]["kernel"]
-    padded["output"] = {"kernel": kernel, "bias": params["output"]["bias"]}
-    return padded
+    return jax.tree.map(np.asarray, pad_params(params, widths, padded_to))
 
 
 def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):

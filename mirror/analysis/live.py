@@ -11,9 +11,9 @@ when `analysis.leak_scenario` is set).
 import jax
 import numpy as np
 
-from mirror.analysis.cmni import cmni, padded_widths
+from mirror.agents.mlp import unit_masks
+from mirror.analysis.cmni import cmni, param_widths
 from mirror.analysis.groups import CMNI_GROUPS, cmni_groups, leak_scenario
-from mirror.analysis.run_analysis import member_masks
 from mirror.config import Config
 
 
@@ -37,6 +37,6 @@ class EpochCMNI:
         if not self.usable:
             return np.full(len(self.widths), np.nan)
         params = jax.device_get(params)  # a sharded population state lives on several devices
-        masks = member_masks(self.widths, padded_widths(params))
+        masks = unit_masks(self.widths, param_widths(params))
         result = cmni(params, self.inputs, self.groups, unit_mask=masks, activation=self.activation, chunk_rows=self.chunk_rows)
         return np.asarray(result.cmni, np.float64)

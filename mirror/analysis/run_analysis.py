@@ -13,16 +13,12 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from mirror.agents.mlp import unit_masks
 from mirror.analysis.analyse import CheckpointAnalysis, analyse_checkpoints, select_member_params
-from mirror.analysis.report import write_report
+from mirror.analysis.outputs import write_analysis_outputs
 from mirror.config import Config, ConfigError, load_config, parse_overrides
 from mirror.errors import UsageError
 from mirror.files import require_writable
-
-
-def member_masks(widths: list, padded: tuple) -> list[np.ndarray]:
-    """bool[members, units] per hidden layer: which padded units are each member's own."""
-    return [np.stack([np.arange(p) < w[i] for w in widths]) for i, p in enumerate(padded)]
 
 
 def analysis_config(run_config: Config, config_file: str | None = None, overrides: list[str] = ()) -> Config:
@@ -82,12 +78,12 @@ def analyse_run(
     log(f"run: {run.run_dir} ({len(run.epochs)} checkpoints x {len(run.members)} member(s), epochs {run.epochs.min()}..{run.epochs.max()})")
     log(f"test rows: {int(test.sum()):,} from {dataset.path}")
     analysis = analyse_checkpoints(
-        config.seed, run.params, member_masks(run.widths, run.padded_widths), run.widths,
+        config.seed, run.params, unit_masks(run.widths, run.padded_widths), run.widths,
         inputs, scenarios, idle, selected, config.analysis,
         activation=config.model.activation, kernel_init=config.model.kernel_init, progress=progress,
     )  # fmt: skip
     metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
-    written = write_report(
+    written = write_analysis_outputs(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
         config_analysis=dataclasses.asdict(config.analysis),
     )  # fmt: skip

@@ -136,8 +136,8 @@ def _train_and_analyse(population: Population, sweep: Sweep, sweep_dir: Path, me
 def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, run_dir: Path, dataset, test_metrics, log: Log) -> list[dict]:
     """Every checkpoint of every member at once (in member chunks of at most
     ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
+    from mirror.agents.mlp import unit_masks
     from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.analysis.run_analysis import member_masks
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 
@@ -156,7 +156,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     test = dataset.splits == TEST
     inputs, scenarios, idle_shown = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
-    masks = member_masks(run.widths, run.padded_widths)
+    masks = unit_masks(run.widths, run.padded_widths)
     per_call = max(1, ANALYSIS_MODELS // len(run.epochs))
     rows = []
     for lo in range(0, real, per_call):

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mirror.analysis.report import write_csv
+from mirror.analysis.outputs import write_csv
 from mirror.report import read_csv
 from mirror.sweep.spec import Sweep
 from mirror.sweep.trial import finished_result

@@ -21,7 +21,7 @@ import numpy as np
 import yaml
 
 from mirror.analysis.analyse import CheckpointAnalysis
-from mirror.analysis.report import write_report as write_analysis
+from mirror.analysis.outputs import write_analysis_outputs
 from mirror.sweep.spec import Trial
 from mirror.train.checkpoints import (
     CONFIG_FILE,
@@ -31,6 +31,7 @@ from mirror.train.checkpoints import (
     POPULATION_FILE,
     TEST_METRICS_FILE,
     LoadedRun,
+    split_epoch_record,
     write_json_atomic,
     write_text_atomic,
 )
@@ -113,9 +114,9 @@ def write_trial(
     write_json_atomic(out / DATASET_FILE, json.loads((run.run_dir / DATASET_FILE).read_text()))
     write_json_atomic(out / POPULATION_FILE, {"run_dir": str(run.run_dir), "member": member, "checkpoints": n})
     lines = []
-    for meta in run.metadata[:n]:
-        entry = {k: _scalar(v, member) for k, v in meta.items()}
-        lines.append(json.dumps({**entry, "members": 1, "population": False}) + "\n")
+    for meta in run.metadata[:n]:  # the metrics part of each record, as a single run's metrics.jsonl
+        line, _ = split_epoch_record({k: _scalar(v, member) for k, v in meta.items()})
+        lines.append(json.dumps({**line, "members": 1, "population": False}) + "\n")
     write_text_atomic(out / METRICS_FILE, "".join(lines))
     if test_metrics is not None:
         entry = dict(test_metrics["members"][member], member=0)
@@ -127,7 +128,7 @@ def write_trial(
     metrics = {k: run.metric(k)[:n, member : member + 1] for k in ("val_loss", "val_loss_data", "val_accuracy")}
     params = jax.tree.map(lambda a: np.asarray(a)[int(mine.selected[0]), member : member + 1], run.params)
     config_analysis = dataclasses.asdict(trial.config.analysis)
-    write_analysis(out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures)
+    write_analysis_outputs(out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures)
     if test_metrics is not None:
         from mirror.report import write_report
 

@@ -7,8 +7,9 @@ Run directory layout (other stages read it):
     RUN_DIR/members.json       per member: seed, lr, dropout, l2, widths (true hidden widths)
     RUN_DIR/checkpoints/<E>/   Orbax checkpoint of epoch E (1, 2, ...), all kept, items
                                "params" and "opt_state" (leaves [members, ...], padded to
-                               the population's widest widths) and "metadata" (JSON)
-    RUN_DIR/metrics.jsonl      one line per epoch: the checkpoint's metadata plus wall_s
+                               the population's widest widths) and "metadata" (JSON: the
+                               training state that resume needs, `CHECKPOINT_KEYS`)
+    RUN_DIR/metrics.jsonl      one line per epoch: what was measured (the rest, and wall_s)
     RUN_DIR/test_metrics.json  test accuracy and confusion matrix (rows predicted,
                                columns actual) per member, at its best and last epoch
 
@@ -16,14 +17,20 @@ A sweep trial's directory has no checkpoints/ of its own: its population.json na
 population run, its member index and how many of that run's checkpoints are the trial's,
 and `load_run` reads it as a single run (parameters cut to the trial's true widths).
 
-Checkpoint metadata: epoch, members, population, train_loss, train_loss_data, val_loss,
-val_loss_data, val_accuracy, best_so_far, best_epoch, best_val_loss,
-epochs_without_improvement, stopped, diverged, config_hash (whole config),
-train_config_hash (seed, model and train sections: what resume checks), dataset_sha256
-(of inputs.npy). Per-member values are lists when the run is a population (any population_*
-field set) and scalars otherwise; `LoadedRun.metric` reads both as [checkpoints, members].
-Losses include the L2 penalty; the `_data` variants are the data term alone. A value is
-null when it does not exist (the train loss of a member that did not train that epoch).
+Every per-epoch value is stored once. The checkpoint's metadata holds the state resume
+needs: epoch, best_epoch, best_val_loss, epochs_without_improvement, stopped, diverged,
+config_hash (whole config), train_config_hash (seed, model and train sections: what resume
+checks), dataset_sha256 (of inputs.npy). metrics.jsonl holds the measurements: epoch,
+members, population, train_loss, train_loss_data, val_loss, val_loss_data, val_accuracy,
+best_so_far, wall_s. `load_run` joins the two per checkpoint (`LoadedRun.metadata`).
+Per-member values are lists when the run is a population (any population_* field set) and
+scalars otherwise; `LoadedRun.metric` reads both as [checkpoints, members]. Losses include
+the L2 penalty; the `_data` variants are the data term alone. A value is null when it does
+not exist (the train loss of a member that did not train that epoch).
+
+An epoch's metrics line is written (and fsynced) before its checkpoint is saved, so every
+complete checkpoint has its line; a line without a complete checkpoint (a kill during the
+save, or a torn last line) is ignored by `load_run` and cut off by `trim_metrics` on resume.
 
 Orbax writes each checkpoint to a temporary directory and renames it into place once
 complete, so a checkpoint is either whole or invisible (`all_steps` ignores leftovers,
@@ -62,6 +69,12 @@ POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a memb
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt-checkpoints"  # unreadable checkpoints set aside by a resume
 ITEMS = ("params", "opt_state", "metadata")
+# What an epoch's checkpoint metadata holds (the state resume needs); the rest of an
+# epoch's record goes to metrics.jsonl. Each value is stored in exactly one of the two.
+CHECKPOINT_KEYS = (
+    "epoch", "best_epoch", "best_val_loss", "epochs_without_improvement", "stopped", "diverged",
+    "config_hash", "train_config_hash", "dataset_sha256",
+)  # fmt: skip
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -95,11 +108,70 @@ def read_members(run_dir: Path) -> list[Member]:
     return [Member(**{**entry, "widths": tuple(entry["widths"])}) for entry in entries]
 
 
+def split_epoch_record(record: dict) -> tuple[dict, dict]:
+    """An epoch's record -> (its metrics line, its checkpoint metadata); "epoch" is in both
+    (it is the key that joins them)."""
+    line = {k: v for k, v in record.items() if k == "epoch" or k not in CHECKPOINT_KEYS}
+    return line, {k: record[k] for k in CHECKPOINT_KEYS}
+
+
+def append_metrics(run_dir: Path, line: dict) -> None:
+    """Append one epoch's metrics line and fsync it (before that epoch's checkpoint is saved)."""
+    with open(Path(run_dir) / METRICS_FILE, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _metrics_lines(run_dir: Path) -> list[tuple[int, str]]:
+    """(epoch, raw line) of every complete line of metrics.jsonl (a torn last line is skipped)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for raw in path.read_text().splitlines(keepends=True):
+        try:
+            entry = json.loads(raw) if raw.endswith("\n") else None
+        except json.JSONDecodeError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
+            out.append((entry["epoch"], raw))
+    return out
+
+
+def read_metrics(run_dir: Path) -> dict[int, dict]:
+    """epoch -> its metrics line, for every complete line of metrics.jsonl."""
+    return {epoch: json.loads(raw) for epoch, raw in _metrics_lines(run_dir)}
+
+
+def trim_metrics(run_dir: Path, last: int) -> None:
+    """Cut metrics.jsonl back to the epochs up to `last` (the last complete checkpoint) on
+    resume: a kill during a save leaves the line of an epoch whose checkpoint never
+    finished, and that epoch is trained again. Kept lines stay byte for byte."""
+    lines = _metrics_lines(run_dir)
+    kept = [raw for epoch, raw in lines if epoch <= last]
+    missing = sorted(set(range(1, last + 1)) - {epoch for epoch, _ in lines})
+    if missing:
+        raise TrainError(f"{Path(run_dir) / METRICS_FILE} has no line for the checkpointed epoch(s) {missing}")
+    write_text_atomic(Path(run_dir) / METRICS_FILE, "".join(kept))
+
+
 class HostArraysHandler(ocp.CheckpointHandler):
     """A pytree of arrays as one .npz, written by whichever process calls it.
 
-    Used on multi-host sweeps only: there every process trains its own populations and
-    checkpoints them alone, but Orbax's array handlers leave all writing to process 0."""
+    Used only when jax.process_count() > 1 (multi-host sweeps); single-process runs, and
+    so every `mirror train`/`mirror run`, write Orbax's standard array format. On a
+    multi-host sweep every process trains its own populations on its own devices and
+    checkpoints them alone, and Orbax (0.12) cannot save such per-process arrays in its
+    format, even with a per-process manager (`MultiprocessingOptions(primary_host=None,
+    active_processes={me})`, which we do use for the directories and the JSON item):
+    `ArrayHandler.serialize` refuses a fully addressable jax.Array whenever
+    process_count() > 1 ("Cannot serialize host local jax.Array ... in multi-host
+    setting"), and `NumpyHandler` writes only on process 0, whatever `primary_host` says
+    (host copies saved by process 1 give a finalised checkpoint with no array data).
+    Making the arrays global would turn every save into a collective over all processes,
+    which run different populations at different times. So these two items stay .npz;
+    `load_run` and resume read both formats (`_array_args` looks for arrays.npz)."""
 
     def save(self, directory, args: "HostArraysSave") -> None:
         leaves = jax.tree.leaves(jax.device_get(args.item))
@@ -316,6 +388,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if not epochs:
             raise TrainError(f"{run_dir} has no complete checkpoint yet")
         target = _restore_target(abstract_params(config, widths, len(members)))
+        lines = read_metrics(run_dir)
         params, metadata = [], []
         for epoch in epochs:
             try:
@@ -331,7 +404,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
                 )
                 raise CheckpointError(f"{err}; {fix}") from None
             params.append(jax.tree.map(np.asarray, restored.params))
-            metadata.append(restored.metadata)
+            if epoch not in lines and "val_loss" not in restored.metadata:  # older runs kept the metrics in the checkpoint too
+                raise TrainError(f"{run_dir / METRICS_FILE} has no line for checkpoint {epoch}")
+            metadata.append(epoch_record(lines.get(epoch, {}), restored.metadata))
     finally:
         manager.close()
     return LoadedRun(
@@ -345,6 +420,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         members=members,
         run_dir=run_dir,
     )
+
+
+def epoch_record(line: dict, checkpoint_meta: dict) -> dict:
+    """An epoch's metrics line joined with its checkpoint's metadata. wall_s is left out: it
+    is the one value a resumed run does not reproduce, and no analysis reads it."""
+    return {**{k: v for k, v in line.items() if k != "wall_s"}, **checkpoint_meta}
 
 
 def restore_stacked(run_dir: str | Path, squeeze_members: bool = True):

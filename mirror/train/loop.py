@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
-from mirror.agents.mlp import MLP, NUM_ACTIONS, init_params, pad_params
+from mirror.agents.mlp import MLP, NUM_ACTIONS, init_params, pad_params, unit_masks
 from mirror.config import Config, ConfigError
 from mirror.train.losses import row_loss
 from mirror.train.population import (
@@ -148,12 +148,11 @@ def init_member_params(config: Config, member: Member, widths: tuple, num_inputs
 
 def make_hyper(members: list[Member], widths: tuple) -> Hyper:
     train_keys = jnp.stack([member_keys(m.seed)[1] for m in members])
-    masks = [[np.arange(pw) < w for w, pw in zip(m.widths, widths)] for m in members]
     return Hyper(
         key=train_keys,
         dropout=jnp.array([m.dropout for m in members], jnp.float32),
         l2=jnp.array([m.l2 for m in members], jnp.float32),
-        masks=tuple(jnp.asarray(np.stack(layer)) for layer in zip(*masks)),
+        masks=tuple(jnp.asarray(mask) for mask in unit_masks([m.widths for m in members], widths)),
     )
 
 

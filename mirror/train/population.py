@@ -81,5 +81,7 @@ def validate_members(members: list[Member]) -> None:
 
 
 def padded_widths(members: list[Member]) -> tuple:
-    """The widest width per hidden layer over the members."""
+    """The widest width per hidden layer over the members: the widths a population's
+    parameters are padded to (`Trainer.padded_widths`, `LoadedRun.padded_widths`). The
+    widths a parameter tree is stored at are `mirror.analysis.cmni.param_widths`."""
     return tuple(max(widths) for widths in zip(*(member.widths for member in members)))

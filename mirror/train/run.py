@@ -35,15 +35,18 @@ from mirror.train.checkpoints import (
     TEST_METRICS_FILE,
     CheckpointError,
     TrainError,
+    append_metrics,
+    epoch_record,
     open_manager,
     read_members,
-    read_metadata,
+    read_metrics,
     restore_checkpoint,
     save_checkpoint,
     set_aside_checkpoint,
+    split_epoch_record,
+    trim_metrics,
     write_json_atomic,
     write_run_files,
-    write_text_atomic,
 )
 from mirror.train.loop import EvalMetrics, Split, Trainer, TrainState, make_train, to_device
 from mirror.train.population import Member, is_population, members_from_config
@@ -242,10 +245,12 @@ def train_run(
             state, epoch_meta, progressed = _train_epoch(trainer, state, stopping, epoch, validation, context)
             if not progressed:  # every member still training diverged: nothing to checkpoint
                 break
-            save_checkpoint(manager, epoch, state, epoch_meta)
+            metrics_line, checkpoint_meta = split_epoch_record(epoch_meta)
             wall = round(time.perf_counter() - start, 4)
-            with open(run_dir / METRICS_FILE, "a") as fh:
-                fh.write(json.dumps({**epoch_meta, "wall_s": wall}) + "\n")
+            # The line first: a checkpoint that completes always has its line (resume cuts a
+            # line whose checkpoint did not complete).
+            append_metrics(run_dir, {**metrics_line, "wall_s": wall})
+            save_checkpoint(manager, epoch, state, checkpoint_meta)
             last, meta = epoch, epoch_meta
             line = _epoch_line(meta, config.train.epochs, wall)
             log(line)
@@ -273,7 +278,8 @@ def _restore_or_start(trainer: Trainer, manager, run_dir: Path, config: Config, 
         raise TrainError(f"checkpoint {last} in {run_dir} was trained with other seed/model/train settings")
     if meta["dataset_sha256"] != context["dataset_sha256"]:
         raise DatasetError(f"the dataset differs from the one checkpoint {last} in {run_dir} was trained on (sha256 of inputs.npy)")
-    _reconcile_metrics(run_dir, manager, last)
+    trim_metrics(run_dir, last)
+    meta = epoch_record(read_metrics(run_dir)[last], meta)
     log(f"resuming {run_dir} after epoch {last}")
     return TrainState(params, opt_state), EarlyStopping.from_metadata(config.train.patience, meta), last, meta
 
@@ -403,25 +409,6 @@ def _check_resumable(run_dir: Path, config: Config, members: list[Member], sha: 
     recorded = json.loads((run_dir / DATASET_FILE).read_text())
     if inputs_sha256(recorded) != sha:
         raise DatasetError(f"cannot resume {run_dir}: the dataset differs from the one it was trained on (sha256 of inputs.npy)")
-
-
-def _reconcile_metrics(run_dir: Path, manager, last: int) -> None:
-    """metrics.jsonl after a kill: keep the lines of checkpointed epochs (a torn last line
-    or a line without its checkpoint is dropped), and rebuild missing ones from metadata."""
-    lines = {}
-    path = run_dir / METRICS_FILE
-    if path.is_file():
-        for raw in path.read_text().splitlines():
-            try:
-                entry = json.loads(raw)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and isinstance(entry.get("epoch"), int) and 1 <= entry["epoch"] <= last:
-                lines[entry["epoch"]] = entry
-    for epoch in sorted(set(manager.all_steps()) - set(lines)):
-        if epoch <= last:
-            lines[epoch] = read_metadata(manager, epoch)
-    write_text_atomic(path, "".join(json.dumps(lines[e]) + "\n" for e in sorted(lines)))
 
 
 def resume_config(run_dir: str | Path) -> tuple[Config, Path]:

@@ -129,7 +129,7 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
     }
 
 
-def write_report(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True) -> list[Path]:
+def write_analysis_outputs(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True) -> list[Path]:
     """Write every table and (unless `figures` is off) figure; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
