@@ -306,7 +306,7 @@ def save_then_die(*args, **kwargs):
     if len(saved) == 2:  # killed mid-write, after two of the arrays
         os.kill(os.getpid(), signal.SIGKILL)
 np.save = save_then_die
-arrays = {name: np.zeros((4,) + tail, dtype) for name, (dtype, tail) in ARRAYS.items()}
+arrays = {name: np.zeros((4,) + tuple(100 if isinstance(d, str) else d for d in tail), dtype) for name, (dtype, tail) in ARRAYS.items()}  # inputs 100 wide
 write_dataset(sys.argv[1], arrays, {"rows": 4})
 """
 
@@ -318,7 +318,7 @@ def test_stale_tmp_dirs_of_killed_writers_are_removed(tmp_path):
     (stale,) = cache.glob(".tmp-first*")
     assert (stale / "inputs.npy").is_file()
     live = make_writer_dir(cache, ".tmp-other")  # a writer of this process, still at work
-    arrays = {name: np.zeros((4,) + tail, dtype) for name, (dtype, tail) in ARRAYS.items()}
+    arrays = {name: np.zeros((4,) + tuple(100 if isinstance(d, str) else d for d in tail), dtype) for name, (dtype, tail) in ARRAYS.items()}  # inputs 100 wide
     write_dataset(cache / "second", arrays, {"rows": 4})
     assert sorted(p.name for p in cache.iterdir()) == sorted([live.name, "second"])
     assert not stale.exists()

@@ -106,9 +106,9 @@ def test_a_padded_masked_model_computes_what_the_true_one_does(model):
 
 def test_random_init_batch_pads_with_pad_params():
     key = jax.random.key(3)
-    batch = init_params_batch(key, 3, (4, 2), padded_to=(6, 5))
+    batch = init_params_batch(key, 3, (4, 2), num_inputs=100, padded_to=(6, 5))
     for i, k in enumerate(jax.random.split(key, 3)):
-        one = pad_params(init_params(k, (4, 2)), (4, 2), (6, 5))
+        one = pad_params(init_params(k, (4, 2), num_inputs=100), (4, 2), (6, 5))
         jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[i], np.asarray(b)), batch, one)
     assert all(isinstance(leaf, np.ndarray) for leaf in jax.tree.leaves(batch))
 
@@ -211,7 +211,7 @@ def _save_run(run_dir: Path, cache: Path, dataset, npz: bool, monkeypatch) -> di
 
     config = small_config(cache)
     members = members_from_config(config)
-    params = jax.tree.map(lambda a: a[None], init_params(jax.random.key(7), config.model.widths))
+    params = jax.tree.map(lambda a: a[None], init_params(jax.random.key(7), config.model.widths, num_inputs=100))
     record = {"epoch": 1, "members": 1, "population": False, "val_loss": 0.5, "best_epoch": 1, "best_val_loss": 0.5,
               "epochs_without_improvement": 0, "stopped": False, "diverged": False, "config_hash": "c",
               "train_config_hash": "t", "dataset_sha256": "d"}  # fmt: skip
