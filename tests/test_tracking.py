@@ -55,12 +55,12 @@ def test_offline_run_records_config_and_metrics(tmp_path, monkeypatch):
     tracker.summary({"peak_cmni": 0.02})
     tracker.finish()
     (log,) = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    # The W&B service may still be flushing the log right after finish() on a busy machine.
-    for _ in range(20):
-        records = read_wandb_log(log)
-        if any(r.HasField("exit") for r in records):
-            break
-        time.sleep(0.5)
+    # The W&B service may still be flushing the log right after finish() on a busy machine:
+    # wait for its exit record (the last one it writes), however long a loaded machine takes.
+    deadline = time.monotonic() + 300
+    while not any(r.HasField("exit") for r in (records := read_wandb_log(log))):
+        assert time.monotonic() < deadline, "the offline run's log has no exit record after 300 s"
+        time.sleep(0.2)
     config = {
         item.key: json.loads(item.value_json)
         for r in records
