@@ -13,7 +13,8 @@
 # /tmp/device_check_tiny/); the summary at the end (also device_check_<platform>.json) says
 # which finished, in how long, with their headline figures. Exit status 0 when all did.
 #
-# Settings (environment): DEVICE_CHECK_SCALE=full|tiny, DEVICE_CHECK_BUDGET_S (default 460),
+# Settings (environment): DEVICE_CHECK_SCALE=full|tiny, DEVICE_CHECK_BUDGET_S (default 440;
+# tiny: 1760, and every limit x 4), DEVICE_CHECK_ONLY="env data" (a subset, by name),
 # PYTHON (default: python3 if it imports jax, else `uv run python`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,9 @@ case "$scale" in full | tiny) ;; *) echo "DEVICE_CHECK_SCALE = '$scale' is inval
 default_out=$([ "$scale" = tiny ] && echo "${TMPDIR:-/tmp}/device_check_tiny" || echo benchmarks/results)
 out=${OUT:-$default_out}
 mkdir -p "$out"
-budget=${DEVICE_CHECK_BUDGET_S:-460}
+# Tiny scale is a smoke test on a CPU, maybe a loaded one: time limits x 4.
+stretch=$([ "$scale" = tiny ] && echo 4 || echo 1)
+budget=${DEVICE_CHECK_BUDGET_S:-$((440 * stretch))}
 if [ -z "${PYTHON:-}" ]; then
   if python3 -c "import jax" 2>/dev/null; then PYTHON=python3; else PYTHON="uv run python"; fi
 fi
@@ -45,8 +48,8 @@ suffix="${platform}$([ "$scale" = tiny ] && echo _tiny)"
 
 # name | timeout (s) | script | arguments at full scale | arguments at tiny scale
 benchmarks=(
-  "env|75|bench_env.py|--games 1 4096 65536 262144 --turns 1000|--games 1 16 --turns 50"
-  "data|90|bench_data.py|--rows 6000000 --games 8192|--rows 20000 --games 128 --rounds-per-chunk 64"
+  "env|90|bench_env.py|--games 1 4096 65536 262144 --turns 1000|--quick --games 16 --turns 50"
+  "data|90|bench_data.py|--rows 6000000 --games 8192|--rows 20000 --test-rows 400 --games 128 --rounds-per-chunk 64"
   "train|90|bench_train.py|--populations 1 --repeats 3|--rows 5000 --val-rows 1000 --populations 1 --repeats 1"
   "population|75|bench_train.py|--populations 8 64 256 --member-rows 30400000 --repeats 1|--rows 5000 --val-rows 1000 --populations 4 --repeats 1"
   "cmni|75|bench_cmni.py|--checkpoints 170 --rows 100000 --chunk-rows 8192 --loop-checkpoints 17 --permutations 1000|--checkpoints 4 --rows 2000 --loop-checkpoints 2 --repeats 1 --permutations 4"
@@ -60,7 +63,9 @@ declare -A status seconds
 names=()
 for entry in "${benchmarks[@]}"; do
   IFS='|' read -r name limit script full_args tiny_args <<<"$entry"
+  if [ -n "${DEVICE_CHECK_ONLY:-}" ] && [[ " $DEVICE_CHECK_ONLY " != *" $name "* ]]; then continue; fi
   names+=("$name")
+  limit=$((limit * stretch))
   args=$([ "$scale" = tiny ] && echo "$tiny_args" || echo "$full_args")
   left=$((budget - ($(date +%s) - start)))
   if [ "$left" -lt 20 ]; then

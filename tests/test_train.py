@@ -508,8 +508,9 @@ def wait_for_checkpoint(run_dir: Path, epoch: int, process: subprocess.Popen, lo
 
 @pytest.mark.slow  # three processes (~30-50 s); test_interrupted_run_resumes_to_the_same_result is the fast version
 def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset, dataset_cache, tmp_path):
-    # the processes share compiled programs through conftest's JAX_COMPILATION_CACHE_DIR, if set
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The resumed process reuses the others' compiled programs from a persistent cache: a
+    # private one, as JAX writes cache files in place and a SIGKILL may cut one short.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("reference", "killed")}
     uninterrupted = subprocess.Popen(_train_command(reference, dataset_cache), env=env, stdout=logs["reference"], stderr=subprocess.STDOUT)
