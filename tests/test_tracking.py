@@ -58,9 +58,11 @@ def test_offline_run_records_config_and_metrics(tmp_path, monkeypatch):
     # The W&B service may still be flushing the log right after finish() on a busy machine:
     # wait for its exit record (the last one it writes), however long a loaded machine takes.
     deadline = time.monotonic() + 300
-    while not any(r.HasField("exit") for r in (records := read_wandb_log(log))):
+    records = read_wandb_log(log)
+    while not any(r.HasField("exit") for r in records):
         assert time.monotonic() < deadline, "the offline run's log has no exit record after 300 s"
         time.sleep(0.2)
+        records = read_wandb_log(log)
     config = {
         item.key: json.loads(item.value_json)
         for r in records
