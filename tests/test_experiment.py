@@ -10,7 +10,7 @@ import pytest
 from mirror.cli import main
 from mirror.report import trajectory
 
-sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.read_wandb_log
+sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.finished_wandb_log
 from conftest import SMALL_DATA  # noqa: E402
 
 TINY = [
@@ -79,7 +79,7 @@ def test_bad_fields_fail_before_any_work(tmp_path, capsys):
 @pytest.mark.slow  # a tracked population run
 def test_population_members_are_separate_grouped_wandb_runs(small_dataset, dataset_cache, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from test_tracking import read_wandb_log
+    from test_tracking import finished_wandb_log
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "pop"
@@ -90,7 +90,7 @@ def test_population_members_are_separate_grouped_wandb_runs(small_dataset, datas
     logs = sorted(run.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(logs) == 2
     for member, log in enumerate(logs):
-        records = read_wandb_log(log)
+        records = finished_wandb_log(log)
         (run_record,) = [r.run for r in records if r.HasField("run")]
         assert run_record.run_group == "pop"
         assert run_record.display_name in ("pop-m0", "pop-m1")

@@ -388,7 +388,7 @@ def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypat
 def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_tracking import read_wandb_log
+    from test_tracking import finished_wandb_log
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     path, root = tiny_sweep
@@ -402,7 +402,7 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     assert main(["sweep", str(tracked), "--sweep-dir", str(out)]) == 0
 
     def run_record(log):
-        (record,) = [r.run for r in read_wandb_log(log) if r.HasField("run")]
+        (record,) = [r.run for r in finished_wandb_log(log) if r.HasField("run")]
         return record
 
     trials = sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))
@@ -410,7 +410,7 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     for log in trials:
         record = run_record(log)
         assert (record.run_group, record.job_type) == ("t", "trial")
-        history = [i.key or ".".join(i.nested_key) for r in read_wandb_log(log) if r.HasField("history") for i in r.history.item]
+        history = [i.key or ".".join(i.nested_key) for r in finished_wandb_log(log) if r.HasField("history") for i in r.history.item]
         assert "cmni" in history and "train/val_loss" in history
     (sweep_log,) = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
     record = run_record(sweep_log)
