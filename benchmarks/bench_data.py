@@ -21,6 +21,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="unique rows (default 6,000,000, the paper's size)")
     parser.add_argument("--games", type=int, default=4096)
     parser.add_argument("--rounds-per-chunk", type=int, default=256)
+    parser.add_argument("--test-rows", type=int, help="held-out test rows (default: rows / 20, at most 100,000)")
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args()
     rows = args.rows or (500_000 if args.quick else 6_000_000)
@@ -31,7 +32,7 @@ def main() -> None:
     from mirror.data.pipeline import generate_arrays
     from mirror.data.store import write_dataset
 
-    test_rows = min(100_000, rows // 20)
+    test_rows = args.test_rows or min(100_000, rows // 20)  # small runs need fewer: label 3 is rare
     config = load_config(
         None,
         ["--data.rows", str(rows), "--data.test_rows", str(test_rows), "--data.games", str(args.games),

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from test_cmni_reference import tiny_dataset  # noqa: F401
 
 from mirror.analysis.circuits import circuit_label, circuits, source_summary, weight_zscores
 from mirror.analysis.figures import plot_circuits, plot_layer_means, plot_training
@@ -137,18 +136,10 @@ def test_figures_are_written(tmp_path):
 # ----------------------------------------------------------------------------- the command
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, tiny_dataset):
-    """A 3-epoch run of `mirror train` on the tiny dataset (reused from its cache)."""
-    from mirror.cli import main
-
-    run_dir = tmp_path_factory.mktemp("cmni_run") / "run"
-    argv = ["train", "--run-dir", str(run_dir), "--data.rows", "20000", "--data.test_rows", "500", "--data.games", "256",
-            "--data.rounds_per_chunk", "64", "--data.test_label_shares", "[0.4,0.4,0.15,0.05]",
-            "--data.cache_dir", str(tiny_dataset.path.parent),
-            "--train.max_train_rows", "4000", "--train.lr", "1.0e-3", "--train.epochs", "3"]  # fmt: skip
-    assert main(argv) == 0
-    return run_dir
+@pytest.fixture
+def trained_run(tiny_run):
+    """conftest's 3-epoch `mirror train` run on the tiny dataset (shared: read only)."""
+    return tiny_run
 
 
 def read_csv(path):
@@ -156,6 +147,7 @@ def read_csv(path):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # trains the tiny run, then `mirror cmni` twice
 def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     from mirror.cli import main
     from mirror.train.checkpoints import load_run
@@ -199,6 +191,7 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     assert [int(r["selected"]) for r in leaky] == [0, 0, 1]
 
 
+@pytest.mark.slow  # trains the tiny run
 def test_mirror_cmni_rejects_bad_input(trained_run, tmp_path, capsys):
     from mirror.cli import main
 

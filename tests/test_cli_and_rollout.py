@@ -68,14 +68,16 @@ def test_behaviour_policy_frequencies():
 def test_batch_step_equals_single_transitions_and_resets_at_truncation():
     params = EnvParams(episode_turns=3)
     games = 5
+
+    @jax.jit  # op by op, 15 transitions take ~15 s
+    def single_step(state, u):
+        return transition(state, actions_from_uniforms(u[-1], BEHAVIOUR_PROBS), noise_from_uniforms(u[:-1], params), params)
+
     states = jax.vmap(initial_state, in_axes=(0, None))(jax.random.split(jax.random.key(1), games), params)
     for turn in range(3):
         u = jax.random.uniform(jax.random.fold_in(jax.random.key(2), turn), (games, noise_size(params) + 1))
         single = [jax.tree_util.tree_map(lambda x: x[g], states) for g in range(games)]
-        expected = [
-            transition(single[g], actions_from_uniforms(u[g, -1], BEHAVIOUR_PROBS), noise_from_uniforms(u[g, :-1], params), params)
-            for g in range(games)
-        ]
+        expected = [single_step(single[g], u[g]) for g in range(games)]
         packed, done, gained = batch_step(jax.vmap(pack)(states), u, params, BEHAVIOUR_PROBS)
         states = jax.vmap(unpack, in_axes=(0, None))(packed, params.world_width)
         expected_gain = np.stack([np.asarray(e.score) - np.asarray(s.score) for e, s in zip(expected, single)])
@@ -103,6 +105,7 @@ def test_rollout_is_deterministic_and_compiles_once():
     assert not np.array_equal(np.asarray(first[0].ground), np.asarray(other[0].ground))
 
 
+@pytest.mark.slow  # a subprocess with two XLA devices
 def test_sharded_rollout_equals_single_device():
     """Two XLA CPU devices (set before JAX starts) give the same games as one."""
     script = textwrap.dedent(

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_cmni_reference import hand_example, reference_cmni, reference_moments, tiny_dataset  # noqa: F401
+from test_cmni_reference import hand_example, reference_cmni, reference_moments
 
 from mirror.agents.mlp import MLP, pad_params, unit_masks
 from mirror.analysis.cmni import (

@@ -12,19 +12,17 @@ from mirror.data.pipeline import build_dataset, dataset_path, generate_arrays
 from mirror.data.split import TEST, TRAIN, VALIDATION, assign_splits, holdout_label_counts
 from mirror.data.store import ARRAYS, DatasetError, load_dataset, write_dataset
 
-SMALL = [
-    "--data.rows", "12000", "--data.test_rows", "400", "--data.games", "128",
-    "--data.rounds_per_chunk", "64", "--data.test_label_shares", "[0.4, 0.4, 0.15, 0.05]",
-]
+from conftest import SMALL_DATA as SMALL
 
 
 def small_config(cache_dir, *extra):
     return load_config(None, SMALL + ["--data.cache_dir", str(cache_dir), *extra])
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return build_dataset(small_config(tmp_path_factory.mktemp("cache")))[0]
+@pytest.fixture
+def dataset(small_dataset):
+    """conftest's 12,000-row dataset (shared: read only)."""
+    return small_dataset
 
 
 def test_rows_are_unique_and_complete(dataset):
@@ -53,6 +51,7 @@ def test_manifest_counts_match_arrays(dataset):
     assert dataset.manifest["rows"] == 12000 and dataset.manifest["turns_simulated"] == 2 * dataset.manifest["raw_rows"]
 
 
+@pytest.mark.slow  # builds the dataset twice more
 def test_same_config_same_bytes_and_cache_reuse(tmp_path, dataset):
     again, reused = build_dataset(small_config(tmp_path))
     assert not reused
@@ -169,6 +168,7 @@ def test_odd_episode_length_is_rejected_before_work(tmp_path):
         small_config(tmp_path, "--env.episode_turns", "201")
 
 
+@pytest.mark.slow  # `mirror generate` end to end
 def test_generate_and_inspect_commands(tmp_path, capsys):
     from mirror.cli import main
 

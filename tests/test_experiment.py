@@ -10,23 +10,23 @@ import pytest
 from mirror.cli import main
 from mirror.report import trajectory
 
-sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.read_wandb_log
+sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.finished_wandb_log
+from conftest import SMALL_DATA  # noqa: E402
 
 TINY = [
-    "--data.rows", "12000", "--data.test_rows", "400", "--data.games", "128", "--data.rounds_per_chunk", "64",
-    "--data.test_label_shares", "[0.4, 0.4, 0.15, 0.05]", "--train.epochs", "3", "--train.lr", "1e-3",
+    *SMALL_DATA, "--train.epochs", "3", "--train.lr", "1e-3",
     "--analysis.permutations", "16", "--analysis.init_seeds", "4", "--tracking.mode", "disabled",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    base = tmp_path_factory.mktemp("experiment")
-    run = base / "run"
-    assert main(["run", *TINY, "--data.cache_dir", str(base / "cache"), "--run-dir", str(run)]) == 0
+def run_dir(tmp_path_factory, small_dataset, dataset_cache):
+    run = tmp_path_factory.mktemp("experiment") / "run"
+    assert main(["run", *TINY, "--data.cache_dir", str(dataset_cache), "--run-dir", str(run)]) == 0
     return run
 
 
+@pytest.mark.slow  # `mirror run` end to end
 def test_run_writes_every_output(run_dir):
     for name in ("config.yaml", "dataset.json", "metrics.jsonl", "test_metrics.json", "cmni.csv", "neurons.csv", "report.md"):
         assert (run_dir / name).is_file(), name
@@ -34,6 +34,7 @@ def test_run_writes_every_output(run_dir):
     assert (run_dir / "figures" / "training.png").is_file()
 
 
+@pytest.mark.slow  # `mirror run` end to end
 def test_report_has_the_papers_comparison_and_the_trajectory(run_dir):
     report = (run_dir / "report.md").read_text()
     for heading in ("## Test set", "## CMNI across epochs", "## Null baselines and the published leak", "## Mirror candidates", "## Against the paper"):
@@ -55,6 +56,7 @@ def test_trajectory_detects_rise_and_fall():
     assert not flat["rise_and_fall"]
 
 
+@pytest.mark.slow  # `mirror run` end to end, then resumed
 def test_resume_redoes_only_what_is_missing(run_dir, capsys):
     checkpoints = sorted((run_dir / "checkpoints").iterdir())
     stamps = [p.stat().st_mtime_ns for p in checkpoints]
@@ -74,20 +76,21 @@ def test_bad_fields_fail_before_any_work(tmp_path, capsys):
     assert not run.exists() and not (tmp_path / "c").exists()
 
 
-def test_population_members_are_separate_grouped_wandb_runs(tmp_path, monkeypatch):
+@pytest.mark.slow  # a tracked population run
+def test_population_members_are_separate_grouped_wandb_runs(small_dataset, dataset_cache, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
-    from test_tracking import read_wandb_log
+    from test_tracking import finished_wandb_log
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "pop"
     args = [a for a in TINY if a not in ("--tracking.mode", "disabled")]
     args = [("2" if a == "3" and args[i - 1] == "--train.epochs" else a) for i, a in enumerate(args)]
     assert main(["run", *args, "--train.population_seeds", "[0, 1]", "--tracking.mode", "offline",
-                 "--data.cache_dir", str(tmp_path / "cache"), "--run-dir", str(run)]) == 0  # fmt: skip
+                 "--data.cache_dir", str(dataset_cache), "--run-dir", str(run)]) == 0  # fmt: skip
     logs = sorted(run.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(logs) == 2
     for member, log in enumerate(logs):
-        records = read_wandb_log(log)
+        records = finished_wandb_log(log)
         (run_record,) = [r.run for r in records if r.HasField("run")]
         assert run_record.run_group == "pop"
         assert run_record.display_name in ("pop-m0", "pop-m1")

@@ -152,12 +152,19 @@ TINY_GRID = {"grid": {"model.width": [5, 7], "train.lr": [1.0e-3, 3.0e-3]}, "see
 
 
 @pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory):
-    """The tiny sweep run once in this process (one device), shared by the tests below."""
+def tiny_sweep_spec(tmp_path_factory, dataset_cache) -> Path:
+    """The tiny sweep's YAML; its dataset is conftest's tiny one (the trials pin data.seed
+    to the base's)."""
     root = tmp_path_factory.mktemp("sweep")
-    path = write_sweep(root / "tiny.yaml", TINY_GRID, **{**TINY, "data": {**TINY["data"], "cache_dir": str(root / "datasets")}})
-    assert main(["sweep", str(path), "--sweep-dir", str(root / "one")]) == 0
-    return path, root
+    return write_sweep(root / "tiny.yaml", TINY_GRID, **{**TINY, "data": {**TINY["data"], "cache_dir": str(dataset_cache)}})
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tiny_sweep_spec, tiny_dataset):
+    """The tiny sweep run once in this process (one device), shared by the tests below."""
+    root = tiny_sweep_spec.parent
+    assert main(["sweep", str(tiny_sweep_spec), "--sweep-dir", str(root / "one")]) == 0
+    return tiny_sweep_spec, root
 
 
 def trial_arrays(sweep_dir: Path, trial) -> dict:
@@ -173,6 +180,7 @@ def trial_arrays(sweep_dir: Path, trial) -> dict:
     }
 
 
+@pytest.mark.slow  # the tiny sweep end to end (~45 s)
 def test_tiny_sweep_writes_trials_summary_and_figures(tiny_sweep):
     path, root = tiny_sweep
     sweep, sweep_dir = load_sweep(path), root / "one"
@@ -197,6 +205,7 @@ def test_tiny_sweep_writes_trials_summary_and_figures(tiny_sweep):
     assert values == sorted(values, reverse=True)
 
 
+@pytest.mark.slow  # the tiny sweep, then a training run
 def test_a_trial_matches_the_same_model_trained_alone(tiny_sweep, tmp_path):
     """Grouping, padding and cutting hand each trial its own member's results."""
     import jax
@@ -215,6 +224,7 @@ def test_a_trial_matches_the_same_model_trained_alone(tiny_sweep, tmp_path):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), solo.params, mine.params)
 
 
+@pytest.mark.slow  # two sweeps in a subprocess (~50 s)
 def test_eight_devices_give_identical_trials_and_regrouping_maps_them_right(tiny_sweep, tmp_path):
     """The same sweep on 8 simulated CPU devices (populations padded to 8): every trial
     bit-identical to the one-device run. The trials listed in reverse order (other
@@ -251,6 +261,7 @@ def test_eight_devices_give_identical_trials_and_regrouping_maps_them_right(tiny
         np.testing.assert_allclose(a["cmni"], c["cmni"], rtol=1e-5)
 
 
+@pytest.mark.slow  # a sweep, killed and rerun
 def test_rerun_skips_finished_trials_and_resumes_a_killed_population(tiny_sweep, tmp_path, monkeypatch, capsys):
     path, root = tiny_sweep
     sweep = load_sweep(path)
@@ -292,6 +303,7 @@ def test_rerun_skips_finished_trials_and_resumes_a_killed_population(tiny_sweep,
     assert write_summary(sweep, sweep_dir)["finished"] == len(sweep.trials)
 
 
+@pytest.mark.slow  # the sweep in two shards
 def test_shards_run_separately_then_summarise_together(tiny_sweep, tmp_path, capsys):
     path, root = tiny_sweep
     sweep = load_sweep(path)
@@ -307,8 +319,8 @@ def test_shards_run_separately_then_summarise_together(tiny_sweep, tmp_path, cap
     assert rows == (root / "one" / "summary.csv").read_text().splitlines()  # same numbers as one job
 
 
-def test_dry_run_lists_populations(tiny_sweep, capsys):
-    path, _ = tiny_sweep
+def test_dry_run_lists_populations(tiny_sweep_spec, capsys):
+    path = tiny_sweep_spec
     assert main(["sweep", str(path), "--dry-run", "--shard", "1/2"]) == 0
     out = capsys.readouterr().out
     assert "population of" in out and "shard 1/2 owns" in out
@@ -323,11 +335,12 @@ def test_shipped_sweep_configs_load():
     assert json.dumps([t.fields for t in theory.trials])  # plain values
 
 
-def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, tmp_path):
+@pytest.mark.slow  # two processes (~70 s)
+def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, dataset_cache, tmp_path):
     """`--distributed` on a (simulated) two-task Slurm job: jax.distributed finds the
     coordinator and process ids in the Slurm environment, each process trains its own
     populations and checkpoints them alone, and the first writes the whole summary."""
-    spec = {**TINY, "data": {**TINY["data"], "cache_dir": str(tmp_path / "datasets")}, "name": "mh", "sweep": TINY_GRID}
+    spec = {**TINY, "data": {**TINY["data"], "cache_dir": str(dataset_cache)}, "name": "mh", "sweep": TINY_GRID}
     path = tmp_path / "mh.yaml"
     path.write_text(yaml.safe_dump(spec))
     job = str(1000 + os.getpid() % 3000)  # Slurm's coordinator port derives from the job id
@@ -351,6 +364,7 @@ def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, tmp
     assert two == (tiny_sweep[1] / "one" / "summary.csv").read_text().splitlines()  # the same numbers as one process
 
 
+@pytest.mark.slow  # builds the tiny dataset twice
 def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypatch):
     from mirror.config import load_config
     from mirror.data import pipeline
@@ -370,10 +384,11 @@ def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == [dataset.path.name]  # no temporary left behind
 
 
+@pytest.mark.slow  # a tracked sweep
 def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_tracking import read_wandb_log
+    from test_tracking import finished_wandb_log
 
     monkeypatch.setenv("WANDB_SILENT", "true")
     path, root = tiny_sweep
@@ -387,7 +402,7 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     assert main(["sweep", str(tracked), "--sweep-dir", str(out)]) == 0
 
     def run_record(log):
-        (record,) = [r.run for r in read_wandb_log(log) if r.HasField("run")]
+        (record,) = [r.run for r in finished_wandb_log(log) if r.HasField("run")]
         return record
 
     trials = sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))
@@ -395,7 +410,7 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     for log in trials:
         record = run_record(log)
         assert (record.run_group, record.job_type) == ("t", "trial")
-        history = [i.key or ".".join(i.nested_key) for r in read_wandb_log(log) if r.HasField("history") for i in r.history.item]
+        history = [i.key or ".".join(i.nested_key) for r in finished_wandb_log(log) if r.HasField("history") for i in r.history.item]
         assert "cmni" in history and "train/val_loss" in history
     (sweep_log,) = sorted(out.glob("wandb/offline-run-*/run-*.wandb"))
     record = run_record(sweep_log)
@@ -406,6 +421,7 @@ def test_trials_are_wandb_runs_in_the_sweep_group_plus_a_sweep_run(tiny_sweep, t
     assert len(sorted(out.glob("trials/*/wandb/offline-run-*/run-*.wandb"))) == 2
 
 
+@pytest.mark.slow  # the tiny sweep, then its analysis again
 def test_analysis_in_member_chunks_matches_one_call(tiny_sweep, tmp_path, monkeypatch):
     """Large populations are analysed a few members at a time (bounded memory): the
     trials' CMNI, permutation and random-init p-values are those of one call."""
@@ -425,6 +441,7 @@ def test_analysis_in_member_chunks_matches_one_call(tiny_sweep, tmp_path, monkey
             np.testing.assert_allclose([float(r[column]) for r in chunked], [float(r[column]) for r in one], rtol=1e-5, err_msg=column)
 
 
+@pytest.mark.slow  # a sweep of three trials
 def test_diverging_trials_are_recorded_and_the_sweep_goes_on(tiny_sweep, tmp_path):
     path, _ = tiny_sweep
     spec = yaml.safe_load(path.read_text())

@@ -55,12 +55,7 @@ def test_offline_run_records_config_and_metrics(tmp_path, monkeypatch):
     tracker.summary({"peak_cmni": 0.02})
     tracker.finish()
     (log,) = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
-    # The W&B service may still be flushing the log right after finish() on a busy machine.
-    for _ in range(20):
-        records = read_wandb_log(log)
-        if any(r.HasField("exit") for r in records):
-            break
-        time.sleep(0.5)
+    records = finished_wandb_log(log)
     config = {
         item.key: json.loads(item.value_json)
         for r in records
@@ -82,6 +77,19 @@ def test_offline_run_records_config_and_metrics(tmp_path, monkeypatch):
         for item in r.summary.update
     }
     assert summary["peak_cmni"] == 0.02
+
+
+def finished_wandb_log(path, timeout: float = 300):
+    """The records of an offline run's log once it is complete. The W&B service may still
+    be writing it after `finish()` returns (seconds, on a busy machine): wait for its exit
+    record, the last one it writes, however long that takes."""
+    deadline = time.monotonic() + timeout
+    records = read_wandb_log(path)
+    while not any(r.HasField("exit") for r in records):
+        assert time.monotonic() < deadline, f"{path} has no exit record after {timeout} s"
+        time.sleep(0.2)
+        records = read_wandb_log(path)
+    return records
 
 
 def read_wandb_log(path):

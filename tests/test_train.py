@@ -22,10 +22,12 @@ from mirror.cli import main
 from mirror.config import ConfigError, config_hash, load_config
 from mirror.data.pipeline import build_dataset
 from mirror.train import run as run_module
+from mirror.data.store import load_dataset
 from mirror.train.checkpoints import (
     TrainError,
     load_run,
     open_manager,
+    restore_checkpoint,
     restore_stacked,
     save_checkpoint,
 )
@@ -33,29 +35,13 @@ from mirror.train.loop import Split, TrainState, make_train
 from mirror.train.losses import l2_penalty, row_loss
 from mirror.train.population import Member, members_from_config
 from mirror.train.randomness import HASH_PRNG, feistel_permutation, hash_key
-from mirror.train.run import EarlyStopping, train_run
+from mirror.train.run import EarlyStopping, split_dataset, train_run
 
-TINY_DATA = [
-    "--data.rows", "20000", "--data.test_rows", "500", "--data.games", "256",
-    "--data.rounds_per_chunk", "64", "--data.test_label_shares", "[0.4,0.4,0.15,0.05]",
-]  # fmt: skip
+from conftest import TINY_DATA, TINY_TRAIN, copy_run
 
-
-@pytest.fixture(scope="session")
-def data_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("datasets")
-
-
-@pytest.fixture(scope="session")
-def tiny_dataset(data_dir):
-    dataset, _ = build_dataset(load_config(None, TINY_DATA + ["--data.cache_dir", str(data_dir)]))
-    return dataset
-
-
-def tiny_config(data_dir, *extra):
-    # 4,000 training rows keep an epoch short; lr high enough to learn in a few epochs
-    base = ["--data.cache_dir", str(data_dir), "--train.max_train_rows", "4000", "--train.lr", "1.0e-3", "--train.epochs", "3"]
-    return load_config(None, TINY_DATA + base + list(extra))
+def tiny_config(dataset_cache, *extra):
+    """The shared tiny run's config (conftest), with `extra` overrides."""
+    return load_config(None, [*TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN, *extra])
 
 
 def synthetic_split(key, rows: int) -> Split:
@@ -174,6 +160,7 @@ def test_loss_decreases_on_a_learnable_problem(loss):
     np.testing.assert_allclose(val_metrics.loss[0] - val_metrics.loss_data[0], penalty, rtol=1e-4)
 
 
+@pytest.mark.slow  # three populations trained (~30 s)
 def test_padded_member_matches_the_same_model_trained_alone():
     # sigmoid(0) = 0.5: padded units would leak into the next layer without the mask
     train, val = SYNTH_TRAIN, SYNTH_VAL
@@ -194,6 +181,7 @@ def test_padded_member_matches_the_same_model_trained_alone():
         np.testing.assert_array_equal(tv.confusion[1], av.confusion[0])
 
 
+@pytest.mark.slow  # two populations trained
 def test_population_member_matches_a_solo_run_with_its_settings():
     train, val = SYNTH_TRAIN, SYNTH_VAL
     population = synthetic_config(*POPULATION)
@@ -206,10 +194,30 @@ def test_population_member_matches_a_solo_run_with_its_settings():
     assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
 
 
-def test_scan_unroll_changes_speed_not_results():
-    _, rolled, _ = run_epochs(synthetic_config(), SYNTH_TRAIN, SYNTH_VAL, 1)
-    _, unrolled, _ = run_epochs(synthetic_config("--train.scan_unroll", "4"), SYNTH_TRAIN, SYNTH_VAL, 1)
+def scan_unrolls(jaxpr) -> list[int]:
+    """The `unroll` of every scan in a jaxpr, nested programs included."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            found.append(eqn.params["unroll"])
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    found += scan_unrolls(inner)
+    return found
+
+
+def test_scan_unroll_reaches_the_step_scan_and_leaves_the_results_alone():
+    """train.scan_unroll is a speed setting (benchmarks/bench_train.py --unroll measures
+    it): here, that it reaches the minibatch scan, and that the parameters stay the same."""
+    rolled_trainer, rolled, _ = run_epochs(synthetic_config(), SYNTH_TRAIN, SYNTH_VAL, 1)
+    unrolled_trainer, unrolled, _ = run_epochs(synthetic_config("--train.scan_unroll", "4"), SYNTH_TRAIN, SYNTH_VAL, 1)
     assert_trees_close(rolled.params, unrolled.params, rtol=1e-5, atol=1e-7)  # float rounding only
+    for trainer, unroll in ((rolled_trainer, 1), (unrolled_trainer, 4)):
+        state = trainer.init()
+        unrolls = scan_unrolls(jax.make_jaxpr(lambda s: trainer.epoch(s, 1))(state).jaxpr)
+        assert unroll in unrolls and set(unrolls) <= {1, unroll}, unrolls
 
 
 def test_stopped_members_are_frozen():
@@ -265,9 +273,9 @@ def test_batch_larger_than_the_training_data_fails():
         make_train(synthetic_config("--train.batch_size", "64"), synthetic_split(jax.random.key(0), 50))
 
 
-def test_cli_errors_before_work(tiny_dataset, data_dir, tmp_path, capsys):
+def test_cli_errors_before_work(tiny_dataset, dataset_cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(data_dir)]
+    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache)]
     assert main(args + ["--train.batch_size", "100000"]) == 2
     assert "train.batch_size = 100000 is larger than" in capsys.readouterr().err
     assert not run_dir.exists()
@@ -295,11 +303,10 @@ def test_corrupted_dataset_fails_its_checksum(tiny_dataset, tmp_path, capsys):
 # -- runs on disk ------------------------------------------------------------------------
 
 
-def test_run_directory_checkpoints_and_restore(tiny_dataset, data_dir, tmp_path):
-    config = tiny_config(data_dir)
-    run_dir = tmp_path / "run"
-    result = train_run(config, run_dir, tiny_dataset, log=lambda line: None)
-    assert result.last_epoch == 3 and result.diverged == []
+@pytest.mark.slow  # trains the tiny run
+def test_run_directory_checkpoints_and_restore(tiny_run, tiny_dataset, dataset_cache, tmp_path):
+    config = tiny_config(dataset_cache)
+    run_dir = copy_run(tiny_run, tmp_path / "run")  # changed below
 
     assert load_config(run_dir / "config.yaml") == config
     assert yaml.safe_load((run_dir / "config.yaml").read_text()) == yaml.safe_load(yaml.safe_dump(config.to_dict()))
@@ -321,6 +328,7 @@ def test_run_directory_checkpoints_and_restore(tiny_dataset, data_dir, tmp_path)
     assert meta["config_hash"] == config_hash(config.to_dict())
     assert meta["dataset_sha256"] == tiny_dataset.manifest["sha256"]["inputs.npy"]
     assert meta["val_loss"] > meta["val_loss_data"] and meta["train_loss"] > meta["train_loss_data"]
+    assert [m["diverged"] for m in run.metadata] == [False] * 3 and not meta["stopped"]
     assert [m["val_loss"] for m in metrics] == run.metric("val_loss")[:, 0].tolist()
     assert {k: v for k, v in metrics[-1].items() if k != "wall_s"}.items() <= meta.items()  # the record joins line and checkpoint
     best = run.checkpoint_index("best")
@@ -350,9 +358,10 @@ def test_run_directory_checkpoints_and_restore(tiny_dataset, data_dir, tmp_path)
         train_run(config, run_dir, tiny_dataset, log=lambda line: None)
 
 
-def test_population_run_with_widths_stores_per_member_lists(tiny_dataset, data_dir, tmp_path):
+@pytest.mark.slow  # a population run on disk
+def test_population_run_with_widths_stores_per_member_lists(tiny_dataset, dataset_cache, tmp_path):
     config = tiny_config(
-        data_dir, "--train.epochs", "2", "--train.population_seeds", "[0, 1]",
+        dataset_cache, "--train.epochs", "2", "--train.population_seeds", "[0, 1]",
         "--model.population_widths", "[[17, 17], [6, 9]]",
     )  # fmt: skip
     run_dir = tmp_path / "population"
@@ -368,9 +377,10 @@ def test_population_run_with_widths_stores_per_member_lists(tiny_dataset, data_d
     assert [m["widths"] for m in json.loads((run_dir / "members.json").read_text())] == [[17, 17], [6, 9]]
 
 
-def test_nan_loss_freezes_the_member_and_reports_it(tiny_dataset, data_dir, tmp_path, capsys):
+@pytest.mark.slow  # a population run on disk
+def test_nan_loss_freezes_the_member_and_reports_it(tiny_dataset, dataset_cache, tmp_path, capsys):
     run_dir = tmp_path / "nan"
-    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(data_dir)]
+    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache)]
     args += ["--train.max_train_rows", "4000", "--train.epochs", "2", "--train.population_lrs", "[1.0e-3, 1.0e+30]"]
     assert main(args) == 3
     err = capsys.readouterr().err
@@ -386,7 +396,8 @@ def test_nan_loss_freezes_the_member_and_reports_it(tiny_dataset, data_dir, tmp_
     assert_trees_equal(jax.tree.map(lambda a: a[-1, 1], run.params), initial)
 
 
-def test_nan_in_a_single_run_keeps_the_last_good_checkpoint(tiny_dataset, data_dir, tmp_path, monkeypatch):
+@pytest.mark.slow  # a run on disk
+def test_nan_in_a_single_run_keeps_the_last_good_checkpoint(tiny_dataset, dataset_cache, tmp_path, monkeypatch):
     real_make_train = run_module.make_train
 
     def poisoned_make_train(*args, **kwargs):
@@ -401,18 +412,16 @@ def test_nan_in_a_single_run_keeps_the_last_good_checkpoint(tiny_dataset, data_d
 
     monkeypatch.setattr(run_module, "make_train", poisoned_make_train)
     run_dir = tmp_path / "nan1"
-    result = train_run(tiny_config(data_dir), run_dir, tiny_dataset, log=lambda line: None)
+    result = train_run(tiny_config(dataset_cache), run_dir, tiny_dataset, log=lambda line: None)
     assert result.diverged == [0] and result.last_epoch == 1
     run = load_run(run_dir)
     assert run.epochs.tolist() == [1] and np.isfinite(run.params["hidden_0"]["kernel"]).all()
     assert json.loads((run_dir / "test_metrics.json").read_text())["epoch"] == 1
 
 
-def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, data_dir, tmp_path, monkeypatch):
-    config = tiny_config(data_dir, "--train.epochs", "4")
-    reference = tmp_path / "reference"
-    train_run(config, reference, tiny_dataset, log=lambda line: None)
-
+@pytest.mark.slow  # the tiny run, then an interrupted one
+def test_interrupted_run_resumes_to_the_same_result(tiny_run, tiny_dataset, dataset_cache, tmp_path, monkeypatch):
+    config = tiny_config(dataset_cache)  # the shared tiny run's: it is the uninterrupted reference
     real_make_train = run_module.make_train
 
     def interrupted_make_train(*args, **kwargs):
@@ -432,14 +441,33 @@ def test_interrupted_run_resumes_to_the_same_result(tiny_dataset, data_dir, tmp_
     assert load_run(interrupted).epochs.tolist() == [1, 2]
     monkeypatch.setattr(run_module, "make_train", real_make_train)
     train_run(config, interrupted, tiny_dataset, resume=True, log=lambda line: None)
-    assert_same_run(reference, interrupted)
+    assert_same_run(tiny_run, interrupted)
+
+
+def optimizer_states(run_dir: Path) -> list:
+    """The optimizer state of every checkpoint, restored as a resume restores it."""
+    run = load_run(run_dir)
+    train = split_dataset(load_dataset(Path(run.dataset_path)), run.config.train.max_train_rows)["train"]
+    abstract = jax.eval_shape(make_train(run.config, train, run.members).init)
+    manager = open_manager(run_dir, read_only=True)
+    try:
+        return [jax.device_get(restore_checkpoint(manager, epoch, abstract)[1]) for epoch in sorted(manager.all_steps())]
+    finally:
+        manager.close()
 
 
 def assert_same_run(a: Path, b: Path) -> None:
+    """Checkpoints (parameters, optimizer state, metadata), metrics and test results equal."""
     run_a, run_b = load_run(a), load_run(b)
     assert run_a.epochs.tolist() == run_b.epochs.tolist()
     assert_trees_equal(run_a.params, run_b.params)
     assert run_a.metadata == run_b.metadata
+    opt_a, opt_b = optimizer_states(a), optimizer_states(b)
+    assert len(opt_a) == len(opt_b) == len(run_a.epochs)
+    assert jax.tree.structure(opt_a) == jax.tree.structure(opt_b)
+    assert_trees_equal(opt_a, opt_b)
+    # Adam's moments have moved: the comparison above is not one of empty or zero states
+    assert any(np.any(np.asarray(leaf) != 0) for leaf in jax.tree.leaves(opt_a[-1]) if np.asarray(leaf).size > 1)
 
     def metrics(path):
         lines = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
@@ -447,38 +475,62 @@ def assert_same_run(a: Path, b: Path) -> None:
 
     assert metrics(a) == metrics(b)
     assert json.loads((a / "test_metrics.json").read_text()) == json.loads((b / "test_metrics.json").read_text())
-    opt = [open_manager(p, read_only=True) for p in (a, b)]
-    steps = opt[0].all_steps()
-    assert steps == opt[1].all_steps()
-    for manager in opt:
-        manager.close()
 
 
-def _train_command(run_dir: Path, data_dir: Path, extra=()):
-    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(data_dir)]
+def _train_command(run_dir: Path, dataset_cache: Path, extra=()):
+    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache)]
     # batch 1 over 15,600 rows: epochs long enough to be killed in the middle of one
     args += ["--train.batch_size", "1", "--train.epochs", "5", "--train.lr", "1.0e-4", *extra]
     return [sys.executable, "-m", "mirror.cli", *args]
 
 
+def complete_checkpoints(run_dir: Path) -> list[int]:
+    """Epochs whose checkpoint is finalised, as the library sees them (Orbax renames a
+    checkpoint's temporary directory into place once it is complete)."""
+    if not (run_dir / "checkpoints").is_dir():
+        return []
+    manager = open_manager(run_dir, read_only=True)
+    try:
+        return sorted(manager.all_steps())
+    finally:
+        manager.close()
+
+
+def wait_for_checkpoint(run_dir: Path, epoch: int, process: subprocess.Popen, log: Path, timeout: float = 600) -> None:
+    """Wait until checkpoint `epoch` of `process`'s run is finalised (not a fixed delay:
+    the save is asynchronous, and a loaded machine may take long to finish it)."""
+    deadline = time.monotonic() + timeout
+    while epoch not in complete_checkpoints(run_dir):
+        assert process.poll() is None, f"the run ended before checkpoint {epoch}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no checkpoint {epoch} after {timeout} s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow  # three processes (~30-50 s); test_interrupted_run_resumes_to_the_same_result is the fast version
-def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset, data_dir, tmp_path):
-    # the resumed process reuses the others' compiled programs from a persistent cache
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tiny_dataset, dataset_cache, tmp_path):
+    # The resumed process reuses the others' compiled programs from a persistent cache: a
+    # private one, as JAX writes cache files in place and a SIGKILL may cut one short.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
     reference, killed = tmp_path / "reference", tmp_path / "killed"
-    uninterrupted = subprocess.Popen(_train_command(reference, data_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    victim = subprocess.Popen(_train_command(killed, data_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in victim.stdout:  # kill during the epoch after the second one
-        if line.startswith("epoch 2/5"):
-            time.sleep(0.3)
-            break
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    assert uninterrupted.wait(timeout=300) == 0, uninterrupted.stdout.read()
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("reference", "killed")}
+    uninterrupted = subprocess.Popen(_train_command(reference, dataset_cache), env=env, stdout=logs["reference"], stderr=subprocess.STDOUT)
+    victim = subprocess.Popen(_train_command(killed, dataset_cache), env=env, stdout=logs["killed"], stderr=subprocess.STDOUT)
+    try:  # kill during epoch 3, once checkpoint 2 is complete on disk
+        wait_for_checkpoint(killed, 2, victim, tmp_path / "killed.log")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert uninterrupted.wait(timeout=600) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    finally:
+        for process in (victim, uninterrupted):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for fh in logs.values():
+            fh.close()
     partial = load_run(killed)
     assert 2 <= partial.epochs.max() < 5  # killed mid-run, every visible checkpoint complete
     resumed = subprocess.run(
-        [sys.executable, "-m", "mirror.cli", "train", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "mirror.cli", "train", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=600
     )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"resuming {killed}" in resumed.stdout

@@ -1,0 +1,113 @@
+"""Shared test fixtures, and a JAX compilation cache on disk for the whole session.
+
+Datasets and the trained tiny run are built once per session (session-scoped fixtures);
+tests that change them work on a copy. Long end-to-end tests are marked `slow`:
+
+    uv run pytest                 # everything (CI, the README's command)
+    uv run pytest -m "not slow"   # the developer loop
+
+The compilation cache lives in pytest's cache directory (`.pytest_cache/`), so a second
+session, and the subprocesses a test starts (they inherit `JAX_COMPILATION_CACHE_DIR`),
+load compiled programs instead of compiling them again. Set `MIRROR_TEST_JAX_CACHE=0` to
+turn it off, or to a directory to put it there; `pytest --cache-clear` empties it.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+# The tiny dataset of the training, analysis and sweep tests: 20,000 rows, test shares
+# chosen so that every scenario group gets a few hundred rows.
+TINY_DATA = [
+    "--data.rows", "20000", "--data.test_rows", "500", "--data.games", "256",
+    "--data.rounds_per_chunk", "64", "--data.test_label_shares", "[0.4,0.4,0.15,0.05]",
+]  # fmt: skip
+# The small dataset of the pipeline and `mirror run` tests: 12,000 rows.
+SMALL_DATA = [
+    "--data.rows", "12000", "--data.test_rows", "400", "--data.games", "128",
+    "--data.rounds_per_chunk", "64", "--data.test_label_shares", "[0.4, 0.4, 0.15, 0.05]",
+]  # fmt: skip
+# The tiny run: 3 epochs on 4,000 training rows, lr high enough to learn in a few epochs.
+TINY_TRAIN = ["--train.max_train_rows", "4000", "--train.lr", "1.0e-3", "--train.epochs", "3"]
+
+
+def _jax_cache_dir(config: pytest.Config) -> Path | None:
+    setting = os.environ.get("MIRROR_TEST_JAX_CACHE", "")
+    if setting == "0":
+        return None
+    if setting:
+        return Path(setting).absolute()
+    if getattr(config, "cache", None) is None:  # pytest -p no:cacheprovider
+        return None
+    return Path(config.cache.mkdir("jax-compilation-cache"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # No test may fail for taking long on a loaded machine: hypothesis' per-example deadline
+    # and its "too slow" health check are off for every test (a test's own @settings adds to this).
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("mirror", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("mirror")
+
+    cache = _jax_cache_dir(config)
+    if cache is None:
+        return
+    # Before JAX is imported (test modules import it later): the environment reaches
+    # subprocesses too. Programs that compile in under 0.1 s are not worth a file.
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+@pytest.fixture(scope="session")
+def dataset_cache(tmp_path_factory) -> Path:
+    """One dataset cache directory for the session: a config built once is reused."""
+    return tmp_path_factory.mktemp("datasets")
+
+
+def build(data_args, cache: Path):
+    from mirror.config import load_config
+    from mirror.data.pipeline import build_dataset
+
+    return build_dataset(load_config(None, [*data_args, "--data.cache_dir", str(cache)]))[0]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(dataset_cache):
+    """The 20,000-row dataset (spec §5), in `dataset_cache`."""
+    return build(TINY_DATA, dataset_cache)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(dataset_cache):
+    """The 12,000-row dataset, in `dataset_cache`."""
+    return build(SMALL_DATA, dataset_cache)
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
+    """`mirror train` for 3 epochs on the tiny dataset. Shared: read it, or copy it
+    (`copy_run`) before changing anything in it."""
+    from mirror.cli import main
+
+    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
+    assert main(["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN]) == 0
+    return run_dir
+
+
+def copy_run(run_dir: Path, target: Path) -> Path:
+    """A private copy of a run directory (its dataset stays shared, read-only)."""
+    shutil.copytree(run_dir, target)
+    return target
