@@ -108,22 +108,11 @@ def default_config_path() -> Path:
 
 
 def run_experiment_command(args, overrides=()) -> int:
-    from mirror.config import load_config
     from mirror.experiment import format_headline, run_experiment
-    from mirror.files import has_content, lock_run_dir
-    from mirror.train.command import default_run_dir
-    from mirror.train.run import resume_config
+    from mirror.files import lock_run_dir
+    from mirror.train.command import run_target
 
-    if args.resume:
-        if args.config or args.run_dir or overrides:
-            raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
-        config, _ = resume_config(args.resume)
-        run_dir = Path(args.resume)
-    else:
-        config = load_config(args.config or default_config_path(), list(overrides))  # fails before any work
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
-        if has_content(run_dir):
-            raise UsageError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+    config, run_dir, _ = run_target(args, overrides, default_config_path())
     with lock_run_dir(run_dir):  # checked writable, and one process per run, before any work
         print(f"run: {run_dir.absolute()}")
         headline = run_experiment(config, run_dir, resume=bool(args.resume))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mirror.config import Config, config_hash

@@ -5,7 +5,7 @@ import time
 from pathlib import Path
 
 from mirror.config import load_config
-from mirror.errors import TrainError, UsageError
+from mirror.errors import UsageError
 
 CONFIG_HELP = (
     "Train on the config's dataset (generated first if not cached). Any field can be "
@@ -31,25 +31,35 @@ def default_run_dir(name: str) -> Path:
     return path
 
 
-def train_command(args, overrides) -> int:
-    from mirror.data.pipeline import build_dataset
-    from mirror.data.store import load_dataset
-    from mirror.files import has_content, lock_run_dir
-    from mirror.progress import progress_bar
+def run_target(args, overrides, default_config=None):
+    """(config, run directory, dataset path or None) for `--resume RUN_DIR` or a new run,
+    checked before any work: a resume takes no other settings, a new run needs an empty
+    (or missing) directory. Shared by `mirror train` and `mirror run`."""
+    from mirror.files import has_content
     from mirror.train.population import members_from_config
-    from mirror.train.run import resume_config, train_run
+    from mirror.train.run import resume_config
 
     if args.resume:
         if args.config or args.run_dir or overrides:
             raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
         config, dataset_path = resume_config(args.resume)
-        run_dir = Path(args.resume)
-    else:
-        config = load_config(args.config, overrides)  # fails on bad fields before any work
-        members_from_config(config)
-        run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
-        if has_content(run_dir):
-            raise TrainError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+        return config, Path(args.resume), dataset_path
+    config = load_config(args.config or default_config, list(overrides))  # fails on bad fields before any work
+    members_from_config(config)
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
+    if has_content(run_dir):
+        raise UsageError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+    return config, run_dir, None
+
+
+def train_command(args, overrides) -> int:
+    from mirror.data.pipeline import build_dataset
+    from mirror.data.store import load_dataset
+    from mirror.files import lock_run_dir
+    from mirror.progress import progress_bar
+    from mirror.train.run import train_run
+
+    config, run_dir, dataset_path = run_target(args, overrides)
     # Locked (and checked writable) before the dataset is built: a second process is refused at once.
     with lock_run_dir(run_dir):
         if args.resume:
