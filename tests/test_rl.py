@@ -13,7 +13,7 @@ from mirror.env.observation import observe_both
 from mirror.rl import RLConfig, RLConfigError, evaluate, make_config, make_train, make_trainer, oracle_policy
 from mirror.rl.baselines import behaviour_policy, oracle_action
 from mirror.rl.driver import train_in_intervals
-from mirror.rl.ppo import init_params, ppo_loss
+from mirror.rl.ppo import Batch, init_params, ppo_loss
 from mirror.rl.selfplay import Games, Lookahead, Transition, per_player_gae, rollout, tail_carry
 
 SMALL = dict(num_envs=16, num_steps=8, updates=2, checkpoint_every=1, num_minibatches=2, update_epochs=2)
@@ -231,15 +231,12 @@ def test_ppo_loss_hand_computed():
     def policy(params, obs, player):
         return jnp.zeros((2, 4)) + params, jnp.array([1.0, 2.0]) + params
 
-    batch = Transition(
+    batch = Batch(
         obs=jnp.zeros((2, 100), jnp.int8), player=jnp.zeros(2, jnp.int32), action=jnp.array([0, 1]),
         log_prob=jnp.log(jnp.array([0.25, 0.25])) - jnp.array([0.5, 0.0]), value=jnp.array([1.0, 1.5]),
-        gains=jnp.zeros((2, 2)), done=jnp.zeros(2, bool), terminal_value=jnp.zeros((2, 2)),
-        partner_distressed=jnp.zeros(2, bool), episode_score=jnp.zeros((2, 2), jnp.int32),
+        advantage=jnp.array([3.0, 1.0]), target=jnp.array([2.0, 2.0]),
     )
-    total, (pl, vl, ent, kl, clip) = ppo_loss(
-        policy, 0.0, batch, jnp.array([3.0, 1.0]), jnp.array([2.0, 2.0]), 0.2, 0.5, 0.01
-    )
+    total, (pl, vl, ent, kl, clip) = ppo_loss(policy, 0.0, batch, 0.2, 0.5, 0.01)
     r0 = np.exp(0.5)  # row 0: adv +1, ratio clipped to 1.2; row 1: adv -1, ratio 1
     assert np.isclose(pl, -np.mean([min(r0 * 1, 1.2 * 1), min(1 * -1, 1 * -1)]), atol=1e-5)
     # values: row 0 predicted 1 (old 1, target 2) -> 0.5; row 1 predicted 2, old 1.5:

@@ -18,9 +18,22 @@ import optax
 
 from mirror.agents.actor_critic import ActorCritic
 from mirror.data.processing import model_inputs
-from mirror.env import HELP, EnvParams
+from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.rl.config import RLConfig, validate
 from mirror.rl.selfplay import Games, Transition, per_player_gae, rollout, start_games, tail_carry
+
+
+class Batch(NamedTuple):
+    """What PPO trains on, one row per decision (leaves [rows, ...]); only these fields are
+    shuffled each epoch."""
+
+    obs: jax.Array  # int8[100]
+    player: jax.Array  # int32
+    action: jax.Array  # int32
+    log_prob: jax.Array  # f32: under the policy that played
+    value: jax.Array  # f32: V(obs) when played
+    advantage: jax.Array  # f32
+    target: jax.Array  # f32: value target (advantage + value)
 
 
 class RunnerState(NamedTuple):
@@ -38,9 +51,11 @@ def make_policy(config: RLConfig):
     zeroed), so the CMNI probe sets feed RL and supervised agents the same way.
     """
     model = ActorCritic(tuple(config.hidden), config.activation)
+    # The §5.6 mask as a multiply: `model_inputs` is a scatter, slow on a CPU in the hot loop.
+    keep = model_inputs(jnp.ones((OBS_SIZE,), jnp.int8)).astype(jnp.float32)
 
     def shared(params, obs, player):
-        logits, value, _ = model.apply({"params": params}, model_inputs(obs))
+        logits, value, _ = model.apply({"params": params}, obs.astype(jnp.float32) * keep)
         return logits, value
 
     def independent(params, obs, player):
@@ -73,7 +88,7 @@ def make_optimizer(config: RLConfig):
     return jax.vmap(tx.init), jax.vmap(tx.update)
 
 
-def ppo_loss(policy, params, batch: Transition, advantages, targets, clip_eps, vf_coef, ent_coef):
+def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef):
     """Clipped PPO loss (PureJaxRL): returns (total, (policy_loss, value_loss, entropy, approx_kl, clip_frac))."""
     logits, value = policy(params, batch.obs, batch.player)
     log_probs = jax.nn.log_softmax(logits)
@@ -81,11 +96,12 @@ def ppo_loss(policy, params, batch: Transition, advantages, targets, clip_eps, v
     entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
 
     value_clipped = batch.value + jnp.clip(value - batch.value, -clip_eps, clip_eps)
+    targets = batch.target
     value_loss = 0.5 * jnp.mean(jnp.maximum(jnp.square(value - targets), jnp.square(value_clipped - targets)))
 
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
-    adv = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    adv = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
     policy_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv))
     approx_kl = jnp.mean((ratio - 1.0) - log_ratio)
     clip_frac = jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
@@ -134,11 +150,8 @@ def make_trainer(config: RLConfig, env_params: EnvParams | None = None) -> Train
 
     def minibatch_step(train_state, minibatch):
         params, opt_state = train_state
-        batch, advantages, targets = minibatch
         grad_fn = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)
-        (total, aux), grads = grad_fn(
-            policy, params, batch, advantages, targets, config.clip_eps, config.vf_coef, config.ent_coef
-        )
+        (total, aux), grads = grad_fn(policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef)
         updates, opt_state = opt_update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), (total, *aux)
 
@@ -161,7 +174,10 @@ def make_trainer(config: RLConfig, env_params: EnvParams | None = None) -> Train
         def flat(x):
             return x.reshape((config.batch_size,) + x.shape[2:])
 
-        data = jax.tree_util.tree_map(flat, (transitions, advantages, targets))
+        t = transitions
+        data = jax.tree_util.tree_map(
+            flat, Batch(t.obs, t.player, t.action, t.log_prob, t.value, advantages, targets)
+        )
         ((params, opt_state), _), losses = jax.lax.scan(
             epoch, ((runner.params, runner.opt_state), data), jax.random.split(epoch_key, config.update_epochs)
         )
