@@ -10,7 +10,9 @@ import pytest
 from mirror.agents.actor_critic import ActorCritic, cmni_params, init_actor_critic
 from mirror.env import HELP, HOP, JUMP, EnvParams, state_from_values
 from mirror.env.observation import observe_both
-from mirror.rl import RLConfig, RLConfigError, evaluate, make_config, make_train, make_trainer, oracle_policy
+from mirror.rl import (
+    RLConfig, RLConfigError, agent_policy, evaluate, make_config, make_policy, make_train, make_trainer, oracle_policy,
+)
 from mirror.rl.baselines import behaviour_policy, oracle_action
 from mirror.rl.driver import train_in_intervals
 from mirror.rl.ppo import Batch, init_params, ppo_loss
@@ -283,21 +285,33 @@ def test_update_compiles_once_and_is_deterministic(small):
     assert _bytes(update(other)[0].params) != _bytes(runs[0][0].params)
 
 
-def test_make_train_and_driver_equal_the_update_loop(small):
+def _update_loop(small, updates):
     config, _, init, update = small
     runner = init(jax.random.key(config.seed))
-    for _ in range(config.updates):
+    for _ in range(updates):
         runner, _ = update(runner)
-    whole, metrics = jax.jit(make_train(config))(jax.random.key(config.seed))
-    assert metrics["loss"].shape == (config.updates,)
-    assert metrics["return_per_player"].shape == (config.updates, 2)
-    assert _bytes(whole.params) == _bytes(runner.params)
+    return runner
+
+
+def test_driver_yields_each_interval_and_equals_the_update_loop(small):
+    config = small[0]
     intervals = list(train_in_intervals(config))
     assert [i.updates_done for i in intervals] == [1, 2]
     assert intervals[0].metrics["loss"].shape == (config.checkpoint_every,)
-    assert _bytes(intervals[-1].runner.params) == _bytes(runner.params)
+    assert isinstance(intervals[0].metrics["loss"], np.ndarray)
+    assert _bytes(intervals[-1].runner.params) == _bytes(_update_loop(small, config.updates).params)
 
 
+@pytest.mark.slow
+def test_make_train_whole_run_equals_the_update_loop(small):
+    config = small[0]
+    whole, metrics = jax.jit(make_train(config))(jax.random.key(config.seed))
+    assert metrics["loss"].shape == (config.updates,)
+    assert metrics["return_per_player"].shape == (config.updates, 2)
+    assert _bytes(whole.params) == _bytes(_update_loop(small, config.updates).params)
+
+
+@pytest.mark.slow
 def test_independent_update_runs_and_keeps_two_networks():
     config = RLConfig(**SMALL, sharing="independent")
     trainer = make_trainer(config)
@@ -340,3 +354,32 @@ def test_evaluate_counts_complete_episodes_only():
     np.testing.assert_allclose(result["return_per_player"], [5.0, 5.0])
     behaviour = jax.jit(lambda k: evaluate(behaviour_policy(), env, k, 64, 20))(jax.random.key(0))
     assert 0.05 < float(behaviour["help_rate"]) < 0.2
+
+
+@pytest.mark.slow
+def test_ppo_learns_to_beat_the_behaviour_policy():
+    """A short self-play run (8 updates of 256 games x 64 turns, about 131k turns) must
+    clearly beat both its own untrained start and the behaviour policy (spec §9 Return)."""
+    config = RLConfig(num_envs=256, num_steps=64, updates=8, checkpoint_every=8)
+    env = EnvParams()
+    trainer = make_trainer(config)
+    policy = make_policy(config)
+    start = trainer.init(jax.random.key(0))
+    trained, _ = jax.jit(make_train(config))(jax.random.key(0))
+    score = jax.jit(lambda act_params, k: evaluate(agent_policy(policy, act_params), env, k, 128, 400)["return"])
+    untrained = float(score(start.params, jax.random.key(1)))
+    learned = float(score(trained.params, jax.random.key(1)))
+    behaviour = float(jax.jit(lambda k: evaluate(behaviour_policy(), env, k, 128, 400)["return"])(jax.random.key(1)))
+    assert learned > untrained + 15 and learned > behaviour + 15, (untrained, behaviour, learned)
+
+
+@pytest.mark.slow
+def test_a_vmapped_population_member_equals_its_run_alone():
+    """`jax.vmap(train)` over seeds: each member ends where the same seed run alone ends."""
+    config = RLConfig(**{**SMALL, "updates": 1})
+    train = make_train(config)
+    keys = jax.random.split(jax.random.key(5), 2)
+    together, _ = jax.jit(jax.vmap(train))(keys)
+    alone, _ = jax.jit(train)(keys[1])
+    member = jax.tree_util.tree_map(lambda x: x[1], together.params)
+    chex.assert_trees_all_close(member, alone.params, rtol=1e-5, atol=1e-6)
