@@ -11,7 +11,16 @@ from mirror.agents.actor_critic import ActorCritic, cmni_params, init_actor_crit
 from mirror.env import HELP, HOP, JUMP, EnvParams, state_from_values
 from mirror.env.observation import observe_both
 from mirror.rl import (
-    RLConfig, RLConfigError, agent_policy, evaluate, make_config, make_policy, make_train, make_trainer, oracle_policy,
+    RLConfig,
+    RLConfigError,
+    agent_policy,
+    compare_policies,
+    evaluate,
+    make_config,
+    make_policy,
+    make_train,
+    make_trainer,
+    oracle_policy,
 )
 from mirror.rl.baselines import behaviour_policy, oracle_action
 from mirror.rl.driver import train_in_intervals
@@ -216,7 +225,8 @@ def test_truncation_bootstraps_from_the_pre_reset_view():
     )
     states = jax.tree_util.tree_map(lambda x: x[None], state)
     games = Games(states, observe_both(state, env, jax.random.key(0))[None])
-    _, transitions, lookahead = rollout(_energy_critic, None, env, games, jax.random.key(1), num_steps=1)
+    play = jax.jit(lambda g, k: rollout(_energy_critic, None, env, g, k, num_steps=1))
+    _, transitions, lookahead = play(games, jax.random.key(1))
     assert bool(transitions.done[0, 0]) and int(transitions.player[0, 0]) == 1
     np.testing.assert_allclose(transitions.terminal_value[0, 0], [7, 3])
     tail = tail_carry(lookahead, 1.0, 0.0, 0.0)
@@ -347,12 +357,16 @@ def test_oracle_action_from_each_players_own_side():
 
 def test_evaluate_counts_complete_episodes_only():
     env = EnvParams(episode_turns=10)
-    result = jax.jit(lambda k: evaluate(oracle_policy(env), env, k, 4, 25))(jax.random.key(0))
-    # 25 turns of 10-turn episodes: two complete episodes per game
-    assert int(result["episodes"]) == 8 and int(result["decisions"]) == 100
+    policies = {"oracle": oracle_policy(env), "behaviour": behaviour_policy()}
+    results = jax.jit(lambda k: compare_policies(policies, env, k, 64, 25))(jax.random.key(0))
+    oracle, behaviour = results["oracle"], results["behaviour"]
+    # 25 turns of 10-turn episodes: two complete episodes per game (the third is cut off)
+    assert int(oracle["episodes"]) == int(behaviour["episodes"]) == 128
+    assert int(oracle["decisions"]) == 64 * 25
     # the oracle hops on solid ground from full energy: 5 hops per player per episode
-    np.testing.assert_allclose(result["return_per_player"], [5.0, 5.0])
-    behaviour = jax.jit(lambda k: evaluate(behaviour_policy(), env, k, 64, 20))(jax.random.key(0))
+    np.testing.assert_allclose(oracle["return_per_player"], [5.0, 5.0])
+    assert float(oracle["help_rate"]) == 0.0
+    assert float(behaviour["return"]) < 5.0
     assert 0.05 < float(behaviour["help_rate"]) < 0.2
 
 

@@ -12,9 +12,9 @@ import jax.numpy as jnp
 
 from mirror.data.labels import oracle_label
 from mirror.env import HELP, EnvParams, distressed, observe_given_veil
+from mirror.env import step as env_step
 from mirror.env.policy import BEHAVIOUR_PROBS, sample_actions
 from mirror.rl.selfplay import Games, Policy, own_view, start_games
-from mirror.env import step as env_step
 
 
 def behaviour_policy(probs=BEHAVIOUR_PROBS):
@@ -57,6 +57,9 @@ def agent_policy(policy: Policy, params, greedy: bool = False):
 
 def evaluate(act, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int) -> dict:
     """Play and score a policy (jittable; `num_games`, `num_turns` static).
+
+    The same key gives every policy the same start states and the same env noise on each
+    turn (common random numbers), so policies compare in the same games.
 
     Returns arrays: episodes, return_per_player f32[2] (mean own score over complete
     episodes), return (mean over both players), help_rate, help_when_partner_distressed
@@ -105,3 +108,10 @@ def evaluate(act, env_params: EnvParams, key: jax.Array, num_games: int, num_tur
         "help_when_partner_distressed": totals["helps_partner_distressed"]
         / jnp.where(totals["partner_distressed"] > 0, totals["partner_distressed"], jnp.nan),
     }
+
+
+def compare_policies(policies: dict, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int) -> dict:
+    """{name: evaluate(...)} for several policies in the same games, e.g.
+    {"agent": agent_policy(...), "behaviour": behaviour_policy(), "oracle": oracle_policy(env)}.
+    A run's summary takes `return_<name>` = result[name]["return"]."""
+    return {name: evaluate(act, env_params, key, num_games, num_turns) for name, act in policies.items()}

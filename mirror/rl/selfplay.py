@@ -110,6 +110,13 @@ def play_turn(policy: Policy, params, env_params: EnvParams, games: Games, key: 
     return Games(next_state, next_obs), transition
 
 
+class Lookahead(NamedTuple):
+    """The turn after a rollout (not trained on) and both players' values of the state after it."""
+
+    turn: Transition
+    next_values: jax.Array  # f32[games, 2]
+
+
 def rollout(policy: Policy, params, env_params: EnvParams, games: Games, key: jax.Array, num_steps: int):
     """`num_steps` turns of every game, plus the look-ahead turn that closes each player's
     last decision. Returns (games after num_steps turns, Transition [T, games], Lookahead)."""
@@ -121,13 +128,6 @@ def rollout(policy: Policy, params, env_params: EnvParams, games: Games, key: ja
     games, transitions = jax.lax.scan(turn, games, jax.random.split(scan_key, num_steps))
     after, look = play_turn(policy, params, env_params, games, look_key)
     return games, transitions, Lookahead(look, both_values(policy, params, after.obs))
-
-
-class Lookahead(NamedTuple):
-    """The turn after a rollout (not trained on) and both players' values of the state after it."""
-
-    turn: Transition
-    next_values: jax.Array  # f32[games, 2]
 
 
 class GaeCarry(NamedTuple):
