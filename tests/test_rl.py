@@ -389,11 +389,15 @@ def test_ppo_learns_to_beat_the_behaviour_policy():
 
 @pytest.mark.slow
 def test_a_vmapped_population_member_equals_its_run_alone():
-    """`jax.vmap(train)` over seeds: each member ends where the same seed run alone ends."""
+    """`jax.vmap` over seeds and env params (D, I are traced leaves): a member ends where
+    the same trial run alone ends."""
     config = RLConfig(**{**SMALL, "updates": 1})
-    train = make_train(config)
+
+    def member(key, dependency, veil):
+        return make_train(config, EnvParams(dependency=dependency, veil=veil))(key)
+
     keys = jax.random.split(jax.random.key(5), 2)
-    together, _ = jax.jit(jax.vmap(train))(keys)
-    alone, _ = jax.jit(train)(keys[1])
-    member = jax.tree_util.tree_map(lambda x: x[1], together.params)
-    chex.assert_trees_all_close(member, alone.params, rtol=1e-5, atol=1e-6)
+    together, _ = jax.jit(jax.vmap(member))(keys, jnp.array([0.0, 0.5]), jnp.array([0.0, 1.0]))
+    alone, _ = jax.jit(make_train(config, EnvParams(dependency=0.5, veil=1.0)))(keys[1])
+    member_params = jax.tree_util.tree_map(lambda x: x[1], together.params)
+    chex.assert_trees_all_close(member_params, alone.params, rtol=1e-5, atol=1e-6)
