@@ -389,15 +389,17 @@ def test_ppo_learns_to_beat_the_behaviour_policy():
 
 @pytest.mark.slow
 def test_a_vmapped_population_member_equals_its_run_alone():
-    """`jax.vmap` over seeds and env params (D, I are traced leaves): a member ends where
+    """`jax.vmap` over seeds, D, I, learning rate and reward weight: a member ends where
     the same trial run alone ends."""
     config = RLConfig(**{**SMALL, "updates": 1})
 
-    def member(key, dependency, veil):
-        return make_train(config, EnvParams(dependency=dependency, veil=veil))(key)
+    def member(key, dependency, veil, lr, w):
+        return make_train(config, EnvParams(dependency=dependency, veil=veil), lr=lr, partner_reward_weight=w)(key)
 
     keys = jax.random.split(jax.random.key(5), 2)
-    together, _ = jax.jit(jax.vmap(member))(keys, jnp.array([0.0, 0.5]), jnp.array([0.0, 1.0]))
-    alone, _ = jax.jit(make_train(config, EnvParams(dependency=0.5, veil=1.0)))(keys[1])
+    axes = [jnp.array(v) for v in ([0.0, 0.5], [0.0, 1.0], [1e-3, 3e-3], [0.0, 0.5])]
+    together, _ = jax.jit(jax.vmap(member))(keys, *axes)
+    alone_train = make_train(config, EnvParams(dependency=0.5, veil=1.0), lr=3e-3, partner_reward_weight=0.5)
+    alone, _ = jax.jit(alone_train)(keys[1])
     member_params = jax.tree_util.tree_map(lambda x: x[1], together.params)
     chex.assert_trees_all_close(member_params, alone.params, rtol=1e-5, atol=1e-6)

@@ -76,11 +76,12 @@ def init_params(config: RLConfig, key: jax.Array):
     return jax.vmap(lambda k: model.init(k, dummy)["params"])(jax.random.split(key, 2))
 
 
-def make_optimizer(config: RLConfig):
+def make_optimizer(config: RLConfig, lr=None):
+    """Adam after a global-norm clip; `lr` (may be traced) overrides `config.lr`."""
     steps_per_update = config.update_epochs * config.num_minibatches
-    lr = config.lr
+    lr = config.lr if lr is None else lr
     if config.anneal_lr:
-        lr = optax.linear_schedule(config.lr, 0.0, config.updates * steps_per_update)
+        lr = optax.linear_schedule(lr, 0.0, config.updates * steps_per_update)
     tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
     if config.sharing == "shared":
         return tx.init, tx.update
@@ -134,13 +135,16 @@ class Trainer(NamedTuple):
     run: object  # (RunnerState, n: static int) -> (RunnerState, metrics [n, ...])
 
 
-def make_trainer(config: RLConfig, env_params: EnvParams | None = None) -> Trainer:
+def make_trainer(config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None) -> Trainer:
+    """The pieces of a run. `env_params`, `lr` and `partner_reward_weight` may be traced
+    (they override the config's values), so a population is a `jax.vmap` over a function
+    that calls `make_trainer` (or `make_train`) with per-member values."""
     validate(config)
     env_params = EnvParams() if env_params is None else env_params
     policy = make_policy(config)
-    opt_init, opt_update = make_optimizer(config)
+    opt_init, opt_update = make_optimizer(config, lr)
     mb_size = config.minibatch_size
-    w = config.partner_reward_weight
+    w = config.partner_reward_weight if partner_reward_weight is None else partner_reward_weight
 
     def init(key: jax.Array) -> RunnerState:
         params_key, games_key, run_key = jax.random.split(key, 3)
@@ -193,11 +197,11 @@ def make_trainer(config: RLConfig, env_params: EnvParams | None = None) -> Train
     return Trainer(init, update, run)
 
 
-def make_train(config: RLConfig, env_params: EnvParams | None = None):
+def make_train(config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None):
     """`train(key) -> (RunnerState, metrics)`: the whole run, `config.updates` updates, as one
     jittable function (metrics leaves are [updates, ...]); `jax.vmap(train)` over keys trains
-    independent seeds at once."""
-    trainer = make_trainer(config, env_params)
+    independent seeds at once (other population axes: see `make_trainer`)."""
+    trainer = make_trainer(config, env_params, lr=lr, partner_reward_weight=partner_reward_weight)
 
     def train(key: jax.Array):
         return trainer.run(trainer.init(key), config.updates)
