@@ -26,7 +26,9 @@ def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repe
 
     from mirror.rl import RLConfig, make_trainer
 
-    config = RLConfig(num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval)
+    config = RLConfig(
+        num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval
+    )
     trainer = make_trainer(config)
     runner = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
     run = jax.jit(lambda r: trainer.run(r, interval))

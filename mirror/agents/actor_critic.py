@@ -44,10 +44,11 @@ class ActorCritic(nn.Module):
         h = x.astype(jnp.float32)
         activations = []
         for i, width in enumerate(self.widths):
-            dense = nn.Dense(width, kernel_init=nn.initializers.orthogonal(np.sqrt(2)), bias_init=zeros, name=f"hidden_{i}")
-            h = act(dense(h))
+            kernel = nn.initializers.orthogonal(np.sqrt(2))
+            h = act(nn.Dense(width, kernel_init=kernel, bias_init=zeros, name=f"hidden_{i}")(h))
             activations.append(h)
-        logits = nn.Dense(self.num_actions, kernel_init=nn.initializers.orthogonal(0.01), bias_init=zeros, name="output")(h)
+        policy_kernel = nn.initializers.orthogonal(0.01)
+        logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(h)
         value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(h)
         activations.append(logits)
         return logits, value[..., 0], activations

@@ -110,6 +110,10 @@ def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef):
     return total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)
 
 
+def _nan_if_zero(count):
+    return jnp.where(count > 0, count, jnp.nan)
+
+
 def rollout_metrics(transitions: Transition) -> dict:
     """Per update, from the turns played (not the look-ahead). Sums and counts come back
     with the means, so a driver can pool intervals exactly; means are NaN without data."""
@@ -121,10 +125,10 @@ def rollout_metrics(transitions: Transition) -> dict:
     return {
         "episodes": episodes,
         "episode_return_sum": return_sum,  # [2]: own score over complete episodes
-        "return_per_player": return_sum / jnp.where(episodes > 0, episodes, jnp.nan),
+        "return_per_player": return_sum / _nan_if_zero(episodes),
         "help_rate": jnp.mean(helps),
         "partner_distressed_decisions": jnp.sum(distressed),
-        "help_when_partner_distressed": help_distressed / jnp.where(jnp.sum(distressed) > 0, jnp.sum(distressed), jnp.nan),
+        "help_when_partner_distressed": help_distressed / _nan_if_zero(jnp.sum(distressed)),
         "reward_mean": jnp.mean(jnp.sum(transitions.gains, axis=-1)) / 2,
     }
 
@@ -135,7 +139,9 @@ class Trainer(NamedTuple):
     run: object  # (RunnerState, n: static int) -> (RunnerState, metrics [n, ...])
 
 
-def make_trainer(config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None) -> Trainer:
+def make_trainer(
+    config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None
+) -> Trainer:
     """The pieces of a run. `env_params`, `lr` and `partner_reward_weight` may be traced
     (they override the config's values), so a population is a `jax.vmap` over a function
     that calls `make_trainer` (or `make_train`) with per-member values."""
@@ -171,7 +177,9 @@ def make_trainer(config: RLConfig, env_params: EnvParams | None = None, *, lr=No
 
     def update(runner: RunnerState, _=None):
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
-        games, transitions, lookahead = rollout(policy, runner.params, env_params, runner.games, rollout_key, config.num_steps)
+        games, transitions, lookahead = rollout(
+            policy, runner.params, env_params, runner.games, rollout_key, config.num_steps
+        )
         tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
         advantages, targets, _ = per_player_gae(transitions, tail, config.gamma, config.gae_lambda, w)
 

@@ -87,7 +87,8 @@ def play_turn(policy: Policy, params, env_params: EnvParams, games: Games, key: 
     log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
     partner_d = jnp.take_along_axis(jax.vmap(distressed)(state), (1 - player)[:, None], axis=1)[:, 0]
     step_keys = jax.random.split(step_key, num_envs)
-    next_obs, next_state, gains, done, info = jax.vmap(step, in_axes=(0, 0, 0, None))(step_keys, state, action, env_params)
+    batch_step = jax.vmap(step, in_axes=(0, 0, 0, None))
+    next_obs, next_state, gains, done, info = batch_step(step_keys, state, action, env_params)
     # All games start together, so episodes end on the same turn: skip the terminal values
     # on the other turns (under a vmap over runs this becomes a select, still correct).
     terminal_value = jax.lax.cond(
