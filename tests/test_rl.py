@@ -78,6 +78,20 @@ def test_actor_critic_exposes_activations_like_the_mlp():
     assert sorted(cmni_params(params)) == ["hidden_0", "hidden_1", "output"]
 
 
+def test_cmni_code_reads_the_actor_critic_as_an_mlp():
+    """The CMNI forward pass on `cmni_params` gives the actor-critic's own activations:
+    hidden units then the 4 logits, 17 + 9 + 4 neurons, no value head."""
+    from mirror.analysis.cmni import all_activations_t, full_unit_mask
+
+    params = init_actor_critic(jax.random.key(1), (17, 9))
+    x = jax.random.randint(jax.random.key(2), (6, 100), 0, 10).astype(jnp.float32)
+    _, _, activations = ActorCritic((17, 9)).apply({"params": params}, x)
+    counted = cmni_params(params)
+    neurons = all_activations_t(counted, full_unit_mask(counted), x.T, "relu")
+    assert neurons.shape == (17 + 9 + 4, 6)
+    np.testing.assert_allclose(neurons.T, jnp.concatenate(activations, axis=-1), rtol=1e-5, atol=1e-5)
+
+
 def test_shared_and_independent_param_shapes():
     shared = init_params(RLConfig(**SMALL), jax.random.key(0))
     independent = init_params(RLConfig(**SMALL, sharing="independent"), jax.random.key(0))
