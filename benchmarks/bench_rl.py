@@ -1,0 +1,88 @@
+"""Trained env turns per second of self-play PPO (full updates: rollout, per-player GAE,
+PPO epochs), at several numbers of parallel games.
+
+For each game count, `checkpoint_every` updates run as one compiled call (the driver's
+unit of work), timed with `block_until_ready` after a first call that compiles; the
+compile time is reported apart. Turns counted are trained turns (`num_envs * num_steps`
+per update; the look-ahead turn that closes each rollout is simulated but not counted).
+The machine may be shared: the JSON records the load average.
+
+    uv run python benchmarks/bench_rl.py --quick
+    uv run python benchmarks/bench_rl.py --json benchmarks/results/rl_cpu.json
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import describe_device, write_json  # noqa: E402
+
+
+def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repeats: int) -> dict:
+    import jax
+
+    from mirror.rl import RLConfig, make_trainer
+
+    config = RLConfig(
+        num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval
+    )
+    trainer = make_trainer(config)
+    runner = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
+    run = jax.jit(lambda r: trainer.run(r, interval))
+    start = time.perf_counter()
+    compiled = run.lower(runner).compile()
+    compile_s = time.perf_counter() - start
+    runner, _ = jax.block_until_ready(compiled(runner))  # warm-up call, not timed
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner, _ = jax.block_until_ready(compiled(runner))
+        best = min(best, time.perf_counter() - start)
+    turns = interval * config.batch_size
+    return {
+        "games": num_envs,
+        "hidden": list(hidden),
+        "updates_per_call": interval,
+        "turns_per_call": turns,
+        "compile_s": round(compile_s, 2),
+        "call_s": round(best, 4),
+        "turns_per_s": round(turns / best),
+        "updates_per_s": round(interval / best, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="256 and 2,048 games, 2 x 17 torso only")
+    parser.add_argument("--games", type=int, nargs="*", default=None)
+    parser.add_argument("--num-steps", type=int, default=64)
+    parser.add_argument("--interval", type=int, default=2, help="updates per timed call")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+
+    games = args.games or ([256, 2048] if args.quick else [256, 2048, 8192])
+    torsos = [(17, 17)] if args.quick else [(17, 17), (64, 64)]
+    rows = [time_games(g, h, args.num_steps, args.interval, args.repeats) for h in torsos for g in games]
+    paper = [r for r in rows if r["hidden"] == [17, 17]]
+    best = max(paper, key=lambda r: r["turns_per_s"])
+    result = {
+        **describe_device(),
+        "load_average": list(os.getloadavg()),
+        "num_steps": args.num_steps,
+        "update_epochs": 4,
+        "num_minibatches": 4,
+        "turns_per_s": {str(r["games"]): r["turns_per_s"] for r in paper},
+        "updates_per_s": {str(r["games"]): r["updates_per_s"] for r in paper},
+        "compile_s": {str(r["games"]): r["compile_s"] for r in paper},
+        "best": {"games": best["games"], "turns_per_s": best["turns_per_s"]},
+        "rows": rows,
+    }
+    write_json(result, args.json)
+
+
+if __name__ == "__main__":
+    main()

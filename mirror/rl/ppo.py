@@ -1,0 +1,217 @@
+"""Self-play PPO, PureJaxRL style: `make_train(config) -> train(key)`, one jitted program.
+
+One update = a rollout (`lax.scan` over `num_steps` turns of `num_envs` vmapped games),
+per-player GAE (a reverse `lax.scan`, see `selfplay.py`), then `update_epochs` passes of
+clipped PPO over shuffled minibatches (a `lax.scan` inside a `lax.scan`). Metrics come
+back as arrays; nothing in an update talks to the host.
+
+`make_trainer` exposes the pieces a driver needs (`init`, `update`, `run(runner, n)`),
+so the Python loop runs only over checkpoint intervals (see `driver.py`); `train(key)`
+is the whole run in one call, vmappable over keys.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from mirror.agents.actor_critic import ActorCritic
+from mirror.data.processing import model_inputs
+from mirror.env import HELP, OBS_SIZE, EnvParams
+from mirror.rl.config import RLConfig, validate
+from mirror.rl.selfplay import Games, Transition, per_player_gae, rollout, start_games, tail_carry
+
+
+class Batch(NamedTuple):
+    """What PPO trains on, one row per decision (leaves [rows, ...]); only these fields are
+    shuffled each epoch."""
+
+    obs: jax.Array  # int8[100]
+    player: jax.Array  # int32
+    action: jax.Array  # int32
+    log_prob: jax.Array  # f32: under the policy that played
+    value: jax.Array  # f32: V(obs) when played
+    advantage: jax.Array  # f32
+    target: jax.Array  # f32: value target (advantage + value)
+
+
+class RunnerState(NamedTuple):
+    params: object  # shared: one network; independent: leaves with a leading axis 2 (Frog, Toad)
+    opt_state: object
+    games: Games
+    key: jax.Array
+    update: jax.Array  # int32: updates done
+
+
+def make_policy(config: RLConfig):
+    """policy(params, obs int8[B, 100], player int32[B]) -> (logits[B, 4], value[B]).
+
+    The network sees the supervised model input (spec §5.6: own code, score and position
+    zeroed), so the CMNI probe sets feed RL and supervised agents the same way.
+    """
+    model = ActorCritic(tuple(config.hidden), config.activation)
+    # The §5.6 mask as a multiply: `model_inputs` is a scatter, slow on a CPU in the hot loop.
+    keep = model_inputs(jnp.ones((OBS_SIZE,), jnp.int8)).astype(jnp.float32)
+
+    def shared(params, obs, player):
+        logits, value, _ = model.apply({"params": params}, obs.astype(jnp.float32) * keep)
+        return logits, value
+
+    def independent(params, obs, player):
+        # Both networks on every row, then each row keeps its player's: a gather of
+        # per-row weights would cost more than the second tiny forward pass.
+        logits, value = jax.vmap(shared, in_axes=(0, None, None))(params, obs, player)
+        pick = player == 0
+        return jnp.where(pick[:, None], logits[0], logits[1]), jnp.where(pick, value[0], value[1])
+
+    return shared if config.sharing == "shared" else independent
+
+
+def init_params(config: RLConfig, key: jax.Array):
+    model = ActorCritic(tuple(config.hidden), config.activation)
+    dummy = jnp.zeros((1, 100), jnp.float32)
+    if config.sharing == "shared":
+        return model.init(key, dummy)["params"]
+    return jax.vmap(lambda k: model.init(k, dummy)["params"])(jax.random.split(key, 2))
+
+
+def make_optimizer(config: RLConfig, lr=None):
+    """Adam after a global-norm clip; `lr` (may be traced) overrides `config.lr`."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+    lr = config.lr if lr is None else lr
+    if config.anneal_lr:
+        lr = optax.linear_schedule(lr, 0.0, config.updates * steps_per_update)
+    tx = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5))
+    if config.sharing == "shared":
+        return tx.init, tx.update
+    # One optimizer per network (its own gradient clip), over the leading player axis.
+    return jax.vmap(tx.init), jax.vmap(tx.update)
+
+
+def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef):
+    """Clipped PPO loss (PureJaxRL): returns (total, (policy_loss, value_loss, entropy, approx_kl, clip_frac))."""
+    logits, value = policy(params, batch.obs, batch.player)
+    log_probs = jax.nn.log_softmax(logits)
+    log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
+    entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
+
+    value_clipped = batch.value + jnp.clip(value - batch.value, -clip_eps, clip_eps)
+    targets = batch.target
+    value_loss = 0.5 * jnp.mean(jnp.maximum(jnp.square(value - targets), jnp.square(value_clipped - targets)))
+
+    log_ratio = log_prob - batch.log_prob
+    ratio = jnp.exp(log_ratio)
+    adv = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
+    policy_loss = -jnp.mean(jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv))
+    approx_kl = jnp.mean((ratio - 1.0) - log_ratio)
+    clip_frac = jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
+    total = policy_loss + vf_coef * value_loss - ent_coef * entropy
+    return total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)
+
+
+def _nan_if_zero(count):
+    return jnp.where(count > 0, count, jnp.nan)
+
+
+def rollout_metrics(transitions: Transition) -> dict:
+    """Per update, from the turns played (not the look-ahead). Sums and counts come back
+    with the means, so a driver can pool intervals exactly; means are NaN without data."""
+    episodes = jnp.sum(transitions.done)
+    return_sum = jnp.sum(transitions.episode_score, axis=(0, 1)).astype(jnp.float32)
+    helps = transitions.action == HELP
+    distressed = transitions.partner_distressed
+    help_distressed = jnp.sum(helps & distressed)
+    return {
+        "episodes": episodes,
+        "episode_return_sum": return_sum,  # [2]: own score over complete episodes
+        "return_per_player": return_sum / _nan_if_zero(episodes),
+        "help_rate": jnp.mean(helps),
+        "partner_distressed_decisions": jnp.sum(distressed),
+        "help_when_partner_distressed": help_distressed / _nan_if_zero(jnp.sum(distressed)),
+        "reward_mean": jnp.mean(jnp.sum(transitions.gains, axis=-1)) / 2,
+    }
+
+
+class Trainer(NamedTuple):
+    init: object  # key -> RunnerState
+    update: object  # RunnerState -> (RunnerState, metrics of one update)
+    run: object  # (RunnerState, n: static int) -> (RunnerState, metrics [n, ...])
+
+
+def make_trainer(
+    config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None
+) -> Trainer:
+    """The pieces of a run. `env_params`, `lr` and `partner_reward_weight` may be traced
+    (they override the config's values), so a population is a `jax.vmap` over a function
+    that calls `make_trainer` (or `make_train`) with per-member values."""
+    validate(config)
+    env_params = EnvParams() if env_params is None else env_params
+    policy = make_policy(config)
+    opt_init, opt_update = make_optimizer(config, lr)
+    mb_size = config.minibatch_size
+    w = config.partner_reward_weight if partner_reward_weight is None else partner_reward_weight
+
+    def init(key: jax.Array) -> RunnerState:
+        params_key, games_key, run_key = jax.random.split(key, 3)
+        params = init_params(config, params_key)
+        games = start_games(games_key, env_params, config.num_envs)
+        return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32))
+
+    def minibatch_step(train_state, minibatch):
+        params, opt_state = train_state
+        grad_fn = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)
+        (total, aux), grads = grad_fn(policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef)
+        updates, opt_state = opt_update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), (total, *aux)
+
+    def epoch(carry, key):
+        train_state, data = carry
+        order = jax.random.permutation(key, config.batch_size)
+
+        def shuffle(x):
+            return jnp.take(x, order, axis=0).reshape((config.num_minibatches, mb_size) + x.shape[1:])
+
+        train_state, losses = jax.lax.scan(minibatch_step, train_state, jax.tree_util.tree_map(shuffle, data))
+        return (train_state, data), losses
+
+    def update(runner: RunnerState, _=None):
+        key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
+        games, transitions, lookahead = rollout(
+            policy, runner.params, env_params, runner.games, rollout_key, config.num_steps
+        )
+        tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
+        advantages, targets, _ = per_player_gae(transitions, tail, config.gamma, config.gae_lambda, w)
+
+        def flat(x):
+            return x.reshape((config.batch_size,) + x.shape[2:])
+
+        t = transitions
+        data = jax.tree_util.tree_map(
+            flat, Batch(t.obs, t.player, t.action, t.log_prob, t.value, advantages, targets)
+        )
+        ((params, opt_state), _), losses = jax.lax.scan(
+            epoch, ((runner.params, runner.opt_state), data), jax.random.split(epoch_key, config.update_epochs)
+        )
+        names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
+        metrics = {name: jnp.mean(value) for name, value in zip(names, losses)}
+        metrics.update(rollout_metrics(transitions))
+        metrics["env_turns"] = (runner.update + 1) * config.batch_size
+        return RunnerState(params, opt_state, games, key, runner.update + 1), metrics
+
+    def run(runner: RunnerState, n: int):
+        return jax.lax.scan(update, runner, None, length=n)
+
+    return Trainer(init, update, run)
+
+
+def make_train(config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None):
+    """`train(key) -> (RunnerState, metrics)`: the whole run, `config.updates` updates, as one
+    jittable function (metrics leaves are [updates, ...]); `jax.vmap(train)` over keys trains
+    independent seeds at once (other population axes: see `make_trainer`)."""
+    trainer = make_trainer(config, env_params, lr=lr, partner_reward_weight=partner_reward_weight)
+
+    def train(key: jax.Array):
+        return trainer.run(trainer.init(key), config.updates)
+
+    return train
