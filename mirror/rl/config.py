@@ -4,11 +4,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from mirror.agents.mlp import ACTIVATIONS
+from mirror.errors import ConfigError
 
 SHARING = ("shared", "independent")
 
 
-class RLConfigError(ValueError):
+class RLConfigError(ConfigError):
     """A bad RL setting; the message names the field and the allowed values."""
 
 

@@ -18,7 +18,7 @@ import optax
 
 from mirror.agents.actor_critic import ActorCritic
 from mirror.data.processing import model_inputs
-from mirror.env import HELP, OBS_SIZE, EnvParams
+from mirror.env import HELP, EnvParams
 from mirror.rl.config import RLConfig, validate
 from mirror.rl.selfplay import Games, Transition, per_player_gae, rollout, start_games, tail_carry
 
@@ -45,16 +45,17 @@ class RunnerState(NamedTuple):
 
 
 def make_policy(config: RLConfig):
-    """policy(params, obs int8[B, 100], player int32[B]) -> (logits[B, 4], value[B]).
+    """policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits[B, 4], value[B]).
 
     The network sees the supervised model input (spec §5.6: own code, score and position
     zeroed), so the CMNI probe sets feed RL and supervised agents the same way.
     """
     model = ActorCritic(tuple(config.hidden), config.activation)
-    # The §5.6 mask as a multiply: `model_inputs` is a scatter, slow on a CPU in the hot loop.
-    keep = model_inputs(jnp.ones((OBS_SIZE,), jnp.int8)).astype(jnp.float32)
 
     def shared(params, obs, player):
+        # The §5.6 mask as a multiply of a constant (any world width 3W+4): `model_inputs`
+        # is a scatter, slow on a CPU in the hot loop.
+        keep = model_inputs(jnp.ones(obs.shape[-1:], jnp.int8)).astype(jnp.float32)
         logits, value, _ = model.apply({"params": params}, obs.astype(jnp.float32) * keep)
         return logits, value
 
