@@ -67,7 +67,7 @@ def test_make_train_validates_before_any_work():
 # --- the agent ----------------------------------------------------------------------
 
 def test_actor_critic_exposes_activations_like_the_mlp():
-    params = init_actor_critic(jax.random.key(0), (17, 9))
+    params = init_actor_critic(jax.random.key(0), (17, 9), num_inputs=100)
     x = jnp.ones((5, 100))
     logits, value, activations = ActorCritic((17, 9)).apply({"params": params}, x)
     assert logits.shape == (5, 4) and value.shape == (5,)
@@ -83,7 +83,7 @@ def test_cmni_code_reads_the_actor_critic_as_an_mlp():
     hidden units then the 4 logits, 17 + 9 + 4 neurons, no value head."""
     from mirror.analysis.cmni import all_activations_t, full_unit_mask
 
-    params = init_actor_critic(jax.random.key(1), (17, 9))
+    params = init_actor_critic(jax.random.key(1), (17, 9), num_inputs=100)
     x = jax.random.randint(jax.random.key(2), (6, 100), 0, 10).astype(jnp.float32)
     _, _, activations = ActorCritic((17, 9)).apply({"params": params}, x)
     counted = cmni_params(params)

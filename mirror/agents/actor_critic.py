@@ -1,6 +1,6 @@
 """Actor-critic for learning in the game (spec §9): the paper's MLP torso with two heads.
 
-    x[batch, 100] -> hidden_0 .. hidden_{L-1} (dense + activation)
+    x[batch, 3W+4] -> hidden_0 .. hidden_{L-1} (dense + activation)
                   -> output: 4 policy logits (linear)      } both read the last hidden layer
                   -> value: 1 state value (linear)         }
 
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS, NUM_INPUTS
+from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS
 
 
 class ActorCritic(nn.Module):
@@ -37,7 +37,7 @@ class ActorCritic(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        """x[batch, 100] -> (logits[batch, 4], value[batch], activations: list of [batch, units]:
+        """x[batch, 3W+4] -> (logits[batch, 4], value[batch], activations: list of [batch, units]:
         each hidden layer after its activation, then the logits; the value is not in the list)."""
         act = ACTIVATIONS[self.activation]
         zeros = nn.initializers.zeros
@@ -54,10 +54,11 @@ class ActorCritic(nn.Module):
         return logits, value[..., 0], activations
 
 
-def init_actor_critic(key: jax.Array, widths: Sequence[int], activation: str = "relu"):
-    """Parameters {"hidden_i": {kernel, bias}, "output": {...}, "value": {...}}."""
+def init_actor_critic(key: jax.Array, widths: Sequence[int], activation: str = "relu", *, num_inputs: int):
+    """Parameters {"hidden_i": {kernel, bias}, "output": {...}, "value": {...}} for inputs
+    of `num_inputs` codes (3W + 4)."""
     model = ActorCritic(tuple(widths), activation)
-    return model.init(key, jnp.zeros((1, NUM_INPUTS), jnp.float32))["params"]
+    return model.init(key, jnp.zeros((1, num_inputs), jnp.float32))["params"]
 
 
 def cmni_params(params):

@@ -18,7 +18,8 @@ import optax
 
 from mirror.agents.actor_critic import ActorCritic
 from mirror.data.processing import model_inputs
-from mirror.env import HELP, EnvParams
+from mirror.env import HELP, OBS_SIZE, EnvParams
+from mirror.env.constants import obs_size
 from mirror.rl.config import RLConfig, validate
 from mirror.rl.selfplay import Games, Transition, per_player_gae, rollout, start_games, tail_carry
 
@@ -27,7 +28,7 @@ class Batch(NamedTuple):
     """What PPO trains on, one row per decision (leaves [rows, ...]); only these fields are
     shuffled each epoch."""
 
-    obs: jax.Array  # int8[100]
+    obs: jax.Array  # int8[3W+4]
     player: jax.Array  # int32
     action: jax.Array  # int32
     log_prob: jax.Array  # f32: under the policy that played
@@ -69,9 +70,11 @@ def make_policy(config: RLConfig):
     return shared if config.sharing == "shared" else independent
 
 
-def init_params(config: RLConfig, key: jax.Array):
+def init_params(config: RLConfig, key: jax.Array, num_inputs: int = OBS_SIZE):
+    """Actor-critic params for observations of `num_inputs` codes (3W + 4); a leading axis
+    of 2 (Frog's, Toad's network) for `sharing: independent`."""
     model = ActorCritic(tuple(config.hidden), config.activation)
-    dummy = jnp.zeros((1, 100), jnp.float32)
+    dummy = jnp.zeros((1, num_inputs), jnp.float32)
     if config.sharing == "shared":
         return model.init(key, dummy)["params"]
     return jax.vmap(lambda k: model.init(k, dummy)["params"])(jax.random.split(key, 2))
@@ -155,7 +158,7 @@ def make_trainer(
 
     def init(key: jax.Array) -> RunnerState:
         params_key, games_key, run_key = jax.random.split(key, 3)
-        params = init_params(config, params_key)
+        params = init_params(config, params_key, obs_size(env_params.world_width))
         games = start_games(games_key, env_params, config.num_envs)
         return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32))
 

@@ -32,14 +32,14 @@ import jax.numpy as jnp
 
 from mirror.env import EnvParams, distressed, reset, step
 
-# policy(params, obs int8[B, 100], player int32[B]) -> (logits f32[B, 4], value f32[B])
+# policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits f32[B, 4], value f32[B])
 Policy = Callable[[object, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 class Transition(NamedTuple):
     """One turn of every game: leaves are [games, ...] (stacked [turns, games, ...] by a scan)."""
 
-    obs: jax.Array  # int8[100]: the acting player's own view
+    obs: jax.Array  # int8[3W+4]: the acting player's own view
     player: jax.Array  # int32: who decided (0 Frog, 1 Toad)
     action: jax.Array  # int32
     log_prob: jax.Array  # f32: of the action under the acting policy
@@ -52,7 +52,7 @@ class Transition(NamedTuple):
 
 
 class Games(NamedTuple):
-    """The games in play: env states [games] and both players' views obs int8[games, 2, 100]."""
+    """The games in play: env states [games] and both players' views obs int8[games, 2, 3W+4]."""
 
     state: object
     obs: jax.Array
@@ -64,7 +64,7 @@ def start_games(key: jax.Array, env_params: EnvParams, num_envs: int) -> Games:
 
 
 def own_view(obs_both: jax.Array, player: jax.Array) -> jax.Array:
-    """obs_both int8[B, 2, 100], player int32[B] -> int8[B, 100]."""
+    """obs_both int8[B, 2, 100], player int32[B] -> int8[B, 3W+4]."""
     return jnp.take_along_axis(obs_both, player[:, None, None], axis=1)[:, 0]
 
 
