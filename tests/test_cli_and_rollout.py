@@ -65,6 +65,7 @@ def test_behaviour_policy_frequencies():
     np.testing.assert_allclose(counts, BEHAVIOUR_PROBS, atol=0.006)
 
 
+@pytest.mark.slow
 def test_batch_step_equals_single_transitions_and_resets_at_truncation():
     params = EnvParams(episode_turns=3)
     games = 5

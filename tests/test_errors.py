@@ -311,6 +311,7 @@ write_dataset(sys.argv[1], arrays, {"rows": 4})
 """
 
 
+@pytest.mark.slow
 def test_stale_tmp_dirs_of_killed_writers_are_removed(tmp_path):
     cache = tmp_path / "cache"
     killed = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(cache / "first")], cwd=ROOT, timeout=120)

@@ -71,6 +71,7 @@ def padded_models(draw):
     return params, widths, padded
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None)  # eager padding compiles per shape: keep the loop fast
 @given(padded_models())
 def test_pad_then_unpad_is_the_identity_and_the_padding_is_zero(model):
@@ -150,6 +151,7 @@ def checkpoint_metadata(run_dir: Path) -> list[dict]:
         manager.close()
 
 
+@pytest.mark.slow
 def test_each_epoch_value_is_stored_once_and_a_killed_save_is_trimmed_on_resume(small_dataset, tmp_path, monkeypatch):
     dataset, cache = small_dataset
     config = small_config(cache)

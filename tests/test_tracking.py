@@ -11,6 +11,7 @@ from mirror.config import ConfigError, TrackingConfig, load_config
 from mirror.tracking import Tracker, open_tracker, resolve_mode
 
 
+@pytest.mark.slow
 def test_disabled_is_a_no_op_and_imports_nothing(tmp_path):
     code = (
         "import sys; from mirror.tracking import open_tracker; from mirror.config import TrackingConfig;"
