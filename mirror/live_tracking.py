@@ -10,27 +10,11 @@ After a resume, the epochs trained before it are replayed from metrics.jsonl (W&
 must increase, so they go first); epochs never logged live get their CMNI from cmni.csv.
 """
 
-import json
 from pathlib import Path
 
 from mirror.tracking import MemberTrackers
-from mirror.train.checkpoints import METRICS_FILE
+from mirror.train.checkpoints import read_metrics
 from mirror.train.run import EpochReport, member_scalars
-
-
-def read_metrics(run_dir: Path) -> dict[int, dict]:
-    """epoch -> its metrics.jsonl entry (a torn line is skipped)."""
-    path = Path(run_dir) / METRICS_FILE
-    out = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
-                out[entry["epoch"]] = entry
-    return out
 
 
 class LiveTracking:
