@@ -61,7 +61,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
     from mirror.analysis.run_analysis import analyse_run
     from mirror.data.pipeline import build_dataset
     from mirror.data.split import TRAIN
-    from mirror.progress import progress_bar
+    from mirror.progress import progress_bar, step_bar
     from mirror.report import read_csv, trajectory, write_report
     from mirror.train.population import members_from_config
     from mirror.train.run import train_run
@@ -89,13 +89,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
         raise RuntimeError(f"training wrote no checkpoint in {run_dir}")
 
     start = time.perf_counter()
-    done = [0]
-    with progress_bar("cmni", total=ANALYSIS_STEPS, unit=" steps") as advance:
-
-        def step(name) -> None:
-            done[0] += 1
-            advance(done[0])
-
+    with step_bar("cmni", total=ANALYSIS_STEPS) as step:
         analysis = analyse_run(run_dir, run_dir, progress=step, log=log)
     timings["cmni"] = time.perf_counter() - start
     log(f"analysed {len(analysis.run.epochs)} checkpoint(s) x {len(analysis.run.members)} member(s): {len(analysis.written)} files in {timings['cmni']:.1f} s")

@@ -40,3 +40,16 @@ def progress_bar(description: str, total: float, unit: str = ""):
     with Progress(*columns, transient=False, disable=not sys.stderr.isatty(), console=None) as progress:
         task = progress.add_task(description, total=total)
         yield lambda done: progress.update(task, completed=done)
+
+
+@contextlib.contextmanager
+def step_bar(description: str, total: int):
+    """Yields `step(name)` that advances the bar by one named step (the analysis steps)."""
+    with progress_bar(description, total=total, unit=" steps") as advance:
+        done = [0]
+
+        def step(name: str) -> None:
+            done[0] += 1
+            advance(done[0])
+
+        yield step

@@ -35,19 +35,13 @@ def declared_overrides(args) -> list[str]:
 def cmni_command(args, overrides) -> int:
     from mirror.analysis.analyse import ANALYSIS_STEPS
     from mirror.analysis.run_analysis import analyse_run
-    from mirror.progress import progress_bar
+    from mirror.progress import step_bar
     from mirror.train.checkpoints import TrainError
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"RUN_DIR {run_dir} is not a directory")
-    done = [0]
-    with progress_bar("cmni", total=ANALYSIS_STEPS, unit=" steps") as advance:
-
-        def step(name):
-            done[0] += 1
-            advance(done[0])
-
+    with step_bar("cmni", total=ANALYSIS_STEPS) as step:
         try:
             result = analyse_run(
                 run_dir, args.out, config_file=args.config, overrides=declared_overrides(args) + list(overrides), progress=step, log=print

@@ -1,6 +1,5 @@
 """`mirror generate` and `mirror data inspect`."""
 
-import argparse
 import time
 
 import numpy as np
