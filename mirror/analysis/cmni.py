@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
 from mirror.analysis.groups import CMNI_GROUPS
 
@@ -239,11 +240,16 @@ def _neuron_mask(flat_params, flat_masks) -> jax.Array:
 def _cmni_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
     sums = group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
     counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
-    hidden_mu = sums[:, :, 0] / counts  # [models, hidden, 3]
+    return cmni_stats(flat_params, flat_masks, sums[:, :, 0] / counts), counts  # hidden means [models, hidden, 3]
+
+
+def cmni_stats(flat_params, flat_masks, hidden_mu: jax.Array) -> dict:
+    """The CMNIResult fields (all but `counts`) of every model from its hidden neurons'
+    group means hidden_mu[models, hidden, 3] (none, frog, toad); the output layer's
+    means follow from the last hidden layer's. Leaves have a leading `models` axis."""
     mu = jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
     layer_of = _layer_of(flat_masks, flat_params)
-    stats = jax.vmap(lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1))(mu, _neuron_mask(flat_params, flat_masks))
-    return stats, counts
+    return jax.vmap(lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1))(mu, _neuron_mask(flat_params, flat_masks))
 
 
 def _layer_of(flat_masks, flat_params) -> np.ndarray:
@@ -284,9 +290,18 @@ def _permutation_flat(flat_params, flat_masks, inputs, groups, shuffled, *, acti
     labels = jnp.concatenate([jnp.zeros((1, groups.shape[0]), jnp.int32), shuffled.astype(jnp.int32) - 1])
     sums = group_sums(flat_params, flat_masks, inputs, labels, groups=2, activation=activation, chunk_rows=chunk_rows)
     counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
+    return permutation_cmni(flat_params, flat_masks, sums, jnp.broadcast_to(counts, (sums.shape[0], CMNI_GROUPS)))
+
+
+def permutation_cmni(flat_params, flat_masks, sums: jax.Array, counts: jax.Array) -> jax.Array:
+    """The null CMNIs [models, K] from permuted-label sums: sums[models, hidden, 1 + K, 2]
+    (`group_sums` with label set 0 putting every CMNI row in group 0, the total, and sets
+    1..K holding the permuted frog (1 -> 0) and toad (2 -> 1) rows; the none-rows follow
+    as total - frog - toad); counts int[models, 3] rows per group (kept by a permutation)."""
     frog, toad = sums[:, :, 1:, 0], sums[:, :, 1:, 1]  # [models, hidden, K]
     none = sums[:, :, :1, 0] - frog - toad
-    hidden_mu = jnp.stack([none / counts[0], frog / counts[1], toad / counts[2]], axis=-1)  # [models, hidden, K, 3]
+    per_group = lambda total, g: total / counts[:, g, None, None]  # noqa: E731
+    hidden_mu = jnp.stack([per_group(none, 0), per_group(frog, 1), per_group(toad, 2)], axis=-1)  # [models, hidden, K, 3]
     mu = jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
     layer_of = _layer_of(flat_masks, flat_params)
     one = lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1)["cmni"]  # noqa: E731
@@ -320,16 +335,29 @@ def empirical_p_value(observed, null):
     return (1 + jnp.sum(null >= observed[..., None], axis=-1)) / (null.shape[-1] + 1)
 
 
+# The `kernel_init` name that draws the null from the actor-critic's own initialisation
+# (orthogonal, PureJaxRL scales; `mirror.agents.actor_critic`) rather than the MLP's: an RL
+# run's networks start there, so that is the random baseline their CMNI is compared with.
+ACTOR_CRITIC_INIT = "actor_critic"
+
+
+def _actor_critic_init(key, *, widths, activation, num_inputs):
+    return cmni_params(init_actor_critic(key, widths, activation, num_inputs=num_inputs))
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted_init(widths: tuple, activation: str, kernel_init: str, num_inputs: int):
     # One jitted init called per key: compiling a vmapped init takes several seconds on CPU.
+    if kernel_init == ACTOR_CRITIC_INIT:
+        return jax.jit(functools.partial(_actor_critic_init, widths=widths, activation=activation, num_inputs=num_inputs))
     return jax.jit(functools.partial(init_params, widths=widths, activation=activation, kernel_init=kernel_init, num_inputs=num_inputs))
 
 
 def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: str = "relu", kernel_init: str = "glorot_uniform", padded_to=None):
     """Parameters of `seeds` freshly initialised models [seeds, ...] (numpy) for `num_inputs`
     model inputs (the data's 3W + 4), optionally zero-padded to wider hidden layers. The
-    i-th model is `init_params(split(key)[i], ...)`."""
+    i-th model is `init_params(split(key)[i], ...)`; with kernel_init=ACTOR_CRITIC_INIT it
+    is the actor-critic's CMNI layers, `cmni_params(init_actor_critic(split(key)[i], ...))`."""
     widths = tuple(int(w) for w in widths)
     init = _jitted_init(widths, activation, kernel_init, int(num_inputs))
     models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
