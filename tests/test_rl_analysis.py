@@ -40,7 +40,7 @@ def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
     """Differential: the vectorised pass = the existing `cmni()` per (checkpoint, network) on
     that model's rows, masked as the dataset's inputs are (§5.6), padded units included."""
     rng = np.random.default_rng(0)
-    checkpoints, networks, rows = 3, 2, 300
+    checkpoints, networks, rows = 2, 2, 300
     widths = [(5, 4), (3, 4)]  # network 1 is narrower: padded to (5, 4)
     keys = jax.random.split(jax.random.key(1), checkpoints * networks)
     trees = [pad_params(init_params(k, widths[i % 2], num_inputs=F), widths[i % 2], (5, 4)) for i, k in enumerate(keys)]
@@ -59,7 +59,7 @@ def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
             np.testing.assert_allclose(got.cmni[c, n], want.cmni, rtol=1e-5, atol=1e-8)
             np.testing.assert_allclose(got.layer_cmni[c, n], want.layer_cmni, rtol=1e-5, atol=1e-8)
             np.testing.assert_array_equal(got.counts[c, n], want.counts)
-    assert (got.cmni > 0).sum() >= 4 and len(np.unique(got.cmni)) == 6  # a non-trivial comparison
+    assert (got.cmni > 0).sum() >= 3 and len(np.unique(got.cmni)) == 4  # a non-trivial comparison
     assert np.isnan(got.p_permutation).all() and got.null.shape == (checkpoints, networks, 0)
 
 
@@ -133,7 +133,7 @@ def test_onpolicy_permutation_null_equals_cmni_on_the_shuffled_labels():
     """Each null CMNI is the plain `cmni()` of that model on its rows with the permuted labels;
     p = (1 + #null >= observed) / (K + 1)."""
     rng = np.random.default_rng(4)
-    checkpoints, networks, rows, k = 2, 2, 120, 6
+    checkpoints, networks, rows, k = 1, 2, 120, 6
     keys = jax.random.split(jax.random.key(5), checkpoints * networks)
     params = jax.tree.map(lambda a: a.reshape((checkpoints, networks) + a.shape[1:]), _stack([init_params(key, (6,), num_inputs=F) for key in keys]))
     inputs, scenarios, idle = random_probes(rng, (checkpoints, networks), rows)

@@ -36,7 +36,7 @@ CIRCUIT_COLOURS = {"self-preservation": "#f57c00", "tactical help": "#1e88e5", "
 DPI = 130
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def save_figure(fig: Figure, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -46,7 +46,7 @@ def _save(fig: Figure, path: Path) -> Path:
 
 def plot_training(path, epochs, val_loss, cmni, **kwargs) -> Path:
     """Figure 2 as a PNG at `path`; arguments as `training_figure`."""
-    return _save(training_figure(epochs, val_loss, cmni, **kwargs), path)
+    return save_figure(training_figure(epochs, val_loss, cmni, **kwargs), path)
 
 
 def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, init_null=None, selected_epoch=None, title="") -> Figure:
@@ -63,7 +63,7 @@ def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, in
     ax.grid(alpha=0.3)
     right = ax.twinx()
     handles = [Line2D([], [], color="#d32f2f", lw=2, label="validation loss")]
-    band_clipped = _focus_on_curves(right, [cmni] + ([cmni_leak] if cmni_leak is not None else []), init_null)
+    band_clipped = focus_on_curves(right, [cmni] + ([cmni_leak] if cmni_leak is not None else []), init_null)
     if init_null is not None and len(init_null):
         lo, hi = np.percentile(init_null, [5, 95])
         right.axhspan(lo, hi, color="#bdbdbd", alpha=0.35, lw=0)
@@ -94,7 +94,7 @@ def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, in
     return fig
 
 
-def _focus_on_curves(axis, curves, init_null) -> bool:
+def focus_on_curves(axis, curves, init_null) -> bool:
     """Scale the CMNI axis to the curves; a null band far above them is clipped
     (trained networks can sit far below random initialisation, which would flatten them).
     Returns whether the band was clipped."""
@@ -116,7 +116,7 @@ def _focus_on_curves(axis, curves, init_null) -> bool:
 
 def plot_layer_means(path, means, roles, names, *, title="") -> Path:
     """Figures 3-4 as a PNG at `path`; arguments as `layer_means_figure`."""
-    return _save(layer_means_figure(means, roles, names, title=title), path)
+    return save_figure(layer_means_figure(means, roles, names, title=title), path)
 
 
 def layer_means_figure(means, roles, names, *, title="") -> Figure:
@@ -161,7 +161,7 @@ def _circuit_hubs(rows: list[dict], limit: int = 6) -> list[dict]:
 
 def plot_circuits(path, rows: list[dict], *, title="") -> Path:
     """Figures 5-7 as a PNG at `path`; arguments as `circuits_figure`."""
-    return _save(circuits_figure(rows, title=title), path)
+    return save_figure(circuits_figure(rows, title=title), path)
 
 
 def circuits_figure(rows: list[dict], *, title="") -> Figure:

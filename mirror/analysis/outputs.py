@@ -46,21 +46,31 @@ def layer_names(layers: int) -> list[str]:
     return [f"L{i + 1}" for i in range(layers)]
 
 
-def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict):
-    """Rows of cmni.csv; metrics: name -> [checkpoints, members] (val_loss, val_loss_data, val_accuracy)."""
+SUPERVISED_METRICS = ("val_loss", "val_loss_data", "val_accuracy")
+# An RL run's per-checkpoint measurements (metrics.jsonl, `evaluate` on fixed-key games);
+# its "epoch" column is the update count.
+RL_METRICS = ("env_turns", "return_agent", "help_rate", "help_when_partner_distressed")
+
+
+def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict, metric_names=SUPERVISED_METRICS, extra_columns: dict | None = None):
+    """Rows of cmni.csv; metrics: name -> [checkpoints, members] for each of `metric_names`
+    (after the member column); extra_columns: name -> [checkpoints, members], appended last
+    (an RL run's on-policy CMNI)."""
     r = a.result
     checkpoints, members = np.asarray(r.cmni).shape
     layers = np.asarray(r.layer_cmni).shape[-1]
-    header = ["checkpoint", "epoch", "member", "val_loss", "val_loss_data", "val_accuracy", "cmni", "mne", "neurons"]
+    extra = extra_columns or {}
+    header = ["checkpoint", "epoch", "member", *metric_names, "cmni", "mne", "neurons"]
     header += [f"cmni_{name}" for name in layer_names(layers)]
-    header += ["p_permutation", "p_init", "cmni_clean", "cmni_leak", "selected"]
+    header += ["p_permutation", "p_init", "cmni_clean", "cmni_leak", "selected", *extra]
     rows = []
     for c in range(checkpoints):
         for m in range(members):
-            row = [c, int(epochs[c]), m] + [metrics[k][c, m] for k in ("val_loss", "val_loss_data", "val_accuracy")]
+            row = [c, int(epochs[c]), m] + [metrics[k][c, m] for k in metric_names]
             row += [float(r.cmni[c, m]), float(r.mne[c, m]), int(r.neurons[c, m])]
             row += [float(v) for v in np.asarray(r.layer_cmni[c, m])]
             row += [a.p_permutation[c, m], a.p_init[c, m], a.cmni_clean[c, m], a.cmni_leak[c, m], a.selected[m] == c]
+            row += [np.float64(values[c, m]) for values in extra.values()]
             rows.append(row)
     return header, rows
 
@@ -129,26 +139,32 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
     }
 
 
-def write_analysis_outputs(out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True) -> list[Path]:
-    """Write every table and (unless `figures` is off) figure; returns the paths written."""
+def write_analysis_outputs(
+    out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True,
+    metric_names=SUPERVISED_METRICS, extra_columns: dict | None = None, summary_extra: dict | None = None, training_figure: bool = True,
+) -> list[Path]:  # fmt: skip
+    """Write every table and (unless `figures` is off) figure; returns the paths written.
+    metric_names / extra_columns: cmni.csv's per-checkpoint columns (`cmni_rows`);
+    summary_extra: more summary.json keys; training_figure: Figure 2 (validation loss
+    and CMNI), which an RL run replaces with `mirror.analysis.rl_figures`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
-        write_csv(out / "cmni.csv", *cmni_rows(a, epochs, metrics)),
+        write_csv(out / "cmni.csv", *cmni_rows(a, epochs, metrics, metric_names, extra_columns)),
         write_csv(out / "neurons.csv", *neuron_rows(a, epochs)),
         write_csv(out / "circuits.csv", *circuit_rows(a, epochs)),
         write_csv(out / "weights.csv", *weight_rows(a, params_selected, epochs)),
     ]
     path = out / "summary.json"
-    path.write_text(json.dumps(summary(a, epochs, config_analysis), indent=2) + "\n")
+    path.write_text(json.dumps({**summary(a, epochs, config_analysis), **(summary_extra or {})}, indent=2) + "\n")
     written.append(path)
     if figures:
         (out / "figures").mkdir(exist_ok=True)
-        written += write_figures(out / "figures", a, epochs, metrics)
+        written += write_figures(out / "figures", a, epochs, metrics, training=training_figure)
     return written
 
 
-def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict) -> list[Path]:
+def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict, training: bool = True) -> list[Path]:
     r = a.result
     members = np.asarray(r.cmni).shape[1]
     suffix = (lambda m: f"_m{m}") if members > 1 else (lambda m: "")
@@ -156,13 +172,14 @@ def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict) -
     for m in range(members):
         c = int(a.selected[m])
         label = f"member {m}, " if members > 1 else ""
-        written.append(
-            figures.plot_training(
-                fig_dir / f"training{suffix(m)}.png", epochs, metrics["val_loss"][:, m], np.asarray(r.cmni[:, m]),
-                cmni_leak=a.cmni_leak[:, m], p_values=a.p_permutation[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
-                selected_epoch=int(epochs[c]), title=f"Validation loss and CMNI across epochs ({label}paper Figure 2)",
-            )
-        )  # fmt: skip
+        if training:
+            written.append(
+                figures.plot_training(
+                    fig_dir / f"training{suffix(m)}.png", epochs, metrics["val_loss"][:, m], np.asarray(r.cmni[:, m]),
+                    cmni_leak=a.cmni_leak[:, m], p_values=a.p_permutation[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
+                    selected_epoch=int(epochs[c]), title=f"Validation loss and CMNI across epochs ({label}paper Figure 2)",
+                )
+            )  # fmt: skip
         real = np.asarray(r.neuron_mask[c, m])
         for layer in np.unique(a.layer_of):
             idx = np.flatnonzero((a.layer_of == layer) & real)

@@ -15,7 +15,8 @@ import numpy as np
 
 from mirror.agents.mlp import unit_masks
 from mirror.analysis.analyse import CheckpointAnalysis, analyse_checkpoints, select_member_params
-from mirror.analysis.outputs import write_analysis_outputs
+from mirror.analysis.outputs import RL_METRICS, write_analysis_outputs
+from mirror.analysis.rl_files import is_rl_run
 from mirror.config import Config, ConfigError, load_config, parse_overrides
 from mirror.errors import UsageError
 from mirror.files import require_writable
@@ -55,11 +56,18 @@ def analyse_run(
     overrides: list[str] = (),
     progress: Callable[[str], None] | None = None,
     log: Callable[[str], None] | None = None,
+    probes: dict | None = None,
 ) -> RunAnalysis:
     """Analyse every checkpoint of the run in `run_dir` and write the files to `out_dir`
     (default RUN_DIR/analysis). `config_file` / `overrides` replace analysis fields;
     `progress(step_name)` follows the analysis steps, `log(line)` gets what was read.
-    Raises TrainError when `run_dir` is not a run or lacks the selected checkpoint."""
+    Raises TrainError when `run_dir` is not a run or lacks the selected checkpoint.
+
+    An RL run (RUN_DIR/rl_run.json) is analysed the same way on the test split (probe set
+    (a)), plus the CMNI on its on-policy probe rows (b) (`probes`, default
+    `mirror.rl.checkpoints.read_probes(run_dir)`): see `analyse_rl_run`."""
+    if is_rl_run(run_dir):
+        return analyse_rl_run(run_dir, out_dir, config_file=config_file, overrides=overrides, progress=progress, log=log, probes=probes)
     from mirror.data.split import TEST
     from mirror.data.store import load_dataset
     from mirror.train.checkpoints import load_run
@@ -88,3 +96,153 @@ def analyse_run(
         config_analysis=dataclasses.asdict(config.analysis),
     )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------------- RL runs
+
+
+def rl_selected(run, which: str | int, networks_per_member: int) -> np.ndarray:
+    """int[networks]: the analysed checkpoint of each network. "best" is the checkpoint
+    metadata's best_epoch (the update with the highest eval return so far, per network,
+    per member or one for the run), "last" the last, an int that update."""
+    from mirror.errors import TrainError
+
+    networks = len(run.members)
+    if which != "best":
+        return np.asarray([run.checkpoint_index(which, n) for n in range(networks)])
+    best = run.metric("best_epoch")[-1]
+    if best.size not in (1, networks, networks // networks_per_member):
+        raise TrainError(f"{run.run_dir}: best_epoch has {best.size} values for {networks} networks")
+    best = np.repeat(best, networks // best.size)
+    out = []
+    for n, update in enumerate(best):
+        if np.isnan(update) or update < 1:
+            raise TrainError(f"network {n} of {run.run_dir} has no best checkpoint (best_epoch {update})")
+        out.append(run.checkpoint_index(int(update), n))
+    return np.asarray(out)
+
+
+def rl_metrics(run, names=RL_METRICS) -> dict:
+    """name -> float[checkpoints, networks] from the checkpoints' metrics lines (a run-wide
+    scalar such as env_turns is repeated for every network; a missing value is NaN)."""
+    networks = len(run.members)
+    out = {}
+    for name in names:
+        if not all(name in meta for meta in run.metadata):
+            out[name] = np.full((len(run.epochs), networks), np.nan)
+            continue
+        values = run.metric(name)
+        out[name] = np.repeat(values, networks // values.shape[1], axis=1) if values.shape[1] != networks else values
+    return out
+
+
+def aligned_probes(probes: dict, epochs) -> dict:
+    """The probe arrays at the run's checkpoints (by update, when `probes` has "updates")."""
+    from mirror.errors import TrainError
+
+    arrays = {k: np.asarray(probes[k]) for k in ("inputs", "scenarios", "idle_shown")}
+    if "updates" not in probes:
+        return arrays
+    index = {int(u): i for i, u in enumerate(np.asarray(probes["updates"]))}
+    missing = [int(e) for e in epochs if int(e) not in index]
+    if missing:
+        raise TrainError(f"the on-policy probe set has no rows for update(s) {missing}")
+    take = np.asarray([index[int(e)] for e in epochs])
+    return {k: v[take] for k, v in arrays.items()}
+
+
+def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), progress=None, log=None, probes=None) -> RunAnalysis:
+    """`analyse_run` of an RL run: the supervised analysis on the test split (probe set (a))
+    with the actor-critic's initialisation as the random-init null, the CMNI on the
+    on-policy probe rows (b) with its permutation null, cmni.csv with the RL metrics
+    (env_turns, return_agent, help rates) and cmni_onpolicy (+ p_onpolicy), and the RL
+    figures (learning curve, CMNI on both probe sets) in place of Figure 2."""
+    from mirror.analysis import rl_figures
+    from mirror.analysis.cmni import ACTOR_CRITIC_INIT
+    from mirror.analysis.onpolicy import onpolicy_cmni
+    from mirror.analysis.rl_files import BASELINES_FILE, RL_METRICS_FILE, RL_RUN_FILE, baseline, learning_curve, read_json, read_jsonl
+    from mirror.data.split import TEST
+    from mirror.data.store import load_dataset
+    from mirror.train.checkpoints import load_run
+
+    start = time.perf_counter()
+    log = log or (lambda line: None)
+    run = load_run(run_dir)
+    rl_run = read_json(run.run_dir / RL_RUN_FILE)
+    per_member = int(rl_run.get("networks_per_member", 1))
+    config = analysis_config(run.config, config_file, overrides)
+    selected = rl_selected(run, config.analysis.checkpoint, per_member)
+    out = Path(out_dir) if out_dir else run.run_dir / "analysis"
+    require_writable(out, "output directory", UsageError)
+    if probes is None:
+        from mirror.rl.checkpoints import read_probes  # the RL layer's reader (helper A's)
+
+        probes = read_probes(run.run_dir)
+    probe = aligned_probes(probes, run.epochs)
+    dataset = load_dataset(run.dataset_path)
+    test = dataset.splits == TEST
+    log(f"RL run: {run.run_dir} ({len(run.epochs)} checkpoints x {len(run.members)} network(s), updates {run.epochs.min()}..{run.epochs.max()})")
+    log(f"probe set (a): {int(test.sum()):,} test rows from {dataset.path}; (b): {probe['inputs'].shape[-2]:,} on-policy rows per checkpoint and network")
+    masks = unit_masks(run.widths, run.padded_widths)
+    analysis = analyse_checkpoints(
+        config.seed, run.params, masks, run.widths, dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], selected,
+        config.analysis, activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT, progress=progress,
+    )  # fmt: skip
+    step_start = time.perf_counter()
+    onpolicy = onpolicy_cmni(
+        run.params, [m[None] for m in masks], probe["inputs"], probe["scenarios"], probe["idle_shown"], activation=config.model.activation,
+        chunk_rows=config.analysis.chunk_rows, permutations=config.analysis.permutations, seed=config.seed,
+    )  # fmt: skip
+    analysis.timings["cmni on-policy"] = time.perf_counter() - step_start
+    (progress or (lambda name: None))("cmni on-policy")
+    extra = {"cmni_onpolicy": onpolicy.cmni}
+    if config.analysis.permutations:
+        extra["p_onpolicy"] = onpolicy.p_permutation
+    networks = np.arange(len(run.members))
+    summary_extra = {
+        "rl": {
+            "init_null": ACTOR_CRITIC_INIT,
+            "probe_rows_per_network": int(probe["inputs"].shape[-2]),
+            "onpolicy": [
+                {"network": int(n), "checkpoint": int(c), "epoch": int(run.epochs[c]), "cmni_onpolicy": _finite(onpolicy.cmni[c, n]),
+                 "p_onpolicy": _finite(onpolicy.p_permutation[c, n]), "rows_per_group": dict(zip(("none", "frog", "toad"), map(int, onpolicy.counts[c, n])))}
+                for n, c in zip(networks, selected)
+            ],  # fmt: skip
+        }
+    }
+    metrics = rl_metrics(run)
+    written = write_analysis_outputs(
+        out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
+        config_analysis=dataclasses.asdict(config.analysis), metric_names=RL_METRICS, extra_columns=extra, summary_extra=summary_extra,
+        training_figure=False,
+    )  # fmt: skip
+    fig_dir = out / "figures"
+    turns = metrics["env_turns"][:, 0]
+    x, xlabel = (turns, "env turns") if np.isfinite(turns).all() else (run.epochs.astype(float), "update")
+    suffix = (lambda n: f"_m{n}") if len(networks) > 1 else (lambda n: "")
+    for n, c in zip(networks, selected):
+        written.append(
+            rl_figures.plot_checkpoint_cmni(
+                fig_dir / f"cmni_checkpoints{suffix(n)}.png", x, np.asarray(analysis.result.cmni[:, n]), onpolicy.cmni[:, n],
+                p_test=analysis.p_permutation[:, n], p_onpolicy=onpolicy.p_permutation[:, n],
+                init_null=analysis.init_null[n] if analysis.init_null.shape[1] else None, selected=float(x[c]), xlabel=xlabel,
+                title="CMNI across checkpoints on both probe sets" + (f" (network {n})" if len(networks) > 1 else ""),
+            )
+        )  # fmt: skip
+    lines = read_jsonl(run.run_dir / RL_METRICS_FILE)
+    if lines:
+        members = len(rl_run.get("members", [])) or max(1, len(networks) // per_member)
+        env_turns, returns = learning_curve(lines, members)
+        baselines = read_json(run.run_dir / BASELINES_FILE)
+        written.append(
+            rl_figures.plot_learning_curve(
+                fig_dir / "learning_curve.png", env_turns, returns, behaviour=baseline(baselines, "behaviour", "return", members),
+                oracle=baseline(baselines, "oracle", "return", members),
+            )
+        )  # fmt: skip
+    return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start)
+
+
+def _finite(value):
+    value = float(value)
+    return value if np.isfinite(value) else None
