@@ -1,6 +1,7 @@
 """The analysis layer of RL runs: on-policy CMNI (every checkpoint its own probe rows),
 the actor-critic init null, `analyse_run` on an RL run, the RL figures and report.md."""
 
+import csv
 import json
 
 import jax
@@ -18,6 +19,11 @@ from mirror.env.constants import layout_of
 W = 4
 F = 3 * W + 4  # 16 codes at world width 4
 LAYOUT = layout_of(F)
+
+
+def read_csv(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
 
 
 def _stack(trees):
@@ -194,3 +200,96 @@ def test_permutation_null_unchanged_by_the_shared_refactor():
 
     for i, g in enumerate(permuted_groups(3, groups[keep], 4)):
         np.testing.assert_allclose(null[i], cmni(params, inputs[keep], g, chunk_rows=32).cmni, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- analyse_run on an RL run
+
+UPDATES = (2, 4, 6)
+PROBE_ROWS = 240
+
+
+def _fake_rl_run(run_dir, dataset, dataset_cache, *, networks=2, permutations=5):
+    """An RL run directory as the contract lays it out (helper A writes the real one):
+    config, members (one per network), rl_run.json, three checkpoints of actor-critic
+    CMNI params with metadata, metrics.jsonl, rl_metrics.jsonl, baselines.json; and the
+    on-policy probe set as `read_probes` returns it."""
+    import types
+
+    import yaml
+
+    from conftest import TINY_DATA
+    from mirror.config import load_config
+    from mirror.train.checkpoints import open_manager, save_checkpoint
+
+    run_dir.mkdir(parents=True)
+    config = load_config(None, [*TINY_DATA, "--data.cache_dir", str(dataset_cache), "--model.width", "5", "--analysis.permutations", str(permutations),
+                                "--analysis.init_seeds", "4", "--analysis.chunk_rows", "256"])  # fmt: skip
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=True))
+    (run_dir / "dataset.json").write_text(json.dumps({"path": str(dataset.path)}))
+    (run_dir / "members.json").write_text(json.dumps([{"seed": n, "lr": 3e-4, "dropout": 0.0, "l2": 0.0, "widths": [5, 5]} for n in range(networks)]))
+    members = [{"seed": 0, "lr": 3e-4, "partner_reward_weight": 0.0, "env": {"dependency": 0.5, "veil": 0.0}}]
+    rl_run = {"sharing": "independent" if networks == 2 else "shared", "networks_per_member": networks, "num_inputs": dataset.inputs.shape[1],
+              "members": members, "probe": {"games": 16, "turns": 15, "seed": 1}, "eval": {"games": 64, "turns": 60}}  # fmt: skip
+    (run_dir / "rl_run.json").write_text(json.dumps(rl_run))
+    manager = open_manager(run_dir)
+    rng = np.random.default_rng(0)
+    for i, update in enumerate(UPDATES):
+        keys = jax.random.split(jax.random.key(i), networks)
+        params = _stack([cmni_params(init_actor_critic(k, (5, 5), num_inputs=dataset.inputs.shape[1])) for k in keys])
+        params = jax.tree.map(lambda a: a * (1 + i), params)  # checkpoints differ
+        line = {"epoch": update, "env_turns": 1000 * update, "return_agent": [1.0 + i, 2.0 + i], "help_rate": [0.1 * i, 0.2],
+                "help_when_partner_distressed": [0.3, None], "wall_s": 1.0}  # fmt: skip
+        with open(run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+        save_checkpoint(manager, update, types.SimpleNamespace(params=params, opt_state={"step": np.zeros(1)}), {"epoch": update, "best_epoch": 4 if update >= 4 else 2})
+    manager.wait_until_finished()
+    manager.close()
+    with open(run_dir / "rl_metrics.jsonl", "w") as fh:
+        for u in range(1, 7):
+            fh.write(json.dumps({"update": u, "env_turns": 1000 * u, "return_per_player": [0.5 * u, 0.5 * u + 1], "entropy": 1.0, "help_rate": 0.1}) + "\n")
+    baselines = {"behaviour": {"return_per_player": [1.0, 1.5], "return": 1.25, "help_rate": 0.05, "help_when_partner_distressed": 0.1, "episodes": 64},
+                 "oracle": {"return_per_player": [3.0, 3.0], "return": 3.0, "help_rate": 0.2, "help_when_partner_distressed": 0.6, "episodes": 64}}  # fmt: skip
+    (run_dir / "baselines.json").write_text(json.dumps(baselines))
+    inputs, scenarios, idle = random_probes(rng, (len(UPDATES), networks), PROBE_ROWS)
+    inputs = np.concatenate([inputs, np.zeros(inputs.shape[:-1] + (dataset.inputs.shape[1] - F,), np.int8)], axis=-1)
+    probes = {"inputs": inputs[::-1], "scenarios": scenarios[::-1], "idle_shown": idle[::-1], "updates": np.asarray(UPDATES[::-1])}  # out of order on purpose
+    return probes, (inputs, scenarios, idle)
+
+
+@pytest.fixture
+def rl_run(tmp_path, tiny_dataset, dataset_cache):
+    run_dir = tmp_path / "rl"
+    probes, ordered = _fake_rl_run(run_dir, tiny_dataset, dataset_cache)
+    return run_dir, probes, ordered
+
+
+def test_analyse_run_on_an_rl_run(rl_run, tmp_path):
+    from mirror.analysis.run_analysis import analyse_run
+    from mirror.train.checkpoints import load_run
+
+    run_dir, probes, (inputs, scenarios, idle) = rl_run
+    result = analyse_run(run_dir, tmp_path / "out", probes=probes)
+    rows = read_csv(tmp_path / "out" / "cmni.csv")
+    header = list(rows[0])
+    assert header[:7] == ["checkpoint", "epoch", "member", "env_turns", "return_agent", "help_rate", "help_when_partner_distressed"]
+    assert header[-2:] == ["cmni_onpolicy", "p_onpolicy"] and "val_loss" not in header
+    assert len(rows) == len(UPDATES) * 2
+    by = {(int(r["checkpoint"]), int(r["member"])): r for r in rows}
+    assert by[(1, 0)]["epoch"] == "4" and by[(1, 0)]["env_turns"] == "4000" and by[(2, 1)]["return_agent"] == "4"
+    assert by[(0, 1)]["help_when_partner_distressed"] == ""  # null -> NaN -> empty
+    # The selected checkpoint is the metadata's best_epoch (4), for both networks.
+    assert [r["epoch"] for r in rows if r["selected"] == "1"] == ["4", "4"]
+    # cmni_onpolicy is the on-policy CMNI of each checkpoint on ITS OWN probe rows (re-ordered by update).
+    run = load_run(run_dir)
+    want = onpolicy_cmni(run.params, None, inputs, scenarios, idle, activation="relu", chunk_rows=256)
+    for (c, n), r in by.items():
+        assert float(r["cmni_onpolicy"]) == pytest.approx(float(want.cmni[c, n]), rel=1e-6)
+        assert 1 / 6 <= float(r["p_onpolicy"]) <= 1
+    # The init null is the actor-critic's (orthogonal) initialisation.
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["rl"]["init_null"] == ACTOR_CRITIC_INIT and summary["rl"]["probe_rows_per_network"] == PROBE_ROWS
+    assert [o["epoch"] for o in summary["rl"]["onpolicy"]] == [4, 4]
+    figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
+    assert {"learning_curve.png", "cmni_checkpoints_m0.png", "cmni_checkpoints_m1.png"} <= set(figures)
+    assert not any(name.startswith("training") for name in figures)  # no validation loss in RL
+    assert result.analysis.init_null.shape == (2, 4)
