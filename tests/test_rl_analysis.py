@@ -293,3 +293,111 @@ def test_analyse_run_on_an_rl_run(rl_run, tmp_path):
     assert {"learning_curve.png", "cmni_checkpoints_m0.png", "cmni_checkpoints_m1.png"} <= set(figures)
     assert not any(name.startswith("training") for name in figures)  # no validation loss in RL
     assert result.analysis.init_null.shape == (2, 4)
+
+
+# ----------------------------------------------------------------------------- RL figures
+
+
+def _legend_labels(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_learning_curve_figure_lines_and_baselines(tmp_path):
+    from test_play_and_figures import assert_legends_hide_nothing, assert_png_matches
+
+    from mirror.analysis import rl_figures
+
+    turns = np.arange(1, 41) * 16384.0
+    returns = 3.0 * (1 - np.exp(-turns / 2e5))  # rises into the upper right corner
+    fig = rl_figures.learning_curve_figure(turns, returns, behaviour=1.2, oracle=2.9)
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3  # the agents, the behaviour line, the oracle line
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), returns)
+    assert [tuple(line.get_ydata()) for line in ax.lines[1:]] == [(1.2, 1.2), (2.9, 2.9)]
+    assert ax.get_xlabel() == "env turns" and ax.get_ylabel() == "mean return per player per episode"
+    assert _legend_labels(fig) == ["agents (PPO self-play)", "behaviour policy (1.20)", "label oracle (2.90)"]
+    assert_legends_hide_nothing(fig)
+    path = rl_figures.plot_learning_curve(tmp_path / "lc.png", turns, returns, behaviour=1.2, oracle=2.9)
+    assert_png_matches(path, fig)
+
+    # A population with its own env params per member: one line per member, their mean, per-member baselines.
+    pop = np.stack([returns, returns * 0.5, returns * 0.8], axis=1)
+    fig = rl_figures.learning_curve_figure(turns, pop, behaviour=[1.0, 0.5, 0.7], oracle=2.9, member_labels=["D=0", "D=0.5", "D=1"])
+    ax = fig.axes[0]
+    assert len(ax.lines) == 3 + 1 + 3 + 1
+    np.testing.assert_allclose(ax.lines[3].get_ydata(), pop.mean(axis=1))
+    assert _legend_labels(fig)[:4] == ["D=0", "D=0.5", "D=1", "mean of 3 members"]
+    assert "behaviour policy (per member, its colour)" in _legend_labels(fig)
+
+
+def test_checkpoint_cmni_figure_both_probe_sets(tmp_path):
+    from test_play_and_figures import assert_legends_hide_nothing
+
+    from mirror.analysis import rl_figures
+
+    x = np.arange(1, 11) * 1e5
+    test = 0.001 + 0.006 * (1 - np.exp(-np.arange(10) / 3))
+    onpolicy = test * 1.3
+    p = np.where(np.arange(10) < 3, 0.4, 0.005)
+    fig = rl_figures.checkpoint_cmni_figure(x, test, onpolicy, p_test=p, p_onpolicy=p, init_null=np.linspace(0.002, 0.003, 8), selected=x[6])
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if len(line.get_xdata()) == 10]
+    assert len(curves) == 2
+    np.testing.assert_allclose(curves[0].get_ydata(), test)
+    np.testing.assert_allclose(curves[1].get_ydata(), onpolicy)
+    assert len(ax.collections) == 4  # significant / not, for each probe set
+    assert [len(c.get_offsets()) for c in ax.collections] == [7, 3, 7, 3]
+    assert len(ax.patches) == 1  # the init-null band
+    assert ax.get_ylabel() == "CMNI" and ax.get_xlabel() == "env turns"
+    labels = _legend_labels(fig)
+    assert "CMNI (a): test split" in labels and "CMNI (b): on-policy states" in labels
+    assert "selected checkpoint (env turns 700,000)" in labels
+    assert_legends_hide_nothing(fig)
+    assert rl_figures.plot_checkpoint_cmni(tmp_path / "c.png", x, test, onpolicy).is_file()
+
+
+def _sweep_rows():
+    rows = []
+    for d in (0.0, 0.5, 1.0):
+        for veil in (0.0, 1.0):
+            for w in (0.0, 0.5):
+                for seed in range(3):
+                    help_rate = 0.1 + 0.2 * d + 0.3 * w + 0.01 * seed - 0.05 * veil
+                    rows.append({"dependency": d, "veil": veil, "partner_reward_weight": w, "seed": seed, "help_rate": help_rate,
+                                 "help_when_partner_distressed": help_rate + 0.1, "cmni": 0.002 * (1 + d)})  # fmt: skip
+    rows.append({**rows[0], "seed": 9, "help_rate": float("nan")})  # a failed trial is left out, not averaged in
+    return rows
+
+
+def test_help_by_dependency_figure_one_line_per_w_panels_per_veil(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from mirror.analysis import rl_figures
+
+    rows = _sweep_rows()
+    d, mean, std, seeds = rl_figures.sweep_cells(rows, "help_rate")[(0.0, 0.5)]
+    np.testing.assert_allclose(d, [0, 0.5, 1])
+    np.testing.assert_allclose(mean, [0.26, 0.36, 0.46])  # 0.1 + 0.2 D + 0.15 + mean seed 0.01
+    np.testing.assert_allclose(std, np.std([0, 0.01, 0.02]))
+    np.testing.assert_array_equal(seeds, [3, 3, 3])
+
+    fig = rl_figures.help_by_dependency_figure(rows)
+    assert len(fig.axes) == 4  # (help rate, help when distressed) x (I = 0, I = 1)
+    assert [ax.get_title() for ax in fig.axes] == ["veil I = 0", "veil I = 1"] * 2
+    assert fig.axes[0].get_ylabel() == "help rate" and fig.axes[2].get_ylabel() == "help rate, partner in distress"
+    for ax in fig.axes:
+        assert len(ax.containers) == 2  # one errorbar line per w
+        assert ax.get_xlabel() == "dependency D"
+    line = fig.axes[0].containers[1].lines[0]
+    np.testing.assert_allclose(line.get_ydata(), [0.26, 0.36, 0.46])
+    assert _legend_labels(fig) == ["w = 0", "w = 0.5"]
+    # (error bars are line collections, which assert_legends_hide_nothing does not read:
+    # the legend is checked to sit outside every panel and inside the figure instead)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    box = fig.legends[0].get_window_extent(renderer)
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
+    fig = rl_figures.help_by_dependency_figure(rows, metrics=("cmni",))
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "CMNI"
+    assert rl_figures.plot_help_by_dependency(tmp_path / "s.png", rows).is_file()
