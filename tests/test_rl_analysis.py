@@ -401,3 +401,82 @@ def test_help_by_dependency_figure_one_line_per_w_panels_per_veil(tmp_path):
     fig = rl_figures.help_by_dependency_figure(rows, metrics=("cmni",))
     assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "CMNI"
     assert rl_figures.plot_help_by_dependency(tmp_path / "s.png", rows).is_file()
+
+
+# ----------------------------------------------------------------------------- report.md
+
+
+def _report_run(run_dir, *, networks_per_member=1):
+    """A finished RL run's files, written by hand (two members: D = 0.5 and D = 1)."""
+    run_dir.mkdir()
+    members = [{"seed": 0, "lr": 3e-4, "partner_reward_weight": 0.0, "env": {"dependency": 0.5}},
+               {"seed": 1, "lr": 3e-4, "partner_reward_weight": 0.5, "env": {}}]  # fmt: skip
+    rl_run = {"sharing": "shared", "networks_per_member": networks_per_member, "num_inputs": 100, "members": members,
+              "probe": {"games": 64, "turns": 30, "seed": 1}, "eval": {"games": 256, "turns": 60}}  # fmt: skip
+    (run_dir / "rl_run.json").write_text(json.dumps(rl_run))
+    (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  veil: 1.0\nrl:\n  sharing: shared\n  updates: 3\n")
+    summary = {"return_agent": [2.5, 2.0], "return_behaviour": [1.0, 1.1], "return_oracle": [2.4, 2.6], "help_rate": [0.21, 0.1],
+               "help_when_partner_distressed": [0.64, None], "env_turns": 3 * 131072, "turns_per_s": 250000.0,
+               "analysis_config": {"permutations": 200}, "init_null": [{"member": 0, "seeds": 32, "mean": 0.004, "std": 0.001, "p95": 0.0055, "max": 0.006},
+                                                                       {"member": 1, "seeds": 32, "mean": 0.004, "std": 0.001, "p95": 0.0055, "max": 0.006}]}  # fmt: skip
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    baselines = {"behaviour": {"return_per_player": [[0.9, 1.1], [1.0, 1.2]], "return": [1.0, 1.1], "help_rate": [0.05, 0.05], "help_when_partner_distressed": [0.1, 0.1], "episodes": [256, 256]},
+                 "oracle": {"return_per_player": [[2.3, 2.5], [2.6, 2.6]], "return": [2.4, 2.6], "help_rate": [0.2, 0.25], "help_when_partner_distressed": [0.7, 0.8], "episodes": [256, 256]}}  # fmt: skip
+    (run_dir / "baselines.json").write_text(json.dumps(baselines))
+    with open(run_dir / "rl_metrics.jsonl", "w") as fh:
+        for u in (1, 2, 3):
+            fh.write(json.dumps({"update": u, "env_turns": 131072 * u, "return_per_player": [[u, u + 0.5], [u - 1, u]], "entropy": 1.2, "approx_kl": None}) + "\n")
+    header = ["checkpoint", "epoch", "member", "env_turns", "return_agent", "help_rate", "help_when_partner_distressed", "cmni", "p_permutation", "p_init", "selected", "cmni_onpolicy", "p_onpolicy"]
+    rows = [
+        [0, 1, 0, 131072, 1.0, 0.1, 0.3, 0.002, 0.2, 0.8, 0, 0.003, 0.5],
+        [1, 2, 0, 262144, 2.0, 0.2, 0.5, 0.009, 0.004, 0.03, 1, 0.004, 0.3],
+        [2, 3, 0, 393216, 2.5, 0.21, 0.64, 0.007, 0.01, 0.06, 0, 0.011, 0.004],
+    ]
+    rows += [[c, e, 1, t, r, h, d, x / 2, 0.6, 0.9, s, y, 0.7] for c, e, _, t, r, h, d, x, _, _, s, y, _ in rows]
+    with open(run_dir / "cmni.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return run_dir
+
+
+def test_rl_report_from_the_run_files(tmp_path):
+    from mirror.rl_report import build_rl_report, write_rl_report
+
+    run_dir = _report_run(tmp_path / "run")
+    text = build_rl_report(run_dir)
+    assert text.startswith("# RL run report: run")
+    # Setup: members with their w, D (member override over env defaults) and I (config env).
+    assert "| 0 | 0 | 0.0003 | 0.0 | 0.5 | 1.0 |" in text and "| 1 | 1 | 0.0003 | 0.5 | 1.0 | 1.0 |" in text
+    assert "updates: 3; env turns: 393,216; 250,000 trained turns/s." in text
+    # Returns: agents from the last update's games, baselines per player.
+    assert "agents **[2.500, 2.000]**, behaviour policy [1.000, 1.100], label oracle [2.400, 2.600]" in text
+    assert "| 0 | agents (last update) | 3.000 | 3.500 | 3.250 |" in text
+    assert "| 1 | behaviour policy | 1.000 | 1.200 | 1.100 |" in text
+    assert "| 1 | label oracle | 2.600 | 2.600 | 2.600 |" in text
+    # Help rates (a null is shown as '-').
+    assert "| agents | [0.210, 0.100] | [0.640, -] |" in text
+    assert "| label oracle | [0.200, 0.250] | [0.700, 0.800] |" in text
+    # CMNI: peak / final / selected on both probe sets; verdicts name the test and never exceed it.
+    assert "| (a) test split | 0.009000 (2) | 0.007000 (3) | 0.009000 (2) |" in text
+    assert "| (b) on-policy | 0.011000 (3) | 0.011000 (3) | 0.004000 (2) |" in text
+    assert "above the permutation null (p = 0.004, permutation test over scenario labels, 200 permutations)" in text
+    assert "above the random-initialisation null (p = 0.03, rank among 32 random actor-critic initialisations" in text
+    assert "(b) at the same checkpoint: CMNI 0.004000, not distinguishable from the permutation null (p = 0.3" in text
+    assert "not distinguishable from the permutation null (p = 0.6" in text  # network 1
+    assert "![return against env turns](figures/learning_curve.png)" in text
+    assert "figures/cmni_checkpoints_m0.png" in text and "figures/cmni_checkpoints_m1.png" in text
+    assert "```yaml\nseed: 0" in text
+    path = write_rl_report(run_dir)
+    assert path == run_dir / "report.md" and path.read_text() == text
+
+
+def test_rl_report_before_the_analysis(tmp_path):
+    from mirror.rl_report import build_rl_report
+
+    run_dir = _report_run(tmp_path / "run")
+    (run_dir / "cmni.csv").unlink()
+    (run_dir / "baselines.json").unlink()
+    text = build_rl_report(run_dir)
+    assert "No analysis yet (cmni.csv is missing)." in text
+    assert "behaviour policy |" not in text.split("## Help")[1]  # no baseline rows without baselines.json

@@ -1,0 +1,187 @@
+"""`report.md` of an RL run, written from the files in its run directory (`rl_run.json`,
+`config.yaml`, `summary.json`, `baselines.json`, `rl_metrics.jsonl`, `metrics.jsonl`,
+`cmni.csv`), so it can be re-written at any time.
+
+Verdicts are never stronger than the test behind them: a CMNI is called "above" a null
+only with the p-value and the test that gave it (the permutation test over scenario
+labels, or the rank among random actor-critic initialisations), per checkpoint and
+without a correction for looking at several checkpoints.
+"""
+
+import math
+from pathlib import Path
+
+import yaml
+
+from mirror.analysis.rl_files import (
+    BASELINES_FILE,
+    RL_METRICS_FILE,
+    RL_RUN_FILE,
+    as_float,
+    baseline,
+    read_json,
+    read_jsonl,
+    returns_per_member,
+)
+from mirror.report import read_csv
+
+SIGNIFICANCE = 0.05
+ENV_DEFAULTS = {"dependency": 1.0, "veil": 0.0}  # EnvParams defaults (mirror.env.params)
+
+
+def _f(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _num(value, digits: int = 3) -> str:
+    """A number, or each number of a list, to `digits` decimals ('-' for missing)."""
+    values = as_float(value).reshape(-1) if value is not None else [math.nan]
+    text = ["-" if not math.isfinite(v) else f"{v:.{digits}f}" for v in values]
+    return text[0] if len(text) == 1 else "[" + ", ".join(text) + "]"
+
+
+def null_verdict(p: float, test: str, null: str) -> str:
+    """One sentence part: above / not distinguishable from a null, with its p-value and test."""
+    if not math.isfinite(p):
+        return f"{null}: not computed"
+    if p <= SIGNIFICANCE:
+        return f"above the {null} (p = {p:.3g}, {test})"
+    return f"not distinguishable from the {null} (p = {p:.3g}, {test})"
+
+
+def cmni_trajectory(rows: list[dict], network: int, column: str) -> dict:
+    """Peak, final and selected checkpoint of one CMNI column of cmni.csv for one network."""
+    rows = sorted((r for r in rows if int(r["member"]) == network), key=lambda r: int(r["epoch"]))
+    values = [_f(r[column]) for r in rows]
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    peak = max(finite, key=lambda i: values[i]) if finite else len(rows) - 1
+    selected = next((i for i, r in enumerate(rows) if r["selected"] in ("1", "True")), len(rows) - 1)
+    return {"rows": rows, "peak": rows[peak], "final": rows[-1], "selected": rows[selected], "values": values}
+
+
+def _setup(run_dir: Path, rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list[str]:
+    rl = config.get("rl") or {}
+    env = {**ENV_DEFAULTS, **(config.get("env") or {})}
+    members = rl_run.get("members") or [{}]
+    out = ["## Setup", ""]
+    per = int(rl_run.get("networks_per_member", 1))
+    sharing = rl_run.get("sharing", rl.get("sharing", "shared"))
+    kind = "one network plays both Frog and Toad, each from its own view" if per == 1 else "one network per player (Frog's, Toad's)"
+    out.append(f"Self-play PPO, `sharing: {sharing}` ({kind}); {len(members)} member(s), {len(members) * per} network(s) analysed.")
+    updates = rl.get("updates", lines[-1].get("update") if lines else None)
+    turns = summary.get("env_turns", lines[-1].get("env_turns") if lines else None)
+    facts = [f"updates: {updates if updates is not None else '-'}", f"env turns: {int(turns):,}" if turns is not None else "env turns: -"]
+    if summary.get("turns_per_s") is not None:
+        facts.append(f"{_f(summary['turns_per_s']):,.0f} trained turns/s")
+    out += ["; ".join(facts) + ".", "", "| member | seed | lr | partner reward weight w | dependency D | veil I |", "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for m, member in enumerate(members):
+        member_env = {**env, **(member.get("env") or {})}
+        w = member.get("partner_reward_weight", rl.get("partner_reward_weight", 0.0))
+        out.append(f"| {m} | {member.get('seed', config.get('seed', '-'))} | {member.get('lr', rl.get('lr', '-'))} | {w} | {member_env['dependency']} | {member_env['veil']} |")
+    return out + [""]
+
+
+def _returns(summary: dict, baselines: dict | None, lines: list[dict], members: int) -> list[str]:
+    out = ["## Returns", ""]
+    out += [
+        "Mean return per player per episode (summary.json): agents "
+        f"**{_num(summary.get('return_agent'))}**, behaviour policy {_num(summary.get('return_behaviour'))}, "
+        f"label oracle {_num(summary.get('return_oracle'))}.",
+        "",
+    ]
+    agent = returns_per_member(lines[-1]["return_per_player"], members) if lines and "return_per_player" in lines[-1] else None
+    behaviour = baseline(baselines, "behaviour", "return_per_player", members)
+    oracle = baseline(baselines, "oracle", "return_per_player", members)
+    out += ["Per player (agents: the training games of the last update; baselines: the evaluation games):", ""]
+    out += ["| member | policy | Frog | Toad | mean |", "| ---: | --- | ---: | ---: | ---: |"]
+    for m in range(members):
+        for name, values in (("agents (last update)", agent), ("behaviour policy", behaviour), ("label oracle", oracle)):
+            if values is not None:
+                out.append(f"| {m} | {name} | {values[m, 0]:.3f} | {values[m, 1]:.3f} | {values[m].mean():.3f} |")
+    return out + ["", "![return against env turns](figures/learning_curve.png)", ""]
+
+
+def _help(summary: dict, baselines: dict | None, members: int) -> list[str]:
+    out = ["## Help", "", "| policy | help rate | help rate when the partner is in distress |", "| --- | ---: | ---: |"]
+    out.append(f"| agents | {_num(summary.get('help_rate'))} | {_num(summary.get('help_when_partner_distressed'))} |")
+    for policy, name in (("behaviour", "behaviour policy"), ("oracle", "label oracle")):
+        rate = baseline(baselines, policy, "help_rate", members)
+        distressed = baseline(baselines, policy, "help_when_partner_distressed", members)
+        if rate is not None or distressed is not None:
+            out.append(f"| {name} | {_num(None if rate is None else list(rate))} | {_num(None if distressed is None else list(distressed))} |")
+    return out + ["", "Help rate: the share of decisions that are help; when the partner is in distress: among the decisions where it is.", ""]
+
+
+def _cmni(rows: list[dict], summary: dict, networks: int) -> list[str]:
+    permutations = int((summary.get("analysis_config") or {}).get("permutations", 0))
+    perm_test = f"permutation test over scenario labels, {permutations} permutations"
+    out = [
+        "## CMNI on both probe sets",
+        "",
+        "(a) the test split of the supervised dataset built with this run's env params; (b) on-policy states: what the "
+        "trained agents themselves visit, collected at each checkpoint with a fixed key and tagged with the same scenario "
+        "function. Both use the same neurons (hidden units and the 4 policy logits; the value head is not counted).",
+        "",
+    ]
+    has_onpolicy = bool(rows) and "cmni_onpolicy" in rows[0]
+    init = {i.get("member"): i for i in summary.get("init_null", [])}
+    for n in range(networks):
+        label = f"### Network {n}" if networks > 1 else "### The network"
+        a = cmni_trajectory(rows, n, "cmni")
+        out += [label, "", "| probe set | peak (update) | final (update) | selected (update) |", "| --- | ---: | ---: | ---: |"]
+        sets = [("(a) test split", "cmni", a)]
+        if has_onpolicy:
+            sets.append(("(b) on-policy", "cmni_onpolicy", cmni_trajectory(rows, n, "cmni_onpolicy")))
+        for name, column, t in sets:
+            cells = [f"{_f(t[k][column]):.6f} ({t[k]['epoch']})" for k in ("peak", "final", "selected")]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
+        s = a["selected"]
+        out.append("")
+        verdicts = [f"- (a) at the selected checkpoint (update {s['epoch']}): " + null_verdict(_f(s.get("p_permutation")), perm_test, "permutation null")]
+        entry = init.get(n) or {}
+        if entry.get("seeds"):
+            test = f"rank among {entry['seeds']} random actor-critic initialisations (orthogonal init), whose CMNI is {entry['mean']:.6f} ± {entry['std']:.6f}"
+            verdicts[-1] += "; " + null_verdict(_f(s.get("p_init")), test, "random-initialisation null")
+        if has_onpolicy:
+            p = _f(s.get("p_onpolicy"))
+            verdicts.append(f"- (b) at the same checkpoint: CMNI {_f(s['cmni_onpolicy']):.6f}, " + null_verdict(p, perm_test + " within its own on-policy rows", "permutation null"))
+        figure = f"figures/cmni_checkpoints{f'_m{n}' if networks > 1 else ''}.png"
+        out += verdicts + ["", f"![CMNI across checkpoints, both probe sets]({figure})", ""]
+    out += ["p-values are per checkpoint, without a correction for the number of checkpoints looked at.", ""]
+    return out
+
+
+def build_rl_report(run_dir) -> str:
+    """The report.md text of the RL run in `run_dir`."""
+    run_dir = Path(run_dir)
+    rl_run = read_json(run_dir / RL_RUN_FILE) or {}
+    config_path = run_dir / "config.yaml"
+    config_text = config_path.read_text() if config_path.is_file() else ""
+    config = (yaml.safe_load(config_text) or {}) if config_text else {}
+    summary = read_json(run_dir / "summary.json") or {}
+    baselines = read_json(run_dir / BASELINES_FILE)
+    lines = read_jsonl(run_dir / RL_METRICS_FILE)
+    members = len(rl_run.get("members") or [{}])
+    networks = members * int(rl_run.get("networks_per_member", 1))
+    rows = read_csv(run_dir / "cmni.csv") if (run_dir / "cmni.csv").is_file() else []
+
+    out = [f"# RL run report: {run_dir.name}", ""]
+    out += _setup(run_dir, rl_run, config, summary, lines)
+    out += _returns(summary, baselines, lines, members)
+    out += _help(summary, baselines, members)
+    out += _cmni(rows, summary, networks) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
+    if config_text:
+        out += ["## Resolved config", "", "```yaml", config_text.rstrip(), "```", ""]
+    return "\n".join(out)
+
+
+def write_rl_report(run_dir) -> Path:
+    """Write RUN_DIR/report.md (via a temporary file: readers never see half a report)."""
+    path = Path(run_dir) / "report.md"
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(build_rl_report(run_dir))
+    tmp.replace(path)
+    return path
