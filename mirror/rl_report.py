@@ -115,7 +115,14 @@ def _help(summary: dict, baselines: dict | None, members: int) -> list[str]:
     return out + ["", "Help rate: the share of decisions that are help; when the partner is in distress: among the decisions where it is.", ""]
 
 
-def _cmni(rows: list[dict], summary: dict, networks: int) -> list[str]:
+def network_name(network: int, networks_per_member: int) -> str:
+    """'member m' (shared), or 'member m, Frog's network' / 'Toad's' (independent: 2m, 2m + 1)."""
+    if networks_per_member == 1:
+        return f"member {network}"
+    return f"member {network // networks_per_member}, {('Frog', 'Toad')[network % networks_per_member]}'s network"
+
+
+def _cmni(rows: list[dict], summary: dict, networks: int, per_member: int = 1) -> list[str]:
     permutations = int((summary.get("analysis_config") or {}).get("permutations", 0))
     perm_test = f"permutation test over scenario labels, {permutations} permutations"
     out = [
@@ -128,8 +135,8 @@ def _cmni(rows: list[dict], summary: dict, networks: int) -> list[str]:
     ]
     has_onpolicy = bool(rows) and "cmni_onpolicy" in rows[0]
     init = {i.get("member"): i for i in summary.get("init_null", [])}
-    for n in range(networks):
-        label = f"### Network {n}" if networks > 1 else "### The network"
+    for n in sorted({int(r["member"]) for r in rows} & set(range(networks))):
+        label = f"### Network {n} ({network_name(n, per_member)})" if networks > 1 else "### The network"
         a = cmni_trajectory(rows, n, "cmni")
         out += [label, "", "| probe set | peak (update) | final (update) | selected (update) |", "| --- | ---: | ---: | ---: |"]
         sets = [("(a) test split", "cmni", a)]
@@ -140,7 +147,7 @@ def _cmni(rows: list[dict], summary: dict, networks: int) -> list[str]:
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         s = a["selected"]
         out.append("")
-        verdicts = [f"- (a) at the selected checkpoint (update {s['epoch']}): " + null_verdict(_f(s.get("p_permutation")), perm_test, "permutation null")]
+        verdicts = [f"- (a) at the selected checkpoint (update {s['epoch']}): CMNI {_f(s['cmni']):.6f}, " + null_verdict(_f(s.get("p_permutation")), perm_test, "permutation null")]
         entry = init.get(n) or {}
         if entry.get("seeds"):
             test = f"rank among {entry['seeds']} random actor-critic initialisations (orthogonal init), whose CMNI is {entry['mean']:.6f} ± {entry['std']:.6f}"
@@ -172,7 +179,7 @@ def build_rl_report(run_dir) -> str:
     out += _setup(run_dir, rl_run, config, summary, lines)
     out += _returns(summary, baselines, lines, members)
     out += _help(summary, baselines, members)
-    out += _cmni(rows, summary, networks) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
+    out += _cmni(rows, summary, networks, networks // members) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
     if config_text:
         out += ["## Resolved config", "", "```yaml", config_text.rstrip(), "```", ""]
     return "\n".join(out)
