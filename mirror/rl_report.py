@@ -62,7 +62,7 @@ def cmni_trajectory(rows: list[dict], network: int, column: str) -> dict:
     return {"rows": rows, "peak": rows[peak], "final": rows[-1], "selected": rows[selected], "values": values}
 
 
-def _setup(run_dir: Path, rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list[str]:
+def _setup(rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list[str]:
     rl = config.get("rl") or {}
     env = {**ENV_DEFAULTS, **(config.get("env") or {})}
     members = rl_run.get("members") or [{}]
@@ -176,7 +176,7 @@ def build_rl_report(run_dir) -> str:
     rows = read_csv(run_dir / "cmni.csv") if (run_dir / "cmni.csv").is_file() else []
 
     out = [f"# RL run report: {run_dir.name}", ""]
-    out += _setup(run_dir, rl_run, config, summary, lines)
+    out += _setup(rl_run, config, summary, lines)
     out += _returns(summary, baselines, lines, members)
     out += _help(summary, baselines, members)
     out += _cmni(rows, summary, networks, networks // members) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
