@@ -264,12 +264,20 @@ def rl_run(tmp_path, tiny_dataset, dataset_cache):
     return run_dir, probes, ordered
 
 
-def test_analyse_run_on_an_rl_run(rl_run, tmp_path):
-    from mirror.analysis.run_analysis import analyse_run
+def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys):
+    """`mirror cmni RUN_DIR` on an RL run: the probes come from the RL layer's reader
+    (`mirror.rl.checkpoints.read_probes`, stood in for here)."""
+    import sys
+    import types
+
+    from mirror.cli import main
     from mirror.train.checkpoints import load_run
 
     run_dir, probes, (inputs, scenarios, idle) = rl_run
-    result = analyse_run(run_dir, tmp_path / "out", probes=probes)
+    monkeypatch.setitem(sys.modules, "mirror.rl.checkpoints", types.SimpleNamespace(read_probes=lambda d: probes if d == run_dir.absolute() else None))
+    assert main(["cmni", str(run_dir), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "member 1: selected epoch 4" in printed and "on-policy states (b): CMNI" in printed
     rows = read_csv(tmp_path / "out" / "cmni.csv")
     header = list(rows[0])
     assert header[:7] == ["checkpoint", "epoch", "member", "env_turns", "return_agent", "help_rate", "help_when_partner_distressed"]
@@ -293,7 +301,7 @@ def test_analyse_run_on_an_rl_run(rl_run, tmp_path):
     figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert {"learning_curve.png", "cmni_checkpoints_m0.png", "cmni_checkpoints_m1.png"} <= set(figures)
     assert not any(name.startswith("training") for name in figures)  # no validation loss in RL
-    assert result.analysis.init_null.shape == (2, 4)
+    assert [entry["seeds"] for entry in summary["init_null"]] == [4, 4]
 
 
 # ----------------------------------------------------------------------------- RL figures

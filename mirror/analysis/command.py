@@ -34,6 +34,7 @@ def declared_overrides(args) -> list[str]:
 
 def cmni_command(args, overrides) -> int:
     from mirror.analysis.analyse import ANALYSIS_STEPS
+    from mirror.analysis.rl_files import is_rl_run
     from mirror.analysis.run_analysis import analyse_run
     from mirror.progress import step_bar
     from mirror.train.checkpoints import TrainError
@@ -41,20 +42,22 @@ def cmni_command(args, overrides) -> int:
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"RUN_DIR {run_dir} is not a directory")
-    with step_bar("cmni", total=ANALYSIS_STEPS) as step:
+    rl_steps = 1 if is_rl_run(run_dir) else 0  # the on-policy CMNI of an RL run
+    with step_bar("cmni", total=ANALYSIS_STEPS + rl_steps) as step:
         try:
             result = analyse_run(
                 run_dir, args.out, config_file=args.config, overrides=declared_overrides(args) + list(overrides), progress=step, log=print
             )
         except TrainError as err:
             raise UsageError(str(err)) from None
-    print(format_summary(result.analysis, result.run.epochs))
+    print(format_summary(result.analysis, result.run.epochs, result.onpolicy))
     timing = ", ".join(f"{k} {v:.2f} s" for k, v in result.analysis.timings.items())
     print(f"wrote {len(result.written)} files to {result.out_dir} in {result.wall_s:.1f} s ({timing})")
     return 0
 
 
-def format_summary(a, epochs) -> str:
+def format_summary(a, epochs, onpolicy=None) -> str:
+    """What `mirror cmni` prints; onpolicy: an RL run's on-policy CMNI (probe set (b))."""
     counts = ", ".join(f"{n} {c:,}" for n, c in zip(("none", "frog", "toad", "both"), a.group_counts))
     lines = [f"rows per group: {counts}"]
     if np.any(np.asarray(a.group_counts)[:3] == 0):
@@ -68,6 +71,8 @@ def format_summary(a, epochs) -> str:
             f"member {m}: selected epoch {int(epochs[c])}: CMNI {cmni[c, m]:.6f} (leak {a.cmni_leak[c, m]:.6f}, "
             f"permutation p {p:.3f}); peak CMNI {cmni[peak, m]:.6f} at epoch {int(epochs[peak])}"
         )
+        if onpolicy is not None:
+            lines.append(f"  on-policy states (b): CMNI {onpolicy.cmni[c, m]:.6f} (permutation p {onpolicy.p_permutation[c, m]:.3f})")
         if a.init_null.shape[1]:
             lines.append(f"  random init over {a.init_null.shape[1]} seeds: CMNI {a.init_null[m].mean():.6f} +- {a.init_null[m].std():.6f}")
         found = [f"{h['hub']} {h['circuit']} -> {h['action']}" for h in a.circuits[m] if h["circuit"]]

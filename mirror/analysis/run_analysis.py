@@ -46,6 +46,7 @@ class RunAnalysis(NamedTuple):
     dataset_path: Path
     test_rows: int
     wall_s: float
+    onpolicy: object = None  # an RL run's mirror.analysis.onpolicy.OnPolicyCMNI [checkpoints, networks]; None otherwise
 
 
 def analyse_run(
@@ -240,7 +241,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
                 oracle=baseline(baselines, "oracle", "return", members),
             )
         )  # fmt: skip
-    return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start)
+    return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start, onpolicy)
 
 
 def _finite(value):
