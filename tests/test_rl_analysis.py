@@ -501,3 +501,29 @@ def test_rl_report_names_independent_networks_by_player(tmp_path):
     assert "4 network(s) analysed" in text and "one network per player" in text
     assert "### Network 1 (member 0, Toad's network)" in text
     assert "### Network 2" not in text  # no rows in cmni.csv: nothing to report
+
+
+def test_rl_files_read_both_per_member_layouts(tmp_path):
+    from mirror.analysis.rl_files import baseline, is_rl_run, learning_curve, read_jsonl
+
+    path = tmp_path / "rl_metrics.jsonl"
+    path.write_text('{"update": 1, "env_turns": 10, "return_per_player": [[1, 2], [3, null]]}\n{"update": 2, "env_turns": 20, "return_per_player": [[2, 2], [4, 4]]}\n{"update": 3, "env')
+    lines = read_jsonl(path)
+    assert [line["update"] for line in lines] == [1, 2]  # the torn last line is skipped
+    turns, returns = learning_curve(lines, 2)
+    np.testing.assert_array_equal(turns, [10, 20])
+    np.testing.assert_array_equal(returns, [[1.5, np.nan], [2.0, 4.0]])
+    _, single = learning_curve([{"env_turns": 5, "return_per_player": [1.0, 3.0]}], 1)
+    np.testing.assert_array_equal(single, [[2.0]])
+    # baselines.json: lists per member, a list of one dict per member, or scalars for one member.
+    as_lists = {"behaviour": {"return_per_player": [[1, 2], [3, 4]], "help_rate": [0.1, 0.2]}}
+    as_dicts = {"behaviour": [{"return_per_player": [1, 2], "help_rate": 0.1}, {"return_per_player": [3, 4], "help_rate": 0.2}]}
+    for baselines in (as_lists, as_dicts):
+        np.testing.assert_array_equal(baseline(baselines, "behaviour", "return", 2), [1.5, 3.5])  # from return_per_player
+        np.testing.assert_array_equal(baseline(baselines, "behaviour", "help_rate", 2), [0.1, 0.2])
+        assert baseline(baselines, "oracle", "return", 2) is None and baseline(baselines, "behaviour", "episodes", 2) is None
+    np.testing.assert_array_equal(baseline({"oracle": {"return": 2.5}}, "oracle", "return", 3), [2.5, 2.5, 2.5])
+    assert baseline(None, "oracle", "return", 1) is None
+    assert not is_rl_run(tmp_path)
+    (tmp_path / "rl_run.json").write_text("{}")
+    assert is_rl_run(tmp_path)
