@@ -527,3 +527,27 @@ def test_rl_files_read_both_per_member_layouts(tmp_path):
     assert not is_rl_run(tmp_path)
     (tmp_path / "rl_run.json").write_text("{}")
     assert is_rl_run(tmp_path)
+
+
+def test_rl_selected_checkpoint_is_the_metadata_best_epoch(tmp_path):
+    from mirror.analysis.run_analysis import rl_metrics, rl_selected
+    from mirror.errors import TrainError
+    from mirror.train.checkpoints import LoadedRun
+
+    def run(best, networks, **line):
+        metadata = [{"epoch": u, "best_epoch": best, **line} for u in UPDATES]
+        return LoadedRun(None, None, np.asarray(UPDATES), metadata, [[5]] * networks, (5,), "", [None] * networks, tmp_path)
+
+    np.testing.assert_array_equal(rl_selected(run(4, 2), "best", 2), [1, 1])  # one for the run
+    np.testing.assert_array_equal(rl_selected(run([6, 2], 2), "best", 1), [2, 0])  # per network
+    np.testing.assert_array_equal(rl_selected(run([2, 6], 4), "best", 2), [0, 0, 2, 2])  # per member: Frog's and Toad's network
+    np.testing.assert_array_equal(rl_selected(run(4, 2), "last", 2), [2, 2])
+    np.testing.assert_array_equal(rl_selected(run(4, 2), 2, 2), [0, 0])
+    with pytest.raises(TrainError, match="network 1 .* no best checkpoint"):
+        rl_selected(run([2, None], 2), "best", 1)
+    with pytest.raises(TrainError, match="best_epoch has 3 values for 2 networks"):
+        rl_selected(run([2, 2, 2], 2), "best", 1)
+    metrics = rl_metrics(run(4, 4, env_turns=100, return_agent=[1.0, 2.0]))
+    np.testing.assert_array_equal(metrics["env_turns"], np.full((3, 4), 100.0))
+    np.testing.assert_array_equal(metrics["return_agent"][0], [1.0, 1.0, 2.0, 2.0])
+    assert np.isnan(metrics["help_rate"]).all()
