@@ -82,9 +82,17 @@ def analyse_run(
         inputs, scenarios, idle, selected, config.analysis,
         activation=config.model.activation, kernel_init=config.model.kernel_init, progress=progress,
     )  # fmt: skip
-    metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
+    metrics = {k: _metric_or_nan(run, k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
     written = write_analysis_outputs(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
         config_analysis=dataclasses.asdict(config.analysis),
     )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start)
+
+
+def _metric_or_nan(run, name: str) -> np.ndarray:
+    """[checkpoints, members] of a supervised metric; NaN for runs without it (RL runs
+    measure returns, not validation losses)."""
+    if all(name in meta for meta in run.metadata):
+        return run.metric(name)
+    return np.full((len(run.epochs), len(run.members)), np.nan)

@@ -227,3 +227,61 @@ def read_probes(run_dir) -> dict:
     out = {k: np.stack([p[k] for p in probes]) for k in PROBE_FIELDS}
     out["updates"] = np.asarray(updates, np.int64)
     return out
+
+
+# --- the headline numbers of a run ------------------------------------------------------
+
+
+def _mean(values) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def rl_summary(run_dir) -> dict:
+    """The RL keys of a run's summary.json, from its last checkpoint's line, the baselines
+    and rl_metrics.jsonl. Scalars are means over members (members' own values in the
+    `_per_member` lists); per-player returns are [Frog, Toad] of the first member.
+
+    return_agent/behaviour/oracle: mean own score per player per complete episode in the
+    fixed-key eval games; help_rate, help_when_partner_distressed: the agent's, same games;
+    env_turns: trained turns, all members together; turns_per_s: env_turns per second of
+    training (compiled intervals; compile, evaluation and checkpoints excluded)."""
+    run_dir = Path(run_dir)
+    info = read_rl_run(run_dir)
+    n_per = info["networks_per_member"]
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    if not lines:
+        raise TrainError(f"{run_dir} has no checkpoint line in metrics.jsonl yet")
+    last = lines[-1]
+    members = len(info["members"])
+
+    def per_member(key):
+        value = last[key]
+        return value[::n_per] if members * n_per > 1 else [value]
+
+    baselines = read_baselines(run_dir)
+    updates = read_rl_metrics(run_dir)
+    wall = float(updates[-1]["wall_s"]) if updates else 0.0
+    env_turns = int(last["env_turns"]) * members
+    out = {
+        "updates": int(last["epoch"]),
+        "members": members,
+        "return_agent": _mean(per_member("return_agent")),
+        "return_behaviour": _mean(baselines["behaviour"]["return"]),
+        "return_oracle": _mean(baselines["oracle"]["return"]),
+        "help_rate": _mean(per_member("help_rate")),
+        "help_when_partner_distressed": _mean(per_member("help_when_partner_distressed")),
+        "help_rate_behaviour": _mean(baselines["behaviour"]["help_rate"]),
+        "help_rate_oracle": _mean(baselines["oracle"]["help_rate"]),
+        "env_turns": env_turns,
+        "train_wall_s": wall,
+        "turns_per_s": env_turns / wall if wall > 0 else None,
+        "return_agent_per_player": per_member("return_per_player")[0],
+        "return_behaviour_per_player": baselines["behaviour"]["return_per_player"][0],
+        "return_oracle_per_player": baselines["oracle"]["return_per_player"][0],
+    }
+    if members > 1:
+        out.update({f"{k}_per_member": per_member(k) for k in ("return_agent", "help_rate", "help_when_partner_distressed")})
+        out["return_behaviour_per_member"] = baselines["behaviour"]["return"]
+        out["return_oracle_per_member"] = baselines["oracle"]["return"]
+    return out
