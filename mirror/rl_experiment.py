@@ -36,7 +36,7 @@ def update_scalars(line: dict) -> dict:
 
 def run_rl_experiment(config: Config, run_dir, *, resume: bool = False, log=print) -> dict:
     """Run (or resume) every stage in `run_dir`; returns summary.json's values (plus
-    run_dir, report, timings_s)."""
+    run_dir, report, run_timings_s: dataset, training, compile and cmni seconds)."""
     run_dir = Path(run_dir).absolute()
     tracker = open_tracker(config.tracking, run_dir, run_dir.name, config.to_dict(), group=config.tracking.group, job_type="rl")
     try:

@@ -30,13 +30,13 @@ from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_memb
 from mirror.rl.run import rl_run
 from mirror.train.checkpoints import load_run
 
-# Tiny runs: 16 games x 8 turns per update, 4 updates, a checkpoint every 2; 20-turn
-# episodes so that the evaluation (40 turns) and the probe sets stay small.
+# Tiny runs: 16 games x 8 turns per update, 4 updates, a checkpoint every 2; the agents are
+# scored on 8 games x one 200-turn episode.
 TINY_RL = {
     "num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 2,
-    "eval_games": 8, "eval_turns": 40, "probe_games": 4, "probe_turns": 16,
+    "eval_games": 8, "eval_turns": 200, "probe_games": 4, "probe_turns": 16,
 }  # fmt: skip
-TINY_DATA = {"rows": 3000, "test_rows": 300, "games": 64, "rounds_per_chunk": 16, "test_label_shares": [0.45, 0.45, 0.05, 0.05]}
+TINY_DATA = {"rows": 8000, "test_rows": 200, "games": 128, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.05, 0.05]}
 
 
 def overrides(values: dict, prefix: str = "") -> list[str]:
@@ -52,7 +52,6 @@ def overrides(values: dict, prefix: str = "") -> list[str]:
 
 def tiny_values(cache: Path, **rl) -> dict:
     return {
-        "env": {"episode_turns": 20},
         "data": {**TINY_DATA, "cache_dir": str(cache)},
         "rl": {**TINY_RL, **rl},
         "analysis": {"permutations": 4, "init_seeds": 2},
@@ -124,7 +123,7 @@ def assert_same_rl_run(a: Path, b: Path):
         ({"num_minibatches": 3}, "rl.num_minibatches must be a divisor of num_envs * num_steps"),
         ({"population_seeds": [0, 1], "population_lrs": [1e-3]}, "lengths differ"),
         ({"population_veils": [0.0, 1.5]}, "rl.population_veils must be a list of numbers in [0, 1]"),
-        ({"eval_turns": 10}, "rl.eval_turns must be >= env.episode_turns = 20"),
+        ({"eval_turns": 100}, "rl.eval_turns must be >= env.episode_turns = 200"),
         ({"probe_turns": 15}, "rl.probe_turns must be an even positive integer"),
         ({"member_batching": "pmap"}, "rl.member_batching must be one of auto, map, vmap"),
     ],
@@ -159,7 +158,7 @@ def test_members_zip_the_population_lists(tmp_path):
     trainer = PopulationTrainer(config)  # builds, compiles nothing yet
     np.testing.assert_array_equal(trainer.env.dependency, [0.0, 0.5])
     np.testing.assert_array_equal(trainer.env.veil, [0.0, 0.0])
-    np.testing.assert_array_equal(trainer.env.episode_turns, [20, 20])  # config.env under every member
+    np.testing.assert_array_equal(trainer.env.leap_distance, [5, 5])  # the spec's default under every member
     np.testing.assert_array_equal(trainer.weights, [0.0, 0.5])
 
 
@@ -193,9 +192,9 @@ def test_a_population_member_equals_the_same_trial_run_alone(tmp_path):
     alone = PopulationTrainer(tiny_config(tmp_path, **{k: v[1:] if isinstance(v, list) else v for k, v in pop.items()}))
     runner_t, metrics_t = together.interval(together.init())
     runner_a, metrics_a = alone.interval(alone.init())
-    member = jax.tree.map(lambda x: np.asarray(x)[1:], runner_t)
-    assert_trees_equal(jax.tree.map(np.asarray, runner_a.params), member.params)
-    assert_trees_equal(jax.tree.map(np.asarray, runner_a.opt_state), member.opt_state)
+    member = jax.tree.map(lambda x: np.asarray(x)[1:], (runner_t.params, runner_t.opt_state, runner_t.games))
+    assert_trees_equal(jax.tree.map(np.asarray, (runner_a.params, runner_a.opt_state, runner_a.games)), member)
+    np.testing.assert_array_equal(jax.random.key_data(runner_a.key), jax.random.key_data(runner_t.key)[1:])
     np.testing.assert_array_equal(np.asarray(metrics_a["loss"]), np.asarray(metrics_t["loss"])[1:])
     # and the two members did train differently
     assert not np.array_equal(np.asarray(runner_t.params["output"]["kernel"][0]), np.asarray(runner_t.params["output"]["kernel"][1]))
@@ -244,7 +243,7 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     # baselines: the same games as the agent's evaluation, once per member
     baselines = read_baselines(rl_dir)
     assert set(baselines) == {"behaviour", "oracle"}
-    assert baselines["oracle"]["episodes"] == baselines["behaviour"]["episodes"] == [16]  # 8 games x 2 episodes
+    assert baselines["oracle"]["episodes"] == baselines["behaviour"]["episodes"] == [8]  # 8 games x 1 episode
     assert baselines["oracle"]["return"][0] > baselines["behaviour"]["return"][0]
 
 
@@ -374,3 +373,33 @@ def test_independent_networks_are_two_per_member(rl_cache, tmp_path):
     assert items["probe"]["inputs"].shape == (4, 32, 100)  # each player's 8 of 16 turns x 4 games
     line = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert len(line["return_agent"]) == 4 and line["return_agent"][0] == line["return_agent"][1]
+
+
+MESH_SCRIPT = """
+import json, sys
+import jax, numpy as np
+from mirror.config import load_config
+from mirror.rl.population import PopulationTrainer
+trainer = PopulationTrainer(load_config(None, json.loads(sys.argv[1])))
+assert trainer.mesh is not None and trainer.mesh.size == 2 and trainer.padded == 4, (trainer.mesh, trainer.padded)
+runner, _ = trainer.interval(trainer.init())
+leaves = jax.tree.leaves(trainer.unpad(runner.params))
+np.savez(sys.argv[2], *[np.asarray(x) for x in leaves])
+"""
+
+
+@pytest.mark.slow  # a subprocess with two CPU devices
+def test_population_split_over_two_devices_equals_one_device(tmp_path):
+    """Three members over a two-device `pop` mesh (padded to four): the same parameters,
+    bit for bit, as on one device (lax.map)."""
+    values = tiny_values(tmp_path, population_seeds=[0, 1, 2], population_veils=[0.0, 0.5, 1.0], member_batching="map")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "mesh.npz"
+    done = subprocess.run([sys.executable, "-c", MESH_SCRIPT, json.dumps(values), str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trainer = PopulationTrainer(load_config(None, values))
+    assert trainer.mesh is None
+    runner, _ = trainer.interval(trainer.init())
+    with np.load(out) as split:
+        for i, leaf in enumerate(jax.tree.leaves(runner.params)):
+            np.testing.assert_array_equal(np.asarray(leaf), split[f"arr_{i}"])

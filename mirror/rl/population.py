@@ -25,6 +25,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 from mirror.agents.actor_critic import cmni_params
 from mirror.data.labels import scenario
@@ -38,6 +39,7 @@ from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, oracle
 from mirror.rl.config import RLConfigError, RunSettings, rl_settings
 from mirror.rl.ppo import make_policy, make_trainer
 from mirror.rl.selfplay import Games, own_view, start_games
+from mirror.train.sharding import POP_AXIS, padded_population, population_mesh
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,27 +177,34 @@ def network_params(params, sharing: str):
     return jax.tree.map(lambda x: x.reshape((x.shape[0] * 2,) + x.shape[2:]), layers)
 
 
-def _stack_metrics(results: list[dict]) -> dict:
-    return {k: jnp.stack([r[k] for r in results]) for k in results[0]}
-
-
 class PopulationTrainer:
-    """The compiled programs of a population run (see the module docstring)."""
+    """The compiled programs of a population run (see the module docstring).
 
-    def __init__(self, config, members: list[RLMember] | None = None, settings: RunSettings | None = None):
+    With more than one local device (or a `mesh` given) the members are split over the
+    `pop` mesh, padded to a multiple of its devices by repeating the last member; the
+    runner state and every result then carry the padded member axis, and `unpad` / `pad`
+    convert to and from the real members (what a checkpoint stores)."""
+
+    def __init__(self, config, members: list[RLMember] | None = None, settings: RunSettings | None = None, mesh=None):
         self.settings = rl_settings(config) if settings is None else settings
         self.config = self.settings.ppo
         self.members = rl_members(config) if members is None else list(members)
         self.mapping = member_mapping(self.settings.member_batching)
-        envs = [member_env_params(config, m) for m in self.members]
+        if mesh is None and len(jax.local_devices()) > 1:
+            mesh = population_mesh()
+        self.mesh = mesh
+        count = len(self.members)
+        self.padded = count if mesh is None else padded_population(count, mesh.size)
+        padded = self.members + [self.members[-1]] * (self.padded - count)
+        envs = [member_env_params(config, m) for m in padded]
         self.world_width = envs[0].world_width
         self.env = stack_members(envs)
-        self.seeds = jnp.asarray([m.seed for m in self.members], jnp.int32)
-        self.lrs = jnp.asarray([m.lr for m in self.members], jnp.float32)
-        self.weights = jnp.asarray([m.partner_reward_weight for m in self.members], jnp.float32)
+        self.seeds = jnp.asarray([m.seed for m in padded], jnp.int32)
+        self.lrs = jnp.asarray([m.lr for m in padded], jnp.float32)
+        self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
         self.policy = make_policy(self.config)
         self.networks_per_member = networks_per_member(self.config.sharing)
-        ppo, s, mapping = self.config, self.settings, self.mapping
+        ppo, s, mapping, policy = self.config, self.settings, self.mapping, self.policy
 
         def trainer(env, lr, w):
             return make_trainer(ppo, env, lr=lr, partner_reward_weight=w)
@@ -207,54 +216,81 @@ class PopulationTrainer:
             return trainer(env, lr, w).run(runner, ppo.checkpoint_every)
 
         def eval_member(params, env, key):
-            return evaluate(agent_policy(self.policy, params), env, key, s.eval_games, s.eval_turns)
+            return evaluate(agent_policy(policy, params), env, key, s.eval_games, s.eval_turns)
 
         def baselines_member(env, key):
             policies = {"behaviour": behaviour_policy(), "oracle": oracle_policy(env)}
             return {name: evaluate(act, env, key, s.eval_games, s.eval_turns) for name, act in policies.items()}
 
         def probe_member(params, env, key):
-            return collect_probe(self.policy, params, env, key, s.probe_games, s.probe_turns, ppo.sharing)
+            return collect_probe(policy, params, env, key, s.probe_games, s.probe_turns, ppo.sharing)
 
-        members = (self.seeds, self.env, self.lrs, self.weights)
-        self._init = jax.jit(lambda: map_members(init_member, members, mapping))
-        self._interval = jax.jit(lambda runner: map_members(interval_member, (runner,) + members[1:], mapping))
-        self._evaluate = jax.jit(lambda params, key: map_members(partial(eval_member, key=key), (params, self.env), mapping))
-        self._baselines = jax.jit(lambda key: map_members(partial(baselines_member, key=key), (self.env,), mapping))
+        def program(fn, members: int, shared: int = 0):
+            """`fn(*per_member, *shared)` over the members: mapped, and split over the mesh."""
 
-        def probe(params, key):
-            rows = map_members(partial(probe_member, key=key), (params, self.env), mapping)  # [members, n, rows, ...]
-            return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), rows)
+            def body(*args):
+                per_member, rest = args[:members], args[members:]
+                return map_members(lambda *xs: fn(*xs, *rest), per_member, mapping)
 
-        self._probe = jax.jit(probe)
+            if mesh is not None:
+                pop, rep = PartitionSpec(POP_AXIS), PartitionSpec()
+                body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
+            return jax.jit(body)
+
+        self._init = program(init_member, 4)
+        self._interval = program(interval_member, 4)
+        self._evaluate = program(eval_member, 2, 1)
+        self._baselines = program(baselines_member, 1, 1)
+        self._probe = program(probe_member, 2, 1)
 
     @property
     def num_networks(self) -> int:
         return len(self.members) * self.networks_per_member
 
+    def _member_args(self):
+        return self.env, self.lrs, self.weights
+
     def init(self):
-        return self._init()
+        """Runner state of every (padded) member, leaves [padded members, ...]."""
+        return self._init(self.seeds, *self._member_args())
 
     def interval(self, runner):
-        """`checkpoint_every` updates of every member: (runner, metrics [members, n, ...])."""
-        return self._interval(runner)
+        """`checkpoint_every` updates of every member: (runner, metrics [padded members, n, ...])."""
+        return self._interval(runner, *self._member_args())
+
+    def compile_interval(self, runner):
+        """The interval program compiled ahead of time for `runner`'s shapes: (runner) -> (runner, metrics)."""
+        compiled = self._interval.lower(runner, *self._member_args()).compile()
+        return lambda r: compiled(r, *self._member_args())
 
     def evaluate(self, params, key: jax.Array) -> dict:
-        return self._evaluate(params, key)
+        """The agents in the fixed-key games: `evaluate`'s results [members]."""
+        return self.unpad(self._evaluate(params, self.env, key))
 
     def baselines(self, key: jax.Array) -> dict:
-        return self._baselines(key)
+        """{"behaviour", "oracle"}: `evaluate`'s results [members], the agents' games."""
+        return self.unpad(self._baselines(self.env, key))
 
     def probe(self, params, key: jax.Array) -> tuple:
         """(inputs int8[networks, rows, 3W+4], scenarios int8[networks, rows], idle_shown bool[networks, rows, 2])."""
-        return self._probe(params, key)
+        rows = self.unpad(self._probe(params, self.env, key))  # [members, n, rows, ...]
+        return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), rows)
 
     def network_params(self, params):
-        return network_params(params, self.config.sharing)
+        """CMNI params [networks, ...] of the real members."""
+        return network_params(self.unpad(params), self.config.sharing)
 
+    def unpad(self, tree):
+        """Leaves [padded members, ...] -> [members, ...]."""
+        count = len(self.members)
+        return tree if self.padded == count else jax.tree.map(lambda x: x[:count], tree)
 
-def abstract_runner(trainer: PopulationTrainer):
-    return jax.eval_shape(trainer.init)
+    def pad(self, tree):
+        """Leaves [members, ...] -> [padded members, ...] (the last member repeated)."""
+        extra = self.padded - len(self.members)
+        if not extra:
+            return tree
+        return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), tree)
 
 
 def host(tree):

@@ -188,13 +188,13 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
     previous = read_rl_metrics(run_dir)
     wall = float(previous[-1]["wall_s"]) if previous else 0.0
     start = time.perf_counter()
-    interval = jax.jit(trainer.interval).lower(runner).compile()
+    interval = trainer.compile_interval(runner)
     compile_s = time.perf_counter() - start
     line = read_metrics(run_dir).get(last, {})
     while last < ppo.updates:
         start = time.perf_counter()
         runner, metrics = interval(runner)
-        metrics = host(metrics)  # the one host sync per interval
+        metrics = host(trainer.unpad(metrics))  # the one host sync per interval
         seconds = time.perf_counter() - start
         lines = _update_lines(metrics, last, ppo, m_count, wall, seconds)
         wall += seconds
@@ -229,7 +229,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
             manager,
             last,
             params=trainer.network_params(params),
-            rl_state=flatten_state(runner),
+            rl_state=flatten_state(trainer.unpad(runner)),
             probe=dict(zip(("inputs", "scenarios", "idle_shown"), probe)),
             metadata=metadata,
         )
@@ -279,7 +279,7 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
         for name in (METRICS_FILE, RL_METRICS_FILE):
             (run_dir / name).write_text("")
         return trainer.init(), 0, np.full(m, -np.inf, np.float32), np.zeros(m, np.int64)
-    abstract = jax.eval_shape(trainer.init)
+    abstract = jax.eval_shape(lambda: trainer.unpad(trainer.init()))  # checkpoints hold the real members
     errors = []
     for update in reversed(steps):
         try:
@@ -302,7 +302,7 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
     log(f"resuming {run_dir} after update {update}")
     best = np.asarray([-np.inf if v is None else v for v in meta["best_return_agent"]], np.float32)
     best_epoch = np.asarray(meta["best_epoch"] if isinstance(meta["best_epoch"], list) else [meta["best_epoch"]], np.int64)
-    return runner, update, best, best_epoch[::trainer.networks_per_member]
+    return trainer.pad(runner), update, best, best_epoch[:: trainer.networks_per_member]
 
 
 def resume_rl_config(run_dir) -> Config:
