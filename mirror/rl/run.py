@@ -188,7 +188,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
     previous = read_rl_metrics(run_dir)
     wall = float(previous[-1]["wall_s"]) if previous else 0.0
     start = time.perf_counter()
-    interval = trainer.compile_interval(runner)
+    interval = trainer.compile_interval(runner) if last < ppo.updates else None  # a finished run compiles nothing
     compile_s = time.perf_counter() - start
     line = read_metrics(run_dir).get(last, {})
     while last < ppo.updates:
