@@ -20,7 +20,6 @@ with `independent` (Frog's at index 2m, Toad's at 2m + 1).
 """
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
