@@ -7,8 +7,8 @@ import sys
 from mirror import commands
 from mirror.errors import MirrorError
 
-# Modules that add subcommands (in pipeline order: data -> train -> analysis -> sweep).
-STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.analysis.command", "mirror.sweep.command"]
+# Modules that add subcommands (in pipeline order: data -> train, rl -> analysis -> sweep).
+STAGE_COMMANDS = ["mirror.data.command", "mirror.train.command", "mirror.rl_commands", "mirror.analysis.command", "mirror.sweep.command"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -194,6 +194,9 @@ class Config:
     train: TrainConfig = TrainConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     tracking: TrackingConfig = TrackingConfig()
+    # Self-play PPO (`mirror rl`): RLConfig fields and the RL population lists, checked by
+    # `mirror.rl.config.rl_config`; the network's architecture and seed come from `model`/`seed`.
+    rl: dict = dataclasses.field(default_factory=dict)
 
     @property
     def data_seed(self) -> int:
@@ -213,6 +216,10 @@ class Config:
         _require(params.episode_turns % 2 == 0, "env.episode_turns", params.episode_turns, "an even integer")
         for section in _SECTIONS:
             getattr(self, section).validate()
+        if self.rl:  # a supervised config has no rl section; `mirror rl` checks it again in full
+            from mirror.rl.config import rl_settings
+
+            rl_settings(self)
         return self
 
     def to_dict(self) -> dict:
@@ -235,7 +242,7 @@ def _build(cls, values: dict, prefix: str):
         raise ConfigError(f"unknown config field(s) {names}; allowed in {prefix or 'the top level'}: {sorted(fields)}")
     kwargs = {}
     for name, value in values.items():
-        default = getattr(cls(), name) if name != "env" else {}
+        default = getattr(cls(), name) if name not in ("env", "rl") else {}
         if name in _SECTIONS and prefix == "":
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
@@ -244,9 +251,9 @@ def _build(cls, values: dict, prefix: str):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
             kwargs[name] = tuple(value)
-        elif name == "env":
+        elif name in ("env", "rl"):
             if not isinstance(value, dict):
-                raise ConfigError(f"env must be a mapping of fields, got {value!r}")
+                raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
             kwargs[name] = dict(value)
         else:
             expected = type(default)

@@ -5,6 +5,9 @@ selfplay.py  turn-based rollouts and per-player credit (GAE on each player's str
 ppo.py       `make_train(config) -> train(key)`: the whole update as one jitted program
 driver.py    the host loop over checkpoint intervals
 baselines.py behaviour and oracle policies, and the evaluation that scores any policy
+population.py members (seed, lr, w, D, I) trained together in one compiled program
+checkpoints.py the RL run directory and its readers (`read_rl_run`, `read_probes`, ...)
+run.py       `rl_run`: checkpoints, probes, evaluation, baselines and resume
 """
 
 from mirror.rl.baselines import agent_policy, behaviour_policy, compare_policies, evaluate, oracle_policy

@@ -124,3 +124,125 @@ def make_config(**fields) -> RLConfig:
     if "hidden" in fields and isinstance(fields["hidden"], list):
         fields["hidden"] = tuple(fields["hidden"])
     return validate(RLConfig(**fields))
+
+
+# --- the `rl:` section of a run config (`mirror.config.Config.rl`) -----------------------
+
+# RLConfig fields that a run config sets elsewhere: one source for the architecture and seed.
+FROM_OTHER_SECTIONS = {
+    "hidden": "model.width and model.hidden_layers",
+    "activation": "model.activation",
+    "seed": "the top-level seed",
+}
+MEMBER_BATCHING = ("auto", "map", "vmap")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The `rl:` section: the PPO settings (`ppo`) plus what a run adds around them.
+
+    Populations (one entry per member, zipped; all non-empty lists must have one length;
+    empty: every member takes the scalar field, `seed` or `env`)
+      population_seeds, population_lrs, population_partner_reward_weights,
+      population_dependencies (env.dependency D), population_veils (env.veil I)
+    member_batching   how members share a device: "map" (one after another, `lax.map`:
+                      bit-identical whatever the population), "vmap" (batched: what
+                      accelerators need), "auto" (map on a CPU, vmap otherwise)
+    eval_games, eval_turns    the fixed-key games that score the agent at each checkpoint
+                      and the baselines once (eval_turns >= env.episode_turns, so that
+                      every game completes an episode)
+    probe_games, probe_turns  the on-policy probe set (b) at each checkpoint: games x turns
+                      decisions, all of them for a shared network, each player's half for
+                      an independent one (probe_turns even)
+    """
+
+    ppo: RLConfig
+    population_seeds: tuple = ()
+    population_lrs: tuple = ()
+    population_partner_reward_weights: tuple = ()
+    population_dependencies: tuple = ()
+    population_veils: tuple = ()
+    member_batching: str = "auto"
+    eval_games: int = 256
+    eval_turns: int = 400
+    probe_games: int = 16
+    probe_turns: int = 256
+
+
+POPULATION_LISTS = (
+    "population_seeds", "population_lrs", "population_partner_reward_weights",
+    "population_dependencies", "population_veils",
+)  # fmt: skip
+RUN_INTS = ("eval_games", "eval_turns", "probe_games", "probe_turns")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_run_fields(values: dict, episode_turns: int) -> None:
+    for name in POPULATION_LISTS:
+        value = values.get(name, ())
+        if not isinstance(value, (list, tuple)):
+            _fail(name, "a list (one entry per member)", value)
+    checks = {
+        "population_seeds": ("integers", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+        "population_lrs": ("numbers > 0", lambda v: _is_number(v) and v > 0),
+        "population_partner_reward_weights": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+        "population_dependencies": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+        "population_veils": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    }
+    for name, (allowed, ok) in checks.items():
+        value = values.get(name, ())
+        if not all(ok(v) for v in value):
+            _fail(name, f"a list of {allowed}", value)
+    sizes = {f"rl.{n}": len(values[n]) for n in POPULATION_LISTS if len(values.get(n, ()))}
+    if len(set(sizes.values())) > 1:
+        raise RLConfigError(f"rl population lists must have one entry per member, but their lengths differ: {sizes}")
+    for name in RUN_INTS:
+        value = values.get(name, getattr(RunSettings, name))
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            _fail(name, "a positive integer", value)
+    if values.get("member_batching", "auto") not in MEMBER_BATCHING:
+        _fail("member_batching", f"one of {', '.join(MEMBER_BATCHING)}", values["member_batching"])
+    if values.get("eval_turns", RunSettings.eval_turns) < episode_turns:
+        _fail("eval_turns", f">= env.episode_turns = {episode_turns} (so that episodes complete)", values["eval_turns"])
+    if values.get("probe_turns", RunSettings.probe_turns) % 2:
+        _fail("probe_turns", "an even positive integer (each player decides every second turn)", values["probe_turns"])
+
+
+def rl_settings(config) -> RunSettings:
+    """The `rl:` section of a `mirror.config.Config`, checked in full before any work:
+    unknown fields, fields that belong to another section and bad values raise
+    `RLConfigError` naming `rl.<field>`. The torso is `model.widths` with
+    `model.activation`; the seed is the top-level `seed`."""
+    values = dict(config.rl)
+    for name, instead in FROM_OTHER_SECTIONS.items():
+        if name in values:
+            raise RLConfigError(f"rl.{name} is not an rl field: set {instead} instead (one source for every run)")
+    ppo_names = {f.name for f in dataclasses.fields(RLConfig)} - set(FROM_OTHER_SECTIONS)
+    run_names = {f.name for f in dataclasses.fields(RunSettings)} - {"ppo"}
+    unknown = sorted(set(values) - ppo_names - run_names)
+    if unknown:
+        allowed = ", ".join(sorted(ppo_names | run_names))
+        raise RLConfigError(f"unknown field(s) {', '.join('rl.' + u for u in unknown)}; allowed: {allowed}")
+    floats = {"lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "partner_reward_weight"}
+    ppo_values = {}
+    for name in ppo_names & set(values):
+        value = values[name]
+        if name in floats and isinstance(value, str):  # YAML 1.1 reads "5e-5" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ppo_values[name] = value
+    model = config.model
+    ppo = make_config(**ppo_values, hidden=tuple(model.widths), activation=model.activation, seed=config.seed)
+    _check_run_fields(values, config.env_params.episode_turns)
+    run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}
+    return RunSettings(ppo=ppo, **run_values)
+
+
+def rl_config(config) -> RLConfig:
+    """The `RLConfig` of a run config (see `rl_settings`, which checks the whole section)."""
+    return rl_settings(config).ppo

@@ -144,13 +144,14 @@ def read_metrics(run_dir: Path) -> dict[int, dict]:
     return {epoch: json.loads(raw) for epoch, raw in _metrics_lines(run_dir)}
 
 
-def trim_metrics(run_dir: Path, last: int) -> None:
+def trim_metrics(run_dir: Path, last: int, every: int = 1) -> None:
     """Cut metrics.jsonl back to the epochs up to `last` (the last complete checkpoint) on
     resume: a kill during a save leaves the line of an epoch whose checkpoint never
-    finished, and that epoch is trained again. Kept lines stay byte for byte."""
+    finished, and that epoch is trained again. Kept lines stay byte for byte. `every`:
+    checkpoints (and lines) come every `every` epochs (RL runs: every checkpoint_every updates)."""
     lines = _metrics_lines(run_dir)
     kept = [raw for epoch, raw in lines if epoch <= last]
-    missing = sorted(set(range(1, last + 1)) - {epoch for epoch, _ in lines})
+    missing = sorted(set(range(every, last + 1, every)) - {epoch for epoch, _ in lines})
     if missing:
         raise TrainError(f"{Path(run_dir) / METRICS_FILE} has no line for the checkpointed epoch(s) {missing}")
     write_text_atomic(Path(run_dir) / METRICS_FILE, "".join(kept))
@@ -212,8 +213,9 @@ def _quiet_read_only(record: logging.LogRecord) -> bool:
     return "is read only" not in record.getMessage()
 
 
-def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManager:
-    """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint)."""
+def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS) -> ocp.CheckpointManager:
+    """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint). `items`:
+    the checkpoint's item names (RL runs: `mirror.rl.checkpoints.RL_ITEMS`); "metadata" is JSON."""
     directory = Path(run_dir).absolute() / CHECKPOINT_DIR
     if read_only and not directory.is_dir():
         raise TrainError(f"{run_dir} is not a training run: {CHECKPOINT_DIR}/ is missing")
@@ -227,7 +229,7 @@ def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManage
     if read_only:  # Orbax warns that a read-only directory is read-only
         logging.getLogger("absl").addFilter(_quiet_read_only)
     if jax.process_count() == 1:
-        return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
+        return ocp.CheckpointManager(directory, options=options, item_names=items)
     # Multi-host sweeps: every process checkpoints its own runs alone, as its own primary host
     # (the item handlers too: they would otherwise leave the writing to process 0).
     me = jax.process_index()
@@ -236,11 +238,8 @@ def open_manager(run_dir: Path, read_only: bool = False) -> ocp.CheckpointManage
     options.create = False  # Orbax leaves creating the root to us when processes act alone
     if not read_only:
         directory.mkdir(parents=True, exist_ok=True)
-    handlers = {
-        "params": HostArraysHandler(),
-        "opt_state": HostArraysHandler(),
-        "metadata": ocp.JsonCheckpointHandler(multiprocessing_options=alone),
-    }
+    handlers = {name: HostArraysHandler() for name in items if name != "metadata"}
+    handlers["metadata"] = ocp.JsonCheckpointHandler(multiprocessing_options=alone)
     return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 

@@ -1,0 +1,287 @@
+"""An RL run on disk: the files `mirror rl` writes, and readers for the other stages.
+
+The layout extends the supervised run directory (`mirror.train.checkpoints`), so
+`load_run` and `mirror cmni RUN_DIR` read an RL run unchanged:
+
+    RUN_DIR/config.yaml        the resolved config, `rl:` section included
+    RUN_DIR/dataset.json       probe set (a): the supervised dataset of this config's data
+                               and env sections (its test split is analysed)
+    RUN_DIR/members.json       one entry PER NETWORK in the supervised Member format
+                               {seed, lr, dropout: 0.0, l2: 0.0, widths}
+    RUN_DIR/rl_run.json        marks an RL run: sharing, networks_per_member, num_inputs,
+                               members (RLMember.to_dict()), probe {games, turns, seed},
+                               eval {games, turns, seed, greedy}
+    RUN_DIR/checkpoints/<U>/   Orbax checkpoint after update U (every rl.checkpoint_every), items
+                               "params"   actor-critic params without the value head (the MLP
+                                          layout, `cmni_params`), leaves [networks, ...]
+                               "rl_state" the runner state of every member (params incl. the
+                                          value head, optimizer, games, key as key data,
+                                          update), a flat dict of leaves [members, ...]
+                               "probe"    probe set (b) at this checkpoint: inputs
+                                          int8[networks, rows, 3W+4] (the model input, spec
+                                          §5.6 mask applied, as the dataset's `inputs`),
+                                          scenarios int8[networks, rows], idle_shown
+                                          bool[networks, rows, 2] (as the dataset's)
+                               "metadata" JSON: epoch (= U), best_epoch (highest eval return so
+                                          far), best_return_agent, config_hash, rl_config_hash
+    RUN_DIR/metrics.jsonl      one line per checkpoint (written and fsynced before it): epoch,
+                               env_turns, return_agent, return_per_player, help_rate,
+                               help_when_partner_distressed, wall_s (per-network lists when
+                               there is more than one network, else scalars)
+    RUN_DIR/rl_metrics.jsonl   one line per update: update, env_turns, return_per_player ([2],
+                               or [members][2]), entropy, policy_loss, value_loss, approx_kl,
+                               help_rate, help_when_partner_distressed, wall_s (training
+                               seconds so far); per-member lists for populations; NaN -> null
+    RUN_DIR/baselines.json     {"behaviour": {...}, "oracle": {...}}, each value a per-member list:
+                               return_per_player, return, help_rate,
+                               help_when_partner_distressed, episodes (the agent's eval games)
+
+Readers for the analysis and the sweeps: `is_rl_run`, `read_rl_run`, `read_probes`,
+`read_rl_metrics`, `read_baselines`.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from mirror.errors import CheckpointError, TrainError
+from mirror.train.checkpoints import CHECKPOINT_DIR, open_manager
+
+RL_RUN_FILE = "rl_run.json"
+RL_METRICS_FILE = "rl_metrics.jsonl"
+BASELINES_FILE = "baselines.json"
+RL_ITEMS = ("params", "rl_state", "probe", "metadata")
+PROBE_FIELDS = ("inputs", "scenarios", "idle_shown")
+
+
+def is_rl_run(run_dir) -> bool:
+    return (Path(run_dir) / RL_RUN_FILE).is_file()
+
+
+def read_rl_run(run_dir) -> dict:
+    path = Path(run_dir) / RL_RUN_FILE
+    if not path.is_file():
+        raise TrainError(f"{run_dir} is not an RL run: {RL_RUN_FILE} is missing")
+    return json.loads(path.read_text())
+
+
+def read_baselines(run_dir) -> dict:
+    return json.loads((Path(run_dir) / BASELINES_FILE).read_text())
+
+
+def open_rl_manager(run_dir, read_only: bool = False) -> ocp.CheckpointManager:
+    return open_manager(run_dir, read_only=read_only, items=RL_ITEMS)
+
+
+# --- rl_metrics.jsonl ----------------------------------------------------------------
+
+
+def json_safe(value):
+    """Arrays and numpy scalars -> JSON values; NaN and infinities -> None."""
+    value = np.asarray(value).tolist() if isinstance(value, (np.ndarray, np.generic, jax.Array)) else value
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def append_lines(path: Path, lines: list[dict]) -> None:
+    """Append JSON lines and fsync them (before the checkpoint they belong to is saved)."""
+    with open(path, "a") as fh:
+        fh.write("".join(json.dumps(line) + "\n" for line in lines))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _update_lines(run_dir) -> list[tuple[int, str]]:
+    """(update, raw line) of every complete line of rl_metrics.jsonl (a torn last line is skipped)."""
+    path = Path(run_dir) / RL_METRICS_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for raw in path.read_text().splitlines(keepends=True):
+        try:
+            entry = json.loads(raw) if raw.endswith("\n") else None
+        except json.JSONDecodeError:
+            entry = None
+        if isinstance(entry, dict) and isinstance(entry.get("update"), int):
+            out.append((entry["update"], raw))
+    return out
+
+
+def read_rl_metrics(run_dir) -> list[dict]:
+    """One dict per update, in order (complete lines only)."""
+    return [json.loads(raw) for _, raw in _update_lines(run_dir)]
+
+
+def trim_rl_metrics(run_dir, last: int) -> None:
+    """Keep the lines of updates up to `last` (the last complete checkpoint), byte for byte."""
+    from mirror.train.checkpoints import write_text_atomic
+
+    lines = _update_lines(run_dir)
+    missing = sorted(set(range(1, last + 1)) - {u for u, _ in lines})
+    if missing:
+        raise TrainError(f"{Path(run_dir) / RL_METRICS_FILE} has no line for the checkpointed update(s) {missing[:5]}")
+    write_text_atomic(Path(run_dir) / RL_METRICS_FILE, "".join(raw for u, raw in lines if u <= last))
+
+
+# --- the runner state as a flat dict of arrays ----------------------------------------
+
+
+def _leaf_name(i: int, path) -> str:
+    return f"{i:03d}_" + re.sub(r"[^A-Za-z0-9_]+", "_", jax.tree_util.keystr(path)).strip("_")
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def flatten_state(runner) -> dict:
+    """The runner state as {name: array}; typed PRNG keys become their key data (Orbax
+    saves plain arrays only)."""
+    leaves = jax.tree_util.tree_flatten_with_path(runner)[0]
+    return {_leaf_name(i, path): jax.random.key_data(x) if _is_key(x) else x for i, (path, x) in enumerate(leaves)}
+
+
+def unflatten_state(flat: dict, abstract_runner):
+    """Inverse of `flatten_state` onto the structure of `abstract_runner`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract_runner)
+    out = []
+    for i, (path, a) in enumerate(leaves):
+        value = flat[_leaf_name(i, path)]
+        out.append(jax.random.wrap_key_data(value) if _is_key(a) else value)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def _target(tree):
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+
+
+def abstract_flat_state(abstract_runner) -> dict:
+    """`flatten_state` of an abstract runner state (ShapeDtypeStructs)."""
+    return jax.eval_shape(flatten_state, abstract_runner)
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+
+def save_rl_checkpoint(manager, update: int, *, params, rl_state: dict, probe: dict, metadata: dict) -> None:
+    """Save update `update` (asynchronously); an existing checkpoint is never replaced."""
+    if update in manager.all_steps():
+        raise TrainError(f"checkpoint {update} already exists in {manager.directory}; checkpoints are never overwritten")
+    saved = manager.save(
+        update,
+        args=ocp.args.Composite(
+            params=ocp.args.StandardSave(params),
+            rl_state=ocp.args.StandardSave(rl_state),
+            probe=ocp.args.StandardSave(probe),
+            metadata=ocp.args.JsonSave(metadata),
+        ),
+    )
+    if not saved:
+        raise TrainError(f"Orbax declined to save checkpoint {update} in {manager.directory}")
+
+
+def restore_rl_state(manager, update: int, abstract_runner):
+    """(runner state, metadata) of checkpoint `update`; CheckpointError when it cannot be read."""
+    try:
+        restored = manager.restore(
+            update,
+            args=ocp.args.Composite(
+                rl_state=ocp.args.StandardRestore(_target(abstract_flat_state(abstract_runner))),
+                metadata=ocp.args.JsonRestore(),
+            ),
+        )
+    except Exception as err:  # noqa: BLE001  (whatever Orbax and TensorStore raise)
+        path = Path(manager.directory) / str(update)
+        raise CheckpointError(f"checkpoint {path} cannot be read, it is truncated or corrupted ({type(err).__name__})") from err
+    return unflatten_state(restored.rl_state, abstract_runner), restored.metadata
+
+
+def read_probes(run_dir) -> dict:
+    """Probe set (b) of every checkpoint: inputs int8[checkpoints, networks, rows, 3W+4],
+    scenarios int8[checkpoints, networks, rows], idle_shown bool[checkpoints, networks, rows, 2],
+    updates int[checkpoints]."""
+    run_dir = Path(run_dir).absolute()
+    read_rl_run(run_dir)
+    if not (run_dir / CHECKPOINT_DIR).is_dir():
+        raise TrainError(f"{run_dir} has no {CHECKPOINT_DIR}/ yet")
+    manager = open_rl_manager(run_dir, read_only=True)
+    try:
+        updates = sorted(manager.all_steps())
+        if not updates:
+            raise TrainError(f"{run_dir} has no complete checkpoint yet")
+        probes = []
+        for update in updates:
+            restored = manager.restore(update, args=ocp.args.Composite(probe=ocp.args.StandardRestore()))
+            probes.append({k: np.asarray(restored.probe[k]) for k in PROBE_FIELDS})
+    finally:
+        manager.close()
+    out = {k: np.stack([p[k] for p in probes]) for k in PROBE_FIELDS}
+    out["updates"] = np.asarray(updates, np.int64)
+    return out
+
+
+# --- the headline numbers of a run ------------------------------------------------------
+
+
+def _mean(values) -> float | None:
+    finite = [v for v in values if v is not None]
+    return float(np.mean(finite)) if finite else None
+
+
+def rl_summary(run_dir) -> dict:
+    """The RL keys of a run's summary.json, from its last checkpoint's line, the baselines
+    and rl_metrics.jsonl. Scalars are means over members (members' own values in the
+    `_per_member` lists); per-player returns are [Frog, Toad] of the first member.
+
+    return_agent/behaviour/oracle: mean own score per player per complete episode in the
+    fixed-key eval games; help_rate, help_when_partner_distressed: the agent's, same games;
+    env_turns: trained turns, all members together; turns_per_s: env_turns per second of
+    training (compiled intervals; compile, evaluation and checkpoints excluded)."""
+    run_dir = Path(run_dir)
+    info = read_rl_run(run_dir)
+    n_per = info["networks_per_member"]
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    if not lines:
+        raise TrainError(f"{run_dir} has no checkpoint line in metrics.jsonl yet")
+    last = lines[-1]
+    members = len(info["members"])
+
+    def per_member(key):
+        value = last[key]
+        return value[::n_per] if members * n_per > 1 else [value]
+
+    baselines = read_baselines(run_dir)
+    updates = read_rl_metrics(run_dir)
+    wall = float(updates[-1]["wall_s"]) if updates else 0.0
+    env_turns = int(last["env_turns"]) * members
+    out = {
+        "updates": int(last["epoch"]),
+        "members": members,
+        "return_agent": _mean(per_member("return_agent")),
+        "return_behaviour": _mean(baselines["behaviour"]["return"]),
+        "return_oracle": _mean(baselines["oracle"]["return"]),
+        "help_rate": _mean(per_member("help_rate")),
+        "help_when_partner_distressed": _mean(per_member("help_when_partner_distressed")),
+        "help_rate_behaviour": _mean(baselines["behaviour"]["help_rate"]),
+        "help_rate_oracle": _mean(baselines["oracle"]["help_rate"]),
+        "env_turns": env_turns,
+        "train_wall_s": wall,
+        "turns_per_s": env_turns / wall if wall > 0 else None,
+        "return_agent_per_player": per_member("return_per_player")[0],
+        "return_behaviour_per_player": baselines["behaviour"]["return_per_player"][0],
+        "return_oracle_per_player": baselines["oracle"]["return_per_player"][0],
+    }
+    if members > 1:
+        out.update({f"{k}_per_member": per_member(k) for k in ("return_agent", "help_rate", "help_when_partner_distressed")})
+        out["return_behaviour_per_member"] = baselines["behaviour"]["return"]
+        out["return_oracle_per_member"] = baselines["oracle"]["return"]
+    return out

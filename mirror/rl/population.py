@@ -1,0 +1,296 @@
+"""RL populations: members that train together in one compiled program per interval.
+
+A member is a seed, a learning rate, a partner reward weight `w` and its EnvParams
+overrides (D, I). Everything of a member is a traced value (EnvParams fields are traced
+leaves), so one program serves the whole population: `lax.map` over members on a CPU
+(one after another: a member's results are bit-identical whatever the population),
+`jax.vmap` on accelerators (`rl.member_batching`, as `train.member_batching`). With more
+than one local device the members are split over the `pop` mesh (`mirror.train.sharding`)
+with `jax.shard_map`, padded to a multiple of the devices.
+
+A *network* is what CMNI analyses: one per member with `sharing: shared`, two per member
+with `independent` (Frog's at index 2m, Toad's at 2m + 1).
+
+`PopulationTrainer` holds the compiled programs of a run:
+  init()                  runner state, leaves [members, ...]
+  interval(runner)        `ppo.checkpoint_every` updates of every member; metrics [members, n, ...]
+  evaluate(params, key)   the agents in fixed-key games (`mirror.rl.baselines.evaluate`), [members]
+  baselines(key)          behaviour and oracle policies in the same games, [members]
+  probe(params, key)      the on-policy probe set (b): [networks, rows, ...]
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import PartitionSpec
+
+from mirror.agents.actor_critic import cmni_params
+from mirror.data.labels import scenario
+from mirror.data.processing import model_inputs
+from mirror.env import EnvParams, distressed
+from mirror.env import step as env_step
+from mirror.env.constants import IDLE_CODES
+from mirror.env.observation import cell_at, checked_layout, observer_position
+from mirror.env.validate import env_params_from_dict
+from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, oracle_policy
+from mirror.rl.config import RLConfigError, RunSettings, rl_settings
+from mirror.rl.ppo import make_policy, make_trainer
+from mirror.rl.selfplay import Games, own_view, start_games
+from mirror.train.sharding import POP_AXIS, padded_population, population_mesh
+
+
+@dataclasses.dataclass(frozen=True)
+class RLMember:
+    seed: int
+    lr: float
+    partner_reward_weight: float
+    env: dict  # EnvParams overrides of this member, merged over config.env (e.g. {"dependency": 0.5})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def rl_members(config) -> list[RLMember]:
+    """One member per entry of the zipped `rl.population_*` lists, or one member from the
+    scalar fields (`seed`, `rl.lr`, `rl.partner_reward_weight`, `env`)."""
+    settings = rl_settings(config)
+    ppo = settings.ppo
+    count = max((len(getattr(settings, name)) for name in _LISTS), default=0) or 1
+
+    def column(name, default):
+        values = getattr(settings, name)
+        return list(values) if values else [default] * count
+
+    members = []
+    for seed, lr, w, d, i in zip(
+        column("population_seeds", config.seed),
+        column("population_lrs", ppo.lr),
+        column("population_partner_reward_weights", ppo.partner_reward_weight),
+        column("population_dependencies", None),
+        column("population_veils", None),
+    ):
+        env = {**({"dependency": float(d)} if d is not None else {}), **({"veil": float(i)} if i is not None else {})}
+        members.append(RLMember(int(seed), float(lr), float(w), env))
+    for m, member in enumerate(members):  # e.g. a dependency off the env's 1e-4 grid
+        try:
+            member_env_params(config, member)
+        except ValueError as err:
+            raise RLConfigError(f"rl population member {m}: {err}") from None
+    return members
+
+
+_LISTS = (
+    "population_seeds", "population_lrs", "population_partner_reward_weights",
+    "population_dependencies", "population_veils",
+)  # fmt: skip
+
+
+def member_env_params(config, member: RLMember) -> EnvParams:
+    return env_params_from_dict({**config.env, **member.env})
+
+
+def networks_per_member(sharing: str) -> int:
+    return 1 if sharing == "shared" else 2
+
+
+def stack_members(trees: list):
+    """A list of per-member pytrees (Python scalars or arrays) -> leaves [members, ...]."""
+    return jax.tree.map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *trees)
+
+
+def member_mapping(member_batching: str) -> str:
+    """"map" or "vmap": `rl.member_batching` with "auto" resolved for the backend."""
+    if member_batching == "auto":
+        return "map" if jax.default_backend() == "cpu" else "vmap"
+    return member_batching
+
+
+def map_members(fn, per_member: tuple, mapping: str):
+    """fn over the leading member axis of every argument: `lax.map` or `jax.vmap`."""
+    if mapping == "map":
+        return jax.lax.map(lambda xs: fn(*xs), per_member)
+    return jax.vmap(fn)(*per_member)
+
+
+def own_view_idle_shown(view: jax.Array, partner_position: jax.Array) -> jax.Array:
+    """bool[..., 2] as `mirror.data.labels.idle_shown`, with the acting player in Frog's
+    place: [0] the observer's cell shows its idle code (4, or 5 for Toad; not shared with
+    the partner), [1] the partner's cell shows 4 or 5. Equals `idle_shown` on Frog's views."""
+    players = view[..., checked_layout(view).players]
+    own = observer_position(view)
+    partner = jnp.asarray(partner_position).astype(jnp.int32)
+    idle = jnp.asarray(IDLE_CODES)
+    own_idle = jnp.isin(cell_at(players, own), idle) & (own != partner)
+    partner_idle = jnp.isin(cell_at(players, partner), idle)
+    return jnp.stack(jnp.broadcast_arrays(own_idle, partner_idle), axis=-1)
+
+
+def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int, sharing: str):
+    """On-policy probe rows of one member: its agents play `num_turns` turns of `num_games`
+    fresh games (sampling, as trained) and every decision's own view is kept.
+
+    Returns inputs int8[networks, rows, 3W+4] (the model input, spec §5.6 mask applied,
+    as the dataset's `inputs`), scenarios int8[networks, rows] (`scenario(self, partner)`)
+    and idle_shown bool[networks, rows, 2]. A shared network gets every decision
+    (rows = games x turns); independent networks get their player's (turns / 2 each):
+    every game starts with Frog and the players alternate (spec §2)."""
+    start_key, turns_key = jax.random.split(key)
+    games = start_games(start_key, env_params, num_games)
+
+    def turn(games, k):
+        state = games.state
+        player = state.current_player
+        view = own_view(games.obs, player)
+        act_key, step_key = jax.random.split(k)
+        logits, _ = policy(params, view, player)
+        action = jax.random.categorical(act_key, logits).astype(jnp.int32)
+        both = jax.vmap(distressed)(state)  # [games, 2]
+        mine = jnp.take_along_axis(both, player[:, None], axis=1)[:, 0]
+        partner_d = jnp.take_along_axis(both, (1 - player)[:, None], axis=1)[:, 0]
+        partner_pos = jnp.take_along_axis(state.position, (1 - player)[:, None], axis=1)[:, 0]
+        rows = (model_inputs(view), scenario(mine, partner_d), own_view_idle_shown(view, partner_pos))
+        obs, state, _, _, _ = jax.vmap(env_step, in_axes=(0, 0, 0, None))(
+            jax.random.split(step_key, num_games), state, action, env_params
+        )
+        return Games(state, obs), rows
+
+    _, rows = jax.lax.scan(turn, games, jax.random.split(turns_key, num_turns))  # [turns, games, ...]
+    networks = networks_per_member(sharing)
+    # [turns, games] -> [turns / n, n, games] -> [n, turns / n * games]: turn t is player t % n's.
+    return jax.tree.map(
+        lambda x: jnp.moveaxis(x.reshape((num_turns // networks, networks) + x.shape[1:]), 1, 0).reshape(
+            (networks, (num_turns // networks) * num_games) + x.shape[2:]
+        ),
+        rows,
+    )
+
+
+def network_params(params, sharing: str):
+    """Member params [members, ...] -> CMNI params [networks, ...] (`cmni_params` layout:
+    no value head; independent: Frog's network of member m at 2m, Toad's at 2m + 1)."""
+    layers = cmni_params(params)
+    if sharing == "shared":
+        return layers
+    return jax.tree.map(lambda x: x.reshape((x.shape[0] * 2,) + x.shape[2:]), layers)
+
+
+class PopulationTrainer:
+    """The compiled programs of a population run (see the module docstring).
+
+    With more than one local device (or a `mesh` given) the members are split over the
+    `pop` mesh, padded to a multiple of its devices by repeating the last member; the
+    runner state and every result then carry the padded member axis, and `unpad` / `pad`
+    convert to and from the real members (what a checkpoint stores)."""
+
+    def __init__(self, config, members: list[RLMember] | None = None, settings: RunSettings | None = None, mesh=None):
+        self.settings = rl_settings(config) if settings is None else settings
+        self.config = self.settings.ppo
+        self.members = rl_members(config) if members is None else list(members)
+        self.mapping = member_mapping(self.settings.member_batching)
+        if mesh is None and len(jax.local_devices()) > 1:
+            mesh = population_mesh()
+        self.mesh = mesh
+        count = len(self.members)
+        self.padded = count if mesh is None else padded_population(count, mesh.size)
+        padded = self.members + [self.members[-1]] * (self.padded - count)
+        envs = [member_env_params(config, m) for m in padded]
+        self.world_width = envs[0].world_width
+        self.env = stack_members(envs)
+        self.seeds = jnp.asarray([m.seed for m in padded], jnp.int32)
+        self.lrs = jnp.asarray([m.lr for m in padded], jnp.float32)
+        self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
+        self.policy = make_policy(self.config)
+        self.networks_per_member = networks_per_member(self.config.sharing)
+        ppo, s, mapping, policy = self.config, self.settings, self.mapping, self.policy
+
+        def trainer(env, lr, w):
+            return make_trainer(ppo, env, lr=lr, partner_reward_weight=w)
+
+        def init_member(seed, env, lr, w):
+            return trainer(env, lr, w).init(jax.random.key(seed))
+
+        def interval_member(runner, env, lr, w):
+            return trainer(env, lr, w).run(runner, ppo.checkpoint_every)
+
+        def eval_member(params, env, key):
+            return evaluate(agent_policy(policy, params), env, key, s.eval_games, s.eval_turns)
+
+        def baselines_member(env, key):
+            policies = {"behaviour": behaviour_policy(), "oracle": oracle_policy(env)}
+            return {name: evaluate(act, env, key, s.eval_games, s.eval_turns) for name, act in policies.items()}
+
+        def probe_member(params, env, key):
+            return collect_probe(policy, params, env, key, s.probe_games, s.probe_turns, ppo.sharing)
+
+        def program(fn, members: int, shared: int = 0):
+            """`fn(*per_member, *shared)` over the members: mapped, and split over the mesh."""
+
+            def body(*args):
+                per_member, rest = args[:members], args[members:]
+                return map_members(lambda *xs: fn(*xs, *rest), per_member, mapping)
+
+            if mesh is not None:
+                pop, rep = PartitionSpec(POP_AXIS), PartitionSpec()
+                body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
+            return jax.jit(body)
+
+        self._init = program(init_member, 4)
+        self._interval = program(interval_member, 4)
+        self._evaluate = program(eval_member, 2, 1)
+        self._baselines = program(baselines_member, 1, 1)
+        self._probe = program(probe_member, 2, 1)
+
+    @property
+    def num_networks(self) -> int:
+        return len(self.members) * self.networks_per_member
+
+    def _member_args(self):
+        return self.env, self.lrs, self.weights
+
+    def init(self):
+        """Runner state of every (padded) member, leaves [padded members, ...]."""
+        return self._init(self.seeds, *self._member_args())
+
+    def interval(self, runner):
+        """`checkpoint_every` updates of every member: (runner, metrics [padded members, n, ...])."""
+        return self._interval(runner, *self._member_args())
+
+    def compile_interval(self, runner):
+        """The interval program compiled ahead of time for `runner`'s shapes: (runner) -> (runner, metrics)."""
+        compiled = self._interval.lower(runner, *self._member_args()).compile()
+        return lambda r: compiled(r, *self._member_args())
+
+    def evaluate(self, params, key: jax.Array) -> dict:
+        """The agents in the fixed-key games: `evaluate`'s results [members]."""
+        return self.unpad(self._evaluate(params, self.env, key))
+
+    def baselines(self, key: jax.Array) -> dict:
+        """{"behaviour", "oracle"}: `evaluate`'s results [members], the agents' games."""
+        return self.unpad(self._baselines(self.env, key))
+
+    def probe(self, params, key: jax.Array) -> tuple:
+        """(inputs int8[networks, rows, 3W+4], scenarios int8[networks, rows], idle_shown bool[networks, rows, 2])."""
+        rows = self.unpad(self._probe(params, self.env, key))  # [members, n, rows, ...]
+        return jax.tree.map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), rows)
+
+    def network_params(self, params):
+        """CMNI params [networks, ...] of the real members."""
+        return network_params(self.unpad(params), self.config.sharing)
+
+    def unpad(self, tree):
+        """Leaves [padded members, ...] -> [members, ...]."""
+        count = len(self.members)
+        return tree if self.padded == count else jax.tree.map(lambda x: x[:count], tree)
+
+    def pad(self, tree):
+        """Leaves [members, ...] -> [padded members, ...] (the last member repeated)."""
+        extra = self.padded - len(self.members)
+        if not extra:
+            return tree
+        return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), tree)
+
+
+def host(tree):
+    return jax.tree.map(np.asarray, jax.device_get(tree))

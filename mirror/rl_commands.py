@@ -1,0 +1,60 @@
+"""`mirror rl`: self-play PPO, checkpoints, CMNI and the report (see `mirror.rl_experiment`)."""
+
+from pathlib import Path
+
+from mirror.errors import UsageError
+
+RL_QUICKSTART = "configs/rl_quickstart.yaml"
+HELP = (
+    "Train self-play PPO agents (a population when rl.population_* lists are set) with a "
+    "checkpoint every rl.checkpoint_every updates, then analyse every checkpoint. Any field can "
+    "be overridden: --rl.updates 40 --env.dependency 0.5. Writes runs/<name>-<date>-<time>/ "
+    "with rl_metrics.jsonl, metrics.jsonl, baselines.json, checkpoints/, cmni.csv, figures/, "
+    "report.md and summary.json."
+)
+
+
+def register(sub) -> None:
+    rl = sub.add_parser("rl", help="self-play PPO with CMNI on every checkpoint (default: configs/rl_quickstart.yaml)", description=HELP)
+    rl.add_argument("--config", help=f"YAML config (default: {RL_QUICKSTART})")
+    rl.add_argument("--run-dir", help="directory for the run (default: runs/<name>-<date>-<time>)")
+    rl.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted RL run")
+    rl.set_defaults(func=rl_command, accepts_overrides=True)
+
+
+def default_rl_config_path() -> Path:
+    """configs/rl_quickstart.yaml from the working directory, else from the repository."""
+    here = Path(RL_QUICKSTART)
+    return here if here.is_file() else Path(__file__).resolve().parents[1] / RL_QUICKSTART
+
+
+def rl_target(args, overrides):
+    """(config, run directory) for `--resume RUN_DIR` or a new run, checked before any work."""
+    from mirror.config import load_config
+    from mirror.files import has_content
+    from mirror.rl.population import rl_members
+    from mirror.rl.run import resume_rl_config
+    from mirror.train.command import default_run_dir
+
+    if args.resume:
+        if args.config or args.run_dir or overrides:
+            raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
+        return resume_rl_config(args.resume), Path(args.resume)
+    config = load_config(args.config or default_rl_config_path(), list(overrides))
+    rl_members(config)  # every rl field, and the members' env params, checked now
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
+    if has_content(run_dir):
+        raise UsageError(f"{run_dir} already exists and is not empty; use --resume {run_dir} to continue it")
+    return config, run_dir
+
+
+def rl_command(args, overrides=()) -> int:
+    from mirror.files import lock_run_dir
+    from mirror.rl_experiment import format_rl_headline, run_rl_experiment
+
+    config, run_dir = rl_target(args, overrides)
+    with lock_run_dir(run_dir):  # checked writable, and one process per run, before any work
+        print(f"run: {run_dir.absolute()}")
+        headline = run_rl_experiment(config, run_dir, resume=bool(args.resume))
+    print(format_rl_headline(headline))
+    return 0

@@ -1,0 +1,117 @@
+"""`mirror rl`: self-play PPO with CMNI on every checkpoint, in one command.
+
+dataset (probe set (a), built or reused from the cache) -> RL training with a checkpoint
+every `rl.checkpoint_every` updates (probe set (b), evaluation, baselines; see
+`mirror.rl.run`) -> CMNI and the neuron analyses over every checkpoint -> summary.json
+(the analysis summary plus the RL headline, `mirror.rl.checkpoints.rl_summary`) ->
+report.md. One W&B run follows training live (every update's values, logged as each
+interval ends) when tracking is on; `wandb` is imported only then.
+"""
+
+import json
+import time
+from pathlib import Path
+
+from mirror.config import Config
+from mirror.tracking import open_tracker
+
+
+def update_scalars(line: dict) -> dict:
+    """An rl_metrics.jsonl line as flat W&B scalars: "rl/<name>", lists indexed
+    ("rl/return_per_player/1", or "rl/<name>/m<member>/..." for populations); nulls dropped."""
+    out = {}
+
+    def put(key, value):
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                put(f"{key}/{i}", v)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+
+    for key, value in line.items():
+        if key != "update":
+            put(f"rl/{key}", value)
+    return out
+
+
+def run_rl_experiment(config: Config, run_dir, *, resume: bool = False, log=print) -> dict:
+    """Run (or resume) every stage in `run_dir`; returns summary.json's values (plus
+    run_dir, report, run_timings_s: dataset, training, compile and cmni seconds)."""
+    run_dir = Path(run_dir).absolute()
+    tracker = open_tracker(config.tracking, run_dir, run_dir.name, config.to_dict(), group=config.tracking.group, job_type="rl")
+    try:
+        headline = _run_stages(config, run_dir, resume, log, tracker)
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.finish()
+    return headline
+
+
+def _dataset(config: Config, run_dir: Path, resume: bool, log):
+    from mirror.data.pipeline import build_dataset
+    from mirror.data.store import load_dataset
+    from mirror.progress import progress_bar
+
+    recorded = run_dir / "dataset.json"
+    if resume and recorded.is_file():
+        return load_dataset(json.loads(recorded.read_text())["path"]), True
+    with progress_bar("dataset: unique rows", total=config.data.rows) as advance:
+        return build_dataset(config, progress=lambda done, total: advance(done))
+
+
+def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> dict:
+    from mirror.analysis.analyse import ANALYSIS_STEPS
+    from mirror.analysis.run_analysis import analyse_run
+    from mirror.progress import progress_bar, step_bar
+    from mirror.rl.checkpoints import rl_summary
+    from mirror.rl.config import rl_settings
+    from mirror.rl.run import rl_run
+    from mirror.rl_report import write_rl_report
+    from mirror.train.checkpoints import write_json_atomic
+
+    updates = rl_settings(config).ppo.updates
+    timings = {}
+    start = time.perf_counter()
+    dataset, reused = _dataset(config, run_dir, resume, log)
+    timings["dataset"] = time.perf_counter() - start
+    log(f"dataset (probe set a): {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows, {timings['dataset']:.1f} s)")
+
+    start = time.perf_counter()
+    with progress_bar("rl: updates", total=updates, unit=" updates") as advance:
+
+        def on_update(report) -> None:
+            tracker.log_metrics(update_scalars(report.line), step=report.update)
+            advance(report.update)
+
+        result = rl_run(config, run_dir, resume=resume, dataset=dataset, on_update=on_update, log=log)
+    timings["training"] = time.perf_counter() - start
+    timings["compile"] = result.compile_s
+
+    start = time.perf_counter()
+    with step_bar("cmni", total=ANALYSIS_STEPS) as step:
+        analysis = analyse_run(run_dir, run_dir, progress=step, log=log)
+    timings["cmni"] = time.perf_counter() - start
+
+    summary = {**json.loads((run_dir / "summary.json").read_text()), **rl_summary(run_dir), "run_timings_s": timings}
+    write_json_atomic(run_dir / "summary.json", summary)
+    report = write_rl_report(run_dir)
+    tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    log(f"analysed {len(analysis.run.epochs)} checkpoint(s) x {len(analysis.run.members)} network(s) in {timings['cmni']:.1f} s")
+    return {**summary, "run_dir": str(run_dir), "report": str(report)}
+
+
+def format_rl_headline(h: dict) -> str:
+    def f(v, spec=".2f"):
+        return "-" if v is None else format(v, spec)
+
+    t = h["run_timings_s"]
+    return "\n".join(
+        [
+            f"return per player per episode: agent {f(h['return_agent'])}, behaviour {f(h['return_behaviour'])}, oracle {f(h['return_oracle'])}",
+            f"help rate {f(h['help_rate'], '.3f')}, when the partner is distressed {f(h['help_when_partner_distressed'], '.3f')}",
+            f"{h['env_turns']:,} trained turns at {f(h['turns_per_s'], ',.0f')} turns/s; time: dataset {t['dataset']:.1f} s, "
+            f"RL {t['training']:.1f} s (compile {t['compile']:.1f} s), CMNI {t['cmni']:.1f} s",
+            f"report: {h['report']}",
+        ]
+    )

@@ -1,0 +1,405 @@
+"""RL runs (`mirror rl`): the rl config section, populations in one program, the run
+directory (checkpoints, probes, metrics, baselines, summary), resume and `mirror cmni`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+
+from mirror.cli import main
+from mirror.config import load_config
+from mirror.data.labels import idle_shown
+from mirror.rl.checkpoints import (
+    RL_ITEMS,
+    open_rl_manager,
+    read_baselines,
+    read_probes,
+    read_rl_metrics,
+    read_rl_run,
+)
+from mirror.rl.config import RLConfigError, rl_config
+from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_members
+from mirror.rl.run import rl_run
+from mirror.train.checkpoints import load_run
+
+# Tiny runs: 16 games x 8 turns per update, 4 updates, a checkpoint every 2; the agents are
+# scored on 8 games x one 200-turn episode.
+TINY_RL = {
+    "num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 2,
+    "eval_games": 8, "eval_turns": 200, "probe_games": 4, "probe_turns": 16,
+}  # fmt: skip
+TINY_DATA = {"rows": 8000, "test_rows": 200, "games": 128, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.05, 0.05]}
+
+
+def overrides(values: dict, prefix: str = "") -> list[str]:
+    """{"rl": {"updates": 4}} -> ["--rl.updates", "4"] (values as YAML/JSON)."""
+    out = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += overrides(value, f"{prefix}{key}.")
+        else:
+            out += [f"--{prefix}{key}", json.dumps(value)]
+    return out
+
+
+def tiny_values(cache: Path, **rl) -> dict:
+    return {
+        "data": {**TINY_DATA, "cache_dir": str(cache)},
+        "rl": {**TINY_RL, **rl},
+        "analysis": {"permutations": 4, "init_seeds": 2},
+        "tracking": {"mode": "disabled"},
+    }
+
+
+def tiny_config(cache: Path, **rl):
+    return load_config(None, tiny_values(cache, **rl))
+
+
+@pytest.fixture(scope="module")
+def rl_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("rl-datasets")
+
+
+@pytest.fixture(scope="module")
+def rl_dir(tmp_path_factory, rl_cache) -> Path:
+    """`mirror rl` end to end on the tiny config (shared: read it, never change it)."""
+    run_dir = tmp_path_factory.mktemp("rl") / "run"
+    assert main(["rl", "--run-dir", str(run_dir), *overrides(tiny_values(rl_cache))]) == 0
+    return run_dir
+
+
+def checkpoint_items(run_dir: Path) -> dict:
+    """update -> {"params", "rl_state", "probe"} as host arrays."""
+    manager = open_rl_manager(run_dir, read_only=True)
+    try:
+        out = {}
+        for update in manager.all_steps():
+            args = {name: ocp.args.StandardRestore() for name in ("params", "rl_state", "probe")}
+            restored = manager.restore(update, args=ocp.args.Composite(**args))
+            out[update] = {name: jax.tree.map(np.asarray, restored[name]) for name in args}
+        return out
+    finally:
+        manager.close()
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def lines_without_wall(path: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(x).items() if k != "wall_s"} for x in path.read_text().splitlines()]
+
+
+def assert_same_rl_run(a: Path, b: Path):
+    items_a, items_b = checkpoint_items(a), checkpoint_items(b)
+    assert sorted(items_a) == sorted(items_b)
+    assert_trees_equal(items_a, items_b)
+    for name in ("metrics.jsonl", "rl_metrics.jsonl"):
+        assert lines_without_wall(a / name) == lines_without_wall(b / name), name
+    assert read_baselines(a) == read_baselines(b)
+
+
+# --- the rl section ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rl, words",
+    [
+        ({"hidden": [8]}, "rl.hidden is not an rl field: set model.width and model.hidden_layers"),
+        ({"activation": "tanh"}, "rl.activation is not an rl field: set model.activation"),
+        ({"seed": 3}, "rl.seed is not an rl field: set the top-level seed"),
+        ({"num_env": 16}, "unknown field(s) rl.num_env; allowed:"),
+        ({"lr": -1.0}, "rl.lr must be a number > 0"),
+        ({"num_minibatches": 3}, "rl.num_minibatches must be a divisor of num_envs * num_steps"),
+        ({"population_seeds": [0, 1], "population_lrs": [1e-3]}, "lengths differ"),
+        ({"population_veils": [0.0, 1.5]}, "rl.population_veils must be a list of numbers in [0, 1]"),
+        ({"eval_turns": 100}, "rl.eval_turns must be >= env.episode_turns = 200"),
+        ({"probe_turns": 15}, "rl.probe_turns must be an even positive integer"),
+        ({"member_batching": "pmap"}, "rl.member_batching must be one of auto, map, vmap"),
+    ],
+)
+def test_bad_rl_fields_are_rejected_naming_the_field(tmp_path, rl, words):
+    with pytest.raises(RLConfigError) as err:
+        tiny_config(tmp_path, **rl)
+    assert words in str(err.value)
+
+
+def test_bad_rl_field_on_the_command_line_is_one_line_before_any_work(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert main(["rl", "--run-dir", str(run_dir), "--rl.hidden", "[8]", "--data.cache_dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "rl.hidden" in err and "model.width" in err
+    assert not run_dir.exists() and not (tmp_path / "d").exists()  # nothing written
+
+
+def test_rl_config_takes_the_architecture_and_seed_from_model_and_seed(tmp_path):
+    config = load_config(None, {**tiny_values(tmp_path), "seed": 7, "model": {"hidden_layers": 3, "width": 9, "activation": "tanh"}})
+    ppo = rl_config(config)
+    assert (ppo.hidden, ppo.activation, ppo.seed, ppo.num_envs) == ((9, 9, 9), "tanh", 7, 16)
+
+
+def test_members_zip_the_population_lists(tmp_path):
+    config = tiny_config(tmp_path, population_seeds=[3, 4], population_dependencies=[0.0, 0.5], population_partner_reward_weights=[0, 0.5])
+    members = rl_members(config)
+    assert [m.to_dict() for m in members] == [
+        {"seed": 3, "lr": 2.5e-3, "partner_reward_weight": 0.0, "env": {"dependency": 0.0}},
+        {"seed": 4, "lr": 2.5e-3, "partner_reward_weight": 0.5, "env": {"dependency": 0.5}},
+    ]
+    trainer = PopulationTrainer(config)  # builds, compiles nothing yet
+    np.testing.assert_array_equal(trainer.env.dependency, [0.0, 0.5])
+    np.testing.assert_array_equal(trainer.env.veil, [0.0, 0.0])
+    np.testing.assert_array_equal(trainer.env.leap_distance, [5, 5])  # the spec's default under every member
+    np.testing.assert_array_equal(trainer.weights, [0.0, 0.5])
+
+
+def test_own_view_idle_shown_equals_idle_shown_on_frogs_views():
+    from mirror.env import EnvParams, reset
+    from mirror.env.observation import observe_given_veil
+
+    keys = jax.random.split(jax.random.key(0), 64)
+    _, states = jax.vmap(reset, in_axes=(0, None))(keys, EnvParams())
+    states = states.replace(position=jax.random.randint(jax.random.key(1), (64, 2), 0, 32))
+    for veiled in (False, True):
+        frog = jax.vmap(lambda s: observe_given_veil(s, 0, EnvParams(), veiled))(states)
+        np.testing.assert_array_equal(own_view_idle_shown(frog, states.position[:, 1]), idle_shown(frog, states.position[:, 1]))
+        # Toad's own view: Toad in Frog's place shows its own idle code (5, or 4 veiled)
+        toad = jax.vmap(lambda s: observe_given_veil(s, 1, EnvParams(), veiled))(states)
+        shared = states.position[:, 0] == states.position[:, 1]
+        np.testing.assert_array_equal(own_view_idle_shown(toad, states.position[:, 0])[:, 0], ~shared)
+
+
+# --- populations ----------------------------------------------------------------------
+
+
+def test_a_population_member_equals_the_same_trial_run_alone(tmp_path):
+    """lax.map over members: member 1 of a population of two (other seed, D, I, lr, w)
+    ends bit-identical to the same trial trained as a population of one."""
+    pop = {
+        "population_seeds": [0, 5], "population_dependencies": [1.0, 0.5], "population_veils": [0.0, 1.0],
+        "population_lrs": [1e-3, 3e-3], "population_partner_reward_weights": [0.0, 0.5], "member_batching": "map",
+    }  # fmt: skip
+    together = PopulationTrainer(tiny_config(tmp_path, **pop))
+    alone = PopulationTrainer(tiny_config(tmp_path, **{k: v[1:] if isinstance(v, list) else v for k, v in pop.items()}))
+    runner_t, metrics_t = together.interval(together.init())
+    runner_a, metrics_a = alone.interval(alone.init())
+    member = jax.tree.map(lambda x: np.asarray(x)[1:], (runner_t.params, runner_t.opt_state, runner_t.games))
+    assert_trees_equal(jax.tree.map(np.asarray, (runner_a.params, runner_a.opt_state, runner_a.games)), member)
+    np.testing.assert_array_equal(jax.random.key_data(runner_a.key), jax.random.key_data(runner_t.key)[1:])
+    np.testing.assert_array_equal(np.asarray(metrics_a["loss"]), np.asarray(metrics_t["loss"])[1:])
+    # and the two members did train differently
+    assert not np.array_equal(np.asarray(runner_t.params["output"]["kernel"][0]), np.asarray(runner_t.params["output"]["kernel"][1]))
+
+
+# --- the run directory --------------------------------------------------------------------
+
+
+def test_rl_run_directory_follows_the_contract(rl_dir):
+    names = {p.name for p in rl_dir.iterdir()}
+    for name in ("config.yaml", "dataset.json", "members.json", "rl_run.json", "metrics.jsonl", "rl_metrics.jsonl",
+                 "baselines.json", "summary.json", "report.md", "cmni.csv", "checkpoints"):  # fmt: skip
+        assert name in names, name
+    info = read_rl_run(rl_dir)
+    assert info["sharing"] == "shared" and info["networks_per_member"] == 1 and info["num_inputs"] == 100
+    assert info["probe"] == {"games": 4, "turns": 16, "seed": 0, "stream": 2}
+    assert json.loads((rl_dir / "members.json").read_text()) == [{"seed": 0, "lr": 2.5e-3, "dropout": 0.0, "l2": 0.0, "widths": [17, 17]}]
+    # a checkpoint after updates 2 and 4, each with the four items
+    assert sorted(int(p.name) for p in (rl_dir / "checkpoints").iterdir()) == [2, 4]
+    for update in (2, 4):
+        assert {p.name for p in (rl_dir / "checkpoints" / str(update)).iterdir()} >= set(RL_ITEMS)
+    # load_run (what `mirror cmni` reads) sees the actor-critic without its value head
+    run = load_run(rl_dir)
+    assert run.epochs.tolist() == [2, 4]
+    assert sorted(run.params) == ["hidden_0", "hidden_1", "output"]
+    assert run.params["hidden_0"]["kernel"].shape == (2, 1, 100, 17) and run.params["output"]["kernel"].shape == (2, 1, 17, 4)
+    assert run.checkpoint_index("best") in (0, 1)
+    # metrics.jsonl: one line per checkpoint; rl_metrics.jsonl: one per update
+    checkpoints = [json.loads(x) for x in (rl_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [c["epoch"] for c in checkpoints] == [2, 4] and [c["env_turns"] for c in checkpoints] == [256, 512]
+    assert set(checkpoints[0]) == {"epoch", "env_turns", "return_agent", "return_per_player", "help_rate", "help_when_partner_distressed", "wall_s"}
+    updates = read_rl_metrics(rl_dir)
+    assert [u["update"] for u in updates] == [1, 2, 3, 4] and [u["env_turns"] for u in updates] == [128, 256, 384, 512]
+    assert set(updates[0]) == {
+        "update", "env_turns", "return_per_player", "entropy", "policy_loss", "value_loss", "approx_kl",
+        "help_rate", "help_when_partner_distressed", "wall_s",
+    }  # fmt: skip
+    assert 0 < updates[0]["entropy"] <= np.log(4) + 1e-6 and len(updates[0]["return_per_player"]) == 2
+    # the probe set (b) of every checkpoint: 4 games x 16 turns, the model input (§5.6 mask applied)
+    probes = read_probes(rl_dir)
+    assert probes["inputs"].shape == (2, 1, 64, 100) and probes["inputs"].dtype == np.int8
+    assert probes["scenarios"].shape == (2, 1, 64) and probes["idle_shown"].shape == (2, 1, 64, 2)
+    assert probes["updates"].tolist() == [2, 4]
+    assert not probes["inputs"][..., 96].any() and not probes["inputs"][..., 98:].any()
+    assert set(np.unique(probes["scenarios"])) <= {0, 1, 2, 3}
+    # baselines: the same games as the agent's evaluation, once per member
+    baselines = read_baselines(rl_dir)
+    assert set(baselines) == {"behaviour", "oracle"}
+    assert baselines["oracle"]["episodes"] == baselines["behaviour"]["episodes"] == [8]  # 8 games x 1 episode
+    assert baselines["oracle"]["return"][0] > baselines["behaviour"]["return"][0]
+
+
+def test_summary_has_the_rl_keys(rl_dir):
+    summary = json.loads((rl_dir / "summary.json").read_text())
+    for key in ("return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "env_turns", "turns_per_s"):
+        assert key in summary, key
+    assert summary["env_turns"] == 512 and summary["turns_per_s"] > 0
+    assert summary["return_oracle"] == read_baselines(rl_dir)["oracle"]["return"][0]
+    last = json.loads((rl_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert summary["return_agent"] == last["return_agent"]
+    assert len(summary["return_agent_per_player"]) == 2
+    assert "cmni" in summary or "selected" in summary or len(summary) > 15  # the analysis summary is kept
+
+
+def test_mirror_cmni_reads_an_rl_run(rl_dir, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    assert main(["cmni", str(rl_dir), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "0"]) == 0
+    rows = (out / "cmni.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2  # header, 2 checkpoints x 1 network
+    assert "member 0: selected epoch" in capsys.readouterr().out
+
+
+def test_same_seed_gives_a_bit_identical_run(rl_dir, rl_cache, tmp_path):
+    again = tmp_path / "again"
+    rl_run(tiny_config(rl_cache), again, log=lambda line: None)
+    assert_same_rl_run(rl_dir, again)
+
+
+def test_interrupted_run_resumes_bit_identical(rl_dir, rl_cache, tmp_path):
+    """Stopped after checkpoint 2 with a torn rl_metrics line behind it: the resume trims the
+    files back to the checkpoint and ends exactly where the uninterrupted run ends."""
+    run_dir = tmp_path / "run"
+
+    class Stop(Exception):
+        pass
+
+    def stop(report):
+        if report.update == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        rl_run(tiny_config(rl_cache), run_dir, on_update=stop, log=lambda line: None)
+    with open(run_dir / "rl_metrics.jsonl", "a") as fh:
+        fh.write('{"update": 3, "env_turns": 3')  # a kill in the middle of the next interval's lines
+    logs = []
+    result = rl_run(tiny_config(rl_cache), run_dir, resume=True, log=logs.append)
+    assert f"resuming {run_dir.absolute()} after update 2" in logs
+    assert result.last_update == 4
+    assert_same_rl_run(rl_dir, run_dir)
+
+
+def test_cli_refuses_a_non_empty_run_dir_and_resuming_a_non_rl_dir(tmp_path, capsys):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("")
+    assert main(["rl", "--run-dir", str(busy)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert main(["rl", "--resume", str(busy)]) == 2
+    assert "is not an RL run" in capsys.readouterr().err
+    assert main(["rl", "--resume", str(busy), "--rl.updates", "4"]) == 2
+    assert "drop --config, --run-dir and overrides" in capsys.readouterr().err
+
+
+# --- slow: processes and independent networks ---------------------------------------------
+
+
+def _rl_command(run_dir: Path, cache: Path, extra: dict | None = None) -> list[str]:
+    values = tiny_values(cache, **{"updates": 8, "checkpoint_every": 2, "num_envs": 64, "num_steps": 16, **(extra or {})})
+    return [sys.executable, "-m", "mirror.cli", "rl", "--run-dir", str(run_dir), *overrides(values)]
+
+
+def complete_checkpoints(run_dir: Path) -> list[int]:
+    if not (run_dir / "checkpoints").is_dir():
+        return []
+    manager = open_rl_manager(run_dir, read_only=True)
+    try:
+        return sorted(manager.all_steps())
+    finally:
+        manager.close()
+
+
+@pytest.mark.slow  # three processes
+def test_sigkill_then_resume_ends_bit_identical(rl_cache, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("reference", "killed")}
+    uninterrupted = subprocess.Popen(_rl_command(reference, rl_cache), env=env, stdout=logs["reference"], stderr=subprocess.STDOUT)
+    victim = subprocess.Popen(_rl_command(killed, rl_cache), env=env, stdout=logs["killed"], stderr=subprocess.STDOUT)
+    try:  # kill once checkpoint 2 is finalised on disk (never after a fixed delay)
+        deadline = time.monotonic() + 900
+        while 2 not in complete_checkpoints(killed):
+            assert victim.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, (tmp_path / "killed.log").read_text()[-3000:]
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    finally:
+        for process in (victim, uninterrupted):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for fh in logs.values():
+            fh.close()
+    assert 2 <= max(complete_checkpoints(killed)) < 8
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "rl", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming {killed}" in resumed.stdout
+    assert_same_rl_run(reference, killed)
+
+
+@pytest.mark.slow
+def test_independent_networks_are_two_per_member(rl_cache, tmp_path):
+    config = tiny_config(rl_cache, sharing="independent", population_seeds=[0, 1], updates=2)
+    run_dir = tmp_path / "run"
+    rl_run(config, run_dir, log=lambda line: None)
+    assert read_rl_run(run_dir)["networks_per_member"] == 2
+    assert len(json.loads((run_dir / "members.json").read_text())) == 4
+    items = checkpoint_items(run_dir)[2]
+    assert items["params"]["hidden_0"]["kernel"].shape == (4, 100, 17)
+    (member_kernels,) = [v for k, v in items["rl_state"].items() if k[4:] == "params_hidden_0_kernel"]
+    assert member_kernels.shape == (2, 2, 100, 17)  # [members, players, ...]
+    np.testing.assert_array_equal(items["params"]["hidden_0"]["kernel"][3], member_kernels[1, 1])  # Toad of member 1
+    assert items["probe"]["inputs"].shape == (4, 32, 100)  # each player's 8 of 16 turns x 4 games
+    line = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert len(line["return_agent"]) == 4 and line["return_agent"][0] == line["return_agent"][1]
+
+
+MESH_SCRIPT = """
+import json, sys
+import jax, numpy as np
+from mirror.config import load_config
+from mirror.rl.population import PopulationTrainer
+trainer = PopulationTrainer(load_config(None, json.loads(sys.argv[1])))
+assert trainer.mesh is not None and trainer.mesh.size == 2 and trainer.padded == 4, (trainer.mesh, trainer.padded)
+runner, _ = trainer.interval(trainer.init())
+leaves = jax.tree.leaves(trainer.unpad(runner.params))
+np.savez(sys.argv[2], *[np.asarray(x) for x in leaves])
+"""
+
+
+@pytest.mark.slow  # a subprocess with two CPU devices
+def test_population_split_over_two_devices_equals_one_device(tmp_path):
+    """Three members over a two-device `pop` mesh (padded to four): the same parameters,
+    bit for bit, as on one device (lax.map)."""
+    values = tiny_values(tmp_path, population_seeds=[0, 1, 2], population_veils=[0.0, 0.5, 1.0], member_batching="map")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = tmp_path / "mesh.npz"
+    done = subprocess.run([sys.executable, "-c", MESH_SCRIPT, json.dumps(values), str(out)], env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    trainer = PopulationTrainer(load_config(None, values))
+    assert trainer.mesh is None
+    runner, _ = trainer.interval(trainer.init())
+    with np.load(out) as split:
+        for i, leaf in enumerate(jax.tree.leaves(runner.params)):
+            np.testing.assert_array_equal(np.asarray(leaf), split[f"arr_{i}"])
