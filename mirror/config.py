@@ -189,6 +189,7 @@ class Config:
     name: str = "mirror"
     seed: int = 0
     env: dict = dataclasses.field(default_factory=dict)  # EnvParams fields (spec defaults when absent)
+    rl: dict = dataclasses.field(default_factory=dict)  # self-play PPO fields (mirror.rl.config.RLConfig); `mirror rl`
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -235,7 +236,7 @@ def _build(cls, values: dict, prefix: str):
         raise ConfigError(f"unknown config field(s) {names}; allowed in {prefix or 'the top level'}: {sorted(fields)}")
     kwargs = {}
     for name, value in values.items():
-        default = getattr(cls(), name) if name != "env" else {}
+        default = getattr(cls(), name) if name not in ("env", "rl") else {}
         if name in _SECTIONS and prefix == "":
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
@@ -244,9 +245,9 @@ def _build(cls, values: dict, prefix: str):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")
             kwargs[name] = tuple(value)
-        elif name == "env":
+        elif name in ("env", "rl"):
             if not isinstance(value, dict):
-                raise ConfigError(f"env must be a mapping of fields, got {value!r}")
+                raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
             kwargs[name] = dict(value)
         else:
             expected = type(default)
