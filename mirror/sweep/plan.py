@@ -142,8 +142,10 @@ def rl_population_config(trials: list[Trial], members: list[dict]) -> Config:
     lists, zipped); each member's D and I override the config's env for that member."""
     values = trials[0].config.to_dict()
     values["name"] = f"rl-population-{len(trials)}"
+    # The per-member lists replace the scalars they list (one value in one place).
+    shared = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight")}
     values["rl"] = {
-        **values["rl"],
+        **shared,
         "population_seeds": [m["seed"] for m in members],
         "population_lrs": [m["lr"] for m in members],
         "population_partner_reward_weights": [m["partner_reward_weight"] for m in members],
