@@ -219,3 +219,50 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     assert (sweep_dir / "figures" / "help_vs_theory.png").stat().st_size > 10_000
     report = (sweep_dir / "report.md").read_text()
     assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - |" in report
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+@pytest.mark.slow  # builds two small datasets
+def test_rl_sweep_runs_populations_into_trials(tmp_path, monkeypatch, capsys):
+    """`mirror sweep` on an RL sweep file: one population run (the trainer stands in for
+    mirror.rl's here), then per trial its own dataset (its D), its files and result row;
+    a second run finds every trial finished and trains nothing."""
+    import mirror.sweep.run as sweep_run
+
+    calls = []
+
+    def fake_trainer(config, run_dir, *, resume, log):
+        calls.append(config)
+        envs = [{"dependency": d, "veil": v} for d, v in zip(config.rl["population_dependencies"], config.rl["population_veils"])]
+        make_rl_run(run_dir, member_envs=envs)
+        (run_dir / "baselines.json").write_text(json.dumps({"behaviour": {"return": [-1.0, -2.0]}, "oracle": {"return": [5.0, 6.0]}}))
+
+    def fake_analysis(out, log):
+        assert (out / "population.json").is_file() and not (out / RESULT_FILE).exists()
+        return cmni_outcomes(list(UPDATES), [0.1, 0.2], 0.05)
+
+    monkeypatch.setattr(sweep_run, "train_rl_population", fake_trainer)
+    monkeypatch.setattr(sweep_run, "analyse_rl_trial", fake_analysis)
+    data = {"rows": 2000, "test_rows": 200, "games": 64, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.1, 0.0],
+            "cache_dir": str(tmp_path / "datasets")}  # fmt: skip
+    path = _sweep_file(tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, data=data, tracking={"mode": "disabled"})
+    sweep_dir = tmp_path / "out"
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
+    assert len(calls) == 1 and calls[0].rl["population_dependencies"] == [1.0, 0.0]
+    sweep = load_sweep(path)
+    datasets = []
+    for trial in sweep.trials:
+        out = trial_dir(sweep_dir, trial)
+        manifest = json.loads((out / "dataset.json").read_text())
+        assert manifest["config"]["env"]["dependency"] == trial.config.env_params.dependency  # its own probe set (a)
+        datasets.append(manifest["path"])
+    assert len(set(datasets)) == 2
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [(r["dependency"], r["return_behaviour"], r["return_oracle"], r["cmni"], r["cmni_onpolicy"]) for r in rows] == [
+        ("1", "-1", "5", "0.2", "0.05"), ("0", "-2", "6", "0.2", "0.05")
+    ]
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
+    assert len(calls) == 1 and "2 already finished; 0 to run" in capsys.readouterr().out
