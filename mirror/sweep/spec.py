@@ -80,7 +80,8 @@ def rl_fields() -> list[str]:
     """The `rl.*` fields a sweep may vary: every RLConfig setting of one run."""
     from mirror.rl.config import RLConfig
 
-    return [f.name for f in dataclasses.fields(RLConfig) if f.name not in RL_NOT_IN_SECTION]
+    # The population lists are the sweep's to build, should RLConfig ever hold them.
+    return [f.name for f in dataclasses.fields(RLConfig) if f.name not in RL_NOT_IN_SECTION and not f.name.startswith("population_")]
 
 
 def sweepable(field: str, mode: str = "supervised") -> bool:
