@@ -32,18 +32,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=commands.run_demo)
 
-    play = sub.add_parser("play", help="watch a game in the terminal")
-    play.add_argument("--turns", type=int, default=60, help="turns to play")
+    play = sub.add_parser("play", help="watch a game in the terminal (policies or trained agents)")
+    play.add_argument("--turns", type=int, help="turns to play (default: 60; with --agent one episode, env.episode_turns)")
     play.add_argument("--fps", type=float, default=8.0, help="frames per second (0: no delay)")
     play.add_argument("--seed", type=int, default=0)
     play.add_argument(
         "--policy",
         choices=["random", "oracle"],
-        default="random",
-        help="random: the behaviour policy of spec §5.1; oracle: the dataset's label oracle (spec §5.4)",
+        help="random (default): the behaviour policy of spec §5.1; oracle: the dataset's label oracle (spec §5.4)",
     )
-    play.add_argument("--dependency", type=float, default=1.0, help="D in [0, 1]")
-    play.add_argument("--veil", type=float, default=0.0, help="I in [0, 1]")
+    play.add_argument("--dependency", type=float, help="D in [0, 1] (default 1)")
+    play.add_argument("--veil", type=float, help="I in [0, 1] (default 0)")
+    play.add_argument(
+        "--agent",
+        metavar="RUN_DIR[:CHECKPOINT]",
+        help="trained agents of a run play both players, with each decision's action probabilities; "
+        "CHECKPOINT: an update (RL) or epoch number, 'last' (default) or 'best'; the run sets D and I",
+    )
+    play.add_argument("--member", type=int, help="with --agent: the population member whose networks play (default 0)")
+    play.add_argument("--greedy", action="store_true", help="with --agent: take the most probable action instead of sampling")
     play.set_defaults(func=commands.play)
 
     # Each stage registers its own subcommands: `register(subparsers)` in its module.

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from mirror.agents.actor_critic import ActorCritic
+from mirror.agents.mlp import MLP
 from mirror.data.processing import model_inputs
 from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
@@ -45,6 +46,24 @@ class RunnerState(NamedTuple):
     update: jax.Array  # int32: updates done
 
 
+def policy_input(obs: jax.Array) -> jax.Array:
+    """obs int8[..., 3W+4] (the acting player's own view) -> f32[..., 3W+4]: the §5.6
+    model input (own code, score and position zeroed) that every RL network sees."""
+    # The mask as a multiply of a constant (any world width 3W+4): `model_inputs` is a
+    # scatter, slow on a CPU in the hot loop.
+    keep = model_inputs(jnp.ones(obs.shape[-1:], jnp.int8)).astype(jnp.float32)
+    return obs.astype(jnp.float32) * keep
+
+
+def policy_logits(params, obs: jax.Array, widths, activation: str) -> jax.Array:
+    """logits[..., 4] of one network stored in the MLP layout (`cmni_params`: hidden_i and
+    output, no value head; what checkpoints' "params" hold) for own views obs int8[..., 3W+4].
+    The actor-critic's torso and logits are the supervised MLP's layers, so its forward
+    pass (without dropout) gives exactly the logits `make_policy` acts on."""
+    logits, _ = MLP(tuple(widths), activation).apply({"params": params}, policy_input(obs))
+    return logits
+
+
 def make_policy(config: RLConfig):
     """policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits[B, 4], value[B]).
 
@@ -54,10 +73,7 @@ def make_policy(config: RLConfig):
     model = ActorCritic(tuple(config.hidden), config.activation)
 
     def shared(params, obs, player):
-        # The §5.6 mask as a multiply of a constant (any world width 3W+4): `model_inputs`
-        # is a scatter, slow on a CPU in the hot loop.
-        keep = model_inputs(jnp.ones(obs.shape[-1:], jnp.int8)).astype(jnp.float32)
-        logits, value, _ = model.apply({"params": params}, obs.astype(jnp.float32) * keep)
+        logits, value, _ = model.apply({"params": params}, policy_input(obs))
         return logits, value
 
     def independent(params, obs, player):

@@ -6,6 +6,12 @@ the same power-of-two bucket (padding at most doubles a layer). Such trials are 
 into populations of at most `max_population` members, padded with copies of the last
 member to a multiple of the device count (the copies' results are dropped).
 
+RL trials (`mode: rl`) share one compiled program when everything but the RL member
+settings (seed, rl.lr, rl.partner_reward_weight, env.dependency, env.veil) is equal; a
+population is one RL config whose `rl.population_*` lists hold those settings per
+member (`rl_population_config`), trained by one `mirror.rl` run. Member m owns network m
+of the run (`sharing: shared`) or networks 2m (Frog) and 2m+1 (Toad) (`independent`).
+
 Shards (`--shard i/n`, or one per process on a multi-host run) own whole groups of
 trials, assigned round-robin over the groups of the *full* trial list, so the split
 does not depend on which trials are already finished or on how many devices a shard has.
@@ -19,6 +25,40 @@ from mirror.train.population import Member
 from mirror.train.sharding import padded_population
 
 
+# What varies between the members of an RL population (the rl section's lists, zipped):
+# rl.population_<list> <- (the trial's value of) field.
+RL_MEMBER_LISTS = {
+    "population_seeds": "seed",
+    "population_lrs": "rl.lr",
+    "population_partner_reward_weights": "rl.partner_reward_weight",
+    "population_dependencies": "env.dependency",
+    "population_veils": "env.veil",
+}
+
+
+def rl_member_of(trial: Trial) -> dict:
+    """The trial as an RL population member, in `mirror.rl.population.RLMember.to_dict()`
+    form: {seed, lr, partner_reward_weight, env: {dependency, veil}}."""
+    from mirror.rl.config import RLConfig
+
+    c = trial.config
+    params = c.env_params
+    return {
+        "seed": c.seed,
+        "lr": float(c.rl.get("lr", RLConfig.lr)),
+        "partner_reward_weight": float(c.rl.get("partner_reward_weight", RLConfig.partner_reward_weight)),
+        "env": {"dependency": float(params.dependency), "veil": float(params.veil)},
+    }
+
+
+def networks_of(config: Config, member: int) -> list[int]:
+    """The run's network indices of population member `member`: [m] when one network plays
+    both players (`rl.sharing: shared`), [2m, 2m+1] (Frog's, Toad's) when `independent`."""
+    if config.rl.get("sharing", "shared") == "independent":
+        return [2 * member, 2 * member + 1]
+    return [member]
+
+
 def member_of(trial: Trial) -> Member:
     c = trial.config
     return Member(seed=c.seed, lr=c.train.lr, dropout=c.model.dropout, l2=c.train.l2, widths=c.model.widths)
@@ -29,8 +69,20 @@ def width_bucket(width: int) -> int:
     return 1 << max(0, (width - 1).bit_length())
 
 
+def rl_program_key(config: Config) -> str:
+    """Equal keys: RL trials that can train as members of one RL population."""
+    values = config.to_dict()
+    for name in ("name", "seed", "tracking"):
+        values.pop(name)
+    values["data"].pop("cache_dir")
+    values["rl"] = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight", *RL_MEMBER_LISTS)}
+    params = config.env_params  # compared as EnvParams, so a default and an explicit value agree
+    values["env"] = {k: v for k, v in dataclasses.asdict(params).items() if k not in ("dependency", "veil")}
+    return "rl:" + config_hash(values)
+
+
 def program_key(config: Config) -> str:
-    """Equal keys: trials that can train as members of one population."""
+    """Equal keys: (supervised) trials that can train as members of one population."""
     values = config.to_dict()
     for name in ("name", "seed", "tracking"):
         values.pop(name)
@@ -56,7 +108,12 @@ class Population:
         values.pop("name")
         values.pop("tracking")
         values["data"].pop("cache_dir")
-        return config_hash({"config": values, "members": [m.to_dict() for m in self.members]})[:12]
+        members = [m if isinstance(m, dict) else m.to_dict() for m in self.members]
+        return config_hash({"config": values, "members": members})[:12]
+
+    @property
+    def is_rl(self) -> bool:
+        return self.trials[0].is_rl
 
     @property
     def padding(self) -> int:
@@ -80,11 +137,30 @@ def population_config(trials: list[Trial], members: list[Member]) -> Config:
     return load_config(None, values)
 
 
+def rl_population_config(trials: list[Trial], members: list[dict]) -> Config:
+    """The first trial's config with one `rl.population_*` entry per member (all five
+    lists, zipped); each member's D and I override the config's env for that member."""
+    values = trials[0].config.to_dict()
+    values["name"] = f"rl-population-{len(trials)}"
+    # The per-member lists replace the scalars they list (one value in one place).
+    shared = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight")}
+    values["rl"] = {
+        **shared,
+        "population_seeds": [m["seed"] for m in members],
+        "population_lrs": [m["lr"] for m in members],
+        "population_partner_reward_weights": [m["partner_reward_weight"] for m in members],
+        "population_dependencies": [m["env"]["dependency"] for m in members],
+        "population_veils": [m["env"]["veil"] for m in members],
+    }
+    return load_config(None, values)
+
+
 def group_trials(trials: list[Trial]) -> list[list[Trial]]:
     """Trials by program key, groups in order of their first trial."""
     groups: dict[str, list[Trial]] = {}
     for trial in trials:
-        groups.setdefault(program_key(trial.config), []).append(trial)
+        key = rl_program_key(trial.config) if trial.is_rl else program_key(trial.config)
+        groups.setdefault(key, []).append(trial)
     return list(groups.values())
 
 
@@ -93,9 +169,11 @@ def populations(trials: list[Trial], max_population: int, devices: int = 1) -> l
     for group in group_trials(trials):
         for start in range(0, len(group), max_population):
             chunk = group[start : start + max_population]
-            members = [member_of(t) for t in chunk]
+            rl = chunk[0].is_rl
+            members = [rl_member_of(t) if rl else member_of(t) for t in chunk]
             members += [members[-1]] * (padded_population(len(members), devices) - len(members))
-            out.append(Population(tuple(chunk), tuple(members), population_config(chunk, members)))
+            config = (rl_population_config if rl else population_config)(chunk, members)
+            out.append(Population(tuple(chunk), tuple(members), config))
     return out
 
 

@@ -65,13 +65,17 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
     if advance:
         advance(done)
     for k, population in enumerate(pops):
+        shape = "RL" if population.is_rl else f"hidden widths up to {max(max(m.widths) for m in population.members)}"
         log(
             f"population {k + 1}/{len(pops)}: {len(population.trials)} trial(s)"
             + (f" + {population.padding} padding" if population.padding else "")
-            + f", hidden widths up to {max(max(m.widths) for m in population.members)}, trials "
+            + f", {shape}, trials "
             + ", ".join(str(t.index) for t in population.trials)
         )
-        run_population(population, sweep, sweep_dir, mesh, log)
+        if population.is_rl:
+            run_rl_population(population, sweep, sweep_dir, log)
+        else:
+            run_population(population, sweep, sweep_dir, mesh, log)
         done += len(population.trials)
         if advance:
             advance(done)
@@ -171,6 +175,54 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
             for j, trial in enumerate(population.trials[chunk])
         ]
     log(f"  analysed {len(run.epochs)} checkpoints x {real} members in {time.perf_counter() - start:.1f} s")
+    return rows
+
+
+def train_rl_population(config, run_dir: Path, *, resume: bool, log: Log) -> None:
+    """The one call into the RL trainer: an RL run of `config` (its rl.population_* lists
+    give the members) in `run_dir`, in the RL_CONTRACT layout (checkpoints/, metrics.jsonl,
+    rl_run.json, baselines.json, members.json, dataset.json).
+    TODO(integrator): check against helper A's `mirror.rl.run.rl_run` once merged."""
+    from mirror.rl.run import rl_run  # helper A's module (not in this branch yet)
+
+    rl_run(config, run_dir, resume=resume, log=log)
+
+
+def analyse_rl_trial(out: Path, log: Log) -> dict:
+    """CMNI of the trial's networks on its probe set (a) at every checkpoint (tables in the
+    trial's directory), as `cmni_outcomes`. The on-policy CMNI (probe set b) is read from
+    the analysis summary when the analysis reports it.
+    TODO(integrator): the RL analysis of helper B/E may replace this body (same return)."""
+    from mirror.analysis.run_analysis import analyse_run
+    from mirror.sweep.rl_trial import cmni_outcomes
+
+    done = analyse_run(out, out)
+    cmni = np.asarray(done.analysis.result.cmni, np.float64).mean(axis=1)  # [checkpoints]: over the trial's networks
+    summary = json.loads((out / "summary.json").read_text())
+    onpolicy = summary.get("cmni_onpolicy")
+    if isinstance(onpolicy, list):  # per checkpoint: the last one, as `cmni`
+        onpolicy = onpolicy[-1] if onpolicy else None
+    log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {len(cmni)} checkpoints")
+    return cmni_outcomes([int(e) for e in done.run.epochs], [float(c) for c in cmni], onpolicy)
+
+
+def run_rl_population(population: Population, sweep: Sweep, sweep_dir: Path, log: Log) -> list[dict]:
+    """Train one RL population (resuming a killed one), then give every trial its
+    directory: its own probe-(a) dataset, its networks' analysis, its result row."""
+    from mirror.data.pipeline import build_dataset
+    from mirror.sweep.rl_trial import finish_rl_trial, write_rl_trial_files
+
+    run_dir = sweep_dir / "populations" / population.population_id
+    resume = (run_dir / CONFIG_FILE).is_file()
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # killed before its run files were written: it holds nothing
+    train_rl_population(population.config, run_dir, resume=resume, log=lambda line: log("  " + line))
+    rows = []
+    for member, trial in enumerate(population.trials):  # padding members (after the trials) are dropped
+        dataset, reused = build_dataset(trial.config)
+        log(f"  trial {trial.index}: probe set (a) {dataset.path.name} ({'cached' if reused else 'generated'})")
+        out = write_rl_trial_files(sweep_dir, trial, member, run_dir, dataset.manifest, dataset.path)
+        rows.append(finish_rl_trial(out, trial, member, run_dir, analyse_rl_trial(out, log)))
     return rows
 
 

@@ -21,6 +21,14 @@
       max_population: 64         # members trained together in one vmapped program
       trial_figures: true        # per-trial figures (the sweep's own figures are always drawn)
 
+RL sweeps (`mode: rl`): the base is an RL config (with an `rl:` section, see
+configs/rl_quickstart.yaml) and every trial is one self-play PPO run. They may sweep
+`seed`, `data.seed`, `model.hidden_layers`, `model.width`, `model.activation`, any
+`rl.*` field (e.g. rl.partner_reward_weight, rl.lr; not the rl.population_* lists, which
+the sweep builds) and any `env.*` field. Trials that differ only in seed, rl.lr,
+rl.partner_reward_weight, env.dependency and env.veil train as one RL population (see
+`mirror.sweep.plan`). Example: configs/sweep_rl_theory.yaml.
+
 Trials are the grid, then the random draws, then the explicit trials, each repeated
 for every seed in `seeds`. A trial's `seed` is its model seed (initialisation, batch
 order, dropout); the dataset's seed is pinned to the base's (`data.seed`), so trials
@@ -41,7 +49,8 @@ from mirror.config import Config, ConfigError, config_hash, load_config, merge, 
 from mirror.env.params import EnvParams
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
-SWEEP_KEYS = ("base", "grid", "random", "trials", "seeds", "max_population", "trial_figures")
+SWEEP_KEYS = ("mode", "base", "grid", "random", "trials", "seeds", "max_population", "trial_figures")
+MODES = ("supervised", "rl")
 # Fields a sweep may vary; env.* covers every EnvParams field (D, I, costs, ...).
 SWEEPABLE = (
     "seed",
@@ -61,10 +70,33 @@ SWEEPABLE = (
 )
 
 
-def sweepable(field: str) -> bool:
+# RL trials (`mode: rl`): the architecture and seed as for supervised trials, plus rl.<field>.
+RL_SWEEPABLE = ("seed", "data.seed", "model.hidden_layers", "model.width", "model.activation")
+# RLConfig fields that come from elsewhere in the config (model.*, the top-level seed).
+RL_NOT_IN_SECTION = ("hidden", "activation", "seed")
+
+
+def rl_fields() -> list[str]:
+    """The `rl.*` fields a sweep may vary: every RLConfig setting of one run."""
+    from mirror.rl.config import RLConfig
+
+    # The population lists are the sweep's to build, should RLConfig ever hold them.
+    return [f.name for f in dataclasses.fields(RLConfig) if f.name not in RL_NOT_IN_SECTION and not f.name.startswith("population_")]
+
+
+def sweepable(field: str, mode: str = "supervised") -> bool:
     if field.startswith("env."):
         return field[4:] in {f.name for f in dataclasses.fields(EnvParams)}
+    if mode == "rl":
+        return field in RL_SWEEPABLE or (field.startswith("rl.") and field[3:] in rl_fields())
     return field in SWEEPABLE
+
+
+def allowed_fields(mode: str) -> str:
+    env = "env.<any of " + ", ".join(f.name for f in dataclasses.fields(EnvParams)) + ">"
+    if mode == "rl":
+        return ", ".join(RL_SWEEPABLE) + ", rl.<any of " + ", ".join(rl_fields()) + ">, " + env
+    return ", ".join(SWEEPABLE) + ", " + env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,13 +104,20 @@ class Trial:
     index: int  # position in the sweep's trial list
     fields: dict  # the swept fields and their values (dotted names)
     config: Config  # the base with `fields` applied: a complete single-model config
+    mode: str = "supervised"  # the sweep's mode: "rl" trials are self-play PPO runs
+
+    @property
+    def is_rl(self) -> bool:
+        return self.mode == "rl"
 
     @property
     def trial_id(self) -> str:
         """Stable identity: a hash of what determines the trial's training and analysis."""
         values = self.config.to_dict()
         values["data"] = {k: v for k, v in values["data"].items() if k != "cache_dir"}
-        return config_hash({k: values[k] for k in ("seed", "env", "data", "model", "train", "analysis")})[:12]
+        # The rl section counts for RL trials; supervised ids stay what they were.
+        sections = ("seed", "env", "data", "model", "train", "analysis") + (("rl",) if self.is_rl else ())
+        return config_hash({k: values[k] for k in sections})[:12]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,19 +128,19 @@ class Sweep:
     swept: list  # dotted names of every field some trial sets, in first-seen order
     max_population: int = 64
     trial_figures: bool = True
+    mode: str = "supervised"  # "supervised" (mirror train trials) or "rl" (self-play PPO trials)
 
 
-def _check_fields(fields: dict, where: str) -> None:
+def _check_fields(fields: dict, where: str, mode: str = "supervised") -> None:
     if not isinstance(fields, dict):
         raise ConfigError(f"{where} must be a mapping of field: value, got {fields!r}")
     for field in fields:
-        if not sweepable(field):
-            allowed = ", ".join(SWEEPABLE) + ", env.<any of " + ", ".join(f.name for f in dataclasses.fields(EnvParams)) + ">"
-            raise ConfigError(f"{where}: {field!r} cannot be swept; allowed: {allowed}")
+        if not sweepable(field, mode):
+            raise ConfigError(f"{where}: {field!r} cannot be swept in a {mode} sweep; allowed: {allowed_fields(mode)}")
 
 
-def _grid(grid: dict) -> list[dict]:
-    _check_fields(grid, "sweep.grid")
+def _grid(grid: dict, mode: str) -> list[dict]:
+    _check_fields(grid, "sweep.grid", mode)
     for field, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.grid.{field} must be a non-empty list of values, got {values!r}")
@@ -134,7 +173,7 @@ def _draw(key: jax.Array, field: str, spec: Any):
     return float(f"{value:.4g}")  # readable values (4 significant digits) in configs and tables
 
 
-def _random(spec: dict) -> list[dict]:
+def _random(spec: dict, mode: str) -> list[dict]:
     if not isinstance(spec, dict) or set(spec) - {"samples", "seed", "fields"}:
         raise ConfigError(f"sweep.random must have samples, seed and fields, got {spec!r}")
     samples, seed, fields = spec.get("samples"), spec.get("seed", 0), spec.get("fields")
@@ -142,7 +181,7 @@ def _random(spec: dict) -> list[dict]:
         raise ConfigError(f"sweep.random.samples = {samples!r} is invalid: expected a positive integer")
     if type(seed) is not int:
         raise ConfigError(f"sweep.random.seed = {seed!r} is invalid: expected an integer")
-    _check_fields(fields, "sweep.random.fields")
+    _check_fields(fields, "sweep.random.fields", mode)
     key = jax.random.key(seed)
     return [
         {field: _draw(jax.random.fold_in(jax.random.fold_in(key, i), j), field, fields[field]) for j, field in enumerate(fields)}
@@ -160,17 +199,21 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     unknown = sorted(set(sweep) - set(SWEEP_KEYS))
     if unknown:
         raise ConfigError(f"unknown field(s) sweep.{', sweep.'.join(unknown)}; allowed: {list(SWEEP_KEYS)}")
+    mode = sweep.get("mode", "supervised")
+    if mode not in MODES:
+        raise ConfigError(f"sweep.mode = {mode!r} is invalid: expected one of {list(MODES)}")
     if "base" in sweep:
         values = merge(read_yaml_mapping(path.parent / str(sweep["base"])), values)
     base_values = merge(values, parse_overrides(list(overrides or [])))
     base = load_config(None, base_values)
+    _check_mode_base(base, mode)
 
-    combos = (_grid(sweep["grid"]) if "grid" in sweep else []) + (_random(sweep["random"]) if "random" in sweep else [])
+    combos = (_grid(sweep["grid"], mode) if "grid" in sweep else []) + (_random(sweep["random"], mode) if "random" in sweep else [])
     explicit = sweep.get("trials", [])
     if not isinstance(explicit, list):
         raise ConfigError(f"sweep.trials must be a list of {{field: value}} mappings, got {explicit!r}")
     for i, trial in enumerate(explicit):
-        _check_fields(trial, f"sweep.trials[{i}]")
+        _check_fields(trial, f"sweep.trials[{i}]", mode)
     combos += [dict(t) for t in explicit]
     seeds = sweep.get("seeds")
     if seeds is not None:
@@ -189,17 +232,48 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     if not isinstance(trial_figures, bool):
         raise ConfigError(f"sweep.trial_figures = {trial_figures!r} is invalid: expected true or false")
 
-    trials = [Trial(i, fields, _trial_config(base, base_values, fields, i)) for i, fields in enumerate(combos)]
+    trials = [Trial(i, fields, _trial_config(base, base_values, fields, i, mode), mode) for i, fields in enumerate(combos)]
     ids = [t.trial_id for t in trials]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         first = [t.index for t in trials if t.trial_id == duplicates[0]]
         raise ConfigError(f"trials {first} are the same configuration; every trial must differ (add seeds or change the grid)")
     swept = list(dict.fromkeys(field for t in trials for field in t.fields))
-    return Sweep(str(base.name), base, trials, swept, max_population, trial_figures)
+    return Sweep(str(base.name), base, trials, swept, max_population, trial_figures, mode)
 
 
-def _trial_config(base: Config, base_values: dict, fields: dict, index: int) -> Config:
+POPULATION_LISTS = ("population_seeds", "population_lrs", "population_partner_reward_weights", "population_dependencies", "population_veils")
+
+
+def _check_mode_base(base: Config, mode: str) -> None:
+    """An RL sweep needs an `rl:` section and builds the population lists itself; a
+    supervised sweep has no use for one."""
+    rl = dict(getattr(base, "rl", {}) or {})
+    if mode == "supervised" and rl:
+        raise ConfigError("the base config has an `rl:` section but sweep.mode is supervised; set `mode: rl` in the sweep section")
+    if mode == "rl":
+        for name in POPULATION_LISTS:
+            if rl.get(name):
+                raise ConfigError(f"rl.{name} is set in the base of an RL sweep; the sweep builds the populations: sweep the fields instead")
+
+
+def check_rl_trial(config: Config) -> None:
+    """An RL trial's settings, validated before any work; the error names rl.<field>.
+    TODO(integrator): once helper A's `mirror.rl.config.rl_config(config)` is merged, the
+    first branch is the only one (it also checks the architecture comes from model.*)."""
+    from mirror.rl import config as rl
+
+    if hasattr(rl, "rl_config"):
+        rl.rl_config(config)
+        return
+    section = {k: v for k, v in config.rl.items() if k not in POPULATION_LISTS}
+    for name in RL_NOT_IN_SECTION:
+        if name in section:
+            raise ConfigError(f"rl.{name} is set by {'the top-level seed' if name == 'seed' else 'model.*'}, not in the rl section")
+    rl.make_config(**section, hidden=config.model.widths, activation=config.model.activation, seed=config.seed)
+
+
+def _trial_config(base: Config, base_values: dict, fields: dict, index: int, mode: str = "supervised") -> Config:
     values = copy.deepcopy(base_values)
     values.setdefault("data", {})
     values["data"] = {**values["data"], "seed": base.data_seed}  # model seeds share the base's dataset
@@ -207,6 +281,9 @@ def _trial_config(base: Config, base_values: dict, fields: dict, index: int) -> 
         set_dotted(values, field, value)
     values["name"] = f"{base.name}-trial{index:04d}"
     try:
-        return load_config(None, values)
+        config = load_config(None, values)
+        if mode == "rl":
+            check_rl_trial(config)
+        return config
     except ConfigError as err:
         raise ConfigError(f"sweep trial {index} ({fields}): {err}") from None

@@ -6,6 +6,11 @@
     SWEEP_DIR/figures/cmni_vs_capacity.png, cmni_vs_theory.png
     SWEEP_DIR/report.md              the tables and figures in one page
 
+RL sweeps (`mode: rl`) write summary.csv with RL_COLUMNS (returns of the agents and of
+the behaviour and oracle baselines, help rates, CMNI on both probe sets, env turns),
+the checkpoint tables by update, figures/help_vs_theory.png (help rate against D and
+w, CMNI against D) and a report table of help rate and CMNI by D, I and w.
+
 Everything is rebuilt from the trials' result.json and cmni.csv files, so it can be
 written by any process once the shards are done (`mirror sweep CONFIG --summary-only`).
 """
@@ -28,6 +33,15 @@ COLUMNS = [
     "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value", "p_value_peak", "dir",
 ]  # fmt: skip
 CHECKPOINT_COLUMNS = ["trial", "lr", "hidden_layers", "width", "epoch", "val_loss", "mne", "cmni"]
+RL_COLUMNS = [
+    "trial", "trial_id", "seed", "dependency", "veil", "partner_reward_weight", "lr", "sharing", "hidden_layers", "width",
+    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
+    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "peak_cmni", "peak_update", "dir",
+]  # fmt: skip
+RL_CHECKPOINT_COLUMNS = ["trial", "dependency", "veil", "partner_reward_weight", "update", "network", "cmni"]
+# The settings an RL theory table groups by, and the means it shows.
+RL_SETTINGS = ["dependency", "veil", "partner_reward_weight"]
+RL_MEANS = ["return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "cmni", "cmni_onpolicy"]
 EXTREMES = 5
 
 
@@ -39,8 +53,43 @@ def collect(sweep: Sweep, sweep_dir: Path) -> list[dict]:
 
 def swept_columns(sweep: Sweep) -> list[str]:
     """Swept fields that are not already a standard column (e.g. env.death_cost)."""
-    standard = {"seed", "model.hidden_layers", "model.width", "model.dropout", "train.lr", "train.l2", "train.batch_size", "env.dependency", "env.veil"}
+    if sweep.mode == "rl":
+        standard = {"seed", "model.hidden_layers", "model.width", "rl.lr", "rl.partner_reward_weight", "rl.sharing", "env.dependency", "env.veil"}
+    else:
+        standard = {"seed", "model.hidden_layers", "model.width", "model.dropout", "train.lr", "train.l2", "train.batch_size", "env.dependency", "env.veil"}
     return [f for f in sweep.swept if f not in standard]
+
+
+def rl_checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
+    """Every checkpoint of every network of every finished RL trial (CMNI on probe set a)."""
+    out = []
+    for r in results:
+        path = Path(sweep_dir) / r["dir"] / "cmni.csv"
+        if not path.is_file():
+            continue
+        for row in read_csv(path):
+            cmni = float(row["cmni"]) if row["cmni"] else math.nan
+            if math.isfinite(cmni):
+                settings = {k: r[k] for k in RL_SETTINGS}
+                out.append({"trial": r["trial"], **settings, "update": int(row["epoch"]), "network": int(row["member"]), "cmni": cmni})
+    return out
+
+
+def rl_theory_rows(results: list[dict]) -> list[dict]:
+    """One row per (D, I, w) setting: the means over its trials (seeds) of RL_MEANS
+    (None where no trial has a value), with the trial count."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault(tuple(r[k] for k in RL_SETTINGS), []).append(r)
+    rows = []
+    for setting in sorted(groups):
+        members = groups[setting]
+        row = dict(zip(RL_SETTINGS, setting), trials=len(members))
+        for key in RL_MEANS:
+            values = [m[key] for m in members if m.get(key) is not None and math.isfinite(m[key])]
+            row[key] = sum(values) / len(values) if values else None
+        rows.append(row)
+    return rows
 
 
 def checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
@@ -69,6 +118,8 @@ def write_summary(sweep: Sweep, sweep_dir: str | Path) -> dict:
     """Write every summary file; returns {"finished": k, "trials": N, "files": [...]}."""
     sweep_dir = Path(sweep_dir)
     results = collect(sweep, sweep_dir)
+    if sweep.mode == "rl":
+        return write_rl_summary(sweep, sweep_dir, results)
     extra = swept_columns(sweep)
     header = COLUMNS[:-1] + extra + ["dir"]
     rows = [[r.get(c, r["fields"].get(c)) for c in header] for r in results]
@@ -83,8 +134,73 @@ def write_summary(sweep: Sweep, sweep_dir: str | Path) -> dict:
     return {"finished": len(results), "trials": len(sweep.trials), "files": files, "results": results}
 
 
+def write_rl_summary(sweep: Sweep, sweep_dir: Path, results: list[dict]) -> dict:
+    """The summary files of an RL sweep (see the module docstring)."""
+    extra = swept_columns(sweep)
+    header = RL_COLUMNS[:-1] + extra + ["dir"]
+    rows = [[r.get(c, r["fields"].get(c)) for c in header] for r in results]
+    files = [write_csv(sweep_dir / "summary.csv", header, rows)]
+    ranked = sorted(rl_checkpoint_rows(sweep_dir, results), key=lambda c: (-c["cmni"], c["trial"], c["update"], c["network"]))
+    top, bottom = ranked[:EXTREMES], ranked[::-1][:EXTREMES]
+    for name, table in (("top_checkpoints", top), ("bottom_checkpoints", bottom)):
+        files.append(write_csv(sweep_dir / f"{name}.csv", RL_CHECKPOINT_COLUMNS, [[c[k] for k in RL_CHECKPOINT_COLUMNS] for c in table]))
+    if results:
+        files.append(_save(rl_theory_figure(results), sweep_dir / "figures" / "help_vs_theory.png"))
+    files.append(write_rl_markdown(sweep, sweep_dir, results, top))
+    return {"finished": len(results), "trials": len(sweep.trials), "files": files, "results": results}
+
+
+def rl_theory_figure(results: list[dict]) -> Figure:
+    """Help rate against D and against w, CMNI (probe set a) against D: trials as points,
+    the mean over trials at each setting as a line."""
+    fig = Figure(figsize=(13, 4), layout="constrained")
+    panels = (
+        ("dependency", "help_rate", "dependency D", "help rate"),
+        ("partner_reward_weight", "help_rate", "partner reward weight w", "help rate"),
+        ("dependency", "cmni", "dependency D", "CMNI (probe set a)"),
+    )
+    for ax, (xkey, ykey, xlabel, ylabel) in zip(fig.subplots(1, 3), panels):
+        x, y = _values(results, xkey), _values(results, ykey)
+        ax.scatter(x, y, s=22, alpha=0.6, color="#2e7d32", label="one trial")
+        settings = np.unique(x[np.isfinite(x)])
+        means = [np.nanmean(y[x == v]) if np.isfinite(y[x == v]).any() else np.nan for v in settings]
+        ax.plot(settings, means, "-o", color="black", lw=1.5, label="mean over trials")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.suptitle(f"Self-play agents: helping and CMNI against the game's theory knobs ({len(results)} trials)")
+    return fig
+
+
+def write_rl_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict]) -> Path:
+    out = [f"# RL sweep report: {sweep.name}", ""]
+    out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
+    if results:
+        out += [
+            "## Help rate and CMNI by D, I and w (means over seeds)",
+            "",
+            *_table(rl_theory_rows(results), RL_SETTINGS + ["trials"] + RL_MEANS),
+            "",
+            "![help rate and CMNI against D and w](figures/help_vs_theory.png)",
+            "",
+            "## Highest-CMNI checkpoints (probe set a)",
+            "",
+            *_table(top, RL_CHECKPOINT_COLUMNS),
+            "",
+            "## Trials",
+            "",
+            *_table(results, [c for c in RL_COLUMNS if c not in ("trial_id", "dir")]),
+            "",
+        ]
+    path = Path(sweep_dir) / "report.md"
+    path.write_text("\n".join(out) + "\n")
+    return path
+
+
 def _values(results: list[dict], key: str) -> np.ndarray:
-    return np.asarray([np.nan if r[key] is None else r[key] for r in results], np.float64)
+    return np.asarray([np.nan if r.get(key) is None else r[key] for r in results], np.float64)
 
 
 DPI = 130

@@ -14,8 +14,9 @@ Run directory layout (other stages read it):
                                columns actual) per member, at its best and last epoch
 
 A sweep trial's directory has no checkpoints/ of its own: its population.json names the
-population run, its member index and how many of that run's checkpoints are the trial's,
-and `load_run` reads it as a single run (parameters cut to the trial's true widths).
+population run, its member index (RL trials: "networks", its network indices) and how
+many of that run's checkpoints are the trial's, and `load_run` reads it as a run of its
+own (parameters cut to the trial's true widths; the trial's own dataset.json wins).
 
 Every per-epoch value is stored once. The checkpoint's metadata holds the state resume
 needs: epoch, best_epoch, best_val_loss, epochs_without_improvement, stopped, diverged,
@@ -437,25 +438,31 @@ def restore_stacked(run_dir: str | Path, squeeze_members: bool = True):
 
 
 def _load_trial(trial_dir: Path) -> LoadedRun:
-    """A sweep trial as a single run: its member of the population run, its checkpoints."""
+    """A sweep trial as a run of its own: its network(s) of the population run (one, or
+    an RL trial's Frog and Toad networks: population.json "networks"), its checkpoints,
+    and its own dataset.json when it has one (RL trials with their own D and I)."""
     from mirror.agents.mlp import unpad_params
 
     pointer = json.loads((trial_dir / POPULATION_FILE).read_text())
     population = load_run(pointer["run_dir"])
-    member, n = int(pointer["member"]), int(pointer["checkpoints"])
-    widths = tuple(population.members[member].widths)
+    networks = [int(i) for i in pointer.get("networks", [pointer["member"]])]
+    n = int(pointer["checkpoints"])
+    widths = tuple(population.members[networks[0]].widths)
 
     def single(value):
-        return value[member] if isinstance(value, list) else value
+        if not isinstance(value, list):
+            return value
+        return value[networks[0]] if len(networks) == 1 else [value[i] for i in networks]
 
+    own = trial_dir / DATASET_FILE
     return LoadedRun(
         config=load_config(trial_dir / CONFIG_FILE),
-        params=jax.tree.map(lambda a: a[:n, member : member + 1], unpad_params(population.params, widths)),
+        params=jax.tree.map(lambda a: np.asarray(a)[:n][:, networks], unpad_params(population.params, widths)),
         epochs=population.epochs[:n],
         metadata=[{k: single(v) for k, v in meta.items()} for meta in population.metadata[:n]],
-        widths=[list(widths)],
+        widths=[list(widths)] * len(networks),
         padded_widths=widths,
-        dataset_path=population.dataset_path,
-        members=[population.members[member]],
+        dataset_path=json.loads(own.read_text())["path"] if own.is_file() else population.dataset_path,
+        members=[population.members[i] for i in networks],
         run_dir=trial_dir,
     )

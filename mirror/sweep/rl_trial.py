@@ -1,0 +1,156 @@
+"""One RL trial's files, cut from its RL population's run (sweeps with `mode: rl`).
+
+    SWEEP_DIR/trials/t<index>-<id>/
+        config.yaml      the trial's own config (one run: no rl.population_* lists)
+        members.json     its network(s)' entries of the population's members.json
+        rl_run.json      the population's, with `members` = [this trial's member]
+        dataset.json     its OWN probe-(a) dataset, built with its D and I (the population
+                         run's dataset.json is the first member's)
+        population.json  {"run_dir", "member": its first network, "networks": [...],
+                         "checkpoints", "rl_member": its member index}
+        metrics.jsonl    per checkpoint, its networks' values (lists when 2 networks)
+        cmni.csv, summary.json, ...   the analysis on probe set (a)
+        result.json      its summary row; written last, so it marks the trial finished
+
+`mirror.train.checkpoints.load_run` reads the directory as a run of its own (its networks,
+its dataset), so `mirror cmni` and `mirror play --agent` work on it.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import yaml
+
+from mirror.sweep.plan import networks_of
+from mirror.sweep.spec import Trial
+from mirror.sweep.trial import RESULT_FILE, trial_dir
+from mirror.train.checkpoints import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    MEMBERS_FILE,
+    METRICS_FILE,
+    POPULATION_FILE,
+    read_metrics,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+RL_RUN_FILE = "rl_run.json"  # RL_CONTRACT: marks an RL run
+BASELINES_FILE = "baselines.json"
+
+# The RL columns of summary.csv, after the settings.
+RL_METRIC_COLUMNS = (
+    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
+    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "peak_cmni", "peak_update",
+)  # fmt: skip
+
+
+def _pick(value, networks: list[int]):
+    """A metrics value for the trial: lists are per network (mean over its networks, nulls
+    skipped), scalars are the run's (one network)."""
+    if not isinstance(value, list):
+        return value
+    values = [value[i] for i in networks if value[i] is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _baseline(baselines: dict, policy: str, member: int, key: str = "return"):
+    """A member's baseline value; baselines.json holds, per policy, either a list of
+    per-member entries or an entry whose values are per-member lists (or scalars)."""
+    entry = baselines.get(policy)
+    if isinstance(entry, list):
+        entry = entry[member]
+    if not isinstance(entry, dict):
+        return None
+    value = entry.get(key)
+    return value[member] if isinstance(value, list) else value
+
+
+def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[int]) -> dict:
+    """The trial's RL numbers from its population run's last metrics line (RL_CONTRACT:
+    per-network lists or scalars) and baselines.json: returns, help rates, env turns."""
+    return {
+        "updates": last_line.get("epoch"),
+        "env_turns": _pick(last_line.get("env_turns"), networks),
+        "return_agent": _pick(last_line.get("return_agent"), networks),
+        "return_behaviour": _baseline(baselines, "behaviour", member),
+        "return_oracle": _baseline(baselines, "oracle", member),
+        "help_rate": _pick(last_line.get("help_rate"), networks),
+        "help_when_partner_distressed": _pick(last_line.get("help_when_partner_distressed"), networks),
+    }
+
+
+def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | None) -> dict:
+    """cmni[checkpoints] on probe set (a), averaged over the trial's networks: the final
+    value, the peak and its update; `cmni_onpolicy` (probe set b) at the final checkpoint."""
+    finite = [(c, u) for c, u in zip(cmni, updates) if c is not None and math.isfinite(c)]
+    peak, peak_update = max(finite) if finite else (None, None)
+    final = cmni[-1] if cmni and cmni[-1] is not None and math.isfinite(cmni[-1]) else None
+    return {"cmni": final, "cmni_onpolicy": cmni_onpolicy, "peak_cmni": peak, "peak_update": peak_update}
+
+
+def rl_settings_row(trial: Trial, out: Path) -> dict:
+    """The RL trial's identity and settings: the first columns of its summary row."""
+    from mirror.rl.config import RLConfig
+
+    c = trial.config
+    return {
+        "trial": trial.index,
+        "trial_id": trial.trial_id,
+        "dir": str(out.relative_to(out.parents[1])),
+        "fields": trial.fields,
+        "seed": c.seed,
+        "dependency": float(c.env_params.dependency),
+        "veil": float(c.env_params.veil),
+        "partner_reward_weight": float(c.rl.get("partner_reward_weight", RLConfig.partner_reward_weight)),
+        "lr": float(c.rl.get("lr", RLConfig.lr)),
+        "sharing": c.rl.get("sharing", RLConfig.sharing),
+        "hidden_layers": c.model.hidden_layers,
+        "width": c.model.width,
+    }
+
+
+def rl_result_row(trial: Trial, out: Path, outcomes: dict, cmni: dict) -> dict:
+    """The trial's row of summary.csv."""
+    return {**rl_settings_row(trial, out), **{k: None for k in RL_METRIC_COLUMNS}, **outcomes, **cmni}
+
+
+def write_rl_trial_files(sweep_dir: Path, trial: Trial, member: int, run_dir: Path, dataset_manifest: dict, dataset_path: Path) -> Path:
+    """Everything of the trial's directory but the analysis and result.json; returns it.
+    `dataset_*`: the trial's own probe-(a) dataset (built from its config)."""
+    out = trial_dir(sweep_dir, trial)
+    out.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(run_dir)
+    networks = networks_of(trial.config, member)
+    lines = read_metrics(run_dir)
+    population_members = json.loads((run_dir / MEMBERS_FILE).read_text())
+    rl_run = json.loads((run_dir / RL_RUN_FILE).read_text())
+    write_text_atomic(out / CONFIG_FILE, yaml.safe_dump(trial.config.to_dict(), sort_keys=True))
+    write_json_atomic(out / MEMBERS_FILE, [population_members[i] for i in networks])
+    write_json_atomic(out / RL_RUN_FILE, {**rl_run, "members": [rl_run["members"][member]]})
+    write_json_atomic(out / DATASET_FILE, {**dataset_manifest, "path": str(Path(dataset_path).absolute())})
+    write_json_atomic(
+        out / POPULATION_FILE,
+        {"run_dir": str(run_dir), "member": networks[0], "networks": networks, "checkpoints": len(lines), "rl_member": member},
+    )
+
+    def mine(value):
+        if not isinstance(value, list):
+            return value
+        return value[networks[0]] if len(networks) == 1 else [value[i] for i in networks]
+
+    text = "".join(json.dumps({k: mine(v) for k, v in lines[u].items()}) + "\n" for u in sorted(lines))
+    write_text_atomic(out / METRICS_FILE, text)
+    return out
+
+
+def finish_rl_trial(out: Path, trial: Trial, member: int, run_dir: Path, cmni: dict) -> dict:
+    """Write result.json (last: it marks the trial finished) and return the row."""
+    lines = read_metrics(run_dir)
+    path = Path(run_dir) / BASELINES_FILE
+    baselines = json.loads(path.read_text()) if path.is_file() else {}
+    outcomes = rl_outcomes(lines[max(lines)] if lines else {}, baselines, member, networks_of(trial.config, member))
+    row = rl_result_row(trial, out, outcomes, cmni)
+    write_json_atomic(out / RESULT_FILE, row)
+    return row

@@ -1,0 +1,268 @@
+"""RL sweeps (`mode: rl`): the sweep file, the trials, their grouping into RL populations
+(one config with rl.population_* lists), the trial directories cut from a population
+run, and summary.csv's RL columns. The RL training call itself is wired by the integrator
+(`mirror.sweep.run.train_rl_population`); these tests use hand-made population runs and
+results."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mirror.cli import main
+from mirror.config import ConfigError, config_hash
+from mirror.report import read_csv
+from mirror.rl.watch import load_agents
+from mirror.sweep.plan import networks_of, populations, rl_member_of
+from mirror.sweep.rl_trial import cmni_outcomes, finish_rl_trial, rl_outcomes, rl_result_row, write_rl_trial_files
+from mirror.sweep.spec import load_sweep
+from mirror.sweep.summary import RL_COLUMNS, rl_theory_rows, write_summary
+from mirror.sweep.trial import RESULT_FILE, trial_dir
+from mirror.train.checkpoints import load_run
+from test_play_agent import UPDATES, make_rl_run
+
+THEORY = Path(__file__).resolve().parents[1] / "configs" / "sweep_rl_theory.yaml"
+
+
+def _sweep_file(tmp_path, sweep: dict, **base) -> Path:
+    values = {
+        "name": "rl-test",
+        "model": {"hidden_layers": 2, "width": 6},
+        "rl": {"num_envs": 8, "num_steps": 4, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2},
+        **base,
+        "sweep": {"mode": "rl", **sweep},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+# ----------------------------------------------------------------------------- the sweep file
+
+
+def test_theory_sweep_is_36_rl_trials_in_one_population():
+    sweep = load_sweep(THEORY)
+    assert sweep.mode == "rl" and len(sweep.trials) == 36
+    assert sweep.swept == ["env.dependency", "env.veil", "rl.partner_reward_weight", "seed"]
+    assert len({t.trial_id for t in sweep.trials}) == 36
+    assert all(t.is_rl and t.config.data.seed == sweep.base.data_seed for t in sweep.trials)
+    (population,) = populations(sweep.trials, sweep.max_population)
+    assert population.is_rl and population.trials == tuple(sweep.trials) and population.padding == 0
+    rl = population.config.rl
+    # Grid order: D, then I, then w, then the seeds innermost.
+    assert rl["population_dependencies"] == [d for d in (0.0, 0.5, 1.0) for _ in range(12)]
+    assert rl["population_veils"] == [i for _ in range(3) for i in (0.0, 1.0) for _ in range(6)]
+    assert rl["population_partner_reward_weights"] == [w for _ in range(6) for w in (0.0, 0.5) for _ in range(3)]
+    assert rl["population_seeds"] == [0, 1, 2] * 12
+    assert rl["population_lrs"] == [2.5e-3] * 36
+    # The rest is the base's; the lists replace the scalars they list.
+    assert {k: v for k, v in rl.items() if not k.startswith("population_")} == {k: v for k, v in sweep.base.rl.items() if k != "lr"}
+
+
+def test_member_is_the_trials_seed_lr_w_and_env():
+    sweep = load_sweep(THEORY)
+    trial = sweep.trials[23]  # D 0.5, I 1, w 0.5, seed 2
+    assert trial.fields == {"env.dependency": 0.5, "env.veil": 1.0, "rl.partner_reward_weight": 0.5, "seed": 2}
+    assert rl_member_of(trial) == {"seed": 2, "lr": 2.5e-3, "partner_reward_weight": 0.5, "env": {"dependency": 0.5, "veil": 1.0}}
+
+
+def test_only_member_settings_share_a_population(tmp_path):
+    grid = {"rl.lr": [1e-3, 2e-3], "rl.num_steps": [4, 8], "env.help_gift": [2, 3]}
+    sweep = load_sweep(_sweep_file(tmp_path, {"grid": grid}))
+    pops = populations(sweep.trials, max_population=64)
+    # lr is a member setting; num_steps (a shape) and help_gift (not a population list) are not.
+    assert [[t.index for t in p.trials] for p in pops] == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert [p.config.rl["population_lrs"] for p in pops] == [[1e-3, 2e-3]] * 4
+    assert pops[1].config.env["help_gift"] == 3 and pops[2].config.rl["num_steps"] == 8
+    # A cap on the population size splits a group; device padding repeats the last member.
+    split = populations(sweep.trials, max_population=1, devices=2)
+    assert len(split) == 8 and all(len(p.members) == 2 and p.padding == 1 for p in split)
+
+
+def test_networks_of_a_member():
+    sweep = load_sweep(THEORY)
+    assert networks_of(sweep.trials[0].config, 5) == [5]
+    independent = load_sweep(THEORY, ["--rl.sharing", "independent"])
+    assert networks_of(independent.trials[0].config, 5) == [10, 11]
+
+
+def test_supervised_trial_ids_do_not_change(tmp_path):
+    """An RL section (empty for supervised trials) does not enter a supervised trial's id."""
+    path = tmp_path / "sup.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "sweep": {"grid": {"model.width": [3, 4]}}}))
+    for trial in load_sweep(path).trials:
+        values = trial.config.to_dict()
+        values["data"].pop("cache_dir")
+        assert trial.trial_id == config_hash({k: values[k] for k in ("seed", "env", "data", "model", "train", "analysis")})[:12]
+
+
+@pytest.mark.parametrize(
+    "sweep, base, message",
+    [
+        ({"mode": "evolution"}, {}, "sweep.mode = 'evolution' is invalid: expected one of ['supervised', 'rl']"),
+        ({"grid": {"train.lr": [1e-3]}}, {}, "'train.lr' cannot be swept in a rl sweep; allowed: seed, data.seed"),
+        ({"grid": {"rl.hidden": [[4]]}}, {}, "'rl.hidden' cannot be swept in a rl sweep"),
+        ({"grid": {"rl.population_seeds": [[1]]}}, {}, "'rl.population_seeds' cannot be swept"),
+        ({"seeds": [0]}, {"rl": {"population_seeds": [0, 1]}}, "rl.population_seeds is set in the base of an RL sweep"),
+        ({"grid": {"rl.num_minibatches": [3]}}, {}, "sweep trial 0 ({'rl.num_minibatches': 3}): rl.num_minibatches must be a divisor"),
+        ({"grid": {"rl.partner_reward_weight": [0.5, 2.0]}}, {}, "sweep trial 1 ({'rl.partner_reward_weight': 2.0}): rl.partner_reward_weight"),
+        ({"grid": {"rl.sharing": ["both"]}}, {}, "rl.sharing must be one of shared, independent"),
+    ],
+)
+def test_bad_rl_sweeps_fail_before_any_work(tmp_path, capsys, sweep, base, message):
+    path = _sweep_file(tmp_path, sweep, **base)
+    with pytest.raises(ConfigError) as err:
+        load_sweep(path)
+    assert message in str(err.value)
+    assert main(["sweep", str(path), "--dry-run", "--sweep-dir", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_supervised_sweep_refuses_an_rl_section(tmp_path):
+    path = tmp_path / "sup.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "rl": {"lr": 1e-3}, "sweep": {"seeds": [0, 1]}}))
+    with pytest.raises(ConfigError, match="set `mode: rl`"):
+        load_sweep(path)
+
+
+# ----------------------------------------------------------------------------- trial results
+
+
+def test_rl_outcomes_pick_the_trials_networks():
+    line = {"epoch": 40, "env_turns": 81920, "return_agent": [1.0, 3.0, 5.0, None], "help_rate": [0.1, 0.2, 0.3, 0.4],
+            "help_when_partner_distressed": [0.5, 0.6, None, 0.8]}  # fmt: skip
+    per_member = {"behaviour": [{"return": -1.5}, {"return": -2.5}], "oracle": {"return": [7.0, 9.0]}}
+    # Independent member 1: networks 2 and 3 (means over them, nulls skipped).
+    assert rl_outcomes(line, per_member, 1, [2, 3]) == {
+        "updates": 40, "env_turns": 81920, "return_agent": 5.0, "return_behaviour": -2.5, "return_oracle": 9.0,
+        "help_rate": pytest.approx(0.35), "help_when_partner_distressed": 0.8,
+    }  # fmt: skip
+    # A single network's run stores scalars.
+    single = {"epoch": 2, "env_turns": 64, "return_agent": 4.5, "help_rate": 0.25, "help_when_partner_distressed": None}
+    assert rl_outcomes(single, {"behaviour": {"return": 1.0}}, 0, [0]) == {
+        "updates": 2, "env_turns": 64, "return_agent": 4.5, "return_behaviour": 1.0, "return_oracle": None,
+        "help_rate": 0.25, "help_when_partner_distressed": None,
+    }  # fmt: skip
+
+
+def test_cmni_outcomes_final_and_peak():
+    out = cmni_outcomes([10, 20, 30], [0.2, float("nan"), 0.1], 0.05)
+    assert out == {"cmni": 0.1, "cmni_onpolicy": 0.05, "peak_cmni": 0.2, "peak_update": 10}
+    assert cmni_outcomes([10], [float("nan")], None) == {"cmni": None, "cmni_onpolicy": None, "peak_cmni": None, "peak_update": None}
+
+
+def test_trial_directory_reads_as_its_own_run(tmp_path):
+    """A trial's directory: its networks of the population run, its own dataset, its
+    member's env; `load_run` and `mirror play --agent` read it."""
+    sweep = load_sweep(_sweep_file(tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, rl={"sharing": "independent", "num_envs": 8, "num_steps": 4, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2}))
+    (population,) = populations(sweep.trials, 64)
+    run_dir = tmp_path / "sweep" / "populations" / population.population_id
+    saved = make_rl_run(run_dir, sharing="independent", member_envs=[m["env"] for m in population.members])
+    trial = sweep.trials[1]
+    out = write_rl_trial_files(tmp_path / "sweep", trial, 1, run_dir, {"rows": 7}, tmp_path / "own-dataset")
+    assert out == trial_dir(tmp_path / "sweep", trial)
+    pointer = json.loads((out / "population.json").read_text())
+    assert pointer == {"run_dir": str(run_dir), "member": 2, "networks": [2, 3], "checkpoints": len(UPDATES), "rl_member": 1}
+    run = load_run(out)
+    assert run.dataset_path == str(tmp_path / "own-dataset")  # its own probe set (a), not the population's
+    assert len(run.members) == 2 and list(run.epochs) == list(UPDATES)
+    np.testing.assert_array_equal(run.params["output"]["kernel"][-1], saved[UPDATES[-1]]["output"]["kernel"][2:4])
+    population_rl_run = json.loads((run_dir / "rl_run.json").read_text())
+    assert json.loads((out / "rl_run.json").read_text()) == {**population_rl_run, "members": [population_rl_run["members"][1]]}
+    agents = load_agents(out)
+    assert agents.networks == (0, 1) and agents.env_params.dependency == 0.0
+    np.testing.assert_array_equal(agents.params["hidden_0"]["kernel"], saved[UPDATES[-1]]["hidden_0"]["kernel"][2:4])
+
+    (run_dir / "baselines.json").write_text(json.dumps({"behaviour": {"return": [1.0, 2.0]}, "oracle": {"return": [8.0, 9.0]}}))
+    row = finish_rl_trial(out, trial, 1, run_dir, cmni_outcomes(list(UPDATES), [0.3, 0.4], None))
+    assert json.loads((out / RESULT_FILE).read_text()) == row
+    assert (row["dependency"], row["return_behaviour"], row["return_oracle"], row["return_agent"]) == (0.0, 2.0, 9.0, 0.0)
+    assert (row["sharing"], row["updates"], row["cmni"], row["peak_update"]) == ("independent", UPDATES[-1], 0.4, UPDATES[-1])
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _write_result(sweep_dir, trial, **values):
+    out = trial_dir(sweep_dir, trial)
+    out.mkdir(parents=True)
+    row = rl_result_row(trial, out, values, {"cmni": values.get("cmni"), "cmni_onpolicy": values.get("cmni_onpolicy")})
+    (out / RESULT_FILE).write_text(json.dumps(row))
+    (out / "cmni.csv").write_text("checkpoint,epoch,member,cmni\n0,2,0,%s\n1,4,0,%s\n" % (values["peak"], values["cmni"]))
+    return row
+
+
+def test_rl_summary_columns_table_and_figure(tmp_path):
+    grid = {"env.dependency": [0.0, 1.0], "rl.partner_reward_weight": [0.0, 0.5]}
+    sweep = load_sweep(_sweep_file(tmp_path, {"grid": grid, "seeds": [0, 1]}))
+    sweep_dir = tmp_path / "out"
+    help_rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+    for trial, help_rate in zip(sweep.trials[:-1], help_rates):  # the last trial is unfinished
+        _write_result(sweep_dir, trial, return_agent=10.0 + trial.index, return_behaviour=-3.0, return_oracle=12.0, help_rate=help_rate,
+                      help_when_partner_distressed=2 * help_rate, cmni=0.01 * trial.index, cmni_onpolicy=None, peak=0.9, env_turns=64, updates=4)  # fmt: skip
+    summary = write_summary(sweep, sweep_dir)
+    assert summary["finished"] == 7 and summary["trials"] == 8
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert list(rows[0]) == RL_COLUMNS
+    assert [float(r["help_rate"]) for r in rows] == help_rates[:7]
+    assert rows[6]["dependency"] == "1" and rows[6]["partner_reward_weight"] == "0.5" and rows[6]["seed"] == "0"
+    assert rows[3]["return_agent"] == "13" and rows[3]["cmni_onpolicy"] == ""
+    table = rl_theory_rows(summary["results"])
+    assert [(r["dependency"], r["partner_reward_weight"], r["trials"]) for r in table] == [(0.0, 0.0, 2), (0.0, 0.5, 2), (1.0, 0.0, 2), (1.0, 0.5, 1)]
+    assert table[1]["help_rate"] == pytest.approx(0.25) and table[3]["help_rate"] == pytest.approx(0.6)
+    assert table[0]["cmni_onpolicy"] is None
+    top = read_csv(sweep_dir / "top_checkpoints.csv")
+    assert [(r["trial"], r["update"], r["cmni"]) for r in top[:1]] == [("0", "2", "0.9")]
+    assert (sweep_dir / "figures" / "help_vs_theory.png").stat().st_size > 10_000
+    report = (sweep_dir / "report.md").read_text()
+    assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - |" in report
+
+
+# ----------------------------------------------------------------------------- orchestration
+
+
+@pytest.mark.slow  # builds two small datasets
+def test_rl_sweep_runs_populations_into_trials(tmp_path, monkeypatch, capsys):
+    """`mirror sweep` on an RL sweep file: one population run (the trainer stands in for
+    mirror.rl's here), then per trial its own dataset (its D), its files and result row;
+    a second run finds every trial finished and trains nothing."""
+    import mirror.sweep.run as sweep_run
+
+    calls = []
+
+    def fake_trainer(config, run_dir, *, resume, log):
+        calls.append(config)
+        envs = [{"dependency": d, "veil": v} for d, v in zip(config.rl["population_dependencies"], config.rl["population_veils"])]
+        make_rl_run(run_dir, member_envs=envs)
+        (run_dir / "baselines.json").write_text(json.dumps({"behaviour": {"return": [-1.0, -2.0]}, "oracle": {"return": [5.0, 6.0]}}))
+
+    def fake_analysis(out, log):
+        assert (out / "population.json").is_file() and not (out / RESULT_FILE).exists()
+        return cmni_outcomes(list(UPDATES), [0.1, 0.2], 0.05)
+
+    monkeypatch.setattr(sweep_run, "train_rl_population", fake_trainer)
+    monkeypatch.setattr(sweep_run, "analyse_rl_trial", fake_analysis)
+    data = {"rows": 2000, "test_rows": 200, "games": 64, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.1, 0.0],
+            "cache_dir": str(tmp_path / "datasets")}  # fmt: skip
+    path = _sweep_file(tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, data=data, tracking={"mode": "disabled"})
+    sweep_dir = tmp_path / "out"
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
+    assert len(calls) == 1 and calls[0].rl["population_dependencies"] == [1.0, 0.0]
+    sweep = load_sweep(path)
+    datasets = []
+    for trial in sweep.trials:
+        out = trial_dir(sweep_dir, trial)
+        manifest = json.loads((out / "dataset.json").read_text())
+        assert manifest["config"]["env"]["dependency"] == trial.config.env_params.dependency  # its own probe set (a)
+        datasets.append(manifest["path"])
+    assert len(set(datasets)) == 2
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [(r["dependency"], r["return_behaviour"], r["return_oracle"], r["cmni"], r["cmni_onpolicy"]) for r in rows] == [
+        ("1", "-1", "5", "0.2", "0.05"), ("0", "-2", "6", "0.2", "0.05")
+    ]
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
+    assert len(calls) == 1 and "2 already finished; 0 to run" in capsys.readouterr().out
