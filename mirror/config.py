@@ -189,7 +189,6 @@ class Config:
     name: str = "mirror"
     seed: int = 0
     env: dict = dataclasses.field(default_factory=dict)  # EnvParams fields (spec defaults when absent)
-    rl: dict = dataclasses.field(default_factory=dict)  # self-play PPO fields (mirror.rl.config.RLConfig); `mirror rl`
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-RL_RUN_FILE = "rl_run.json"
-RL_METRICS_FILE = "rl_metrics.jsonl"
-BASELINES_FILE = "baselines.json"
+from mirror.rl.checkpoints import BASELINES_FILE, RL_METRICS_FILE, RL_RUN_FILE, is_rl_run  # noqa: F401  (re-exported)
+
 BASELINE_POLICIES = ("behaviour", "oracle")
-
-
-def is_rl_run(run_dir) -> bool:
-    """An RL run directory: it has rl_run.json."""
-    return (Path(run_dir) / RL_RUN_FILE).is_file()
 
 
 def read_json(path) -> dict | None:

@@ -50,7 +50,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mirror.errors import CheckpointError, TrainError
-from mirror.train.checkpoints import CHECKPOINT_DIR, open_manager
+from mirror.train.checkpoints import CHECKPOINT_DIR, POPULATION_FILE, open_manager
 
 RL_RUN_FILE = "rl_run.json"
 RL_METRICS_FILE = "rl_metrics.jsonl"
@@ -211,6 +211,13 @@ def read_probes(run_dir) -> dict:
     updates int[checkpoints]."""
     run_dir = Path(run_dir).absolute()
     read_rl_run(run_dir)
+    if (run_dir / POPULATION_FILE).is_file():  # a sweep trial: its networks of the population's run
+        pointer = json.loads((run_dir / POPULATION_FILE).read_text())
+        population = read_probes(pointer["run_dir"])
+        networks = pointer.get("networks", [pointer["member"]])
+        n = int(pointer["checkpoints"])
+        out = {k: population[k][:n, networks] for k in PROBE_FIELDS}
+        return {**out, "updates": population["updates"][:n]}
     if not (run_dir / CHECKPOINT_DIR).is_dir():
         raise TrainError(f"{run_dir} has no {CHECKPOINT_DIR}/ yet")
     manager = open_rl_manager(run_dir, read_only=True)

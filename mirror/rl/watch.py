@@ -16,7 +16,6 @@ policy that trained it.
 """
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
@@ -29,10 +28,10 @@ from mirror.env import EnvParams, reset, step
 from mirror.env.constants import ACTION_NAMES
 from mirror.env.validate import env_params_from_dict
 from mirror.errors import UsageError
+from mirror.rl import checkpoints
 from mirror.rl.ppo import policy_logits
 from mirror.train.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, MEMBERS_FILE, POPULATION_FILE, load_run
 
-RL_RUN_FILE = "rl_run.json"  # marks an RL run (RL_CONTRACT); `mirror.rl.checkpoints.read_rl_run` reads it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,10 +67,8 @@ def parse_agent(text: str) -> tuple[Path, str | None]:
 
 
 def read_rl_run(run_dir: Path) -> dict | None:
-    """RUN_DIR/rl_run.json, or None for a supervised run.
-    TODO(integrator): `mirror.rl.checkpoints.read_rl_run` once helper A's module is merged."""
-    path = Path(run_dir) / RL_RUN_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    """RUN_DIR/rl_run.json, or None for a supervised run."""
+    return checkpoints.read_rl_run(run_dir) if checkpoints.is_rl_run(run_dir) else None
 
 
 def _require_run_dir(run_dir: Path) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE
 from mirror.sweep.plan import networks_of
 from mirror.sweep.spec import Trial
 from mirror.sweep.trial import RESULT_FILE, trial_dir
@@ -36,8 +37,6 @@ from mirror.train.checkpoints import (
     write_text_atomic,
 )
 
-RL_RUN_FILE = "rl_run.json"  # RL_CONTRACT: marks an RL run
-BASELINES_FILE = "baselines.json"
 
 # The RL columns of summary.csv, after the settings.
 RL_METRIC_COLUMNS = (

@@ -182,27 +182,22 @@ def train_rl_population(config, run_dir: Path, *, resume: bool, log: Log) -> Non
     """The one call into the RL trainer: an RL run of `config` (its rl.population_* lists
     give the members) in `run_dir`, in the RL_CONTRACT layout (checkpoints/, metrics.jsonl,
     rl_run.json, baselines.json, members.json, dataset.json).
-    TODO(integrator): check against helper A's `mirror.rl.run.rl_run` once merged."""
-    from mirror.rl.run import rl_run  # helper A's module (not in this branch yet)
+    """
+    from mirror.rl.run import rl_run
 
     rl_run(config, run_dir, resume=resume, log=log)
 
 
 def analyse_rl_trial(out: Path, log: Log) -> dict:
-    """CMNI of the trial's networks on its probe set (a) at every checkpoint (tables in the
-    trial's directory), as `cmni_outcomes`. The on-policy CMNI (probe set b) is read from
-    the analysis summary when the analysis reports it.
-    TODO(integrator): the RL analysis of helper B/E may replace this body (same return)."""
+    """CMNI of the trial's networks at every checkpoint on both probe sets (tables and
+    figures in the trial's directory), as `cmni_outcomes` (means over the trial's networks)."""
     from mirror.analysis.run_analysis import analyse_run
     from mirror.sweep.rl_trial import cmni_outcomes
 
     done = analyse_run(out, out)
-    cmni = np.asarray(done.analysis.result.cmni, np.float64).mean(axis=1)  # [checkpoints]: over the trial's networks
-    summary = json.loads((out / "summary.json").read_text())
-    onpolicy = summary.get("cmni_onpolicy")
-    if isinstance(onpolicy, list):  # per checkpoint: the last one, as `cmni`
-        onpolicy = onpolicy[-1] if onpolicy else None
-    log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {len(cmni)} checkpoints")
+    cmni = np.asarray(done.analysis.result.cmni, np.float64).mean(axis=1)  # [checkpoints]
+    onpolicy = float(np.nanmean(done.onpolicy.cmni[-1])) if done.onpolicy is not None else None
+    log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {onpolicy} on-policy (b), {len(cmni)} checkpoints")
     return cmni_outcomes([int(e) for e in done.run.epochs], [float(c) for c in cmni], onpolicy)
 
 

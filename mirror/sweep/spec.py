@@ -258,19 +258,11 @@ def _check_mode_base(base: Config, mode: str) -> None:
 
 
 def check_rl_trial(config: Config) -> None:
-    """An RL trial's settings, validated before any work; the error names rl.<field>.
-    TODO(integrator): once helper A's `mirror.rl.config.rl_config(config)` is merged, the
-    first branch is the only one (it also checks the architecture comes from model.*)."""
-    from mirror.rl import config as rl
+    """An RL trial's settings, validated before any work; the error names rl.<field> (and
+    says where the architecture and seed come from instead)."""
+    from mirror.rl.config import rl_config
 
-    if hasattr(rl, "rl_config"):
-        rl.rl_config(config)
-        return
-    section = {k: v for k, v in config.rl.items() if k not in POPULATION_LISTS}
-    for name in RL_NOT_IN_SECTION:
-        if name in section:
-            raise ConfigError(f"rl.{name} is set by {'the top-level seed' if name == 'seed' else 'model.*'}, not in the rl section")
-    rl.make_config(**section, hidden=config.model.widths, activation=config.model.activation, seed=config.seed)
+    rl_config(config)
 
 
 def _trial_config(base: Config, base_values: dict, fields: dict, index: int, mode: str = "supervised") -> Config:

@@ -371,12 +371,14 @@ class LoadedRun:
         return int(hits[0])
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
-    """Read a run directory: config, members and all complete checkpoints, stacked."""
+def load_run(run_dir: str | Path, *, need_dataset: bool = True) -> LoadedRun:
+    """Read a run directory: config, members and all complete checkpoints, stacked.
+    `need_dataset=False` reads a run without dataset.json (an RL sweep's population run,
+    whose trials each have their own probe dataset); its `dataset_path` is then None."""
     run_dir = Path(run_dir).absolute()
     if (run_dir / POPULATION_FILE).is_file():
         return _load_trial(run_dir)
-    for name in (CONFIG_FILE, MEMBERS_FILE, DATASET_FILE):
+    for name in (CONFIG_FILE, MEMBERS_FILE) + ((DATASET_FILE,) if need_dataset else ()):
         if not (run_dir / name).is_file():
             raise TrainError(f"{run_dir} is not a training run: {name} is missing")
     config = load_config(run_dir / CONFIG_FILE)
@@ -416,7 +418,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         metadata=metadata,
         widths=[list(member.widths) for member in members],
         padded_widths=widths,
-        dataset_path=json.loads((run_dir / DATASET_FILE).read_text())["path"],
+        dataset_path=json.loads((run_dir / DATASET_FILE).read_text())["path"] if (run_dir / DATASET_FILE).is_file() else None,
         members=members,
         run_dir=run_dir,
     )
@@ -444,7 +446,8 @@ def _load_trial(trial_dir: Path) -> LoadedRun:
     from mirror.agents.mlp import unpad_params
 
     pointer = json.loads((trial_dir / POPULATION_FILE).read_text())
-    population = load_run(pointer["run_dir"])
+    own = trial_dir / DATASET_FILE
+    population = load_run(pointer["run_dir"], need_dataset=not own.is_file())
     networks = [int(i) for i in pointer.get("networks", [pointer["member"]])]
     n = int(pointer["checkpoints"])
     widths = tuple(population.members[networks[0]].widths)
@@ -454,7 +457,6 @@ def _load_trial(trial_dir: Path) -> LoadedRun:
             return value
         return value[networks[0]] if len(networks) == 1 else [value[i] for i in networks]
 
-    own = trial_dir / DATASET_FILE
     return LoadedRun(
         config=load_config(trial_dir / CONFIG_FILE),
         params=jax.tree.map(lambda a: np.asarray(a)[:n][:, networks], unpad_params(population.params, widths)),
