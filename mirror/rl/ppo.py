@@ -21,7 +21,9 @@ from mirror.data.processing import model_inputs
 from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
 from mirror.rl.config import RLConfig, validate
-from mirror.rl.selfplay import Games, Transition, per_player_gae, rollout, start_games, tail_carry
+from mirror.env.packed import PackedState
+from mirror.rl.packed_selfplay import packed_rollout, start_packed_games
+from mirror.rl.selfplay import Transition, per_player_gae, tail_carry
 
 
 class Batch(NamedTuple):
@@ -40,7 +42,7 @@ class Batch(NamedTuple):
 class RunnerState(NamedTuple):
     params: object  # shared: one network; independent: leaves with a leading axis 2 (Frog, Toad)
     opt_state: object
-    games: Games
+    games: PackedState  # the games in play, bit-packed ([num_envs] leaves; see packed_selfplay.py)
     key: jax.Array
     update: jax.Array  # int32: updates done
 
@@ -183,7 +185,7 @@ def make_trainer(
     def init(key: jax.Array) -> RunnerState:
         params_key, games_key, run_key = jax.random.split(key, 3)
         params = init_params(config, params_key, obs_size(env_params.world_width))
-        games = start_games(games_key, env_params, config.num_envs)
+        games = start_packed_games(games_key, env_params, config.num_envs)
         return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32))
 
     def minibatch_step(train_state, minibatch):
@@ -205,7 +207,7 @@ def make_trainer(
 
     def update(runner: RunnerState, _=None):
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
-        games, transitions, lookahead = rollout(
+        games, transitions, lookahead = packed_rollout(
             policy, runner.params, env_params, runner.games, rollout_key, config.num_steps
         )
         tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
