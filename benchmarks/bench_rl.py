@@ -5,7 +5,9 @@ For each game count, `checkpoint_every` updates run as one compiled call (the dr
 unit of work), timed with `block_until_ready` after a first call that compiles; the
 compile time is reported apart. Turns counted are trained turns (`num_envs * num_steps`
 per update; the look-ahead turn that closes each rollout is simulated but not counted).
-The machine may be shared: the JSON records the load average.
+The paper's 2 x 17 torso runs at 256, 2,048 and 8,192 games (and 65,536 on an
+accelerator); wider torsos (2 x 64, 2 x 256) run at its best game count. The machine
+may be shared: the JSON records the load average.
 
     uv run python benchmarks/bench_rl.py --quick
     uv run python benchmarks/bench_rl.py --json benchmarks/results/rl_cpu.json
@@ -54,9 +56,24 @@ def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repe
     }
 
 
+def cpu_model() -> str:
+    """The host CPU's model name (Linux), to state the hardware beside the numbers."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+PAPER_TORSO = (17, 17)
+WIDER_TORSOS = [(64, 64), (256, 256)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="256 and 2,048 games, 2 x 17 torso only")
+    parser.add_argument("--quick", action="store_true", help="256 and 2,048 games, the 2 x 17 torso only")
     parser.add_argument("--games", type=int, nargs="*", default=None)
     parser.add_argument("--num-steps", type=int, default=64)
     parser.add_argument("--interval", type=int, default=2, help="updates per timed call")
@@ -64,13 +81,20 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
 
-    games = args.games or ([256, 2048] if args.quick else [256, 2048, 8192])
-    torsos = [(17, 17)] if args.quick else [(17, 17), (64, 64)]
-    rows = [time_games(g, h, args.num_steps, args.interval, args.repeats) for h in torsos for g in games]
-    paper = [r for r in rows if r["hidden"] == [17, 17]]
+    import jax
+
+    on_accelerator = jax.devices()[0].platform != "cpu"
+    default_games = [256, 2048, 8192] + ([65536] if on_accelerator else [])
+    games = args.games or ([256, 2048] if args.quick else default_games)
+    rows = [time_games(g, PAPER_TORSO, args.num_steps, args.interval, args.repeats) for g in games]
+    best_games = max(rows, key=lambda r: r["turns_per_s"])["games"]
+    if not args.quick:
+        rows += [time_games(best_games, h, args.num_steps, args.interval, args.repeats) for h in WIDER_TORSOS]
+    paper = [r for r in rows if r["hidden"] == list(PAPER_TORSO)]
     best = max(paper, key=lambda r: r["turns_per_s"])
     result = {
         **describe_device(),
+        "cpu_model": cpu_model(),
         "load_average": list(os.getloadavg()),
         "num_steps": args.num_steps,
         "update_epochs": 4,
@@ -79,6 +103,9 @@ def main() -> None:
         "updates_per_s": {str(r["games"]): r["updates_per_s"] for r in paper},
         "compile_s": {str(r["games"]): r["compile_s"] for r in paper},
         "best": {"games": best["games"], "turns_per_s": best["turns_per_s"]},
+        "wider_torsos": {
+            "x".join(map(str, r["hidden"])): r["turns_per_s"] for r in rows if r["hidden"] != list(PAPER_TORSO)
+        },
         "rows": rows,
     }
     write_json(result, args.json)

@@ -33,8 +33,19 @@ def batch_step(states: PackedState, u: jax.Array, params: EnvParams, probs):
     Games past `episode_turns` restart from a fresh state whose flies come from the
     same turn's spawn uniforms (a cheap, deterministic reset).
     """
-    noise = noise_from_uniforms(u[:, :-1], params)
     actions = actions_from_uniforms(u[:, -1], probs)
+    states, done, gained, _ = step_games(states, actions, u[:, :-1], params)
+    return states, done, gained
+
+
+def step_games(states: PackedState, actions: jax.Array, u: jax.Array, params: EnvParams):
+    """One turn for a batch of packed games, each taking `actions` int32[games], with the
+    env noise from a `[games, noise_size]` uniform block (resets as in `batch_step`).
+
+    Returns (states, done bool[games], score gained int32[games, 2], the pre-reset states:
+    where a game is done, the state its episode ended in; elsewhere the same as `states`).
+    """
+    noise = noise_from_uniforms(u, params)
     step = jax.vmap(packed_transition, in_axes=(0, 0, 0, None))
     next_states = step(states, actions, noise, params)
     done = next_states.turn >= params.episode_turns
@@ -43,7 +54,7 @@ def batch_step(states: PackedState, u: jax.Array, params: EnvParams, probs):
     states = jax.tree_util.tree_map(
         lambda f, s: jnp.where(done.reshape(done.shape + (1,) * (s.ndim - 1)), f, s), fresh, next_states
     )
-    return states, done, gained
+    return states, done, gained, next_states
 
 
 def _fresh_state(fly_spawn_u: jax.Array, params: EnvParams) -> PackedState:

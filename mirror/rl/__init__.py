@@ -2,6 +2,7 @@
 
 config.py    `RLConfig` and its validation
 selfplay.py  turn-based rollouts and per-player credit (GAE on each player's stream)
+packed_selfplay.py  the trainer's rollout: the same turns on bit-packed game states
 ppo.py       `make_train(config) -> train(key)`: the whole update as one jitted program
 driver.py    the host loop over checkpoint intervals
 baselines.py behaviour and oracle policies, and the evaluation that scores any policy

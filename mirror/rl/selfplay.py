@@ -23,6 +23,10 @@ the rollout. One extra look-ahead turn from the final state (sampled with the sa
 policy, not kept: the next rollout restarts from the final state) supplies them, so
 the waiting player's last reward includes the partner's turn and bootstraps from its
 own next decision state, as inside the rollout.
+
+`rollout` here is the readable reference on `EnvState`s (the baselines and probes play
+this way); the trainer plays the same turns on bit-packed states (`packed_selfplay.py`),
+several times faster, and a differential test holds the two to the same transitions.
 """
 
 from typing import Callable, NamedTuple

@@ -1,0 +1,185 @@
+"""The trainer's fast paths against their plain references: the packed-state rollout
+against the public, unpacked env on the same uniforms; the cheap minibatch split."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mirror.env import EnvParams, distressed, initial_state, observe_given_veil, state_from_values, transition
+from mirror.env.constants import ACTION_CODES, FROG_IDLE, ROUGH, SOLID
+from mirror.env.noise import noise_from_uniforms, noise_size
+from mirror.env.packed import pack, unpack
+from mirror.rl import RLConfig, make_policy
+from mirror.rl.packed_selfplay import packed_rollout, play_packed_turn, start_packed_games, turn_uniforms
+from mirror.rl.ppo import init_params, minibatch_order
+from mirror.rl.selfplay import per_player_gae, tail_carry
+
+
+@pytest.mark.parametrize("steps, envs, minibatches", [(8, 16, 4), (5, 12, 3), (4, 6, 4)])
+def test_minibatch_order_splits_every_row_exactly_once(steps, envs, minibatches):
+    """(4, 6, 4): 6 games do not split in 4, the full permutation is used instead."""
+    order = np.asarray(minibatch_order(jax.random.key(0), steps, envs, minibatches))
+    assert order.shape == (minibatches, steps * envs // minibatches)
+    np.testing.assert_array_equal(np.sort(order.reshape(-1)), np.arange(steps * envs))
+
+
+def test_minibatch_order_holds_every_turn_equally_and_changes_with_the_key():
+    steps, envs, minibatches = 8, 16, 4
+    orders = [np.asarray(minibatch_order(jax.random.key(k), steps, envs, minibatches)) for k in range(2)]
+    for order in orders:
+        turns = order // envs
+        for m in range(minibatches):  # each minibatch: envs / minibatches games at every turn
+            np.testing.assert_array_equal(np.bincount(turns[m], minlength=steps), [envs // minibatches] * steps)
+    assert not np.array_equal(np.sort(orders[0], axis=1), np.sort(orders[1], axis=1))
+
+
+def test_minibatch_order_gives_each_row_every_minibatch_alike():
+    """Over many keys a row lands in each minibatch about equally often (a uniform split),
+    and two games share a minibatch at a turn about as often as under a full shuffle."""
+    steps, envs, minibatches, draws = 4, 8, 4, 2000
+    keys = jax.random.split(jax.random.key(1), draws)
+    orders = np.asarray(jax.vmap(lambda k: minibatch_order(k, steps, envs, minibatches))(keys))
+    where = np.argsort(orders.reshape(draws, -1), axis=1) // (steps * envs // minibatches)  # row -> minibatch
+    for row in range(steps * envs):
+        counts = np.bincount(where[:, row], minlength=minibatches)
+        assert np.all(np.abs(counts / draws - 1 / minibatches) < 0.05), (row, counts)
+    together = np.mean(where[:, 0] == where[:, 1])  # games 0 and 1 at turn 0
+    assert abs(together - (envs // minibatches - 1) / (envs - 1)) < 0.05
+
+
+# --- the packed rollout against the public, unpacked env -----------------------------
+
+# short episodes, frequent flies and obstacles, half the views veiled: every path is taken
+ENV = EnvParams(
+    episode_turns=6, veil=0.5, fly_spawn_prob=0.2, dependency=0.5, obstacle_rate_step=0.3, obstacle_rate_max=0.6
+)
+
+
+def _policy_and_params():
+    config = RLConfig(num_envs=8, num_steps=4, hidden=(8,))
+    policy = make_policy(config)
+    params = init_params(config, jax.random.key(7))
+    # larger logits than the near-uniform init, so the draw really depends on them
+    params = {**params, "output": {**params["output"], "kernel": params["output"]["kernel"] * 300.0}}
+    return policy, params
+
+
+def _reference_turn(policy, params, env, state, u):
+    """One turn of a batch of `EnvState`s from the same uniforms, with the public env
+    functions only (`observe_given_veil`, `transition`, `initial_state`, `distressed`)."""
+    n = noise_size(env)
+    batch = jax.vmap
+    player = state.current_player
+    obs = batch(observe_given_veil, in_axes=(0, 0, None, 0))(state, player, env, u[:, n + 4] < env.veil)
+    logits, value = policy(params, obs, player)
+    action = jnp.argmax(logits - jnp.log(-jnp.log(u[:, n : n + 4])), axis=-1)
+    log_prob = jax.nn.log_softmax(logits)[jnp.arange(len(action)), action]
+    partner_d = batch(distressed)(state)[jnp.arange(len(action)), 1 - player]
+    ended = batch(transition, in_axes=(0, 0, 0, None))(state, action, noise_from_uniforms(u[:, :n], env), env)
+    done = ended.turn >= env.episode_turns
+    views = [
+        batch(observe_given_veil, in_axes=(0, None, None, 0))(ended, p, env, u[:, n + 5 + p] < env.veil) for p in (0, 1)
+    ]
+    terminal = jnp.stack([policy(params, v, jnp.full(len(action), p))[1] for p, v in enumerate(views)], axis=-1)
+    fresh = jax.vmap(lambda s: initial_state(jax.random.key(0), env).replace(flies=s < env.fly_spawn_prob))(
+        u[:, : env.world_width]
+    )
+    after = jax.tree_util.tree_map(lambda f, s: jnp.where(done.reshape((-1,) + (1,) * (s.ndim - 1)), f, s), fresh, ended)
+    expected = dict(
+        obs=obs, player=player, action=action, log_prob=log_prob, value=value,
+        gains=(ended.score - state.score).astype(jnp.float32), done=done,
+        terminal_value=terminal * done[:, None], partner_distressed=partner_d,
+        episode_score=jnp.where(done[:, None], ended.score, 0),
+    )
+    return after, expected
+
+
+def _random_states(key, games, env):
+    """Mid-game states: rough ground, flies, any positions, energies (0 included), shown
+    actions, pending obstacles, turns and players (games out of step with each other)."""
+    w = env.world_width
+    k = jax.random.split(key, 10)
+    pending_rough = jax.random.randint(k[6], (games,), 0, 3)
+    return jax.vmap(state_from_values)(
+        ground=jnp.where(jax.random.uniform(k[0], (games, w)) < 0.4, ROUGH, SOLID),
+        flies=jax.random.uniform(k[1], (games, w)) < 0.3,
+        position=jax.random.randint(k[2], (games, 2), 0, w),
+        energy=jax.random.randint(k[3], (games, 2), 0, 4),
+        score=jax.random.randint(k[4], (games, 2), 0, 130),
+        action_code=jnp.asarray(ACTION_CODES, jnp.int8)[jax.random.randint(k[5], (games, 2), 0, 4)],
+        pending_rough=pending_rough,
+        pending_solid=(pending_rough > 0) | (jax.random.uniform(k[7], (games,)) < 0.5),
+        obstacle_rate=jnp.full((games,), 0.3),
+        turn=jax.random.randint(k[8], (games,), 0, env.episode_turns),
+        current_player=jax.random.randint(k[9], (games,), 0, 2),
+    )
+
+
+def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
+    """20 turns of 8 games from random mid-game states (episode ends, veiled views, every
+    action, partners in distress): each field of every `Transition` and every game state
+    equals the public env's on the same uniforms."""
+    policy, params = _policy_and_params()
+    games, turns = 8, 20
+    state = _random_states(jax.random.key(0), games, ENV)
+    packed = jax.vmap(pack)(state)
+    fast_turn = jax.jit(lambda s, u: play_packed_turn(policy, params, ENV, s, u))
+    reference_turn = jax.jit(lambda s, u: _reference_turn(policy, params, ENV, s, u))
+    seen_actions, veiled_views, ends, distress = set(), 0, 0, 0
+    for t, key in enumerate(jax.random.split(jax.random.key(1), turns)):
+        u = turn_uniforms(key, games, ENV)
+        packed, got = fast_turn(packed, u)
+        state, expected = reference_turn(state, u)
+        for name, value in expected.items():
+            np.testing.assert_allclose(getattr(got, name), value, rtol=1e-6, atol=1e-6, err_msg=f"turn {t}: {name}")
+        chex.assert_trees_all_equal(jax.vmap(unpack, in_axes=(0, None))(packed, ENV.world_width), state)
+        seen_actions |= set(np.asarray(got.action).tolist())
+        toad_turns = np.asarray(got.player) == 1
+        veiled_views += int(np.sum(np.asarray(got.obs)[toad_turns, 3 * ENV.world_width] == FROG_IDLE))
+        ends += int(np.sum(got.done))
+        distress += int(np.sum(got.partner_distressed))
+    assert seen_actions == {0, 1, 2, 3} and veiled_views > 0 and ends >= 16 and distress > 0
+
+
+def test_packed_rollout_matches_its_turns_and_closes_with_the_lookahead():
+    """`packed_rollout` = its turns scanned, then one look-ahead turn whose next values
+    are both players' values of their views after it."""
+    policy, params = _policy_and_params()
+    packed = start_packed_games(jax.random.key(2), ENV, 8)
+    final, transitions, lookahead = jax.jit(lambda s, k: packed_rollout(policy, params, ENV, s, k, 7))(
+        packed, jax.random.key(3)
+    )
+    assert transitions.obs.shape == (7, 8, 3 * ENV.world_width + 4)
+    np.testing.assert_array_equal(transitions.player[:, 0], [0, 1, 0, 1, 0, 1, 0])
+    np.testing.assert_array_equal(transitions.done[:, 0], [0, 0, 0, 0, 0, 1, 0])
+    # the turn counter restarts after the episode end: 7 turns = 6 + 1
+    np.testing.assert_array_equal(final.turn, np.ones(8))
+    assert lookahead.turn.obs.shape == (8, 3 * ENV.world_width + 4) and int(lookahead.turn.player[0]) == 1
+    assert lookahead.next_values.shape == (8, 2)
+
+
+def _energy_critic(params, obs, player):
+    """Always jump; the value is the observer's own energy (index 3W + 1)."""
+    logits = jnp.tile(jnp.array([-1e9, 0.0, -1e9, -1e9]), (obs.shape[0], 1))
+    return logits, obs[:, 97].astype(jnp.float32)
+
+
+def test_packed_truncation_bootstraps_from_the_pre_reset_view():
+    """As tests/test_rl.py for the reference: energies 7 and 3 on the last turn, 20 after
+    the reset; the terminal values are the pre-reset views' (7, 3)."""
+    env = EnvParams(episode_turns=10, fly_spawn_prob=0.0)
+    state = state_from_values(
+        ground=[1] * 32, flies=[False] * 32, position=(15, 16), energy=(7, 3), turn=9, current_player=1
+    )
+    packed = jax.tree_util.tree_map(lambda x: x[None], pack(state))
+    play = jax.jit(lambda s, k: packed_rollout(_energy_critic, None, env, s, k, num_steps=1))
+    _, transitions, lookahead = play(packed, jax.random.key(1))
+    assert bool(transitions.done[0, 0]) and int(transitions.player[0, 0]) == 1
+    np.testing.assert_allclose(transitions.terminal_value[0, 0], [7, 3])
+    np.testing.assert_array_equal(transitions.episode_score[0, 0], [0, 0])
+    # the look-ahead is Frog's first decision of the new episode, at full energy
+    np.testing.assert_allclose(lookahead.next_values[0], [20, 20])
+    adv, targets, rewards = per_player_gae(transitions, tail_carry(lookahead, 1.0, 0.0, 0.0), 1.0, 0.0, 0.0)
+    assert float(rewards[0, 0]) == 0.0 and float(targets[0, 0]) == 3.0 and float(adv[0, 0]) == 0.0
