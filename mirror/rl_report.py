@@ -11,6 +11,7 @@ without a correction for looking at several checkpoints.
 import math
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from mirror.analysis.rl_files import (
@@ -84,7 +85,7 @@ def _setup(rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list
     return out + [""]
 
 
-def _returns(summary: dict, baselines: dict | None, lines: list[dict], members: int) -> list[str]:
+def _returns(summary: dict, baselines: dict | None, checkpoint_lines: list[dict], members: int) -> list[str]:
     out = ["## Returns", ""]
     out += [
         "Mean return per player per episode (summary.json): agents "
@@ -92,13 +93,19 @@ def _returns(summary: dict, baselines: dict | None, lines: list[dict], members: 
         f"label oracle {_num(summary.get('return_oracle'))}.",
         "",
     ]
-    agent = returns_per_member(lines[-1]["return_per_player"], members) if lines and "return_per_player" in lines[-1] else None
+    # The agents' last checkpoint, scored in the baselines' eval games (metrics.jsonl: per
+    # network, so a member's networks repeat its value).
+    last = checkpoint_lines[-1] if checkpoint_lines else {}
+    agent = None
+    if last.get("return_per_player") is not None:
+        per_network = np.asarray(last["return_per_player"], np.float64).reshape(-1, 2)
+        agent = returns_per_member(per_network[:: max(1, len(per_network) // members)].tolist(), members)
     behaviour = baseline(baselines, "behaviour", "return_per_player", members)
     oracle = baseline(baselines, "oracle", "return_per_player", members)
-    out += ["Per player (agents: the training games of the last update; baselines: the evaluation games):", ""]
+    out += ["Per player, all in the same fixed-key evaluation games (agents: the last checkpoint):", ""]
     out += ["| member | policy | Frog | Toad | mean |", "| ---: | --- | ---: | ---: | ---: |"]
     for m in range(members):
-        for name, values in (("agents (last update)", agent), ("behaviour policy", behaviour), ("label oracle", oracle)):
+        for name, values in (("agents (last checkpoint)", agent), ("behaviour policy", behaviour), ("label oracle", oracle)):
             if values is not None:
                 out.append(f"| {m} | {name} | {values[m, 0]:.3f} | {values[m, 1]:.3f} | {values[m].mean():.3f} |")
     return out + ["", "![return against env turns](figures/learning_curve.png)", ""]
@@ -177,7 +184,7 @@ def build_rl_report(run_dir) -> str:
 
     out = [f"# RL run report: {run_dir.name}", ""]
     out += _setup(rl_run, config, summary, lines)
-    out += _returns(summary, baselines, lines, members)
+    out += _returns(summary, baselines, read_jsonl(run_dir / "metrics.jsonl"), members)
     out += _help(summary, baselines, members)
     out += _cmni(rows, summary, networks, networks // members) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
     if config_text:

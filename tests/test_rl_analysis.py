@@ -267,14 +267,13 @@ def rl_run(tmp_path, tiny_dataset, dataset_cache):
 def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys):
     """`mirror cmni RUN_DIR` on an RL run: the probes come from the RL layer's reader
     (`mirror.rl.checkpoints.read_probes`, stood in for here)."""
-    import sys
-    import types
-
     from mirror.cli import main
+    from mirror.rl import checkpoints
     from mirror.train.checkpoints import load_run
 
     run_dir, probes, (inputs, scenarios, idle) = rl_run
-    monkeypatch.setitem(sys.modules, "mirror.rl.checkpoints", types.SimpleNamespace(read_probes=lambda d: probes if d == run_dir.absolute() else None))
+    monkeypatch.setattr(checkpoints, "read_probes", lambda d: probes if d == run_dir.absolute() else None)
+    monkeypatch.setattr(checkpoints, "rl_summary", lambda d: {"return_agent": 1.5} if d == run_dir.absolute() else None)
     assert main(["cmni", str(run_dir), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "member 1: selected epoch 4" in printed and "on-policy states (b): CMNI" in printed
@@ -298,6 +297,7 @@ def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["rl"]["init_null"] == ACTOR_CRITIC_INIT and summary["rl"]["probe_rows_per_network"] == PROBE_ROWS
     assert [o["epoch"] for o in summary["rl"]["onpolicy"]] == [4, 4]
+    assert summary["return_agent"] == 1.5  # the RL headline survives a re-analysis
     figures = sorted(p.name for p in (tmp_path / "out" / "figures").iterdir())
     assert {"learning_curve.png", "cmni_checkpoints_m0.png", "cmni_checkpoints_m1.png"} <= set(figures)
     assert not any(name.startswith("training") for name in figures)  # no validation loss in RL
@@ -435,6 +435,9 @@ def _report_run(run_dir, *, networks_per_member=1):
     with open(run_dir / "rl_metrics.jsonl", "w") as fh:
         for u in (1, 2, 3):
             fh.write(json.dumps({"update": u, "env_turns": 131072 * u, "return_per_player": [[u, u + 0.5], [u - 1, u]], "entropy": 1.2, "approx_kl": None}) + "\n")
+    with open(run_dir / "metrics.jsonl", "w") as fh:  # per checkpoint, per network: the eval games
+        for u in (1, 2, 3):
+            fh.write(json.dumps({"epoch": u, "env_turns": 131072 * u, "return_per_player": [[u, u + 0.5], [u - 1, u]]}) + "\n")
     header = ["checkpoint", "epoch", "member", "env_turns", "return_agent", "help_rate", "help_when_partner_distressed", "cmni", "p_permutation", "p_init", "selected", "cmni_onpolicy", "p_onpolicy"]
     rows = [
         [0, 1, 0, 131072, 1.0, 0.1, 0.3, 0.002, 0.2, 0.8, 0, 0.003, 0.5],
@@ -458,9 +461,9 @@ def test_rl_report_from_the_run_files(tmp_path):
     # Setup: members with their w, D (member override over env defaults) and I (config env).
     assert "| 0 | 0 | 0.0003 | 0.0 | 0.5 | 1.0 |" in text and "| 1 | 1 | 0.0003 | 0.5 | 1.0 | 1.0 |" in text
     assert "updates: 3; env turns: 393,216; 250,000 trained turns/s." in text
-    # Returns: agents from the last update's games, baselines per player.
+    # Returns: agents at the last checkpoint (metrics.jsonl), baselines per player, same eval games.
     assert "agents **[2.500, 2.000]**, behaviour policy [1.000, 1.100], label oracle [2.400, 2.600]" in text
-    assert "| 0 | agents (last update) | 3.000 | 3.500 | 3.250 |" in text
+    assert "| 0 | agents (last checkpoint) | 3.000 | 3.500 | 3.250 |" in text
     assert "| 1 | behaviour policy | 1.000 | 1.200 | 1.100 |" in text
     assert "| 1 | label oracle | 2.600 | 2.600 | 2.600 |" in text
     # Help rates (a null is shown as '-').

@@ -161,7 +161,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     from mirror.analysis import rl_figures
     from mirror.analysis.cmni import ACTOR_CRITIC_INIT
     from mirror.analysis.onpolicy import onpolicy_cmni
-    from mirror.analysis.rl_files import BASELINES_FILE, RL_METRICS_FILE, RL_RUN_FILE, baseline, learning_curve, read_json, read_jsonl
+    from mirror.analysis.rl_files import BASELINES_FILE, RL_RUN_FILE, baseline, read_json
     from mirror.data.split import TEST
     from mirror.data.store import load_dataset
     from mirror.train.checkpoints import load_run
@@ -200,7 +200,14 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     if config.analysis.permutations:
         extra["p_onpolicy"] = onpolicy.p_permutation
     networks = np.arange(len(run.members))
+    # The RL headline (returns, help rates, turns) goes into summary.json here too, so a
+    # later `mirror cmni RUN_DIR` rewrites summary.json without losing it.
+    from mirror.rl.checkpoints import rl_summary
+    from mirror.train.checkpoints import POPULATION_FILE
+
+    headline = {} if (run.run_dir / POPULATION_FILE).is_file() else rl_summary(run.run_dir)  # a sweep trial: its result.json
     summary_extra = {
+        **headline,
         "rl": {
             "init_null": ACTOR_CRITIC_INIT,
             "probe_rows_per_network": int(probe["inputs"].shape[-2]),
@@ -230,17 +237,17 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
                 title="CMNI across checkpoints on both probe sets" + (f" (network {n})" if len(networks) > 1 else ""),
             )
         )  # fmt: skip
-    lines = read_jsonl(run.run_dir / RL_METRICS_FILE)
-    if lines:
-        members = len(rl_run.get("members", [])) or max(1, len(networks) // per_member)
-        env_turns, returns = learning_curve(lines, members)
-        baselines = read_json(run.run_dir / BASELINES_FILE)
-        written.append(
-            rl_figures.plot_learning_curve(
-                fig_dir / "learning_curve.png", env_turns, returns, behaviour=baseline(baselines, "behaviour", "return", members),
-                oracle=baseline(baselines, "oracle", "return", members),
-            )
-        )  # fmt: skip
+    # The learning curve: the agents' return in the fixed-key eval games of every checkpoint
+    # (the baselines' games). Training-game returns (rl_metrics.jsonl) exist only for the
+    # updates in which an episode ended: games start together, so most updates end none.
+    members = len(rl_run.get("members", [])) or max(1, len(networks) // per_member)
+    baselines = read_json(run.run_dir / BASELINES_FILE)
+    written.append(
+        rl_figures.plot_learning_curve(
+            fig_dir / "learning_curve.png", metrics["env_turns"][:, 0], metrics["return_agent"][:, ::per_member],
+            behaviour=baseline(baselines, "behaviour", "return", members), oracle=baseline(baselines, "oracle", "return", members),
+        )
+    )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start, onpolicy)
 
 
