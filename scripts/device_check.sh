@@ -6,7 +6,7 @@
 #     DEVICE_CHECK_SCALE=tiny bash scripts/device_check.sh   # a seconds-long smoke run on a CPU
 #
 # Runs the env, data, train, population (bench_train.py over populations), CMNI and sweep
-# benchmarks, and the RL one when benchmarks/bench_rl.py exists, each under its own
+# benchmarks and the RL one (self-play PPO turns/s), each under its own
 # `timeout` and all under one overall budget, so one slow benchmark cannot eat the others'
 # time. Each writes <name>_<platform>.json and its log <name>_<platform>.log under $OUT if
 # set, else benchmarks/results/ (tiny scale: <name>_<platform>_tiny.json, by default in
@@ -49,15 +49,13 @@ suffix="${platform}$([ "$scale" = tiny ] && echo _tiny)"
 # name | timeout (s) | script | arguments at full scale | arguments at tiny scale
 benchmarks=(
   "env|90|bench_env.py|--games 1 4096 65536 262144 --turns 1000|--quick --games 16 --turns 50"
+  "rl|150|bench_rl.py|--games 8192 65536 --repeats 1|--quick --games 64 --num-steps 16 --repeats 1"
   "data|90|bench_data.py|--rows 6000000 --games 8192|--rows 20000 --test-rows 400 --games 128 --rounds-per-chunk 64"
   "train|90|bench_train.py|--populations 1 --repeats 3|--rows 5000 --val-rows 1000 --populations 1 --repeats 1"
   "population|75|bench_train.py|--populations 8 64 256 --member-rows 30400000 --repeats 1|--rows 5000 --val-rows 1000 --populations 4 --repeats 1"
   "cmni|75|bench_cmni.py|--checkpoints 170 --rows 100000 --chunk-rows 8192 --loop-checkpoints 17 --permutations 1000|--checkpoints 4 --rows 2000 --loop-checkpoints 2 --repeats 1 --permutations 4"
   "sweep|105|bench_sweep.py|--sizes 1 8 64 256 1024 --rows 100000 --epochs 2|--sizes 1 4 --rows 2000 --epochs 1"
 )
-if [ -f benchmarks/bench_rl.py ]; then
-  benchmarks+=("rl|60|bench_rl.py||--quick")
-fi
 
 declare -A status seconds
 names=()
