@@ -291,3 +291,14 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
     assert json.loads((trial_dir(sweep_dir, sweep.trials[1]) / RESULT_FILE).read_text()) == results[1]
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
     assert "2 already finished; 0 to run" in capsys.readouterr().out
+
+
+def test_progress_line_of_a_large_population_shows_its_spread():
+    """A 36-member sweep population logs the spread of its members, not 36 numbers."""
+    from mirror.rl.run import interval_line
+
+    line = {"epoch": 10, "env_turns": 100, "return_agent": [1.0, 2.0, None, 4.0, 5.0], "help_rate": [0.5, 0.25]}
+    assert interval_line(line, 50, 1.0) == (
+        "update 10/50: return mean 3 (min 1, max 5, 5 networks), help rate 0.5, 0.25, 100 turns per member (1.0 s)"
+    )
+    assert "return - (all 5 networks)" in interval_line({**line, "return_agent": [None] * 5}, 50, 1.0)
