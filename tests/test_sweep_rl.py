@@ -302,3 +302,26 @@ def test_progress_line_of_a_large_population_shows_its_spread():
         "update 10/50: return mean 3 (min 1, max 5, 5 networks), help rate 0.5, 0.25, 100 turns per member (1.0 s)"
     )
     assert "return - (all 5 networks)" in interval_line({**line, "return_agent": [None] * 5}, 50, 1.0)
+
+
+def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path):
+    """On-policy rows that miss a CMNI group in every network give NaN CMNIs: the trial's
+    cmni_onpolicy is None (valid JSON in result.json), and finite networks are averaged."""
+    import types
+
+    import mirror.analysis.run_analysis as run_analysis
+    from mirror.sweep.run import analyse_rl_trial
+
+    def fake(onpolicy):
+        done = types.SimpleNamespace(
+            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32))),
+            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32)),
+            run=types.SimpleNamespace(epochs=np.array([2, 4])),
+        )
+        monkeypatch.setattr(run_analysis, "analyse_run", lambda out, to: done)
+
+    fake([[0.5, 0.5], [np.nan, np.nan]])
+    out = analyse_rl_trial(tmp_path, lambda line: None)
+    assert out == {"cmni": pytest.approx(0.3), "cmni_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4}
+    fake([[np.nan, np.nan], [np.nan, 0.25]])
+    assert analyse_rl_trial(tmp_path, lambda line: None)["cmni_onpolicy"] == 0.25
