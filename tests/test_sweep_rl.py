@@ -213,56 +213,115 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     table = rl_theory_rows(summary["results"])
     assert [(r["dependency"], r["partner_reward_weight"], r["trials"]) for r in table] == [(0.0, 0.0, 2), (0.0, 0.5, 2), (1.0, 0.0, 2), (1.0, 0.5, 1)]
     assert table[1]["help_rate"] == pytest.approx(0.25) and table[3]["help_rate"] == pytest.approx(0.6)
-    assert table[0]["cmni_onpolicy"] is None
+    assert table[0]["cmni_onpolicy"] is None and table[0]["cmni_onpolicy_sd"] is None
+    assert table[1]["help_rate_sd"] == pytest.approx(np.std([0.2, 0.3], ddof=1)) and table[3]["help_rate_sd"] is None
     top = read_csv(sweep_dir / "top_checkpoints.csv")
     assert [(r["trial"], r["update"], r["cmni"]) for r in top[:1]] == [("0", "2", "0.9")]
     assert (sweep_dir / "figures" / "help_vs_theory.png").stat().st_size > 10_000
     report = (sweep_dir / "report.md").read_text()
     assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - |" in report
+    # Mean ± sample sd over the seeds: trials 2 and 3.
+    assert "| 0 | 0 | 0.5 | 2 | 12.5 ± 0.71 | -3 ± 0 | 12 ± 0 | 0.25 ± 0.071 | 0.5 ± 0.14 | 0.025 ± 0.0071 | - |" in report
 
 
 # ----------------------------------------------------------------------------- orchestration
 
 
-@pytest.mark.slow  # builds two small datasets
-def test_rl_sweep_runs_populations_into_trials(tmp_path, monkeypatch, capsys):
-    """`mirror sweep` on an RL sweep file: one population run (the trainer stands in for
-    mirror.rl's here), then per trial its own dataset (its D), its files and result row;
-    a second run finds every trial finished and trains nothing."""
-    import mirror.sweep.run as sweep_run
+def test_rl_sweep_end_to_end(tmp_path, capsys):
+    """`mirror sweep` on an RL sweep file with the real trainer: one RL population run of
+    both trials, then per trial its own dataset (its D), its networks' checkpoints and
+    probes, its analysis and its row of summary.csv, which agree with the population run's
+    files. A sweep killed after one trial was analysed resumes without training again and
+    analyses only the other trial."""
+    from mirror.rl.checkpoints import read_baselines, read_probes
+    from mirror.train.checkpoints import read_metrics
 
-    calls = []
-
-    def fake_trainer(config, run_dir, *, resume, log):
-        calls.append(config)
-        envs = [{"dependency": d, "veil": v} for d, v in zip(config.rl["population_dependencies"], config.rl["population_veils"])]
-        make_rl_run(run_dir, member_envs=envs)
-        (run_dir / "baselines.json").write_text(json.dumps({"behaviour": {"return": [-1.0, -2.0]}, "oracle": {"return": [5.0, 6.0]}}))
-
-    def fake_analysis(out, log):
-        assert (out / "population.json").is_file() and not (out / RESULT_FILE).exists()
-        return cmni_outcomes(list(UPDATES), [0.1, 0.2], 0.05)
-
-    monkeypatch.setattr(sweep_run, "train_rl_population", fake_trainer)
-    monkeypatch.setattr(sweep_run, "analyse_rl_trial", fake_analysis)
+    rl = {"num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 1,
+          "eval_games": 8, "eval_turns": 40, "probe_games": 4, "probe_turns": 40}  # fmt: skip
     data = {"rows": 2000, "test_rows": 200, "games": 64, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.1, 0.0],
             "cache_dir": str(tmp_path / "datasets")}  # fmt: skip
-    path = _sweep_file(tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, data=data, tracking={"mode": "disabled"})
+    path = _sweep_file(
+        tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, rl=rl, data=data, env={"episode_turns": 40},
+        analysis={"permutations": 4, "init_seeds": 2, "checkpoint": "last"}, tracking={"mode": "disabled"},
+    )  # fmt: skip
     sweep_dir = tmp_path / "out"
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
-    assert len(calls) == 1 and calls[0].rl["population_dependencies"] == [1.0, 0.0]
     sweep = load_sweep(path)
-    datasets = []
-    for trial in sweep.trials:
-        out = trial_dir(sweep_dir, trial)
-        manifest = json.loads((out / "dataset.json").read_text())
-        assert manifest["config"]["env"]["dependency"] == trial.config.env_params.dependency  # its own probe set (a)
-        datasets.append(manifest["path"])
-    assert len(set(datasets)) == 2
+    (run_dir,) = (sweep_dir / "populations").iterdir()
+    baselines, lines = read_baselines(run_dir), read_metrics(run_dir)
+    assert sorted(lines) == [2, 4] and len(baselines["behaviour"]["return"]) == 2
+    probes = read_probes(run_dir)
     rows = read_csv(sweep_dir / "summary.csv")
-    assert [(r["dependency"], r["return_behaviour"], r["return_oracle"], r["cmni"], r["cmni_onpolicy"]) for r in rows] == [
-        ("1", "-1", "5", "0.2", "0.05"), ("0", "-2", "6", "0.2", "0.05")
-    ]
+    assert list(rows[0]) == RL_COLUMNS and len(rows) == 2
+    results = []
+    for member, (trial, row) in enumerate(zip(sweep.trials, rows)):
+        out = trial_dir(sweep_dir, trial)
+        result = json.loads((out / RESULT_FILE).read_text())
+        results.append(result)
+        dependency = trial.config.env_params.dependency
+        assert json.loads((out / "dataset.json").read_text())["config"]["env"]["dependency"] == dependency  # its own probe set (a)
+        assert (result["dependency"], result["updates"], result["env_turns"]) == (dependency, 4, 4 * 16 * 8)
+        assert result["return_behaviour"] == baselines["behaviour"]["return"][member]
+        assert result["return_oracle"] == baselines["oracle"]["return"][member]
+        for key in ("return_agent", "help_rate", "help_when_partner_distressed"):
+            assert result[key] == lines[4][key][member]
+        # Its networks' checkpoints and on-policy probes, read through population.json.
+        assert list(load_run(out).epochs) == [2, 4]
+        own = read_probes(out)
+        np.testing.assert_array_equal(own["inputs"], probes["inputs"][:, [member]])
+        np.testing.assert_array_equal(own["updates"], [2, 4])
+        assert load_agents(out).env_params.dependency == dependency  # `mirror play --agent TRIAL_DIR`
+        final = read_csv(out / "cmni.csv")[-1]
+        assert int(final["epoch"]) == 4 and float(final["cmni"]) == pytest.approx(result["cmni"])
+        assert result["cmni_onpolicy"] is None or np.isfinite(result["cmni_onpolicy"])
+        assert float(row["return_agent"]) == pytest.approx(result["return_agent"]) and row["dir"] == result["dir"]
+    report = (sweep_dir / "report.md").read_text()
+    assert "2 of 2 trials finished" in report and "| 0 | 0 | 0 | 1 |" in report and "| 1 | 0 | 0 | 1 |" in report
+    assert (sweep_dir / "figures" / "help_vs_theory.png").is_file()
+
+    # Killed while analysing trial 1: the population run is reused as it is, not trained again.
+    (trial_dir(sweep_dir, sweep.trials[1]) / RESULT_FILE).unlink()
+    trained = (run_dir / "rl_metrics.jsonl").read_bytes()
     capsys.readouterr()
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
-    assert len(calls) == 1 and "2 already finished; 0 to run" in capsys.readouterr().out
+    log = capsys.readouterr().out
+    assert "1 already finished; 1 to run" in log and "update 2/4" not in log and "trial 0:" not in log
+    assert [p.name for p in (sweep_dir / "populations").iterdir()] == [run_dir.name]
+    assert (run_dir / "rl_metrics.jsonl").read_bytes() == trained
+    assert json.loads((trial_dir(sweep_dir, sweep.trials[1]) / RESULT_FILE).read_text()) == results[1]
+    assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
+    assert "2 already finished; 0 to run" in capsys.readouterr().out
+
+
+def test_progress_line_of_a_large_population_shows_its_spread():
+    """A 36-member sweep population logs the spread of its members, not 36 numbers."""
+    from mirror.rl.run import interval_line
+
+    line = {"epoch": 10, "env_turns": 100, "return_agent": [1.0, 2.0, None, 4.0, 5.0], "help_rate": [0.5, 0.25]}
+    assert interval_line(line, 50, 1.0) == (
+        "update 10/50: return mean 3 (min 1, max 5, 5 networks), help rate 0.5, 0.25, 100 turns per member (1.0 s)"
+    )
+    assert "return - (all 5 networks)" in interval_line({**line, "return_agent": [None] * 5}, 50, 1.0)
+
+
+def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path):
+    """On-policy rows that miss a CMNI group in every network give NaN CMNIs: the trial's
+    cmni_onpolicy is None (valid JSON in result.json), and finite networks are averaged."""
+    import types
+
+    import mirror.analysis.run_analysis as run_analysis
+    from mirror.sweep.run import analyse_rl_trial
+
+    def fake(onpolicy):
+        done = types.SimpleNamespace(
+            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32))),
+            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32)),
+            run=types.SimpleNamespace(epochs=np.array([2, 4])),
+        )
+        monkeypatch.setattr(run_analysis, "analyse_run", lambda out, to: done)
+
+    fake([[0.5, 0.5], [np.nan, np.nan]])
+    out = analyse_rl_trial(tmp_path, lambda line: None)
+    assert out == {"cmni": pytest.approx(0.3), "cmni_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4}
+    fake([[np.nan, np.nan], [np.nan, 0.25]])
+    assert analyse_rl_trial(tmp_path, lambda line: None)["cmni_onpolicy"] == 0.25

@@ -233,7 +233,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
             probe=dict(zip(("inputs", "scenarios", "idle_shown"), probe)),
             metadata=metadata,
         )
-        log(_interval_line(line, ppo.updates, seconds))
+        log(interval_line(line, ppo.updates, seconds))
         if on_update is not None:
             for entry in lines:
                 on_update(UpdateReport(entry["update"], ppo.updates, entry))
@@ -259,9 +259,14 @@ def _update_lines(metrics: dict, done: int, ppo, members: int, wall: float, seco
     return lines
 
 
-def _interval_line(line: dict, updates: int, seconds: float) -> str:
+def interval_line(line: dict, updates: int, seconds: float) -> str:
     def show(v):
         values = v if isinstance(v, list) else [v]
+        if len(values) > 4:  # a large population: its spread, not every member
+            finite = [x for x in values if x is not None]
+            if not finite:
+                return f"- (all {len(values)} networks)"
+            return f"mean {sum(finite) / len(finite):.3g} (min {min(finite):.3g}, max {max(finite):.3g}, {len(values)} networks)"
         return ", ".join("-" if x is None else f"{x:.3g}" for x in values)
 
     return (

@@ -55,7 +55,14 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
     mesh = mesh if mesh is not None else population_mesh()
     mine = shard_trials(sweep.trials, sweep.max_population, shard)
     todo = [t for t in mine if finished_result(sweep_dir, t) is None]
-    pops = populations(todo, sweep.max_population, mesh.size)
+    unfinished = {t.index for t in todo}
+    if sweep.mode == "rl":
+        # RL populations are cut from all the shard's trials, so a population killed after
+        # training keeps its id: its finished run is reused and only its unfinished trials
+        # are analysed (run_rl_population skips the others).
+        pops = [p for p in populations(mine, sweep.max_population, mesh.size) if any(t.index in unfinished for t in p.trials)]
+    else:
+        pops = populations(todo, sweep.max_population, mesh.size)
     log(
         f"sweep {sweep.name}: {len(sweep.trials)} trials; shard {shard[0]}/{shard[1]} owns {len(mine)}, "
         f"{len(mine) - len(todo)} already finished; {len(todo)} to run in {len(pops)} population(s) "
@@ -76,7 +83,7 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
             run_rl_population(population, sweep, sweep_dir, log)
         else:
             run_population(population, sweep, sweep_dir, mesh, log)
-        done += len(population.trials)
+        done += sum(1 for t in population.trials if t.index in unfinished)
         if advance:
             advance(done)
     return {"owned": len(mine), "ran": len(todo), "populations": len(pops), "wall_s": time.perf_counter() - start}
@@ -196,8 +203,12 @@ def analyse_rl_trial(out: Path, log: Log) -> dict:
 
     done = analyse_run(out, out)
     cmni = np.asarray(done.analysis.result.cmni, np.float64).mean(axis=1)  # [checkpoints]
-    onpolicy = float(np.nanmean(done.onpolicy.cmni[-1])) if done.onpolicy is not None else None
-    log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {onpolicy} on-policy (b), {len(cmni)} checkpoints")
+    onpolicy = None  # no probe set (b), or its rows miss a CMNI group in every network
+    if done.onpolicy is not None:
+        final = np.asarray(done.onpolicy.cmni[-1], np.float64)
+        onpolicy = float(final[np.isfinite(final)].mean()) if np.isfinite(final).any() else None
+    shown = "-" if onpolicy is None else f"{onpolicy:.5f}"
+    log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {shown} on-policy (b), {len(cmni)} checkpoints")
     return cmni_outcomes([int(e) for e in done.run.epochs], [float(c) for c in cmni], onpolicy)
 
 
@@ -214,6 +225,10 @@ def run_rl_population(population: Population, sweep: Sweep, sweep_dir: Path, log
     train_rl_population(population.config, run_dir, resume=resume, log=lambda line: log("  " + line))
     rows = []
     for member, trial in enumerate(population.trials):  # padding members (after the trials) are dropped
+        finished = finished_result(sweep_dir, trial)
+        if finished is not None:  # analysed before the sweep was killed
+            rows.append(finished)
+            continue
         dataset, reused = build_dataset(trial.config)
         log(f"  trial {trial.index}: probe set (a) {dataset.path.name} ({'cached' if reused else 'generated'})")
         out = write_rl_trial_files(sweep_dir, trial, member, run_dir, dataset.manifest, dataset.path)

@@ -76,8 +76,9 @@ def rl_checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
 
 
 def rl_theory_rows(results: list[dict]) -> list[dict]:
-    """One row per (D, I, w) setting: the means over its trials (seeds) of RL_MEANS
-    (None where no trial has a value), with the trial count."""
+    """One row per (D, I, w) setting: the means over its trials (seeds) of RL_MEANS and,
+    as `<key>_sd`, their sample standard deviations (None where no trial has a value; the
+    sd also with a single value), with the trial count."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(tuple(r[k] for k in RL_SETTINGS), []).append(r)
@@ -88,8 +89,17 @@ def rl_theory_rows(results: list[dict]) -> list[dict]:
         for key in RL_MEANS:
             values = [m[key] for m in members if m.get(key) is not None and math.isfinite(m[key])]
             row[key] = sum(values) / len(values) if values else None
+            row[f"{key}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
         rows.append(row)
     return rows
+
+
+def _mean_sd(row: dict, key: str) -> str:
+    """"mean ± sd" of a theory row (just the mean without an sd)."""
+    if row[key] is None:
+        return "-"
+    mean = f"{row[key]:.4g}"
+    return mean if row[f"{key}_sd"] is None else f"{mean} ± {row[f'{key}_sd']:.2g}"
 
 
 def checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
@@ -179,9 +189,12 @@ def write_rl_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: l
     out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
     if results:
         out += [
-            "## Help rate and CMNI by D, I and w (means over seeds)",
+            "## Help rate and CMNI by D, I and w (mean ± sd over seeds)",
             "",
-            *_table(rl_theory_rows(results), RL_SETTINGS + ["trials"] + RL_MEANS),
+            *_table(
+                [{**r, **{k: _mean_sd(r, k) for k in RL_MEANS}} for r in rl_theory_rows(results)],
+                RL_SETTINGS + ["trials"] + RL_MEANS,
+            ),
             "",
             "![help rate and CMNI against D and w](figures/help_vs_theory.png)",
             "",
