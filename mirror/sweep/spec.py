@@ -72,16 +72,13 @@ SWEEPABLE = (
 
 # RL trials (`mode: rl`): the architecture and seed as for supervised trials, plus rl.<field>.
 RL_SWEEPABLE = ("seed", "data.seed", "model.hidden_layers", "model.width", "model.activation")
-# RLConfig fields that come from elsewhere in the config (model.*, the top-level seed).
-RL_NOT_IN_SECTION = ("hidden", "activation", "seed")
 
 
 def rl_fields() -> list[str]:
     """The `rl.*` fields a sweep may vary: every RLConfig setting of one run."""
-    from mirror.rl.config import RLConfig
+    from mirror.rl.config import FROM_OTHER_SECTIONS, RLConfig
 
-    # The population lists are the sweep's to build, should RLConfig ever hold them.
-    return [f.name for f in dataclasses.fields(RLConfig) if f.name not in RL_NOT_IN_SECTION and not f.name.startswith("population_")]
+    return [f.name for f in dataclasses.fields(RLConfig) if f.name not in FROM_OTHER_SECTIONS]
 
 
 def sweepable(field: str, mode: str = "supervised") -> bool:
@@ -242,12 +239,11 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
     return Sweep(str(base.name), base, trials, swept, max_population, trial_figures, mode)
 
 
-POPULATION_LISTS = ("population_seeds", "population_lrs", "population_partner_reward_weights", "population_dependencies", "population_veils")
-
-
 def _check_mode_base(base: Config, mode: str) -> None:
     """An RL sweep needs an `rl:` section and builds the population lists itself; a
     supervised sweep has no use for one."""
+    from mirror.rl.config import POPULATION_LISTS
+
     rl = dict(getattr(base, "rl", {}) or {})
     if mode == "supervised" and rl:
         raise ConfigError("the base config has an `rl:` section but sweep.mode is supervised; set `mode: rl` in the sweep section")
