@@ -29,7 +29,8 @@ TEST_COLOUR, ONPOLICY_COLOUR = "#2e7d32", "#1565c0"  # probe set (a) the test sp
 SWEEP_METRIC_LABELS = {
     "help_rate": "help rate",
     "help_when_partner_distressed": "help rate, partner in distress",
-    "cmni": "CMNI",
+    "cmni": "CMNI (probe set a)",
+    "cmni_onpolicy": "CMNI on-policy (probe set b)",
     "return_agent": "mean return per player per episode",
 }
 
@@ -177,5 +178,5 @@ def help_by_dependency_figure(rows: list[dict], *, metrics=("help_rate", "help_w
     seeds = sorted({r.get("seed") for r in rows})
     handles = [Line2D([], [], color=colour[w], marker="o", lw=1.8, label=f"w = {w:g}") for w in weights]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, title=f"partner reward\nweight ({len(seeds)} seeds;\nbars: std)", title_fontsize=8)
-    fig.suptitle(title or "Help rate against the dependency D")
+    fig.suptitle(title or f"{', '.join(SWEEP_METRIC_LABELS.get(m, m) for m in metrics)} against the dependency D")
     return fig

@@ -23,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mirror.analysis.outputs import write_csv
+from mirror.analysis.rl_figures import help_by_dependency_figure
 from mirror.report import read_csv
 from mirror.sweep.spec import Sweep
 from mirror.sweep.trial import finished_result
@@ -155,33 +156,13 @@ def write_rl_summary(sweep: Sweep, sweep_dir: Path, results: list[dict]) -> dict
     for name, table in (("top_checkpoints", top), ("bottom_checkpoints", bottom)):
         files.append(write_csv(sweep_dir / f"{name}.csv", RL_CHECKPOINT_COLUMNS, [[c[k] for k in RL_CHECKPOINT_COLUMNS] for c in table]))
     if results:
-        files.append(_save(rl_theory_figure(results), sweep_dir / "figures" / "help_vs_theory.png"))
+        figure = help_by_dependency_figure(
+            results, metrics=("help_rate", "help_when_partner_distressed", "cmni", "cmni_onpolicy"),
+            title=f"Self-play agents against the dependency D ({len(results)} trials)",
+        )
+        files.append(_save(figure, sweep_dir / "figures" / "help_vs_theory.png"))
     files.append(write_rl_markdown(sweep, sweep_dir, results, top))
     return {"finished": len(results), "trials": len(sweep.trials), "files": files, "results": results}
-
-
-def rl_theory_figure(results: list[dict]) -> Figure:
-    """Help rate against D and against w, CMNI (probe set a) against D: trials as points,
-    the mean over trials at each setting as a line."""
-    fig = Figure(figsize=(13, 4), layout="constrained")
-    panels = (
-        ("dependency", "help_rate", "dependency D", "help rate"),
-        ("partner_reward_weight", "help_rate", "partner reward weight w", "help rate"),
-        ("dependency", "cmni", "dependency D", "CMNI (probe set a)"),
-    )
-    for ax, (xkey, ykey, xlabel, ylabel) in zip(fig.subplots(1, 3), panels):
-        x, y = _values(results, xkey), _values(results, ykey)
-        ax.scatter(x, y, s=22, alpha=0.6, color="#2e7d32", label="one trial")
-        settings = np.unique(x[np.isfinite(x)])
-        means = [np.nanmean(y[x == v]) if np.isfinite(y[x == v]).any() else np.nan for v in settings]
-        ax.plot(settings, means, "-o", color="black", lw=1.5, label="mean over trials")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    fig.suptitle(f"Self-play agents: helping and CMNI against the game's theory knobs ({len(results)} trials)")
-    return fig
 
 
 def write_rl_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict]) -> Path:
@@ -196,7 +177,7 @@ def write_rl_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: l
                 RL_SETTINGS + ["trials"] + RL_MEANS,
             ),
             "",
-            "![help rate and CMNI against D and w](figures/help_vs_theory.png)",
+            "![help rates and CMNI against D, per w and I](figures/help_vs_theory.png)",
             "",
             "## Highest-CMNI checkpoints (probe set a)",
             "",
