@@ -1,8 +1,9 @@
 """Shared test fixtures, and a JAX compilation cache on disk for the whole session.
 
 Datasets, the trained tiny run and the tiny RL run are built once per session
-(session-scoped fixtures); tests that change them work on a copy. The RL tests use the
-one tiny RL config (`TINY_RL`) wherever they can, so its compiled programs are reused. Long end-to-end tests are marked `slow`:
+(session-scoped fixtures); tests that change them work on a copy. The RL tests use the one
+tiny RL config (`TINY_RL`) wherever they can, so each of its programs compiles once (a
+new shape or population size is a new compile). Long end-to-end tests are marked `slow`:
 
     uv run pytest                 # everything (CI, the README's command)
     uv run pytest -m "not slow"   # the developer loop

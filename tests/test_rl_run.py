@@ -384,6 +384,13 @@ def test_independent_networks_are_two_per_member(dataset_cache, tmp_path):
     assert items["probe"]["inputs"].shape == (4, 32, 100)  # each player's 8 of 16 turns x 4 games
     line = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert len(line["return_agent"]) == 4 and line["return_agent"][0] == line["return_agent"][1]
+    # every player's network of every member learned from its own decisions
+    start = PopulationTrainer(config)
+    before = jax.tree.map(np.asarray, start.network_params(start.init().params))
+    for network in range(4):
+        assert not np.allclose(items["params"]["output"]["kernel"][network], before["output"]["kernel"][network]), network
+    for update in read_rl_metrics(run_dir):
+        assert np.isfinite(update["policy_loss"]).all() and np.isfinite(update["value_loss"]).all()
 
 
 MESH_SCRIPT = """
