@@ -33,7 +33,6 @@ from mirror.train.checkpoints import load_run
 from conftest import TINY_RL, overrides, rl_values
 
 
-
 def tiny_config(cache: Path, **rl):
     """The tiny RL config of every test here (conftest's TINY_RL, so its programs are compiled once)."""
     return load_config(None, rl_values(cache, **rl))
