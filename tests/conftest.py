@@ -1,7 +1,9 @@
 """Shared test fixtures, and a JAX compilation cache on disk for the whole session.
 
-Datasets and the trained tiny run are built once per session (session-scoped fixtures);
-tests that change them work on a copy. Long end-to-end tests are marked `slow`:
+Datasets, the trained tiny run and the tiny RL run are built once per session
+(session-scoped fixtures); tests that change them work on a copy. The RL tests use the one
+tiny RL config (`TINY_RL`) wherever they can, so each of its programs compiles once (a
+new shape or population size is a new compile). Long end-to-end tests are marked `slow`:
 
     uv run pytest                 # everything (CI, the README's command)
     uv run pytest -m "not slow"   # the developer loop
@@ -12,6 +14,7 @@ load compiled programs instead of compiling them again. Set `MIRROR_TEST_JAX_CAC
 turn it off, or to a directory to put it there; `pytest --cache-clear` empties it.
 """
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -31,6 +34,13 @@ SMALL_DATA = [
 ]  # fmt: skip
 # The tiny run: 3 epochs on 4,000 training rows, lr high enough to learn in a few epochs.
 TINY_TRAIN = ["--train.max_train_rows", "4000", "--train.lr", "1.0e-3", "--train.epochs", "3"]
+# The tiny RL run: 16 games x 8 turns per update, 6 updates, a checkpoint every 2 (three
+# checkpoints, so a run stopped after one still has two intervals to go); the agents are
+# scored on 8 games x one 200-turn episode, probe set (b) is 4 games x 16 turns.
+TINY_RL = {
+    "num_envs": 16, "num_steps": 8, "updates": 6, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 2,
+    "eval_games": 8, "eval_turns": 200, "probe_games": 4, "probe_turns": 16,
+}  # fmt: skip
 
 
 def _jax_cache_dir(config: pytest.Config) -> Path | None:
@@ -111,3 +121,46 @@ def copy_run(run_dir: Path, target: Path) -> Path:
     """A private copy of a run directory (its dataset stays shared, read-only)."""
     shutil.copytree(run_dir, target)
     return target
+
+
+# ----------------------------------------------------------------------------- RL runs
+
+
+def rl_values(cache: Path, **rl) -> dict:
+    """The tiny RL config as a dict (`load_config(None, values)`), `rl` fields overriding
+    TINY_RL; its probe set (a) is the tiny dataset (TINY_DATA), in `cache`."""
+    data = dict(zip((a[len("--data.") :] for a in TINY_DATA[::2]), (yaml_value(v) for v in TINY_DATA[1::2])))
+    return {
+        "data": {**data, "cache_dir": str(cache)},
+        "rl": {**TINY_RL, **rl},
+        "analysis": {"permutations": 4, "init_seeds": 2},
+        "tracking": {"mode": "disabled"},
+    }
+
+
+def yaml_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def overrides(values: dict, prefix: str = "") -> list[str]:
+    """{"rl": {"updates": 4}} -> ["--rl.updates", "4"] (values as YAML/JSON)."""
+    out = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += overrides(value, f"{prefix}{key}.")
+        else:
+            out += [f"--{prefix}{key}", json.dumps(value)]
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
+    """`mirror rl` end to end (dataset, training, analysis, report) on the tiny RL config.
+    Shared: read it, or copy it (`copy_run`) before changing anything in it."""
+    from mirror.cli import main
+
+    run_dir = tmp_path_factory.mktemp("tiny_rl_run") / "run"
+    assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
+    return run_dir

@@ -23,6 +23,8 @@ from mirror.rl.watch import load_agents, parse_agent, play_agents
 from mirror.train.checkpoints import open_manager, save_checkpoint, write_json_atomic, write_run_files
 from mirror.train.population import Member
 
+from conftest import copy_run
+
 WIDTHS = (6, 5)
 UPDATES = (2, 4)
 LINE = re.compile(r"^(Frog|Toad) \(network (\d+)\): hop ([\d.]+)  jump ([\d.]+)  leap ([\d.]+)  help ([\d.]+)  -> (\w+)$")
@@ -66,6 +68,14 @@ def make_rl_run(run_dir, *, sharing="shared", member_envs=({"dependency": 0.5, "
     return saved
 
 
+@pytest.fixture(scope="module")
+def shared_run(tmp_path_factory):
+    """`make_rl_run` with its defaults, once for the module: (run_dir, saved params). Read
+    it only; a test that changes it works on a copy."""
+    run = tmp_path_factory.mktemp("play") / "run"
+    return run, make_rl_run(run)
+
+
 def _expected_probs(params, network, obs, activation="tanh"):
     """softmax of the logits, computed here without the library's forward: dense layers by hand
     on the §5.6 model input."""
@@ -96,9 +106,8 @@ def test_policy_logits_are_the_actor_critics_logits():
     np.testing.assert_allclose(policy_logits(cmni_params(params), obs, (6, 5), "tanh"), logits, rtol=1e-6, atol=1e-7)
 
 
-def test_shared_agents_print_each_decisions_probabilities(tmp_path, capsys):
-    run = tmp_path / "run"
-    saved = make_rl_run(run)
+def test_shared_agents_print_each_decisions_probabilities(shared_run, capsys):
+    run, saved = shared_run
     code, lines, err = _play(capsys, "--agent", str(run), "--turns", "6", "--seed", "4")
     assert code == 0, err
     assert lines[0].startswith(f"agents: rl run {run}, update {UPDATES[-1]} (network 0 plays Frog and Toad); D=0.5, I=0")
@@ -136,18 +145,16 @@ def test_checkpoint_and_independent_networks_per_player(tmp_path, capsys):
         assert row[6] == ACTION_NAMES[int(np.argmax(expected))]  # greedy: the most probable action
 
 
-def test_full_episode_by_default_with_scores(tmp_path, capsys):
-    run = tmp_path / "run"
-    make_rl_run(run)
+def test_full_episode_by_default_with_scores(shared_run, capsys):
+    run, _ = shared_run
     code, lines, _ = _play(capsys, "--agent", f"{run}:last")
     assert code == 0
     assert len(_decisions(lines)) == 20  # env.episode_turns of the run's config
     assert any(line.startswith("episode 1 finished after 20 turns: Frog ") for line in lines)
 
 
-def test_supervised_run_plays_with_softmax_of_outputs(tmp_path, capsys):
-    run = tmp_path / "run"
-    saved = make_rl_run(run)
+def test_supervised_run_plays_with_softmax_of_outputs(shared_run, tmp_path, capsys):
+    run, saved = copy_run(shared_run[0], tmp_path / "run"), shared_run[1]
     (run / "rl_run.json").unlink()  # the same files without the RL marker: a supervised run
     code, lines, err = _play(capsys, "--agent", str(run), "--turns", "2")
     assert code == 0, err
@@ -164,17 +171,16 @@ def test_supervised_run_plays_with_softmax_of_outputs(tmp_path, capsys):
     [
         (["--agent", "{tmp}/nowhere"], "no such directory"),
         (["--agent", "{tmp}/empty"], "is not a run directory (config.yaml is missing)"),
-        (["--agent", "{tmp}/run:7"], "no checkpoint '7'; available: 2, 4, last, best"),
-        (["--agent", "{tmp}/run", "--member", "1"], "--member 1 is out of range"),
-        (["--agent", "{tmp}/run", "--dependency", "0.5"], "--dependency cannot be used with --agent"),
+        (["--agent", "{run}:7"], "no checkpoint '7'; available: 2, 4, last, best"),
+        (["--agent", "{run}", "--member", "1"], "--member 1 is out of range"),
+        (["--agent", "{run}", "--dependency", "0.5"], "--dependency cannot be used with --agent"),
         (["--member", "1"], "--member and --greedy only apply to --agent"),
-        (["--agent", "{tmp}/run", "--turns", "0"], "--turns must be positive"),
+        (["--agent", "{run}", "--turns", "0"], "--turns must be positive"),
     ],
 )
-def test_bad_agent_input_is_one_line(tmp_path, capsys, argv, message):
-    make_rl_run(tmp_path / "run")
+def test_bad_agent_input_is_one_line(shared_run, tmp_path, capsys, argv, message):
     (tmp_path / "empty").mkdir()
-    code, lines, err = _play(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    code, lines, err = _play(capsys, *[a.format(tmp=tmp_path, run=shared_run[0]) for a in argv])
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not any(LINE.match(line) for line in lines)
