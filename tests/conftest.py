@@ -51,7 +51,10 @@ def _jax_cache_dir(config: pytest.Config) -> Path | None:
         return Path(setting).absolute()
     if getattr(config, "cache", None) is None:  # pytest -p no:cacheprovider
         return None
-    return Path(config.cache.mkdir("jax-compilation-cache"))
+    # One cache per pytest-xdist worker: two processes writing the same entry at once can
+    # leave a torn file for the other to read.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return Path(config.cache.mkdir("jax-compilation-cache" + (f"-{worker}" if worker else "")))
 
 
 def pytest_configure(config: pytest.Config) -> None:

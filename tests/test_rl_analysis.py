@@ -408,7 +408,7 @@ def test_help_by_dependency_figure_one_line_per_w_panels_per_veil(tmp_path):
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and fig.bbox.y0 <= box.y0 and box.y1 <= fig.bbox.y1
     assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes)
     fig = rl_figures.help_by_dependency_figure(rows, metrics=("cmni",))
-    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "CMNI"
+    assert len(fig.axes) == 2 and fig.axes[0].get_ylabel() == "CMNI (probe set a)"
     assert rl_figures.plot_help_by_dependency(tmp_path / "s.png", rows).is_file()
 
 
