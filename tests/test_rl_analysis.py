@@ -507,17 +507,15 @@ def test_rl_report_names_independent_networks_by_player(tmp_path):
 
 
 def test_rl_files_read_both_per_member_layouts(tmp_path):
-    from mirror.analysis.rl_files import baseline, is_rl_run, learning_curve, read_jsonl
+    from mirror.analysis.rl_files import baseline, is_rl_run, read_jsonl, returns_per_member
 
     path = tmp_path / "rl_metrics.jsonl"
     path.write_text('{"update": 1, "env_turns": 10, "return_per_player": [[1, 2], [3, null]]}\n{"update": 2, "env_turns": 20, "return_per_player": [[2, 2], [4, 4]]}\n{"update": 3, "env')
     lines = read_jsonl(path)
     assert [line["update"] for line in lines] == [1, 2]  # the torn last line is skipped
-    turns, returns = learning_curve(lines, 2)
-    np.testing.assert_array_equal(turns, [10, 20])
+    returns = np.stack([returns_per_member(line["return_per_player"], 2).mean(-1) for line in lines])
     np.testing.assert_array_equal(returns, [[1.5, np.nan], [2.0, 4.0]])
-    _, single = learning_curve([{"env_turns": 5, "return_per_player": [1.0, 3.0]}], 1)
-    np.testing.assert_array_equal(single, [[2.0]])
+    np.testing.assert_array_equal(returns_per_member([1.0, 3.0], 1).mean(-1), [2.0])
     # baselines.json: lists per member, a list of one dict per member, or scalars for one member.
     as_lists = {"behaviour": {"return_per_player": [[1, 2], [3, 4]], "help_rate": [0.1, 0.2]}}
     as_dicts = {"behaviour": [{"return_per_player": [1, 2], "help_rate": 0.1}, {"return_per_player": [3, 4], "help_rate": 0.2}]}

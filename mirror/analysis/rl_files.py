@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mirror.rl.checkpoints import BASELINES_FILE, RL_METRICS_FILE, RL_RUN_FILE, is_rl_run  # noqa: F401  (re-exported)
+from mirror.train.checkpoints import json_lines
 
 BASELINE_POLICIES = ("behaviour", "oracle")
 
@@ -27,18 +28,7 @@ def read_json(path) -> dict | None:
 
 def read_jsonl(path) -> list[dict]:
     """Every complete line of a JSON-lines file (a torn last line is skipped); [] if absent."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    out = []
-    for raw in path.read_text().splitlines(keepends=True):
-        try:
-            entry = json.loads(raw) if raw.endswith("\n") else None
-        except json.JSONDecodeError:
-            entry = None
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
+    return [json.loads(raw) for _, raw in json_lines(Path(path))]
 
 
 def as_float(value) -> np.ndarray:
@@ -58,14 +48,6 @@ def returns_per_member(return_per_player, members: int) -> np.ndarray:
     """float[members, 2] from return_per_player [2] or [members][2]."""
     values = as_float(return_per_player)
     return np.broadcast_to(values.reshape(-1, 2), (members, 2)).copy() if values.size == 2 else values.reshape(members, 2)
-
-
-def learning_curve(lines: list[dict], members: int) -> tuple[np.ndarray, np.ndarray]:
-    """(env_turns float[updates], the mean return per player per episode float[updates, members])
-    from rl_metrics.jsonl lines."""
-    turns = np.asarray([float(line["env_turns"]) for line in lines])
-    returns = np.stack([returns_per_member(line["return_per_player"], members).mean(-1) for line in lines]) if lines else np.zeros((0, members))
-    return turns, returns
 
 
 def baseline(baselines: dict | None, policy: str, key: str, members: int) -> np.ndarray | None:

@@ -41,7 +41,6 @@ Readers for the analysis and the sweeps: `is_rl_run`, `read_rl_run`, `read_probe
 """
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -50,7 +49,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mirror.errors import CheckpointError, TrainError
-from mirror.train.checkpoints import CHECKPOINT_DIR, POPULATION_FILE, open_manager
+from mirror.train.checkpoints import CHECKPOINT_DIR, POPULATION_FILE, json_lines, open_manager, trim_json_lines
 
 RL_RUN_FILE = "rl_run.json"
 RL_METRICS_FILE = "rl_metrics.jsonl"
@@ -91,44 +90,14 @@ def json_safe(value):
     return value
 
 
-def append_lines(path: Path, lines: list[dict]) -> None:
-    """Append JSON lines and fsync them (before the checkpoint they belong to is saved)."""
-    with open(path, "a") as fh:
-        fh.write("".join(json.dumps(line) + "\n" for line in lines))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _update_lines(run_dir) -> list[tuple[int, str]]:
-    """(update, raw line) of every complete line of rl_metrics.jsonl (a torn last line is skipped)."""
-    path = Path(run_dir) / RL_METRICS_FILE
-    if not path.is_file():
-        return []
-    out = []
-    for raw in path.read_text().splitlines(keepends=True):
-        try:
-            entry = json.loads(raw) if raw.endswith("\n") else None
-        except json.JSONDecodeError:
-            entry = None
-        if isinstance(entry, dict) and isinstance(entry.get("update"), int):
-            out.append((entry["update"], raw))
-    return out
-
-
 def read_rl_metrics(run_dir) -> list[dict]:
     """One dict per update, in order (complete lines only)."""
-    return [json.loads(raw) for _, raw in _update_lines(run_dir)]
+    return [json.loads(raw) for _, raw in json_lines(Path(run_dir) / RL_METRICS_FILE, "update")]
 
 
 def trim_rl_metrics(run_dir, last: int) -> None:
     """Keep the lines of updates up to `last` (the last complete checkpoint), byte for byte."""
-    from mirror.train.checkpoints import write_text_atomic
-
-    lines = _update_lines(run_dir)
-    missing = sorted(set(range(1, last + 1)) - {u for u, _ in lines})
-    if missing:
-        raise TrainError(f"{Path(run_dir) / RL_METRICS_FILE} has no line for the checkpointed update(s) {missing[:5]}")
-    write_text_atomic(Path(run_dir) / RL_METRICS_FILE, "".join(raw for u, raw in lines if u <= last))
+    trim_json_lines(Path(run_dir) / RL_METRICS_FILE, "update", last)
 
 
 # --- the runner state as a flat dict of arrays ----------------------------------------

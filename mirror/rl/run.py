@@ -30,7 +30,6 @@ from mirror.rl.checkpoints import (
     BASELINES_FILE,
     RL_METRICS_FILE,
     RL_RUN_FILE,
-    append_lines,
     flatten_state,
     is_rl_run,
     json_safe,
@@ -49,6 +48,7 @@ from mirror.train.checkpoints import (
     DATASET_FILE,
     MEMBERS_FILE,
     METRICS_FILE,
+    append_json_lines,
     read_metrics,
     set_aside_checkpoint,
     trim_metrics,
@@ -223,8 +223,8 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
         }
         # The lines first: a checkpoint that completes always has its lines (resume cuts
         # lines whose checkpoint did not complete).
-        append_lines(run_dir / RL_METRICS_FILE, lines)
-        append_lines(run_dir / METRICS_FILE, [line])
+        append_json_lines(run_dir / RL_METRICS_FILE, lines)
+        append_json_lines(run_dir / METRICS_FILE, [line])
         save_rl_checkpoint(
             manager,
             last,

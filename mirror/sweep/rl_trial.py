@@ -25,7 +25,7 @@ import yaml
 from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE
 from mirror.sweep.plan import networks_of
 from mirror.sweep.spec import Trial
-from mirror.sweep.trial import RESULT_FILE, trial_dir
+from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
 from mirror.train.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
@@ -91,20 +91,16 @@ def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | 
 
 def rl_settings_row(trial: Trial, out: Path) -> dict:
     """The RL trial's identity and settings: the first columns of its summary row."""
-    from mirror.rl.config import RLConfig
+    from mirror.rl.config import rl_config
 
-    c = trial.config
+    c, ppo = trial.config, rl_config(trial.config)
     return {
-        "trial": trial.index,
-        "trial_id": trial.trial_id,
-        "dir": str(out.relative_to(out.parents[1])),
-        "fields": trial.fields,
-        "seed": c.seed,
+        **trial_identity(trial, out),
         "dependency": float(c.env_params.dependency),
         "veil": float(c.env_params.veil),
-        "partner_reward_weight": float(c.rl.get("partner_reward_weight", RLConfig.partner_reward_weight)),
-        "lr": float(c.rl.get("lr", RLConfig.lr)),
-        "sharing": c.rl.get("sharing", RLConfig.sharing),
+        "partner_reward_weight": float(ppo.partner_reward_weight),
+        "lr": float(ppo.lr),
+        "sharing": ppo.sharing,
         "hidden_layers": c.model.hidden_layers,
         "width": c.model.width,
     }

@@ -138,15 +138,22 @@ def write_trial(
     return result
 
 
-def settings_row(trial: Trial, out: Path) -> dict:
-    """The trial's identity and settings: the first columns of its summary row."""
-    c = trial.config
+def trial_identity(trial: Trial, out: Path) -> dict:
+    """The columns every trial's summary row starts with (supervised and RL)."""
     return {
         "trial": trial.index,
         "trial_id": trial.trial_id,
         "dir": str(out.relative_to(out.parents[1])),
         "fields": trial.fields,
-        "seed": c.seed,
+        "seed": trial.config.seed,
+    }
+
+
+def settings_row(trial: Trial, out: Path) -> dict:
+    """The trial's identity and settings: the first columns of its summary row."""
+    c = trial.config
+    return {
+        **trial_identity(trial, out),
         "hidden_layers": c.model.hidden_layers,
         "width": c.model.width,
         "capacity": c.model.hidden_layers * c.model.width,

@@ -116,17 +116,24 @@ def split_epoch_record(record: dict) -> tuple[dict, dict]:
     return line, {k: record[k] for k in CHECKPOINT_KEYS}
 
 
-def append_metrics(run_dir: Path, line: dict) -> None:
-    """Append one epoch's metrics line and fsync it (before that epoch's checkpoint is saved)."""
-    with open(Path(run_dir) / METRICS_FILE, "a") as fh:
-        fh.write(json.dumps(line) + "\n")
+def append_json_lines(path: Path, lines: list[dict]) -> None:
+    """Append JSON lines and fsync them (before the checkpoint they belong to is saved)."""
+    with open(path, "a") as fh:
+        fh.write("".join(json.dumps(line) + "\n" for line in lines))
         fh.flush()
         os.fsync(fh.fileno())
 
 
-def _metrics_lines(run_dir: Path) -> list[tuple[int, str]]:
-    """(epoch, raw line) of every complete line of metrics.jsonl (a torn last line is skipped)."""
-    path = Path(run_dir) / METRICS_FILE
+def append_metrics(run_dir: Path, line: dict) -> None:
+    """Append one epoch's metrics line and fsync it (before that epoch's checkpoint is saved)."""
+    append_json_lines(Path(run_dir) / METRICS_FILE, [line])
+
+
+def json_lines(path: Path, key: str | None = None) -> list[tuple[int | None, str]]:
+    """(line[key], raw line) of every complete JSON-object line of `path` that has an
+    integer `key` (any object when `key` is None; the value is then None). A torn last
+    line (no newline, or not JSON) is skipped; [] when the file does not exist."""
+    path = Path(path)
     if not path.is_file():
         return []
     out = []
@@ -135,27 +142,32 @@ def _metrics_lines(run_dir: Path) -> list[tuple[int, str]]:
             entry = json.loads(raw) if raw.endswith("\n") else None
         except json.JSONDecodeError:
             entry = None
-        if isinstance(entry, dict) and isinstance(entry.get("epoch"), int):
-            out.append((entry["epoch"], raw))
+        if isinstance(entry, dict) and (key is None or isinstance(entry.get(key), int)):
+            out.append((None if key is None else entry[key], raw))
     return out
 
 
 def read_metrics(run_dir: Path) -> dict[int, dict]:
     """epoch -> its metrics line, for every complete line of metrics.jsonl."""
-    return {epoch: json.loads(raw) for epoch, raw in _metrics_lines(run_dir)}
+    return {epoch: json.loads(raw) for epoch, raw in json_lines(Path(run_dir) / METRICS_FILE, "epoch")}
+
+
+def trim_json_lines(path: Path, key: str, last: int, every: int = 1) -> None:
+    """Cut a per-step JSON-lines file back to the steps (`line[key]`) up to `last`, the last
+    complete checkpoint, on resume: a kill during a save leaves lines of steps whose
+    checkpoint never finished, and those steps run again. Kept lines stay byte for byte.
+    Every step `every`, 2·`every`, ... up to `last` must have its line."""
+    lines = json_lines(path, key)
+    missing = sorted(set(range(every, last + 1, every)) - {step for step, _ in lines})
+    if missing:
+        raise TrainError(f"{path} has no line for the checkpointed {key}(s) {missing[:5]}")
+    write_text_atomic(Path(path), "".join(raw for step, raw in lines if step <= last))
 
 
 def trim_metrics(run_dir: Path, last: int, every: int = 1) -> None:
-    """Cut metrics.jsonl back to the epochs up to `last` (the last complete checkpoint) on
-    resume: a kill during a save leaves the line of an epoch whose checkpoint never
-    finished, and that epoch is trained again. Kept lines stay byte for byte. `every`:
-    checkpoints (and lines) come every `every` epochs (RL runs: every checkpoint_every updates)."""
-    lines = _metrics_lines(run_dir)
-    kept = [raw for epoch, raw in lines if epoch <= last]
-    missing = sorted(set(range(every, last + 1, every)) - {epoch for epoch, _ in lines})
-    if missing:
-        raise TrainError(f"{Path(run_dir) / METRICS_FILE} has no line for the checkpointed epoch(s) {missing}")
-    write_text_atomic(Path(run_dir) / METRICS_FILE, "".join(kept))
+    """metrics.jsonl back to the epochs up to `last` (`trim_json_lines`); `every`: checkpoints
+    (and lines) come every `every` epochs (RL runs: every checkpoint_every updates)."""
+    trim_json_lines(Path(run_dir) / METRICS_FILE, "epoch", last, every)
 
 
 class HostArraysHandler(ocp.CheckpointHandler):
