@@ -96,6 +96,10 @@ class TrainConfig:
     # all non-empty lists must have the same length; members without a seed list share `seed`).
     population_lrs: tuple = ()  # learning rate per member
     population_l2s: tuple = ()  # L2 weight per member
+    # Per-class weights on the loss, shared by all members: "none" (the paper) or "balanced"
+    # (a row of class c weighs n / (4 n_c), n_c its count in the training split; see
+    # mirror.train.losses). The validation and test losses use the same weights.
+    class_weights: str = "none"
     scan_unroll: int = 1  # minibatch steps per scan iteration (speed; results agree to float rounding)
     eval_chunk_rows: int = 16384  # rows per evaluation chunk (bounds memory)
     # How a population's members share a device: "map" (one after another: bit-identical
@@ -105,6 +109,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         _require(self.loss in ("mse", "cross_entropy"), "train.loss", self.loss, "'mse' or 'cross_entropy'")
+        _require(self.class_weights in ("none", "balanced"), "train.class_weights", self.class_weights, "'none' or 'balanced'")
         _require(self.lr > 0, "train.lr", self.lr, "a positive number")
         for name in ("batch_size", "epochs", "scan_unroll", "eval_chunk_rows"):
             _require(getattr(self, name) > 0, f"train.{name}", getattr(self, name), "a positive integer")

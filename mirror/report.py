@@ -8,7 +8,10 @@ import json
 import math
 from pathlib import Path
 
+import yaml
+
 from mirror.env.constants import ACTION_NAMES
+from mirror.train.class_metrics import per_class_metrics
 
 # The paper's published numbers (Wyrick 2024, §5): Tables 1-3 and Figure 2.
 PAPER = {
@@ -17,6 +20,8 @@ PAPER = {
     "case_cmni": 0.005372,  # §5.2: 2 x 17, lr 4e-6, epoch 70, val loss 0.0440
     "case_val_loss": 0.0440,
     "accuracy": 0.9210,  # Table 3
+    # Table 3's confusion matrix (rows predicted, columns actual: hop, jump, leap, help).
+    "confusion": ((36778, 0, 2920, 301), (0, 40000, 0, 0), (4079, 0, 5695, 226), (369, 0, 3, 9628)),
 }
 
 
@@ -70,6 +75,41 @@ def _confusion_table(confusion: list[list[int]]) -> list[str]:
     return lines
 
 
+def _metric(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def per_class_section(test: dict | None, member: int, config_text: str = "") -> list[str]:
+    """Per-class recall and precision of `member` at its best checkpoint (test_metrics.json;
+    computed from the confusion matrix for files written before they were stored)."""
+    if not test:
+        return []
+    entry = test["members"][member]
+    best = entry if "accuracy" in entry else entry["last"]
+    metrics = best if "per_class" in best else per_class_metrics(best["confusion"])
+    weights = (yaml.safe_load(config_text) or {}).get("train", {}).get("class_weights", "none") if config_text else "none"
+    out = [
+        "## Per-class recall and precision",
+        "",
+        f"Test set, epoch {best['epoch']}; loss class weights: **{weights}**"
+        + (" (the paper's)." if weights == "none" else " (each class a quarter of the training loss)."),
+        "",
+        "| class | recall | precision | test rows | predicted | paper recall | paper precision |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    paper = per_class_metrics(PAPER["confusion"])["per_class"]  # from Table 3
+    for name in ACTION_NAMES:
+        m, p = metrics["per_class"][name], paper[name]
+        out.append(
+            f"| {name} | {_metric(m['recall'])} | {_metric(m['precision'])} | {m['actual']:,} | {m['predicted']:,} "
+            f"| {_metric(p['recall'])} | {_metric(p['precision'])} |"
+        )
+    out += ["", f"Mean recall over the classes (balanced accuracy): {_metric(metrics['macro_recall'])}."]
+    if metrics["undefined"]:
+        out.append("Undefined (shown as –): " + "; ".join(metrics["undefined"]) + ".")
+    return out + [""]
+
+
 def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) -> str:
     run_dir = Path(run_dir)
     cmni_rows = read_csv(run_dir / "cmni.csv")
@@ -100,6 +140,7 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         ]
     else:
         out += ["No test metrics (training produced no checkpoint).", ""]
+    out += per_class_section(test, member, config)
 
     out += [
         "## CMNI across epochs (the paper's Figure 2)",

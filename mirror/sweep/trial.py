@@ -23,6 +23,7 @@ import yaml
 from mirror.analysis.analyse import CheckpointAnalysis
 from mirror.analysis.outputs import write_analysis_outputs
 from mirror.sweep.spec import Trial
+from mirror.train.run import SINGLE_MODEL_KEYS
 from mirror.train.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
@@ -121,7 +122,7 @@ def write_trial(
     if test_metrics is not None:
         entry = dict(test_metrics["members"][member], member=0)
         entry["last"] = {**entry["last"], "epoch": int(epochs[-1])}  # the member's params froze there
-        single = {k: entry[k] for k in ("epoch", "accuracy", "loss", "loss_data", "confusion") if k in entry}
+        single = {k: entry[k] for k in SINGLE_MODEL_KEYS if k in entry}
         write_json_atomic(out / TEST_METRICS_FILE, {**test_metrics, "members": [entry], **single})
 
     mine = member_analysis(analysis, member if analysis_index is None else analysis_index, n)

@@ -3,7 +3,8 @@
 `make_train(config, train_split, members)` returns a `Trainer` whose `epoch(state, epoch,
 active)` trains every member (`lax.map` on a CPU, `jax.vmap` on accelerators) for one
 epoch in one jitted call: a `lax.scan` over the minibatches, each step a forward pass
-with dropout, the loss (data term + L2 on the hidden kernels) and an Adam update. The minibatch order comes from a
+with dropout, the loss (data term, optionally class-weighted, + L2 on the hidden kernels)
+and an Adam update. The minibatch order comes from a
 keyed shuffle (`epoch_randomness`, a small program of its own). Randomness is a pure
 function of (member seed, epoch), so an epoch can be recomputed exactly after a restart.
 The jitted functions take a static `Spec`, so equal shapes share compiled code.
@@ -16,6 +17,13 @@ L2 gradient, zero Adam moments).
 Adam runs on the member's parameters flattened into one vector (and the L2 penalty is a
 masked sum over it): on a CPU the step is bound by per-kernel overhead, and one vector
 turns Adam's per-leaf kernels into a few.
+
+Class weights (`train.class_weights`, see `mirror.train.losses`) come from the training
+split's label counts and weight the data term everywhere a loss is computed: the training
+steps and `evaluate` (so the validation loss that early stopping watches, and the test
+loss, measure the objective being trained; accuracy and the confusion matrix are
+unweighted counts). With "none" the weights are absent (`Hyper.class_weight` None) and
+the programs are exactly the unweighted ones.
 """
 
 import functools
@@ -30,7 +38,7 @@ from jax.sharding import Mesh, PartitionSpec
 
 from mirror.agents.mlp import MLP, NUM_ACTIONS, init_params, pad_params, unit_masks
 from mirror.config import Config, ConfigError
-from mirror.train.losses import row_loss
+from mirror.train.losses import class_weights, weighted_row_loss
 from mirror.train.population import (
     Member,
     members_from_config,
@@ -57,6 +65,7 @@ class Hyper(NamedTuple):
     dropout: jax.Array  # f32[members]
     l2: jax.Array  # f32[members]
     masks: tuple  # bool[members, padded_width] per hidden layer
+    class_weight: Any = None  # f32[members, 4] loss weight per class; None: unweighted (the paper)
 
 
 class TrainState(NamedTuple):
@@ -146,13 +155,17 @@ def init_member_params(config: Config, member: Member, widths: tuple, num_inputs
     return _init_padded(init_key, tuple(member.widths), tuple(widths), m.activation, m.kernel_init, int(num_inputs))
 
 
-def make_hyper(members: list[Member], widths: tuple) -> Hyper:
+def make_hyper(members: list[Member], widths: tuple, class_weight=None) -> Hyper:
+    """`class_weight` f32[4] (shared by every member) or None."""
     train_keys = jnp.stack([member_keys(m.seed)[1] for m in members])
+    if class_weight is not None:
+        class_weight = jnp.broadcast_to(jnp.asarray(class_weight, jnp.float32), (len(members), NUM_ACTIONS))
     return Hyper(
         key=train_keys,
         dropout=jnp.array([m.dropout for m in members], jnp.float32),
         l2=jnp.array([m.l2 for m in members], jnp.float32),
         masks=tuple(jnp.asarray(mask) for mask in unit_masks([m.widths for m in members], widths)),
+        class_weight=class_weight,
     )
 
 
@@ -240,7 +253,7 @@ def _member_epoch(spec: Spec, params, opt_state, hyper_m, order, dropout_base, i
 
     def loss_fn(flat, x, y, key):
         outputs = _forward(spec, flattener.unravel(flat), x, hyper_m, key)
-        data = jnp.mean(row_loss(outputs, y, spec.loss))
+        data = jnp.mean(weighted_row_loss(outputs, y, spec.loss, hyper_m.class_weight))
         return data + flattener.penalty(flat, hyper_m.l2), data
 
     def step(carry, xs):
@@ -308,7 +321,7 @@ def _member_evaluate(spec: Spec, params, hyper_m, inputs, labels):
         outputs = _forward(spec, params, x, hyper_m)
         predicted = jax.nn.one_hot(jnp.argmax(outputs, axis=-1), NUM_ACTIONS, dtype=jnp.float32)
         confusion = (predicted.T @ jax.nn.one_hot(y, NUM_ACTIONS, dtype=jnp.float32)).astype(jnp.int32)  # exact below 2^24
-        return jnp.sum(row_loss(outputs, y, spec.loss)), confusion
+        return jnp.sum(weighted_row_loss(outputs, y, spec.loss, hyper_m.class_weight)), confusion
 
     def body(carry, i):
         x = jax.lax.dynamic_slice_in_dim(inputs, i * chunk, chunk)
@@ -387,7 +400,8 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
         use_masks=any(member.widths != widths for member in members),
         member_map=member_mapping(t.member_batching) == "map",
     )
-    hyper = make_hyper(members, widths)
+    # From the training split (host copy of its labels): every member shares them.
+    hyper = make_hyper(members, widths, class_weights(jax.device_get(train.labels), t.class_weights))
     lrs = jnp.array([member.lr for member in members], jnp.float32)
     place_members = place_shared = lambda tree: tree  # noqa: E731
     if mesh is not None:

@@ -28,6 +28,8 @@ from mirror.data.split import TEST, TRAIN, VALIDATION
 from mirror.data.store import Dataset, DatasetError
 from mirror.env.constants import ACTION_NAMES
 from mirror.files import has_content, lock_run_dir
+from mirror.train.class_metrics import NOTE as PER_CLASS_NOTE
+from mirror.train.class_metrics import per_class_metrics
 from mirror.train.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
@@ -52,6 +54,9 @@ from mirror.train.loop import EvalMetrics, Split, Trainer, TrainState, make_trai
 from mirror.train.population import Member, is_population, members_from_config
 
 Log = Callable[[str], None]
+
+# A single model's test_metrics.json repeats its best-checkpoint entry at the top level.
+SINGLE_MODEL_KEYS = ("epoch", "accuracy", "loss", "loss_data", "confusion", "per_class", "macro_recall", "undefined")
 
 # What other tools may keep in a run directory before training starts: W&B's files, as
 # the tracker is opened at the start of `mirror run` (see `mirror.tracking`).
@@ -110,8 +115,12 @@ def inputs_sha256(manifest: dict) -> str:
 
 def training_config_hash(config: Config) -> str:
     """Hash of what determines training (seed, model, train); the dataset is checked by
-    its sha256. Other sections (analysis, tracking) may change without blocking a resume."""
+    its sha256. Other sections (analysis, tracking) may change without blocking a resume.
+    `train.class_weights` counts only when it is not the default "none", so runs trained
+    before the field existed keep their hash (and resume)."""
     values = config.to_dict()
+    if values["train"]["class_weights"] == "none":
+        del values["train"]["class_weights"]
     return config_hash({key: values[key] for key in ("seed", "model", "train")})
 
 
@@ -360,17 +369,20 @@ def _epoch_line(meta: dict, epochs: int, wall: float) -> str:
 
 
 def _confusion_entry(metrics: EvalMetrics, member: int, epoch: int) -> dict:
+    confusion = np.asarray(metrics.confusion[member])
     return {
         "epoch": int(epoch),
         "accuracy": float(metrics.accuracy[member]),
         "loss": float(metrics.loss[member]),
         "loss_data": float(metrics.loss_data[member]),
-        "confusion": np.asarray(metrics.confusion[member]).tolist(),
+        "confusion": confusion.tolist(),
+        **per_class_metrics(confusion),
     }
 
 
 def _test_metrics(trainer, manager, state, stopping, last, test: Split, population: bool) -> dict:
-    """Test accuracy and confusion matrix per member at its best and at its last epoch."""
+    """Test accuracy, confusion matrix and per-class recall and precision per member at its
+    best and at its last epoch. The loss is weighted as in training (`train.class_weights`)."""
     abstract = jax.eval_shape(trainer.init)
     best_epochs = stopping.best_epoch
     best_params = jax.device_get(state.params)  # on the host: restored checkpoints and a sharded state live on different devices
@@ -390,10 +402,11 @@ def _test_metrics(trainer, manager, state, stopping, last, test: Split, populati
         "rows": int(test.labels.shape[0]),
         "labels": list(ACTION_NAMES),
         "confusion_axes": ["predicted", "actual"],
+        "per_class_note": PER_CLASS_NOTE,
         "members": entries,
     }
     if not population:
-        out.update({k: v for k, v in entries[0].items() if k in ("epoch", "accuracy", "loss", "loss_data", "confusion")})
+        out.update({k: v for k, v in entries[0].items() if k in SINGLE_MODEL_KEYS})
     return out
 
 
