@@ -77,7 +77,8 @@ def test_weighted_loss_equals_the_hand_computed_value():
 def test_evaluate_weights_the_loss_with_the_training_split_counts(loss):
     train = synthetic_split(jax.random.key(0), 800)
     val = synthetic_split(jax.random.key(1), 200)
-    trainer, state = train_params(config("--train.loss", loss, "--train.class_weights", "balanced"), train)
+    trainer = make_train(config("--train.loss", loss, "--train.class_weights", "balanced"), train)
+    state = trainer.init()  # evaluation needs no training (and compiles less)
     got = jax.device_get(trainer.evaluate(state.params, trainer.place(val)))
     params = jax.tree.map(lambda a: a[0], state.params)
     outputs = trainer.model.apply({"params": params}, jnp.asarray(val.inputs))[0]  # no dropout at evaluation
@@ -162,9 +163,10 @@ def test_a_class_never_predicted_has_no_precision_and_says_so():
 
 
 def test_a_run_stores_per_class_metrics_and_refuses_to_resume_with_other_weights(tiny_dataset, dataset_cache, tmp_path):
+    # The shared tiny run's settings (conftest), one epoch: its compiled programs are reused.
     args = [*TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN, "--train.epochs", "1"]
     run_dir = tmp_path / "run"
-    train_run(load_config(None, [*args, "--train.class_weights", "balanced"]), run_dir, tiny_dataset, log=lambda _: None)
+    train_run(load_config(None, args), run_dir, tiny_dataset, log=lambda _: None)
     test = json.loads((run_dir / "test_metrics.json").read_text())
     confusion = np.asarray(test["confusion"])
     for c, name in enumerate(test["labels"]):
@@ -178,4 +180,5 @@ def test_a_run_stores_per_class_metrics_and_refuses_to_resume_with_other_weights
             assert entry["precision"] is None and f"precision of {name}: never predicted" in test["undefined"]
     assert test["members"][0]["last"]["per_class"] and "null where undefined" in test["per_class_note"]
     with pytest.raises(TrainError, match="differ"):
-        train_run(load_config(None, [*args, "--train.epochs", "2"]), run_dir, tiny_dataset, resume=True, log=lambda _: None)
+        balanced = load_config(None, [*args, "--train.epochs", "2", "--train.class_weights", "balanced"])
+        train_run(balanced, run_dir, tiny_dataset, resume=True, log=lambda _: None)
