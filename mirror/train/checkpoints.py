@@ -10,8 +10,9 @@ Run directory layout (other stages read it):
                                the population's widest widths) and "metadata" (JSON: the
                                training state that resume needs, `CHECKPOINT_KEYS`)
     RUN_DIR/metrics.jsonl      one line per epoch: what was measured (the rest, and wall_s)
-    RUN_DIR/test_metrics.json  test accuracy and confusion matrix (rows predicted,
-                               columns actual) per member, at its best and last epoch
+    RUN_DIR/test_metrics.json  test accuracy, confusion matrix (rows predicted, columns
+                               actual) and per-class recall and precision per member,
+                               at its best and last epoch
 
 A sweep trial's directory has no checkpoints/ of its own: its population.json names the
 population run, its member index (RL trials: "networks", its network indices) and how
