@@ -3,7 +3,8 @@ an L2 penalty on the hidden kernels (not the output kernel), and optional per-cl
 weights on the data term (`train.class_weights`).
 
 Class weights. "none" (the paper): every row counts once. "balanced": a row of class c
-counts n / (4 n_c), with n_c the class's count in the TRAINING split and n its size, so
+counts n / (4 n_c), with n_c the class's count in the TRAINING split (the rows in use,
+after `train.max_train_rows`) and n its size, so
 each class carries a quarter of the training loss (the weights average to 1 over the
 training rows, keeping the loss on the paper's scale). A class absent from the training
 split gets weight 0 (no training row has it; a validation or test row of it then adds
