@@ -28,6 +28,7 @@ from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import episode_rounds, make_burn_in, make_collect, phase_offsets
 from mirror.data.split import assign_splits
 from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
+from mirror.data.tallies import coverage_of_counts
 from mirror.env.constants import layout_of, obs_size
 from mirror.files import require_writable
 from mirror.env.rollout import start_games
@@ -96,6 +97,7 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     unique = UniqueRows(key_bytes(num_inputs))
     metadata = ("labels", "scenarios", "idle_shown", "positions", "episode_rounds")
     kept = {name: [] for name in metadata}
+    sampled = np.zeros(rounds, np.int64)  # raw rows per episode round, before deduplication
     raw_rows = 0
     pending = chunk(jax.random.fold_in(chunks_key, 0), states)
     for index in range(data.max_chunks):
@@ -106,6 +108,7 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
         columns = dict(zip(metadata, rest))
         pending = upcoming
         raw_rows += len(inputs)
+        sampled += np.bincount(columns["episode_rounds"], minlength=rounds)
         before = unique.count
         new = unique.add(row_keys(inputs, columns["labels"]))[: max(data.rows - before, 0)]
         for name in metadata:
@@ -127,6 +130,10 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
         "chunks": index + 1,
         "turns_simulated": raw_rows * 2 + 2 * int(offsets.sum()),  # collected rounds + burn-in rounds
         "burn_in_rounds": int(offsets.sum()),
+        # The rollout's rows before deduplication: even by construction. The kept rows'
+        # coverage (phase_coverage, written with the arrays) is lower in the first rounds,
+        # whose states repeat (the episode starts on all-solid ground).
+        "sampled_share_per_tenth": coverage_of_counts(sampled)["share_per_tenth"],
         "wall_s": time.perf_counter() - start,
     }
     return arrays, stats

@@ -38,7 +38,13 @@ def counts_table(arrays: dict) -> dict:
 def phase_coverage(rounds: np.ndarray, episode_rounds: int) -> dict:
     """Rows per round of the episode (rounds int[rows] in [0, episode_rounds)) and the share
     of rows in each tenth of the episode (round * 10 // episode_rounds), to 4 decimals."""
-    per_round = np.bincount(np.asarray(rounds, np.int64), minlength=episode_rounds)
+    return coverage_of_counts(np.bincount(np.asarray(rounds, np.int64), minlength=episode_rounds))
+
+
+def coverage_of_counts(per_round: np.ndarray) -> dict:
+    """`phase_coverage` from the rows per round int[episode_rounds]."""
+    per_round = np.asarray(per_round, np.int64)
+    episode_rounds = len(per_round)
     tenth = np.arange(episode_rounds) * TENTHS // episode_rounds
     per_tenth = np.bincount(tenth, weights=per_round, minlength=TENTHS)
     total = max(int(per_round.sum()), 1)
