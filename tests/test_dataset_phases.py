@@ -30,11 +30,12 @@ def test_phase_offsets_spread_games_evenly_over_the_episode():
 
 
 def test_burn_in_plays_each_game_its_own_number_of_rounds():
-    config = load_config(None, [])
-    params = config.env_params
-    offsets = np.array([0, 1, 7, 99], np.int32)
-    start = start_games(jax.random.key(3), params, 4)
-    burned = make_burn_in(params, 4, config.data.behaviour_probs)(jax.random.key(4), start, offsets)
+    config = load_config(None, SMALL_DATA)  # its 128 games: the program the pipeline tests compile
+    params, games = config.env_params, config.data.games
+    offsets = np.zeros(games, np.int32)
+    offsets[1:4] = [1, 7, 99]
+    start = start_games(jax.random.key(3), params, games)
+    burned = make_burn_in(params, games, config.data.behaviour_probs)(jax.random.key(4), start, offsets)
     # Frog and Toad each take a turn per round, and no game reaches the end of its episode.
     np.testing.assert_array_equal(burned.turn, 2 * offsets)
     same = jax.tree_util.tree_map(lambda a, b: bool(jnp.all(a[0] == b[0])), burned, start)

@@ -62,7 +62,9 @@ def tallies(arrays: dict, world_width: int, episode_rounds: int) -> dict:
     return {
         "counts": counts_table(arrays),
         "idle_shown_counts": {p: int(idle[:, i].sum()) for i, p in enumerate(PLAYERS)},
-        "position_counts": {p: [int(n) for n in np.bincount(positions[:, i], minlength=world_width)] for i, p in enumerate(PLAYERS)},
+        "position_counts": {
+            p: [int(n) for n in np.bincount(positions[:, i], minlength=world_width)] for i, p in enumerate(PLAYERS)
+        },
         "phase_coverage": phase_coverage(arrays["episode_rounds"], episode_rounds),
     }
 
