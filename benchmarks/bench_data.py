@@ -29,7 +29,7 @@ def main() -> None:
     import jax
 
     from mirror.config import load_config
-    from mirror.data.pipeline import generate_arrays
+    from mirror.data.pipeline import generate_arrays, generating_config
     from mirror.data.store import write_dataset
 
     test_rows = args.test_rows or min(100_000, rows // 20)  # small runs need fewer: label 3 is rare
@@ -43,21 +43,22 @@ def main() -> None:
     wall = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        write_dataset(Path(tmp) / "ds", arrays, {"rows": rows})
+        write_dataset(Path(tmp) / "ds", arrays, {"rows": rows, "config": generating_config(config)})
         write_s = time.perf_counter() - start
     result = {
         "benchmark": "data",
         **describe_device(),
         "unique_rows": rows,
         "raw_rows": stats["raw_rows"],
-        "turns_simulated": stats["turns_simulated"],
+        "turns_simulated": stats["turns_simulated"],  # collected rounds and the burn-in's (2 turns each)
+        "burn_in_rounds": stats["burn_in_rounds"],
         "parallel_games": args.games,
         "wall_s": wall,
         "write_s": write_s,
         "end_to_end_s": wall + write_s,
         "rows_per_s": rows / wall,
         "turns_per_s": stats["turns_simulated"] / wall,
-        "note": "wall_s includes jit compilation, rollout, processing, labels, dedupe and split; write_s adds .npy + sha256",
+        "note": "wall_s includes jit compilation, the phase burn-in, rollout, processing, labels, dedupe and split; write_s adds .npy + sha256 + manifest tallies",
     }
     write_json(result, args.json)
 

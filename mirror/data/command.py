@@ -43,7 +43,14 @@ def generate(args, overrides) -> int:
             f"in {wall:.1f} s: {m['rows'] / wall:,.0f} unique rows/s"
         )
     print(format_counts(m["counts"]))
+    print(format_phases(m["phase_coverage"]))
     return 0
+
+
+def format_phases(coverage: dict) -> str:
+    """The kept rows' share in each tenth of the episode, as one line."""
+    shares = " ".join(f"{share:.3f}" for share in coverage["share_per_tenth"])
+    return f"rows per tenth of the episode ({coverage['episode_rounds']} rounds): {shares}"
 
 
 def format_counts(counts: dict) -> str:
@@ -71,11 +78,13 @@ def inspect_dataset(args, overrides) -> int:
     dataset = load_dataset(args.path)
     print(f"{dataset.path}: {len(dataset.labels):,} rows (format {dataset.manifest['format_version']})")
     print(format_counts(dataset.manifest["counts"]))
+    print(format_phases(dataset.manifest["phase_coverage"]))
     rng = np.random.default_rng(args.seed)
     for i in rng.choice(len(dataset.labels), size=min(args.rows, len(dataset.labels)), replace=False):
         print(
             f"\nrow {i}: label {ACTION_NAMES[dataset.labels[i]]}, scenario {SCENARIO_NAMES[dataset.scenarios[i]]}, "
-            f"split {SPLIT_NAMES[dataset.splits[i]]}, idle shown (Frog, Toad) {tuple(bool(x) for x in dataset.idle_shown[i])}"
+            f"split {SPLIT_NAMES[dataset.splits[i]]}, idle shown (Frog, Toad) {tuple(bool(x) for x in dataset.idle_shown[i])}, "
+            f"positions (Frog, Toad) {tuple(int(x) for x in dataset.positions[i])}, round {int(dataset.episode_rounds[i])}"
         )
         print(render_row(dataset.inputs[i]))
     return 0

@@ -4,7 +4,12 @@ model input -> dedupe -> split -> disk, cached by a hash of the generating confi
 Generation runs in chunks: each chunk is one jitted call (rollout of `games` games for
 `rounds_per_chunk` Frog decisions plus processing and labelling); only the chunk's
 arrays travel to the host, where new unique rows are kept. Chunks continue the same
-games, and stop as soon as the requested number of unique rows is reached.
+games, and stop as soon as the requested number of unique rows is reached. Before the
+first chunk the games' phases are staggered (`rollout.burn_in`), so every chunk, and
+so any number of rows, covers every round of an episode evenly.
+
+Next to each row the pipeline keeps metadata that is never a model input: its scenario,
+idle codes, Frog's and Toad's true positions and its round within the episode.
 """
 
 import dataclasses
@@ -13,16 +18,18 @@ from pathlib import Path
 from typing import Callable
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mirror.config import Config, config_hash
 from mirror.data.dedupe import UniqueRows, key_bytes, row_inputs, row_keys
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.processing import model_inputs, process_rows
-from mirror.data.rollout import make_collect
+from mirror.data.rollout import episode_rounds, make_burn_in, make_collect, phase_offsets
 from mirror.data.split import assign_splits
-from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, counts_table, load_dataset, write_dataset
-from mirror.env.constants import obs_size
+from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
+from mirror.data.tallies import coverage_of_counts
+from mirror.env.constants import layout_of, obs_size
 from mirror.files import require_writable
 from mirror.env.rollout import start_games
 
@@ -47,7 +54,8 @@ def dataset_path(config: Config) -> Path:
 
 
 def make_chunk_fn(config: Config):
-    """`chunk(key, states) -> (states, inputs, labels, scenarios, idle_shown)` on device.
+    """`chunk(key, states) -> (states, inputs, labels, scenarios, idle_shown, positions,
+    episode_rounds)` on device.
 
     Rollout and row processing are separate jitted programs: compiled as one, XLA fuses
     the observation building into several consumers and recomputes it (2-3x slower).
@@ -62,7 +70,10 @@ def make_chunk_fn(config: Config):
         toad_d = toad_distress(rows, raw.toad_position, width)
         labels = oracle_label(rows, toad_d, width)
         scenarios = scenario(frog_distress(rows, width), toad_d)
-        return model_inputs(rows), labels, scenarios, idle_shown(rows, raw.toad_position, width)
+        # Frog's position is the row's last code (zeroed in the model input); Toad's is true state.
+        positions = jnp.stack([rows[:, layout_of(rows).position], raw.toad_position], axis=-1).astype(jnp.int8)
+        idle = idle_shown(rows, raw.toad_position, width)
+        return model_inputs(rows), labels, scenarios, idle, positions, raw.episode_round
 
     def chunk(key, states):
         rollout_key, process_key = jax.random.split(key)
@@ -74,28 +85,34 @@ def make_chunk_fn(config: Config):
 
 def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[dict, dict]:
     """Run the pipeline in memory. Returns (arrays, stats)."""
-    data = config.data
+    data, params = config.data, config.env_params
     start = time.perf_counter()
-    games_key, chunks_key, split_key = jax.random.split(jax.random.key(config.data_seed), 3)
-    states = start_games(games_key, config.env_params, data.games)
+    games_key, chunks_key, split_key, phase_key = jax.random.split(jax.random.key(config.data_seed), 4)
+    rounds = episode_rounds(params)
+    offsets = phase_offsets(data.games, rounds)
+    states = start_games(games_key, params, data.games)
+    states = make_burn_in(params, data.games, data.behaviour_probs)(phase_key, states, offsets)
     chunk = make_chunk_fn(config)
-    num_inputs = obs_size(config.env_params.world_width)  # 3W + 4 (100 at the spec's W = 32)
+    num_inputs = obs_size(params.world_width)  # 3W + 4 (100 at the spec's W = 32)
     unique = UniqueRows(key_bytes(num_inputs))
-    kept = {"labels": [], "scenarios": [], "idle_shown": []}
+    metadata = ("labels", "scenarios", "idle_shown", "positions", "episode_rounds")
+    kept = {name: [] for name in metadata}
+    sampled = np.zeros(rounds, np.int64)  # raw rows per episode round, before deduplication
     raw_rows = 0
     pending = chunk(jax.random.fold_in(chunks_key, 0), states)
     for index in range(data.max_chunks):
         # Dispatch the next chunk before deduplicating this one: the device works on
         # it (asynchronously) while the host deduplicates, so the two overlap.
         upcoming = chunk(jax.random.fold_in(chunks_key, index + 1), pending[0])
-        inputs, labels, scenarios, idle = jax.device_get(pending[1:])
+        inputs, *rest = jax.device_get(pending[1:])
+        columns = dict(zip(metadata, rest))
         pending = upcoming
-        raw_rows += len(labels)
+        raw_rows += len(inputs)
+        sampled += np.bincount(columns["episode_rounds"], minlength=rounds)
         before = unique.count
-        new = unique.add(row_keys(inputs, labels))[: max(data.rows - before, 0)]
-        kept["labels"].append(labels[new])
-        kept["scenarios"].append(scenarios[new])
-        kept["idle_shown"].append(idle[new])
+        new = unique.add(row_keys(inputs, columns["labels"]))[: max(data.rows - before, 0)]
+        for name in metadata:
+            kept[name].append(columns[name][new])
         if progress:
             progress(min(unique.count, data.rows), data.rows)
         if sum(len(x) for x in kept["labels"]) >= data.rows:
@@ -111,7 +128,12 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     stats = {
         "raw_rows": raw_rows,
         "chunks": index + 1,
-        "turns_simulated": raw_rows * 2,
+        "turns_simulated": raw_rows * 2 + 2 * int(offsets.sum()),  # collected rounds + burn-in rounds
+        "burn_in_rounds": int(offsets.sum()),
+        # The rollout's rows before deduplication: even by construction. The kept rows'
+        # coverage (phase_coverage, written with the arrays) is lower in the first rounds,
+        # whose states repeat (the episode starts on all-solid ground).
+        "sampled_share_per_tenth": coverage_of_counts(sampled)["share_per_tenth"],
         "wall_s": time.perf_counter() - start,
     }
     return arrays, stats
@@ -131,8 +153,7 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
         "config": generating_config(config),
         "config_hash": config_hash(generating_config(config)),
         "seed": config.data_seed,
-        "rows": int(len(arrays["labels"])),
-        "counts": counts_table(arrays),
+        "rows": int(len(arrays["labels"])),  # the counts and phase coverage are added by write_dataset
         "device": f"{jax.local_devices()[0].platform}: {jax.local_devices()[0].device_kind}",
         "jax_version": jax.__version__,
         **stats,

@@ -3,12 +3,22 @@
 One scan step is a round: Frog observes, Frog acts, Toad acts. Games stay in step
 with each other (all start with Frog and `episode_turns` is even), so every round
 yields exactly one row per game. Both players follow the behaviour policy.
+
+**Staggered phases.** An episode has `episode_turns / 2` rounds; games that all start
+at round 0 together would show the same phase of the episode at every collection step,
+so a dataset that stops early (few rows) would hold only the early rounds. Before
+collecting, `burn_in` therefore plays game g alone for `phase_offsets(games, R)[g]`
+rounds, spread evenly over [0, R): from then on, at every collection step the games
+cover every round of the episode equally (to within one game), whatever the number of
+rows asked for. The burn-in plays real rounds under the behaviour policy, so each game
+is in a state the rollout really reaches at that round; its rows are not kept.
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mirror.env.noise import noise_size
 from mirror.env.observation import observe_given_veil
@@ -18,10 +28,12 @@ from mirror.env.rollout import batch_step
 
 
 class FrogRows(NamedTuple):
-    """Raw rows: rows int8[n, 3W+4] (Frog's observations), toad_position int8[n]."""
+    """Raw rows: rows int8[n, 3W+4] (Frog's observations), toad_position int8[n],
+    episode_round int32[n] (Frog's decision within its episode, 0 .. episode_turns/2 - 1)."""
 
     rows: jax.Array
     toad_position: jax.Array
+    episode_round: jax.Array
 
 
 def check_rollout_params(params: EnvParams) -> None:
@@ -31,14 +43,61 @@ def check_rollout_params(params: EnvParams) -> None:
         )
 
 
+def episode_rounds(params: EnvParams) -> int:
+    """Rounds (Frog decisions) in one episode: episode_turns / 2."""
+    check_rollout_params(params)
+    return params.episode_turns // 2
+
+
+def phase_offsets(num_games: int, rounds: int) -> np.ndarray:
+    """int32[num_games]: game g's burn-in rounds, g * rounds // num_games, so the offsets
+    cover [0, rounds) evenly (each round by the same number of games, to within one)."""
+    return (np.arange(num_games, dtype=np.int64) * rounds // num_games).astype(np.int32)
+
+
+def _play_round(params: EnvParams, probs, states: PackedState, round_key: jax.Array):
+    """Frog's turn then Toad's for every game. Returns (states, veiled bool[games]): whether
+    Frog's observation at the start of the round is veiled (drawn with the round's noise)."""
+    turn_width = noise_size(params) + 1
+    u = jax.random.uniform(round_key, (states.turn.shape[0], 2 * turn_width + 1), jnp.float32)
+    states, _, _ = batch_step(states, u[:, :turn_width], params, probs)
+    states, _, _ = batch_step(states, u[:, turn_width : 2 * turn_width], params, probs)
+    return states, u[:, -1] < params.veil
+
+
+def make_burn_in(params: EnvParams, num_games: int, probs):
+    """Returns jitted `burn_in(key, states, offsets) -> states`: game g plays offsets[g]
+    rounds (offsets int32[num_games] in [0, episode rounds)), the others wait.
+
+    One scan over the longest offset; a game past its own offset keeps its state.
+    """
+    rounds = episode_rounds(params)
+
+    @jax.jit
+    def burn_in(key: jax.Array, states: PackedState, offsets: jax.Array):
+        def round_(states, step):
+            index, round_key = step
+            played, _ = _play_round(params, probs, states, round_key)
+            go = index < offsets
+            return jax.tree_util.tree_map(
+                lambda new, old: jnp.where(go.reshape(go.shape + (1,) * (old.ndim - 1)), new, old), played, states
+            ), None
+
+        steps = (jnp.arange(rounds - 1), jax.random.split(key, rounds - 1))
+        states, _ = jax.lax.scan(round_, states, steps)
+        return states
+
+    return burn_in
+
+
 def make_collect(params: EnvParams, num_games: int, num_rounds: int, probs):
     """Returns jitted `collect(key, states) -> (states, FrogRows[num_rounds * num_games])`.
 
     States are carried between calls, so generation continues the same games chunk
-    after chunk instead of restarting them (which would over-sample early turns).
+    after chunk instead of restarting them (which would over-sample early turns). Rows
+    are ordered round by round (all games' rows of a round, then the next round's).
     """
     check_rollout_params(params)
-    turn_width = noise_size(params) + 1
 
     def frog_view(packed: PackedState, veiled):
         return observe_given_veil(unpack(packed, params.world_width), 0, params, veiled)
@@ -49,18 +108,15 @@ def make_collect(params: EnvParams, num_games: int, num_rounds: int, probs):
         # (3W+4)-code observations are built afterwards in one vectorised pass, which is
         # several times faster than writing them from inside the scan.
         def round_(states, round_key):
-            u = jax.random.uniform(round_key, (num_games, 2 * turn_width + 1), jnp.float32)
-            veiled = u[:, -1] < params.veil
             seen = states
-            states, _, _ = batch_step(states, u[:, :turn_width], params, probs)
-            states, _, _ = batch_step(states, u[:, turn_width : 2 * turn_width], params, probs)
+            states, veiled = _play_round(params, probs, states, round_key)
             return states, (seen, veiled)
 
         states, (seen, veiled) = jax.lax.scan(round_, states, jax.random.split(key, num_rounds))
         flat = jax.tree_util.tree_map(lambda x: x.reshape((num_rounds * num_games,) + x.shape[2:]), (seen, veiled))
         seen, veiled = flat
         rows = jax.vmap(frog_view)(seen, veiled)
-        return states, FrogRows(rows, seen.position[:, 1].astype(jnp.int8))
+        # Frog decides at even turns: round = turn / 2 within the episode.
+        return states, FrogRows(rows, seen.position[:, 1].astype(jnp.int8), (seen.turn // 2).astype(jnp.int32))
 
     return collect
-

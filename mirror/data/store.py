@@ -3,13 +3,21 @@
 Written to a temporary directory and renamed into place, so an interrupted write never
 leaves a directory that looks complete. The temporary directory's name records its
 writer's pid and host; a later write deletes the ones whose writer died (a kill mid-write).
-Loading checks shapes, dtypes and sha256 checksums, and the manifest's counts against the
-arrays, and names the file or field that fails. Arrays load with `allow_pickle=False` only.
+Loading checks shapes, dtypes and sha256 checksums, the value ranges of the metadata, and
+the manifest's tallies (`tallies.py`: counts per split x label x scenario, idle codes,
+positions, episode phases) against the arrays, and names the file or field that fails.
+`write_dataset` computes those tallies itself, so every dataset on disk has them. Arrays
+load with `allow_pickle=False` only.
+
+Format 2 (issue 13) adds `positions.npy` (Frog's and Toad's true positions) and
+`episode_rounds.npy` (each row's round within its episode), both metadata, never model
+inputs, and rows spread evenly over the episode (`rollout.burn_in`). Format-1 datasets
+are refused with a message saying to regenerate them.
 
 The model inputs are int8[rows, 3W+4] (100 at the spec's world width 32): the manifest
 records the dataset's `input_width`, which loading checks against the inputs array and
 against the world width of the generating config. Manifests written before the width was
-recorded get 3W+4 from their config, so width-32 datasets keep their format (version 1).
+recorded get 3W+4 from their config.
 """
 
 import hashlib
@@ -21,11 +29,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mirror.data.tallies import check_ranges, check_tallies, tallies
 from mirror.env.constants import OBS_SIZE, obs_size, world_width_of
 from mirror.errors import DatasetError
 from mirror.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: positions.npy, episode_rounds.npy, staggered phases, tallies (issue 13)
 MANIFEST = "manifest.json"
 INPUT_WIDTH = "input_width"  # a trailing dimension that is the dataset's own (see `input_width`)
 
@@ -36,17 +45,23 @@ ARRAYS = {
     "scenarios": (np.int8, ()),
     "idle_shown": (np.bool_, (2,)),
     "splits": (np.int8, ()),
+    "positions": (np.int8, (2,)),
+    "episode_rounds": (np.int32, ()),
 }
 
 
 class Dataset(NamedTuple):
-    """inputs int8[rows, 3W+4]; labels, scenarios, splits int8[rows]; idle_shown bool[rows, 2]."""
+    """inputs int8[rows, 3W+4]; labels, scenarios, splits int8[rows]; idle_shown bool[rows, 2];
+    positions int8[rows, 2] (Frog's, Toad's true position: metadata, never a model input);
+    episode_rounds int32[rows] (the row's round, Frog's decision, within its episode)."""
 
     inputs: np.ndarray
     labels: np.ndarray
     scenarios: np.ndarray
     idle_shown: np.ndarray
     splits: np.ndarray
+    positions: np.ndarray
+    episode_rounds: np.ndarray
     manifest: dict
     path: Path
 
@@ -58,6 +73,27 @@ class Dataset(NamedTuple):
     @property
     def world_width(self) -> int:
         return world_width_of(self.input_width)
+
+
+def episode_rounds_of(manifest: dict, rounds: np.ndarray | None = None, where="the manifest") -> int:
+    """Rounds per episode: episode_turns / 2 of the generating config; without a config,
+    the recorded phase coverage's, else (when writing) one more than the largest round."""
+    config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+    env = config.get("env") if isinstance(config.get("env"), dict) else {}
+    turns = env.get("episode_turns")
+    if turns is not None:
+        if type(turns) is not int or turns < 2 or turns % 2:
+            raise DatasetError(f"{where}: config.env.episode_turns must be an even integer >= 2, got {turns!r}")
+        return turns // 2
+    coverage = manifest.get("phase_coverage")
+    recorded = coverage.get("episode_rounds") if isinstance(coverage, dict) else None
+    if recorded is not None:
+        if type(recorded) is not int or recorded < 1:
+            raise DatasetError(f"{where}: phase_coverage.episode_rounds must be a positive integer, got {recorded!r}")
+        return recorded
+    if rounds is None:
+        raise DatasetError(f"{where}: the field phase_coverage is missing; regenerate the dataset (mirror generate --force)")
+    return int(rounds.max()) + 1 if rounds.size else 1
 
 
 def _config_world_width(manifest: dict):
@@ -118,6 +154,16 @@ def write_dataset(path: Path, arrays: dict, manifest: dict, *, _crash_after: str
         input_width(dict(manifest, **{INPUT_WIDTH: width}))
     except DatasetError as err:
         raise ValueError(f"inputs of width {width} do not match the manifest: {err}") from None
+    rows = int(np.shape(arrays["labels"])[0])
+    uneven = [f"{name} {np.shape(arrays[name])[0]}" for name in ARRAYS if np.shape(arrays[name])[:1] != (rows,)]
+    if uneven:
+        raise ValueError(f"every array needs {rows} rows (as labels), got: {', '.join(uneven)}")
+    if manifest.get("rows", rows) != rows:
+        raise ValueError(f"the manifest says rows = {manifest['rows']!r} but the arrays hold {rows}")
+    world_width = world_width_of(width)
+    rounds = np.asarray(arrays["episode_rounds"])
+    check_ranges(path, arrays, world_width, episode_rounds_of(manifest, rounds))
+    counted = tallies(arrays, world_width, episode_rounds_of(manifest, rounds))
     require_writable(path.parent, "dataset cache directory", DatasetError)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_writer_dirs(path.parent, ".tmp-*")  # left by writers killed mid-write
@@ -133,7 +179,7 @@ def write_dataset(path: Path, arrays: dict, manifest: dict, *, _crash_after: str
             checksums[f"{name}.npy"] = _sha256(file)
             if _crash_after == name:
                 raise KeyboardInterrupt(f"simulated crash after {name}")
-        full = dict(manifest, format_version=FORMAT_VERSION, sha256=checksums, **{INPUT_WIDTH: width})
+        full = dict(manifest, **counted, rows=rows, format_version=FORMAT_VERSION, sha256=checksums, **{INPUT_WIDTH: width})
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2, sort_keys=True) + "\n")
         os.rename(tmp, path)  # atomic on one filesystem; fails if `path` appeared meanwhile
     except BaseException:
@@ -156,10 +202,15 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
     """Load and check a dataset directory; `verify` also checks every sha256."""
     path = Path(path).absolute()
     manifest = read_manifest(path)
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise DatasetError(f"{path}: format_version {manifest.get('format_version')} != {FORMAT_VERSION}")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        older = isinstance(version, int) and version < FORMAT_VERSION
+        older = " (written by an older mirror: delete it or run mirror generate --force)" if older else ""
+        raise DatasetError(f"{path}: format_version {version!r} != {FORMAT_VERSION}{older}")
     arrays = {}
     rows = manifest.get("rows")
+    if type(rows) is not int or rows < 0:
+        raise DatasetError(f"{path / MANIFEST}: rows must be a non-negative integer, got {rows!r}")
     width = input_width(manifest, path / MANIFEST)
     for name, (dtype, tail) in ARRAYS.items():
         tail = _trailing_shape(tail, width)
@@ -182,35 +233,9 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
                 f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}{hint}"
             )
         arrays[name] = array
-    if "counts" in manifest:
-        _check_counts(path, manifest["counts"], counts_table(arrays))
+    # The manifest's tallies are recomputed from the arrays on every load: an edited
+    # manifest must not report a dataset that is not there.
+    world_width, rounds = world_width_of(width), episode_rounds_of(manifest, where=path / MANIFEST)
+    check_ranges(path, arrays, world_width, rounds)
+    check_tallies(path / MANIFEST, manifest, tallies(arrays, world_width, rounds))
     return Dataset(**arrays, manifest=manifest, path=path)
-
-
-def counts_table(arrays: dict) -> dict:
-    """{split: {label: {scenario: count}}} with names from the spec."""
-    from mirror.data.labels import SCENARIO_NAMES
-    from mirror.data.split import SPLIT_NAMES
-    from mirror.env.constants import ACTION_NAMES
-
-    table = {}
-    key = (arrays["splits"].astype(np.int64) * 4 + arrays["labels"]) * 4 + arrays["scenarios"]
-    counts = np.bincount(key, minlength=len(SPLIT_NAMES) * 16).reshape(len(SPLIT_NAMES), 4, 4)
-    for s, split in enumerate(SPLIT_NAMES):
-        table[split] = {
-            ACTION_NAMES[a]: {SCENARIO_NAMES[c]: int(counts[s, a, c]) for c in range(4)} for a in range(4)
-        }
-    return table
-
-
-def _check_counts(path: Path, recorded, actual: dict, field: str = "counts") -> None:
-    """The manifest's counts are recomputed from the arrays on every load: an edited
-    manifest must not report a dataset that is not there."""
-    fix = "the manifest was edited: restore it or regenerate the dataset (mirror generate --force)"
-    if isinstance(actual, dict):
-        if not isinstance(recorded, dict) or set(recorded) != set(actual):
-            raise DatasetError(f"{path / MANIFEST}: {field} should have the keys {sorted(actual)}; {fix}")
-        for key in actual:
-            _check_counts(path, recorded[key], actual[key], f"{field}.{key}")
-    elif recorded != actual:
-        raise DatasetError(f"{path / MANIFEST}: {field} = {recorded!r} but the arrays hold {actual}; {fix}")
