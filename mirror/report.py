@@ -70,6 +70,24 @@ def _confusion_table(confusion: list[list[int]]) -> list[str]:
     return lines
 
 
+def role_method(analysis_config: dict) -> str:
+    """The report line naming how the neuron roles were assigned (`analysis.roles`)."""
+    if not analysis_config:
+        return ""
+    # Analyses written before analysis.roles existed used the paper's thresholds.
+    if analysis_config.get("roles", "paper") == "paper":
+        return (
+            f"Roles: the paper-fitted thresholds (analysis.roles: paper): a neuron responds to a distress above "
+            f"{analysis_config.get('response_fraction', 0.15)} of its layer's largest distress response. These thresholds were "
+            "fitted to reproduce the paper's Table 4; they are not a statistical test."
+        )
+    return (
+        f"Roles: per-neuron permutation test, BH at alpha {analysis_config.get('alpha', 0.05)} "
+        f"({analysis_config.get('permutations', 0)} label permutations): mirror = MNS > 0 with the MNS, dFrog > 0 and dToad > 0 "
+        "tests all significant; differentiating = exactly one of dFrog > 0, dToad > 0 significant."
+    )
+
+
 def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) -> str:
     run_dir = Path(run_dir)
     cmni_rows = read_csv(run_dir / "cmni.csv")
@@ -146,12 +164,14 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
     mirror = {}
     for r in neurons:
         if int(r["member"]) == member and r["role"] == "mirror" and r["scenario"] == "none":
-            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]))
+            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]), _f(r.get("p_mns")))
     out += ["## Mirror candidates", "", f"At epoch {selected['epoch']}, neurons with MNS > 0 that respond to both Frog's and Toad's distress:", ""]
+    method = role_method(summary.get("analysis_config", {}))
+    out += [method, ""] if method else []
     if mirror:
-        out += ["| neuron | MNS | dFrog | dToad |", "| --- | ---: | ---: | ---: |"]
-        for name, (mns, d_frog, d_toad) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
-            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} |")
+        out += ["| neuron | MNS | dFrog | dToad | p (MNS) |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name, (mns, d_frog, d_toad, p_mns) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
+            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} | {'-' if math.isnan(p_mns) else f'{p_mns:.4f}'} |")
     else:
         out.append("none")
     out += ["", "Per-neuron means per scenario: `neurons.csv`, `figures/`; circuits: `circuits.csv`.", ""]
