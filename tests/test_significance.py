@@ -272,6 +272,10 @@ def test_neurons_csv_and_report_name_the_tests(planted_analysis, tmp_path):
     assert role_method({"roles": "paper", "response_fraction": 0.15}).startswith("Roles: the paper-fitted thresholds")
     assert role_method({"permutations": 200}).startswith("Roles: the paper-fitted thresholds")  # analysed before analysis.roles existed
     assert role_method({}) == ""
+    # the resolution: 1/(K+1) <= alpha k / N needs k >= N / (alpha (K + 1)): 38 / (0.05 x 201) = 3.8 -> 4
+    assert role_method({"roles": "significance", "alpha": 0.05, "permutations": 200}, 38).endswith("at least 4 of the 38 neurons reach it.")
+    assert role_method({"roles": "significance", "alpha": 0.05, "permutations": 199}, 10).endswith("at least 1 of the 10 neurons reach it.")
+    assert "no neuron can be significant" in role_method({"roles": "significance", "alpha": 0.05, "permutations": 16}, 38)
 
 
 def test_untested_neurons_without_permutations(planted_analysis):
