@@ -10,7 +10,7 @@ import pytest
 
 from mirror.analysis.cmni import cmni, permutation_null, permuted_groups
 from mirror.analysis.neurons import DIFFERENTIATING, MIRROR, OTHER, neuron_roles
-from mirror.analysis.significance import benjamini_hochberg, neuron_null_mns, neuron_p_values, significant_roles
+from mirror.analysis.significance import NeuronNull, benjamini_hochberg, neuron_null_mns, neuron_p_values, significant_roles
 from mirror.config import ConfigError, load_config
 
 # ----------------------------------------------------------------------------- Benjamini-Hochberg
@@ -305,3 +305,31 @@ def test_roles_config_is_validated_with_clear_errors():
             load_config(None, ["--analysis.alpha", bad])
     with pytest.raises(ConfigError, match=r"analysis.roles = 'significance' needs .* analysis.permutations = 0"):
         load_config(None, ["--analysis.permutations", "0"])
+
+
+def test_a_frog_only_neuron_is_rarely_mirror_though_its_mns_test_alone_often_rejects():
+    """Why mirror needs the dFrog and dToad tests too: a neuron that rises with Frog's
+    distress only (dToad truly 0) breaks the exchangeability the label permutation tests,
+    so its chance MNS (a chance positive dToad) passes the MNS test far more often than
+    alpha. The role rule keeps such a neuron's false mirror rate at about alpha or below.
+    400 independent one-neuron models (N = 1: BH is the plain threshold), NumPy null."""
+    rng = np.random.default_rng(0)
+    models, per_group, k, alpha = 400, 200, 99, 0.05
+    groups = np.repeat(np.arange(3), per_group)
+    activation = rng.normal(0, 1, (models, 3 * per_group)) + 0.3 * (groups == 1)  # [models, rows]
+
+    def deltas(g):  # g [..., rows] -> dFrog, dToad [models, ...]
+        mu = [(activation[:, None] * (g == c)).sum(-1) / (g == c).sum(-1) for c in range(3)]
+        return mu[1] - mu[0], mu[2] - mu[0]
+
+    shuffles = np.stack([rng.permutation(groups) for _ in range(k)])
+    d_frog, d_toad = (v[:, 0] for v in deltas(groups[None]))
+    null_frog, null_toad = deltas(shuffles)  # [models, K]
+    mns = np.where((d_frog > 0) & (d_toad > 0), np.minimum(d_frog, d_toad), 0)
+    null_mns = np.where((null_frog > 0) & (null_toad > 0), np.minimum(null_frog, null_toad), 0)
+    null = NeuronNull(null_frog[:, None], null_toad[:, None], null_mns[:, None])
+    p = neuron_p_values(d_frog[:, None], d_toad[:, None], mns[:, None], null, alpha=alpha)
+    roles = significant_roles(p, mns[:, None])[:, 0]
+    assert p.significant_mirror.mean() > 1.5 * alpha  # the MNS test alone: 0.10 false mirrors here
+    assert (roles == MIRROR).mean() <= alpha  # 0.04 here
+    assert (roles == DIFFERENTIATING).mean() > 0.5  # and the Frog response is found
