@@ -333,3 +333,15 @@ def test_a_frog_only_neuron_is_rarely_mirror_though_its_mns_test_alone_often_rej
     assert p.significant_mirror.mean() > 1.5 * alpha  # the MNS test alone: 0.10 false mirrors here
     assert (roles == MIRROR).mean() <= alpha  # 0.04 here
     assert (roles == DIFFERENTIATING).mean() > 0.5  # and the Frog response is found
+
+
+def test_a_sweep_trial_gets_its_own_members_p_values(planted_analysis):
+    from mirror.sweep.trial import member_analysis
+
+    a, _ = planted_analysis
+    for member in (0, 1):
+        one = member_analysis(a, member, 1)
+        assert set(one.neuron_p) == set(a.neuron_p)
+        for key, value in a.neuron_p.items():
+            np.testing.assert_array_equal(one.neuron_p[key], value[member : member + 1])
+        np.testing.assert_array_equal(one.roles, a.roles[member : member + 1])
