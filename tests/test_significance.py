@@ -305,6 +305,12 @@ def test_roles_config_is_validated_with_clear_errors():
             load_config(None, ["--analysis.alpha", bad])
     with pytest.raises(ConfigError, match=r"analysis.roles = 'significance' needs .* analysis.permutations = 0"):
         load_config(None, ["--analysis.permutations", "0"])
+    # a config built in code, never validated, is caught by the analysis before any work
+    from mirror.analysis.analyse import analyse_checkpoints
+    from mirror.config import AnalysisConfig
+
+    with pytest.raises(ConfigError, match="analysis.permutations"):
+        analyse_checkpoints(0, None, None, [], np.zeros((1, 10)), None, None, None, AnalysisConfig(permutations=0))
 
 
 def test_a_frog_only_neuron_is_rarely_mirror_though_its_mns_test_alone_often_rejects():

@@ -72,6 +72,7 @@ def analyse_checkpoints(
     `seed` draws the label permutations and the random initialisations."""
     step = progress or (lambda name: None)
     timings = {}
+    config.validate_roles()  # roles by significance need permutations: fail before any work
     if np.shape(inputs)[1] != num_inputs_of(params):
         raise ValueError(f"the test rows have {np.shape(inputs)[1]} inputs but the models take {num_inputs_of(params)}")
     groups = cmni_groups(scenarios, idle_shown)
