@@ -133,6 +133,10 @@ class TrainConfig:
         _require(ok, "train.population_l2s", self.population_l2s, "non-negative numbers")
 
 
+# analysis.roles: per-neuron permutation tests (the default) or the paper-fitted thresholds
+ROLE_METHODS = ("significance", "paper")
+
+
 @dataclasses.dataclass(frozen=True)
 class AnalysisConfig:
     """CMNI and the neuron analyses (spec §7, paper §5-6)."""
@@ -146,9 +150,9 @@ class AnalysisConfig:
     # Off: the CMNI is clean and the leaky value is still reported alongside (cmni_leak).
     leak_scenario: bool = False
     checkpoint: str = "best"  # checkpoint for neurons.csv and circuits: "best", "last" or an epoch number
-    # A neuron "responds" to Frog's (Toad's) distress when dFrog (dToad) exceeds this
-    # fraction of the largest distress response in its layer; differentiating neurons
-    # respond to exactly one. 0.15 reproduces the paper's Table 4 classification.
+    # roles: "paper" only. A neuron "responds" to Frog's (Toad's) distress when dFrog (dToad)
+    # exceeds this fraction of the largest distress response in its layer; differentiating
+    # neurons respond to exactly one. 0.15 reproduces the paper's Table 4 classification.
     response_fraction: float = 0.15
     # Circuits count an edge from a mirror or differentiating neuron when its weight's
     # z-score (within its weight matrix) is at least this (paper Tables 7-10: 0.5 keeps
@@ -157,6 +161,11 @@ class AnalysisConfig:
     # A hub belongs to a circuit only if those counted edges carry at least this share of
     # all its positive input from the first hidden layer (the paper's hubs: ~all of it).
     circuit_share: float = 0.5
+    # How neurons get their roles (mirror, differentiating, other), `mirror.analysis.significance`:
+    # "significance": per-neuron permutation p-values (analysis.permutations of them), Benjamini-
+    # Hochberg at `alpha`; "paper": the thresholds fitted to the paper's Table 4 (response_fraction).
+    roles: str = "significance"
+    alpha: float = 0.05  # false discovery rate of the per-neuron tests
 
     def validate(self) -> None:
         _require(self.chunk_rows > 0, "analysis.chunk_rows", self.chunk_rows, "a positive integer")
@@ -166,6 +175,16 @@ class AnalysisConfig:
         _require(ok, "analysis.checkpoint", self.checkpoint, "'best', 'last' or an epoch number")
         _require(0.0 <= self.response_fraction < 1.0, "analysis.response_fraction", self.response_fraction, "a number in [0, 1)")
         _require(0.0 <= self.circuit_share <= 1.0, "analysis.circuit_share", self.circuit_share, "a number in [0, 1]")
+        self.validate_roles()
+
+    def validate_roles(self) -> None:
+        _require(self.roles in ROLE_METHODS, "analysis.roles", self.roles, f"one of {list(ROLE_METHODS)}")
+        _require(0.0 < self.alpha < 1.0, "analysis.alpha", self.alpha, "a number in (0, 1)")
+        if self.roles == "significance" and self.permutations == 0:
+            raise ConfigError(
+                "analysis.roles = 'significance' needs per-neuron permutation p-values but analysis.permutations = 0: "
+                "set analysis.permutations to a positive count (e.g. 200) or analysis.roles to 'paper'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

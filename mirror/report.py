@@ -110,6 +110,34 @@ def per_class_section(test: dict | None, member: int, config_text: str = "") -> 
     return out + [""]
 
 
+def role_method(analysis_config: dict, neurons: int | None = None) -> str:
+    """The report line naming how the neuron roles were assigned (`analysis.roles`), with
+    the per-neuron tests' resolution when the number of tested neurons is given."""
+    if not analysis_config:
+        return ""
+    # Analyses written before analysis.roles existed used the paper's thresholds.
+    if analysis_config.get("roles", "paper") == "paper":
+        return (
+            f"Roles: the paper-fitted thresholds (analysis.roles: paper): a neuron responds to a distress above "
+            f"{analysis_config.get('response_fraction', 0.15)} of its layer's largest distress response. These thresholds were "
+            "fitted to reproduce the paper's Table 4; they are not a statistical test."
+        )
+    alpha, permutations = analysis_config.get("alpha", 0.05), analysis_config.get("permutations", 0)
+    line = (
+        f"Roles: per-neuron permutation test, BH at alpha {alpha} ({permutations} label permutations): mirror = MNS > 0 with the MNS, "
+        "dFrog > 0 and dToad > 0 tests all significant; differentiating = exactly one of dFrog > 0, dToad > 0 significant."
+    )
+    if neurons:
+        # The smallest p is 1 / (K + 1): BH rejects only if k neurons reach it with 1 / (K + 1) <= alpha k / N.
+        needed = math.ceil(neurons / (alpha * (permutations + 1)) - 1e-9)
+        if needed > neurons:
+            line += (f" The smallest p-value is 1/{permutations + 1}: BH over {neurons} neurons would need {needed} neurons at it, "
+                     "so with this few permutations no neuron can be significant (raise analysis.permutations).")  # fmt: skip
+        else:
+            line += f" The smallest p-value is 1/{permutations + 1}, so a test can only reject when at least {needed} of the {neurons} neurons reach it."
+    return line
+
+
 def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) -> str:
     run_dir = Path(run_dir)
     cmni_rows = read_csv(run_dir / "cmni.csv")
@@ -187,12 +215,15 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
     mirror = {}
     for r in neurons:
         if int(r["member"]) == member and r["role"] == "mirror" and r["scenario"] == "none":
-            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]))
+            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]), _f(r.get("p_mns")))
     out += ["## Mirror candidates", "", f"At epoch {selected['epoch']}, neurons with MNS > 0 that respond to both Frog's and Toad's distress:", ""]
+    tested = sum(1 for r in neurons if int(r["member"]) == member and r["scenario"] == "none")
+    method = role_method(summary.get("analysis_config", {}), tested)
+    out += [method, ""] if method else []
     if mirror:
-        out += ["| neuron | MNS | dFrog | dToad |", "| --- | ---: | ---: | ---: |"]
-        for name, (mns, d_frog, d_toad) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
-            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} |")
+        out += ["| neuron | MNS | dFrog | dToad | p (MNS) |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name, (mns, d_frog, d_toad, p_mns) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
+            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} | {'-' if math.isnan(p_mns) else f'{p_mns:.4f}'} |")
     else:
         out.append("none")
     out += ["", "Per-neuron means per scenario: `neurons.csv`, `figures/`; circuits: `circuits.csv`.", ""]

@@ -172,6 +172,10 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     neurons = read_csv(out / "neurons.csv")
     assert len(neurons) == 38 * 4 and {r["scenario"] for r in neurons} == {"none", "frog", "toad", "both"}
     assert {r["role"] for r in neurons} <= {"mirror", "differentiating", "other"}
+    # the default roles come from per-neuron permutation tests (19 permutations: p >= 1/20)
+    assert all(1 / 20 <= float(r["p_mns"]) <= 1 and r["significant"] for r in neurons)
+    mirror = {r["neuron"] for r in neurons if r["role"] == "mirror"}
+    assert mirror == {r["neuron"] for r in neurons if r["significant"] == "mns+frog+toad" and float(r["mns"]) > 0}
     mns = sum(float(r["mns"]) for r in neurons if r["scenario"] == "none")
     assert mns / 38 == pytest.approx(float(table[best]["cmni"]), rel=1e-5)
     assert len(read_csv(out / "circuits.csv")) == 17
@@ -183,12 +187,13 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     assert figures == ["circuits.png", "layer1.png", "layer2.png", "layer3.png", "training.png"]
     # the leak switch: the CMNI column becomes the leaky one (overrides may precede RUN_DIR; --config gives the rest)
     config = tmp_path / "analysis.yaml"
-    config.write_text("analysis:\n  permutations: 0\n  init_seeds: 0\n")
+    config.write_text("analysis:\n  permutations: 0\n  init_seeds: 0\n  roles: paper\n")  # roles by significance need permutations
     leak_argv = ["cmni", "--analysis.leak_scenario", "true", str(trained_run), "--analysis.checkpoint", "last", "--config", str(config)]
     assert main(leak_argv + ["--out", str(out)]) == 0
     leaky = read_csv(out / "cmni.csv")
     assert all(r["cmni"] == r["cmni_leak"] and r["p_permutation"] == "" and r["p_init"] == "" for r in leaky)
     assert [int(r["selected"]) for r in leaky] == [0, 0, 1]
+    assert {r["p_mns"] for r in read_csv(out / "neurons.csv")} == {""}  # roles: paper without permutations: untested
 
 
 @pytest.mark.slow  # trains the tiny run

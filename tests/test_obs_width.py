@@ -169,7 +169,7 @@ def test_a_model_trains_and_is_analysed_on_a_width_16_dataset(data_dir, tmp_path
     assert run.params["hidden_0"]["kernel"].shape == (2, 1, 52, 6)
     assert np.isfinite(run.metric("val_loss")).all() and run.metric("val_accuracy")[-1, 0] > 0.3
     out = tmp_path / "analysis"
-    assert main(["cmni", str(tmp_path / "run"), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "2"]) == 0
+    assert main(["cmni", str(tmp_path / "run"), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "2", "--analysis.roles", "paper"]) == 0
     with open(out / "weights.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 52 * 6 + 6 * 6 + 6 * 4
 

@@ -241,7 +241,7 @@ def test_summary_has_the_rl_keys(rl_dir):
 
 def test_mirror_cmni_reads_an_rl_run(rl_dir, tmp_path, capsys):
     out = tmp_path / "analysis"
-    assert main(["cmni", str(rl_dir), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "0"]) == 0
+    assert main(["cmni", str(rl_dir), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "0", "--analysis.roles", "paper"]) == 0
     rows = (out / "cmni.csv").read_text().splitlines()
     assert len(rows) == 1 + 3  # header, 3 checkpoints x 1 network
     assert "member 0: selected epoch" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_param
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
+from mirror.analysis.significance import NeuronP, neuron_null_mns, neuron_p_values, significant_roles, untested
 from mirror.config import AnalysisConfig
 
 
@@ -34,7 +35,8 @@ class CheckpointAnalysis:
     p_init: np.ndarray  # [checkpoints, members] (1 + #init >= observed) / (seeds + 1); nan without seeds
     selected: np.ndarray  # int[members] checkpoint index analysed per neuron
     moments: Moments  # [members, neurons, 4] at the selected checkpoints
-    roles: np.ndarray  # int[members, neurons] (neurons.ROLE_NAMES)
+    roles: np.ndarray  # int[members, neurons] (neurons.ROLE_NAMES), by config.roles (`select_roles`)
+    neuron_p: dict  # NeuronP field -> [members, neurons]: per-neuron p-values and BH decisions (NaN / False without permutations)
     mirror_rank: np.ndarray  # int[members, neurons]
     circuits: list  # per member: rows of circuits.circuits
     zscores: list  # per member: {kernel: z[fan_in, units]}
@@ -70,6 +72,7 @@ def analyse_checkpoints(
     `seed` draws the label permutations and the random initialisations."""
     step = progress or (lambda name: None)
     timings = {}
+    config.validate_roles()  # roles by significance need permutations: fail before any work
     if np.shape(inputs)[1] != num_inputs_of(params):
         raise ValueError(f"the test rows have {np.shape(inputs)[1]} inputs but the models take {num_inputs_of(params)}")
     groups = cmni_groups(scenarios, idle_shown)
@@ -107,7 +110,11 @@ def analyse_checkpoints(
     members = np.arange(shape[1])
     at = lambda a: np.asarray(a)[np.asarray(selected), members]  # noqa: E731
     real = at(result.neuron_mask)
-    roles = neuron_roles(at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, config.response_fraction)
+    neuron_p = untested(real.shape)
+    if config.permutations:
+        observed = at(result.d_frog), at(result.d_toad), at(result.mns)
+        neuron_p = timed("per-neuron permutation null", lambda: neuron_tests(seed, chosen, unit_mask, analysed_inputs, groups, observed, real, config, activation))
+    roles = select_roles(config, at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, neuron_p)
     rank = mirror_rank(at(result.mns), layer_of, real)
     member_params = [jax.tree.map(lambda a: a[m], chosen) for m in members]
     member_masks = [[np.asarray(u)[m] for u in unit_mask] for m in members]
@@ -124,6 +131,7 @@ def analyse_checkpoints(
         selected=np.asarray(selected),
         moments=moments,
         roles=roles,
+        neuron_p=neuron_p._asdict(),
         mirror_rank=rank,
         circuits=member_circuits,
         zscores=zscores,
@@ -134,7 +142,23 @@ def analyse_checkpoints(
     )
 
 
-ANALYSIS_STEPS = 6  # progress steps reported by analyse_checkpoints (at most)
+def neuron_tests(seed, chosen, unit_mask, inputs, groups, observed, real, config: AnalysisConfig, activation: str) -> NeuronP:
+    """Per-neuron p-values at the selected checkpoint of each member: chosen params
+    [members, ...], observed (d_frog, d_toad, mns) [members, neurons]. The permutations are
+    the CMNI permutation null's (same seed, same rows)."""
+    null = neuron_null_mns(seed, chosen, inputs, groups, permutations=config.permutations, unit_mask=unit_mask, activation=activation, chunk_rows=config.chunk_rows)
+    return neuron_p_values(*observed, null, real, config.alpha)
+
+
+def select_roles(config: AnalysisConfig, d_frog, d_toad, mns, layer_of, real, neuron_p: NeuronP) -> np.ndarray:
+    """int[members, neurons]: the roles by `config.roles` ("significance": BH-controlled
+    permutation tests, `significance.significant_roles`; "paper": the paper-fitted thresholds)."""
+    if config.roles == "paper":
+        return neuron_roles(d_frog, d_toad, mns, layer_of, real, config.response_fraction)
+    return significant_roles(neuron_p, mns, real)
+
+
+ANALYSIS_STEPS = 7  # progress steps reported by analyse_checkpoints (at most)
 
 
 def widths_key(widths) -> int:

@@ -75,10 +75,23 @@ def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict, metric_names=SUPERVI
     return header, rows
 
 
+SIGNIFICANCE_TESTS = (("mns", "significant_mirror"), ("frog", "significant_frog"), ("toad", "significant_toad"))
+
+
+def significant_tests(neuron_p: dict, m: int, n: int) -> str:
+    """neurons.csv's `significant`: the BH-significant per-neuron tests of neuron n of member m,
+    "+"-joined from mns, frog, toad; "none" when none is; "" when untested (no permutations)."""
+    if np.isnan(neuron_p["p_mirror"][m, n]):
+        return ""
+    return "+".join(name for name, key in SIGNIFICANCE_TESTS if neuron_p[key][m, n]) or "none"
+
+
 def neuron_rows(a: CheckpointAnalysis, epochs):
+    """Rows of neurons.csv: p_mns, p_frog, p_toad are the per-neuron permutation p-values
+    (`mirror.analysis.significance`), `significant` their BH decisions (`significant_tests`)."""
     header = ["member", "checkpoint", "epoch", "neuron", "layer", "unit", "action", "role", "mirror_rank", "d_frog", "d_toad", "mns",
-              "scenario", "rows", "mean", "variance", "skewness", "kurtosis"]  # fmt: skip
-    r, mo = a.result, a.moments
+              "p_mns", "p_frog", "p_toad", "significant", "scenario", "rows", "mean", "variance", "skewness", "kurtosis"]  # fmt: skip
+    r, mo, p = a.result, a.moments, a.neuron_p
     output_layer = int(a.layer_of.max())
     rows = []
     for m, c in enumerate(a.selected):
@@ -88,6 +101,7 @@ def neuron_rows(a: CheckpointAnalysis, epochs):
             action = ACTION_NAMES[unit] if layer == output_layer else ""
             head = [m, int(c), int(epochs[c]), neuron_name(layer, unit), layer + 1, unit, action, ROLE_NAMES[a.roles[m, n]], a.mirror_rank[m, n]]
             head += [float(r.d_frog[c, m, n]), float(r.d_toad[c, m, n]), float(r.mns[c, m, n])]
+            head += [float(p["p_mirror"][m, n]), float(p["p_frog"][m, n]), float(p["p_toad"][m, n]), significant_tests(p, m, n)]
             for g, group in enumerate(GROUP_NAMES):
                 stats = [float(s[m, n, g]) for s in (mo.mean, mo.variance, mo.skewness, mo.kurtosis)]
                 rows.append(head + [group, int(mo.counts[g])] + stats)

@@ -83,6 +83,7 @@ def member_analysis(a: CheckpointAnalysis, member: int, checkpoints: int) -> Che
         selected=np.asarray(a.selected)[member : member + 1],
         moments=moments,
         roles=np.asarray(a.roles)[member : member + 1],
+        neuron_p={k: np.asarray(v)[member : member + 1] for k, v in a.neuron_p.items()},
         mirror_rank=np.asarray(a.mirror_rank)[member : member + 1],
         circuits=[a.circuits[member]],
         zscores=[a.zscores[member]],
