@@ -122,3 +122,29 @@ def init_baseline(init, trained, *, seed: int = BOOTSTRAP_SEED, resamples: int =
     )
     return {**out, "mean": float(init.mean()), "sd": float(init.std(ddof=1)) if init.size > 1 else 0.0, "trained_mean": trained_mean,
             "p_mean_vs_init": p, "beats_init": bool(p <= ALPHA), "method": method}  # fmt: skip
+
+
+def rise_and_fall_words(entry: dict) -> str:
+    """The verdict of a `rise_and_fall` result in words, never stronger than the statistic."""
+    seeds = entry.get("seeds", 0)
+    lo, hi = entry.get("ci95", [None, None])
+    if entry.get("drop") is None or (seeds >= 2 and lo is None):
+        return entry.get("method", "not tested")
+    if seeds < 2:
+        return "cannot be tested with 1 seed"
+    if entry.get("reproduced"):
+        return f"drop reproduced: the 95 % bootstrap CI over {seeds} seeds excludes 0"
+    if hi < 0:
+        return f"not shown: the 95 % CI over {seeds} seeds lies below 0 (the final value is higher than at the peak)"
+    return f"not shown: the 95 % CI over {seeds} seeds includes 0"
+
+
+def init_baseline_words(entry: dict) -> str:
+    """The verdict of an `init_baseline` result in words."""
+    p = entry.get("p_mean_vs_init")
+    if p is None:
+        return entry.get("method", "not tested")
+    if entry.get("beats_init"):
+        return f"above the random-init null (p = {p:.3g})"
+    below = " (below the random-init mean)" if entry["trained_mean"] < entry["mean"] else ""
+    return f"not above the random-init null (p = {p:.3g}){below}"
