@@ -13,8 +13,9 @@ from mirror.report import trajectory
 sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.finished_wandb_log
 from conftest import SMALL_DATA  # noqa: E402
 
+# One model (the quickstart trains a population of 5 seeds).
 TINY = [
-    *SMALL_DATA, "--train.epochs", "3", "--train.lr", "1e-3",
+    *SMALL_DATA, "--train.epochs", "3", "--train.lr", "1e-3", "--train.population_seeds", "[]",
     "--analysis.permutations", "16", "--analysis.init_seeds", "4", "--tracking.mode", "disabled",
 ]  # fmt: skip
 
