@@ -222,6 +222,6 @@ def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict, t
                 title=f"Distress-activated circuits ({label}epoch {int(epochs[c])})",
             )
         )  # fmt: skip
-    if training:  # Figure 2 over seeds: every variant, every member
+    if training and a.variants:  # Figure 2 over seeds: every variant, every member
         written.append(figures.plot_cmni_seeds(fig_dir / "cmni_seeds.png", epochs, a.variants, metrics["val_loss"], init_null=a.variant_init_null))
     return written
