@@ -100,6 +100,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
         train_rows = min(train_rows, config.train.max_train_rows)
     traj = trajectory(read_csv(run_dir / "cmni.csv"))
     test = json.loads((run_dir / "test_metrics.json").read_text())
+    summary = json.loads((analysis.out_dir / "summary.json").read_text())
     entry = test["members"][0]
     headline = {
         "run_dir": str(run_dir),
@@ -108,7 +109,9 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
         "peak_epoch": traj["peak_epoch"],
         "final_cmni": traj["final_cmni"],
         "final_epoch": traj["final_epoch"],
-        "rise_and_fall": traj["rise_and_fall"],
+        # The verdicts over seeds, per CMNI variant (mirror.analysis.seeds).
+        "rise_and_fall": {v: {k: e[k] for k in ("peak_epoch", "drop", "ci95", "seeds", "reproduced", "method")} for v, e in summary["rise_and_fall"].items()},
+        "init_baseline": {v: {k: e[k] for k in ("mean", "trained_mean", "p_mean_vs_init", "beats_init")} for v, e in summary["init_baseline"].items()},
         "timings_s": timings,
         "dataset_turns_per_s": dataset.manifest["turns_simulated"] / dataset.manifest["wall_s"],
         "train_samples_per_s": _train_samples_per_s(run_dir, train_rows),
@@ -117,8 +120,24 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
     }
     members = len(analysis.run.members)
     live.log_results([(run_dir, m) for m in range(members)], figures_suffix=members > 1)
-    live.trackers[0].summary({k: v for k, v in headline.items() if isinstance(v, (int, float, bool))})
+    flat = {k: v for k, v in headline.items() if isinstance(v, (int, float, bool))}
+    flat.update({f"rise_and_fall_reproduced/{v}": e["reproduced"] for v, e in headline["rise_and_fall"].items()})
+    flat.update({f"beats_init/{v}": e["beats_init"] for v, e in headline["init_baseline"].items()})
+    live.trackers[0].summary(flat)
     return headline
+
+
+def verdict_lines(h: dict) -> list[str]:
+    """One line per CMNI variant: the rise-and-fall drop over seeds and the init comparison."""
+    from mirror.analysis.seeds import init_baseline_words, rise_and_fall_words
+
+    lines = []
+    for name, rise in h["rise_and_fall"].items():
+        lo, hi = rise["ci95"]
+        drop = "" if rise["drop"] is None else f"drop {rise['drop']:.6f}" + ("" if lo is None else f" (95 % CI {lo:.6f} .. {hi:.6f})") + " -> "
+        init = h["init_baseline"].get(name)
+        lines.append(f"{name}: {drop}{rise_and_fall_words(rise)}" + ("" if init is None else f"; trained vs random init: {init_baseline_words(init)}"))
+    return lines
 
 
 def format_headline(h: dict) -> str:
@@ -126,8 +145,8 @@ def format_headline(h: dict) -> str:
     return "\n".join(
         [
             f"test accuracy {h['accuracy']:.4f}",
-            f"CMNI: peak {h['peak_cmni']:.6f} at epoch {h['peak_epoch']}, final {h['final_cmni']:.6f} at epoch {h['final_epoch']}"
-            f" -> rise-and-fall {'yes' if h['rise_and_fall'] else 'no'}",
+            f"CMNI of member 0: peak {h['peak_cmni']:.6f} at epoch {h['peak_epoch']}, final {h['final_cmni']:.6f} at epoch {h['final_epoch']}",
+            *verdict_lines(h),
             f"time: dataset {t['dataset']:.1f} s, training {t['training']:.1f} s, CMNI {t['cmni']:.1f} s; "
             f"dataset {h['dataset_turns_per_s']:,.0f} turns/s, training {h['train_samples_per_s']:,.0f} samples/s",
             f"report: {h['report']}",

@@ -184,7 +184,8 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     assert summary["selected"][0]["checkpoint"] == best and summary["init_null"][0]["seeds"] == 4
     assert sum(summary["test_rows_per_group"].values()) <= 500
     figures = sorted(p.name for p in (out / "figures").iterdir())
-    assert figures == ["circuits.png", "layer1.png", "layer2.png", "layer3.png", "training.png"]
+    assert figures == ["circuits.png", "cmni_seeds.png", "layer1.png", "layer2.png", "layer3.png", "training.png"]
+    assert summary["rise_and_fall"]["cmni"]["seeds"] == 1 and summary["rise_and_fall"]["cmni"]["reproduced"] is False
     # the leak switch: the CMNI column becomes the leaky one (overrides may precede RUN_DIR; --config gives the rest)
     config = tmp_path / "analysis.yaml"
     config.write_text("analysis:\n  permutations: 0\n  init_seeds: 0\n  roles: paper\n")  # roles by significance need permutations

@@ -6,6 +6,8 @@
 - `moments`: mean, variance, skewness, excess kurtosis per neuron and scenario;
 - `neurons`: mirror candidates and differentiating neurons;
 - `circuits`: weight z-scores and distress-activated circuits;
+- `seeds`: verdicts over seeds: the rise-and-fall drop with a bootstrap CI, trained
+  against random initialisation;
 - `analyse`, `report`, `figures`: every analysis of a stack of checkpoints, and its files;
 - `run_analysis`: `analyse_run(run_dir, out_dir)`, the whole analysis of a run directory
   (what `mirror cmni` (`command`) and `mirror run` call);

@@ -44,6 +44,11 @@ class CheckpointAnalysis:
     unit_of: np.ndarray  # int[neurons]
     group_counts: np.ndarray  # int[4] test rows in groups none, frog, toad, both
     timings: dict  # seconds per phase
+    # Per CMNI variant (mirror.analysis.variants.VARIANTS; "cmni" is the fields above):
+    variants: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
+    variant_p_permutation: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
+    variant_init_null: dict = dataclasses.field(default_factory=dict)  # name -> [members, seeds]
+    variant_p_init: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
 
 
 def select_member_params(params, selected):
@@ -139,6 +144,10 @@ def analyse_checkpoints(
         unit_of=unit_of,
         group_counts=np.bincount(groups[groups >= 0], minlength=4),
         timings=timings,
+        variants={"cmni": np.asarray(result.cmni)},
+        variant_p_permutation={"cmni": p_permutation},
+        variant_init_null={"cmni": init},
+        variant_p_init={"cmni": p_init},
     )
 
 

@@ -3,6 +3,9 @@
 - `plot_training`: validation loss (red, left axis) and CMNI (green, right axis) across
   epochs, with the leaky CMNI, the random-initialisation null band and the permutation
   p-values (Figure 2);
+- `plot_cmni_seeds`: Figure 2 over seeds: one panel per CMNI variant, the mean over seeds
+  with a mean +/- sd band, the mean validation loss, the random-init null band and the
+  peak of the mean curve;
 - `plot_layer_means`: mean activation per neuron in each scenario for one layer, mirror
   candidates and differentiating neurons marked (Figures 3-4);
 - `plot_circuits`: the strongest positive paths from mirror and differentiating neurons
@@ -91,6 +94,73 @@ def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, in
     right.tick_params(axis="y", colors="#2e7d32")
     fig.legend(handles=handles, loc="outside right upper", fontsize=8)
     ax.set_title(title or "Validation loss and CMNI across epochs")
+    return fig
+
+
+VARIANT_TITLES = {
+    "cmni": "CMNI (the paper's, raw activations)",
+    "cmni_scaled": "scaled CMNI (deltas / each neuron's pooled sd)",
+    "cmni_matched": "matched CMNI (groups reweighted to the baseline's label x energy mix)",
+}
+
+
+def plot_cmni_seeds(path, epochs, variants: dict, val_loss, **kwargs) -> Path:
+    """Figure 2 over seeds as a PNG at `path`; arguments as `cmni_seeds_figure`."""
+    return save_figure(cmni_seeds_figure(epochs, variants, val_loss, **kwargs), path)
+
+
+def cmni_seeds_figure(epochs, variants: dict, val_loss, *, init_null: dict | None = None, title="") -> Figure:
+    """Figure 2 over seeds. variants: name -> values [checkpoints, seeds]; val_loss
+    [checkpoints, seeds]; init_null: name -> CMNI of random initialisations (any shape,
+    drawn as its 5-95 % band). One panel per variant: the mean over seeds, a band of mean
+    +/- one sd (with 2 or more seeds), the mean validation loss on a twin axis and the
+    epoch at which the mean curve peaks."""
+    epochs = np.asarray(epochs)
+    names = list(variants)
+    fig = Figure(figsize=(10.5, 3.4 * len(names) + 0.6), layout="constrained")
+    loss = np.nanmean(np.asarray(val_loss, float), axis=1)
+    handles = {}
+    for i, name in enumerate(names):
+        values = np.asarray(variants[name], float)
+        seeds = values.shape[1]
+        mean = values.mean(axis=1)
+        sd = values.std(axis=1, ddof=1) if seeds > 1 else np.zeros_like(mean)
+        ax = fig.add_subplot(len(names), 1, i + 1)
+        ax.plot(epochs, loss, color="#d32f2f", lw=1.5)
+        handles["loss"] = Line2D([], [], color="#d32f2f", lw=1.5, label=f"validation loss (mean of {seeds} seed{'s' * (seeds > 1)})")
+        ax.set_ylabel("validation loss", color="#d32f2f")
+        ax.tick_params(axis="y", colors="#d32f2f")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        right = ax.twinx()
+        null = None if init_null is None else np.asarray(init_null.get(name, []), float).ravel()
+        null = null[np.isfinite(null)] if null is not None else None
+        clipped = focus_on_curves(right, [mean - sd, mean + sd], null)
+        if null is not None and len(null):
+            lo, hi = np.percentile(null, [5, 95])
+            right.axhspan(lo, hi, color="#bdbdbd", alpha=0.35, lw=0)
+            label = f"random init (5-95 %, {len(null)} draws)" + (f":\n{lo:.4g}-{hi:.4g}, above the axis (clipped)" if clipped else "")
+            handles[f"null{i}"] = Patch(color="#bdbdbd", alpha=0.6, label=f"{name}: {label}" if len(names) > 1 else label)
+        if seeds > 1:
+            right.fill_between(epochs, mean - sd, mean + sd, color="#2e7d32", alpha=0.2, lw=0)
+            handles["band"] = Patch(color="#2e7d32", alpha=0.3, label=f"mean ± sd over {seeds} seeds")
+        right.plot(epochs, mean, color="#2e7d32", lw=2)
+        handles["mean"] = Line2D([], [], color="#2e7d32", lw=2, label="CMNI, mean over seeds" if seeds > 1 else "CMNI (1 seed: no band)")
+        if np.isfinite(mean).any():
+            peak = int(epochs[np.nanargmax(mean)])
+            ax.axvline(peak, color="black", ls=":", lw=1)
+            handles["peak"] = Line2D([], [], color="black", ls=":", lw=1, label="peak of the mean curve")
+            right.set_title(f"{VARIANT_TITLES.get(name, name)}: peak at epoch {peak}", fontsize=10)
+        else:
+            right.set_title(f"{VARIANT_TITLES.get(name, name)}: not computed", fontsize=10)
+        ax.set_zorder(right.get_zorder() + 1)  # the loss line above the bands
+        ax.patch.set_visible(False)
+        right.set_ylabel(name, color="#2e7d32")
+        right.tick_params(axis="y", colors="#2e7d32")
+        if i == len(names) - 1:
+            ax.set_xlabel("epoch")
+    fig.legend(handles=list(handles.values()), loc="outside right upper", fontsize=8)
+    fig.suptitle(title or "CMNI across epochs and seeds (paper Figure 2)")
     return fig
 
 

@@ -4,8 +4,9 @@
     OUT/neurons.csv   selected checkpoint(s): one row per neuron and scenario
     OUT/circuits.csv  selected checkpoint(s): one row per second-layer hub
     OUT/weights.csv   selected checkpoint(s): every weight and its z-score in its matrix
-    OUT/summary.json  group sizes, null baselines, selected checkpoints, timings
-    OUT/figures/      training[_mM].png, layer{L}[_mM].png, circuits[_mM].png
+    OUT/summary.json  group sizes, null baselines, selected checkpoints, the verdicts over
+                      seeds per CMNI variant (rise_and_fall, init_baseline), timings
+    OUT/figures/      training[_mM].png, layer{L}[_mM].png, circuits[_mM].png, cmni_seeds.png
 """
 
 import csv
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.analysis import figures
+from mirror.analysis import figures, seeds
 from mirror.analysis.analyse import CheckpointAnalysis
 from mirror.analysis.circuits import kernel_names
 from mirror.analysis.groups import GROUP_NAMES
@@ -138,7 +139,25 @@ def weight_rows(a: CheckpointAnalysis, params_selected, epochs):
     return header, rows
 
 
-def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
+def seed_verdicts(a: CheckpointAnalysis, epochs, *, replicates: bool = True) -> dict:
+    """summary.json's `rise_and_fall` and `init_baseline`, per CMNI variant in `a.variants`
+    (mirror.analysis.seeds). `replicates`: the members are seeds of one configuration (a
+    population whose members differ in more than their seed is not tested for a drop)."""
+    members = np.arange(len(a.selected))
+    rise, init = {}, {}
+    for name, values in a.variants.items():
+        values = np.asarray(values, float)
+        if replicates:
+            rise[name] = seeds.rise_and_fall(epochs, values)
+        else:
+            rise[name] = {"peak_epoch": None, "drop": None, "ci95": [None, None], "seeds": int(values.shape[1]), "reproduced": False,
+                          "per_seed_drop": [], "method": "not tested: the members differ in more than their seed"}  # fmt: skip
+        null = np.asarray(a.variant_init_null.get(name, np.zeros((len(members), 0))), float)
+        init[name] = seeds.init_baseline(null, values[np.asarray(a.selected), members])
+    return {"rise_and_fall": rise, "init_baseline": init}
+
+
+def summary(a: CheckpointAnalysis, epochs, config_analysis: dict, *, replicates: bool = True) -> dict:
     init = a.init_null
     return {
         "analysis_config": config_analysis,
@@ -149,6 +168,7 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
              "p95": float(np.percentile(init[m], 95)), "max": float(init[m].max())} if init.shape[1] else {"member": m, "seeds": 0}
             for m in range(init.shape[0])
         ],  # fmt: skip
+        **seed_verdicts(a, epochs, replicates=replicates),
         "timings_s": {k: round(v, 3) for k, v in a.timings.items()},
     }
 
@@ -156,11 +176,13 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict) -> dict:
 def write_analysis_outputs(
     out_dir, a: CheckpointAnalysis, *, epochs, metrics: dict, params_selected, config_analysis: dict, figures: bool = True,
     metric_names=SUPERVISED_METRICS, extra_columns: dict | None = None, summary_extra: dict | None = None, training_figure: bool = True,
+    replicates: bool = True,
 ) -> list[Path]:  # fmt: skip
     """Write every table and (unless `figures` is off) figure; returns the paths written.
     metric_names / extra_columns: cmni.csv's per-checkpoint columns (`cmni_rows`);
     summary_extra: more summary.json keys; training_figure: Figure 2 (validation loss
-    and CMNI), which an RL run replaces with `mirror.analysis.rl_figures`."""
+    and CMNI), which an RL run replaces with `mirror.analysis.rl_figures`; replicates:
+    the members are seeds of one configuration (`seed_verdicts`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [
@@ -170,7 +192,7 @@ def write_analysis_outputs(
         write_csv(out / "weights.csv", *weight_rows(a, params_selected, epochs)),
     ]
     path = out / "summary.json"
-    path.write_text(json.dumps({**summary(a, epochs, config_analysis), **(summary_extra or {})}, indent=2) + "\n")
+    path.write_text(json.dumps({**summary(a, epochs, config_analysis, replicates=replicates), **(summary_extra or {})}, indent=2) + "\n")
     written.append(path)
     if figures:
         (out / "figures").mkdir(exist_ok=True)
@@ -214,4 +236,6 @@ def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict, t
                 title=f"Distress-activated circuits ({label}epoch {int(epochs[c])})",
             )
         )  # fmt: skip
+    if training and a.variants:  # Figure 2 over seeds: every variant, every member
+        written.append(figures.plot_cmni_seeds(fig_dir / "cmni_seeds.png", epochs, a.variants, metrics["val_loss"], init_null=a.variant_init_null))
     return written

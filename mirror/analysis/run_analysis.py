@@ -94,9 +94,15 @@ def analyse_run(
     metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
     written = write_analysis_outputs(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
-        config_analysis=dataclasses.asdict(config.analysis),
+        config_analysis=dataclasses.asdict(config.analysis), replicates=members_are_seeds([m.to_dict() for m in run.members]),
     )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start)
+
+
+def members_are_seeds(members: list[dict]) -> bool:
+    """True when the members (dicts with a "seed") differ in nothing but their seed: only
+    then are they replicates for the verdicts over seeds."""
+    return len({repr(sorted((k, v) for k, v in m.items() if k != "seed")) for m in members}) <= 1
 
 
 # ----------------------------------------------------------------------------- RL runs
@@ -222,7 +228,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     written = write_analysis_outputs(
         out, analysis, epochs=run.epochs, metrics=metrics, params_selected=select_member_params(run.params, selected),
         config_analysis=dataclasses.asdict(config.analysis), metric_names=RL_METRICS, extra_columns=extra, summary_extra=summary_extra,
-        training_figure=False,
+        training_figure=False, replicates=per_member == 1 and members_are_seeds(rl_run.get("members", [])),
     )  # fmt: skip
     fig_dir = out / "figures"
     turns = metrics["env_turns"][:, 0]
