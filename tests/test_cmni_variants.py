@@ -24,16 +24,24 @@ from mirror.env.constants import layout_of
 
 F = 100  # 3W + 4 inputs at W = 32
 ENERGY = layout_of(F).energy
+# One shape for every model stack, row set and chunking below: each new shape costs a compilation.
+WIDTHS, MODELS, ROWS, CHUNK, BINS, K = (5, 4), (2, 2), 240, 64, 2, 3
+NEURONS = sum(WIDTHS) + 4
 
 
-def rows(seed: int, n: int = 400):
-    """Random model inputs (energy 0-20), oracle labels and CMNI groups (-1..3)."""
+def rows(seed: int = 0):
+    """Random model inputs (energy 0-20), oracle labels and CMNI groups (-1..3); the groups
+    are the same for every seed (so is the number of CMNI rows, hence the shapes)."""
     rng = np.random.default_rng(seed)
-    inputs = rng.integers(0, 10, (n, F)).astype(np.int8)
-    inputs[:, ENERGY] = rng.integers(0, 21, n)
-    labels = rng.integers(0, 4, n).astype(np.int8)
-    groups = rng.integers(-1, 4, n).astype(np.int8)
+    inputs = rng.integers(0, 10, (ROWS, F)).astype(np.int8)
+    inputs[:, ENERGY] = rng.integers(0, 21, ROWS)
+    labels = rng.integers(0, 4, ROWS).astype(np.int8)
+    groups = np.random.default_rng(99).integers(-1, 4, ROWS).astype(np.int8)
     return inputs, labels, groups
+
+
+def models(seed: int):
+    return stacked(seed, widths=WIDTHS, shape=MODELS)
 
 
 # ----------------------------------------------------------------------------- brute force
@@ -69,24 +77,24 @@ def brute_force(params, inputs, labels, groups, bins, perm_groups=None):
 
 
 def test_both_variants_match_the_brute_force_on_random_models():
-    params = stacked(1, widths=(5, 4), shape=(2, 2))
-    inputs, labels, groups = rows(0, 300)
-    cells = match_cells(inputs, labels, groups, 2)
-    got = cmni_variants(params, inputs, groups, cells, chunk_rows=64)
-    assert set(got.values) == set(VARIANTS) and got.terms["cmni_scaled"].shape == (2, 2, 5 + 4 + 4)
-    np.testing.assert_allclose(got.values["cmni"], cmni(params, inputs, groups, chunk_rows=64).cmni, rtol=1e-6)
-    for index in np.ndindex(2, 2):
-        want = brute_force(jax.tree.map(lambda a: np.asarray(a[index]), params), inputs, labels, groups, 2)
+    params = models(1)
+    inputs, labels, groups = rows(0)
+    cells = match_cells(inputs, labels, groups, BINS)
+    got = cmni_variants(params, inputs, groups, cells, chunk_rows=CHUNK)
+    assert set(got.values) == set(VARIANTS) and got.terms["cmni_scaled"].shape == MODELS + (NEURONS,)
+    np.testing.assert_allclose(got.values["cmni"], cmni(params, inputs, groups, chunk_rows=CHUNK).cmni, rtol=1e-6)
+    for index in np.ndindex(*MODELS):
+        want = brute_force(jax.tree.map(lambda a: np.asarray(a[index]), params), inputs, labels, groups, BINS)
         for name in VARIANTS:
             np.testing.assert_allclose(float(got.values[name][index]), want[name], rtol=1e-4, atol=1e-7, err_msg=name)
 
 
 def test_matched_variant_is_nan_without_labels():
-    params = stacked(2, widths=(4,), shape=(2,))
-    inputs, _, groups = rows(1, 120)
-    got = cmni_variants(params, inputs, groups, None, chunk_rows=32)
+    params = models(2)
+    inputs, _, groups = rows(1)
+    got = cmni_variants(params, inputs, groups, None, chunk_rows=CHUNK)
     assert np.isnan(got.values["cmni_matched"]).all() and np.isfinite(got.values["cmni_scaled"]).all() and got.matching == {}
-    null = variant_permutation_null(0, params, inputs, groups, None, permutations=3, chunk_rows=32)
+    null = variant_permutation_null(0, params, inputs, groups, None, permutations=K, chunk_rows=CHUNK)
     assert np.isnan(null["cmni_matched"]).all() and np.isfinite(null["cmni_scaled"]).all()
 
 
@@ -97,32 +105,43 @@ def test_matched_variant_is_nan_without_labels():
 def test_scaling_one_layer_leaves_its_scaled_terms_and_scales_its_raw_terms(layer):
     """Multiplying one layer's kernel and bias by c > 0 (ReLU is positively homogeneous)
     multiplies that layer's raw terms by c and leaves its cmni_scaled terms unchanged."""
-    params = stacked(3, widths=(6, 5), shape=(2,))
-    inputs, labels, groups = rows(2, 500)
-    cells = match_cells(inputs, labels, groups, 4)
-    which = {"hidden_0": slice(0, 6), "hidden_1": slice(6, 11), "output": slice(11, 15)}[layer]
-    before = cmni_variants(params, inputs, groups, cells, chunk_rows=128)
-    assert np.asarray(before.terms["cmni"])[:, which].any()  # something to scale
+    params = models(3)
+    inputs, labels, groups = rows(2)
+    cells = match_cells(inputs, labels, groups, BINS)
+    which = {"hidden_0": slice(0, 5), "hidden_1": slice(5, 9), "output": slice(9, 13)}[layer]
+    before = cmni_variants(params, inputs, groups, cells, chunk_rows=CHUNK)
+    assert np.asarray(before.terms["cmni"])[..., which].any()  # something to scale
     for c in (3.7, 0.02):
         scaled = {k: dict(v) for k, v in params.items()}
         scaled[layer] = {k: v * c for k, v in params[layer].items()}
-        after = cmni_variants(scaled, inputs, groups, cells, chunk_rows=128)
-        np.testing.assert_allclose(np.asarray(after.terms["cmni"])[:, which], c * np.asarray(before.terms["cmni"])[:, which], rtol=1e-4, atol=1e-9)
-        np.testing.assert_allclose(np.asarray(after.terms["cmni_scaled"])[:, which], np.asarray(before.terms["cmni_scaled"])[:, which], rtol=1e-4, atol=1e-9)
-        np.testing.assert_allclose(np.asarray(after.scale)[:, which], c * np.asarray(before.scale)[:, which], rtol=1e-4)
+        after = cmni_variants(scaled, inputs, groups, cells, chunk_rows=CHUNK)
+        np.testing.assert_allclose(np.asarray(after.terms["cmni"])[..., which], c * np.asarray(before.terms["cmni"])[..., which], rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(after.terms["cmni_scaled"])[..., which], np.asarray(before.terms["cmni_scaled"])[..., which], rtol=1e-4, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(after.scale)[..., which], c * np.asarray(before.scale)[..., which], rtol=1e-4)
 
 
 def test_floor_keeps_a_nearly_dead_neuron_and_a_dead_layer_finite():
     """A unit active on one row has a tiny pooled std; the relative floor bounds its term.
     A layer whose units never fire scores 0, not NaN."""
-    params = stacked(4, widths=(3, 2), shape=(1,))
-    params = jax.tree.map(np.array, params)
+    params = jax.tree.map(np.array, models(4))
     params["hidden_1"]["bias"][:] = -1e3  # the second layer never fires
-    inputs, labels, groups = rows(3, 200)
-    got = cmni_variants(params, inputs, groups, match_cells(inputs, labels, groups, 4), chunk_rows=64)
+    inputs, labels, groups = rows(3)
+    params["hidden_0"]["kernel"][..., 0] = 0.0
+    params["hidden_0"]["kernel"][..., ENERGY, 0] = 1e-4
+    params["hidden_0"]["bias"][..., 0] = -19.5e-4  # unit 0 fires (5e-5) only on the rows with energy 20
+    keep = (groups >= 0) & (groups < 3)
+    inputs[:, ENERGY] = np.minimum(inputs[:, ENERGY], 19)
+    inputs[np.flatnonzero(groups == 1)[0], ENERGY] = 20  # one Frog-distress row
+    got = cmni_variants(params, inputs, groups, match_cells(inputs, labels, groups, BINS), chunk_rows=CHUNK)
+    scale = np.asarray(got.scale)
     assert np.isfinite(got.values["cmni_scaled"]).all()
-    assert np.all(np.asarray(got.terms["cmni_scaled"])[0, 3:5] == 0)
-    np.testing.assert_allclose(np.asarray(got.scale)[0, 3:5], ABSOLUTE_FLOOR)
+    assert np.all(np.asarray(got.terms["cmni_scaled"])[..., 5:9] == 0)
+    np.testing.assert_allclose(scale[..., 5:9], ABSOLUTE_FLOOR)
+    for index in np.ndindex(*MODELS):
+        std = reference_activations(jax.tree.map(lambda a: a[index], params), inputs[keep])[0].std(axis=0)
+        floor = RELATIVE_FLOOR * np.median(std[std > 0])
+        assert std[0] < floor  # the floor binds on unit 0 ...
+        np.testing.assert_allclose(scale[index][:5], np.maximum(std, floor), rtol=1e-3)  # ... and nowhere else
 
 
 # ----------------------------------------------------------------------------- matching
@@ -153,12 +172,12 @@ def test_weights_ess_and_coverage_by_hand():
     assert info["support_cells"] == 2 and info["rows"] == [5, 3, 4]
 
 
-def planted_composition(n: int = 600, seed: int = 0):
+def planted_composition(seed: int = 0):
     """Rows whose only informative inputs are the oracle label (input 0) and the energy
     (2 or 9), with groups of very different label x energy mixes: every activation is a
     function of the matching cell, so a composition-matched delta is exactly 0."""
     rng = np.random.default_rng(seed)
-    groups = rng.integers(0, 3, n).astype(np.int8)
+    groups, n = rows()[2], ROWS
     distressed = groups > 0
     labels = np.where(distressed, rng.choice(4, n, p=[0.1, 0.1, 0.2, 0.6]), rng.choice(4, n, p=[0.6, 0.25, 0.1, 0.05]))
     energy = np.where(distressed, rng.choice([2, 9], n, p=[0.2, 0.8]), rng.choice([2, 9], n, p=[0.7, 0.3]))
@@ -169,13 +188,17 @@ def planted_composition(n: int = 600, seed: int = 0):
 
 def test_a_planted_composition_difference_moves_raw_cmni_but_not_the_matched_one():
     inputs, labels, groups = planted_composition()
-    params = stacked(5, widths=(8, 8), shape=(3,))
-    cells = match_cells(inputs, labels, groups, 2)
-    got = cmni_variants(params, inputs, groups, cells, chunk_rows=128)
+    params = models(5)
+    cells = match_cells(inputs, labels, groups, BINS)
+    got = cmni_variants(params, inputs, groups, cells, chunk_rows=CHUNK)
     raw, matched = np.asarray(got.values["cmni"]), np.asarray(got.values["cmni_matched"])
     assert np.all(raw > 1e-3) and np.all(np.abs(matched) < 1e-6)
-    assert got.matching["support_cells"] == 8 and got.matching["coverage"] == [1.0, 1.0, 1.0]
-    null = variant_permutation_null(1, params, inputs, groups, cells, permutations=5, chunk_rows=128)
+    keep = (groups >= 0) & (groups < 3)
+    support = set.intersection(*[set(cells[keep & (groups == g)]) for g in range(3)])
+    assert got.matching["support_cells"] == len(support) >= 6
+    for g in range(3):
+        assert got.matching["coverage"][g] == pytest.approx(np.isin(cells[keep & (groups == g)], list(support)).mean())
+    null = variant_permutation_null(1, params, inputs, groups, cells, permutations=K, chunk_rows=CHUNK)
     assert np.all(np.abs(np.asarray(null["cmni_matched"])) < 1e-6)
 
 
@@ -183,27 +206,27 @@ def test_a_planted_composition_difference_moves_raw_cmni_but_not_the_matched_one
 
 
 def test_raw_null_entry_is_bit_identical_to_permutation_null():
-    params = stacked(6, widths=(5, 3), shape=(2, 2))
-    inputs, labels, groups = rows(4, 250)
-    cells = match_cells(inputs, labels, groups, 3)
-    null = variant_permutation_null(7, params, inputs, groups, cells, permutations=6, chunk_rows=64)
-    assert all(v.shape == (2, 2, 6) for v in null.values())
-    np.testing.assert_array_equal(np.asarray(null["cmni"]), np.asarray(permutation_null(7, params, inputs, groups, permutations=6, chunk_rows=64)))
+    params = models(6)
+    inputs, labels, groups = rows(4)
+    cells = match_cells(inputs, labels, groups, BINS)
+    null = variant_permutation_null(7, params, inputs, groups, cells, permutations=K, chunk_rows=CHUNK)
+    assert all(v.shape == MODELS + (K,) for v in null.values())
+    np.testing.assert_array_equal(np.asarray(null["cmni"]), np.asarray(permutation_null(7, params, inputs, groups, permutations=K, chunk_rows=CHUNK)))
 
 
 def test_nulls_match_the_brute_force_on_the_same_permutations():
-    params = stacked(7, widths=(4,), shape=(1,))
-    inputs, labels, groups = rows(5, 240)
-    cells = match_cells(inputs, labels, groups, 2)
-    null = variant_permutation_null(3, params, inputs, groups, cells, permutations=3, chunk_rows=64)
+    params = models(7)
+    inputs, labels, groups = rows(5)
+    cells = match_cells(inputs, labels, groups, BINS)
+    null = variant_permutation_null(3, params, inputs, groups, cells, permutations=K, chunk_rows=CHUNK)
     keep = (groups >= 0) & (groups < 3)
-    model = jax.tree.map(lambda a: np.asarray(a[0]), params)
-    for k, g in enumerate(permuted_groups(3, groups[keep], 3)):
-        want = brute_force(model, inputs, labels, groups, 2, perm_groups=g)
-        np.testing.assert_allclose(float(null["cmni_scaled"][0, k]), want["cmni_scaled"], rtol=1e-4, atol=1e-7)
-    for k, g in enumerate(stratified_permutations(3, groups[keep], cells[keep], 3)):
-        want = brute_force(model, inputs, labels, groups, 2, perm_groups=g)
-        np.testing.assert_allclose(float(null["cmni_matched"][0, k]), want["cmni_matched"], rtol=1e-4, atol=1e-7)
+    model = jax.tree.map(lambda a: np.asarray(a[1, 0]), params)
+    for k, g in enumerate(permuted_groups(3, groups[keep], K)):
+        want = brute_force(model, inputs, labels, groups, BINS, perm_groups=g)
+        np.testing.assert_allclose(float(null["cmni_scaled"][1, 0, k]), want["cmni_scaled"], rtol=1e-4, atol=1e-7)
+    for k, g in enumerate(stratified_permutations(3, groups[keep], cells[keep], K)):
+        want = brute_force(model, inputs, labels, groups, BINS, perm_groups=g)
+        np.testing.assert_allclose(float(null["cmni_matched"][1, 0, k]), want["cmni_matched"], rtol=1e-4, atol=1e-7)
 
 
 def test_stratified_permutations_keep_every_groups_cell_counts():
