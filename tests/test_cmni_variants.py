@@ -244,3 +244,54 @@ def test_match_energy_bins_is_validated():
     AnalysisConfig(match_energy_bins=1).validate()
     with pytest.raises(ConfigError, match="analysis.match_energy_bins"):
         AnalysisConfig(match_energy_bins=0).validate()
+
+
+# ----------------------------------------------------------------------------- the analysis and cmni.csv
+
+
+def scenario_rows(groups):
+    """Scenarios and idle flags that `cmni_groups` maps back to `groups` (-1: a Frog-distress
+    row where Toad is not shown idle)."""
+    scenarios = np.select([groups == 0, groups == 2, groups == 3], [0, 2, 3], 1).astype(np.int8)
+    idle = np.stack([groups == 2, groups != -1], axis=1)
+    return scenarios, idle
+
+
+def test_analyse_checkpoints_carries_every_variant_and_cmni_csv_its_columns():
+    from mirror.analysis.analyse import analyse_checkpoints
+    from mirror.analysis.groups import cmni_groups
+    from mirror.analysis.outputs import VARIANT_COLUMNS, cmni_rows
+
+    params = models(8)  # [checkpoints 2, members 2]
+    inputs, labels, groups = rows(6)
+    scenarios, idle = scenario_rows(groups)
+    np.testing.assert_array_equal(cmni_groups(scenarios, idle), groups)
+    config = AnalysisConfig(permutations=K, init_seeds=2, chunk_rows=CHUNK, match_energy_bins=BINS)
+    masks = [np.ones((2, w), bool) for w in WIDTHS]
+    args = (0, params, masks, [WIDTHS, WIDTHS], inputs, scenarios, idle, np.array([0, 1]), config)
+    a = analyse_checkpoints(*args, labels=labels)
+    assert set(a.variants) == set(a.variant_p_permutation) == set(a.variant_init_null) == set(a.variant_p_init) == set(VARIANTS)
+    np.testing.assert_array_equal(a.variants["cmni"], np.asarray(a.result.cmni))
+    np.testing.assert_array_equal(a.variant_p_permutation["cmni"], a.p_permutation)
+    np.testing.assert_array_equal(a.variant_init_null["cmni"], a.init_null)
+    np.testing.assert_array_equal(a.variant_p_init["cmni"], a.p_init)
+    expected = cmni_variants(params, inputs, groups, match_cells(inputs, labels, groups, BINS), chunk_rows=CHUNK)
+    for name in VARIANTS:
+        assert a.variants[name].shape == a.variant_p_permutation[name].shape == (2, 2) and a.variant_init_null[name].shape == (2, 2)
+        np.testing.assert_allclose(a.variants[name], expected.values[name], rtol=1e-6)
+        assert np.all((a.variant_p_permutation[name] >= 1 / (K + 1)) & (a.variant_p_permutation[name] <= 1))
+        assert np.all(np.isin(a.variant_p_init[name], [1 / 3, 2 / 3, 1]))
+    assert a.matching["energy_bins"] == BINS and len(a.matching["ess"]) == 3 and a.matching["energy_edges"] == list(energy_edges(inputs, groups, BINS))
+
+    header, table = cmni_rows(a, [1, 2], {k: np.zeros((2, 2)) for k in ("val_loss", "val_loss_data", "val_accuracy")}, extra_columns={"x": np.ones((2, 2))})
+    columns = [c for names in VARIANT_COLUMNS.values() for c in names]
+    assert header[header.index("selected") + 1 :] == columns + ["x"]
+    assert columns == ["cmni_scaled", "p_permutation_scaled", "p_init_scaled", "cmni_matched", "p_permutation_matched", "p_init_matched"]
+    row = dict(zip(header, table[3]))  # checkpoint 1, member 1
+    assert row["cmni_matched"] == a.variants["cmni_matched"][1, 1] and row["p_init_scaled"] == a.variant_p_init["cmni_scaled"][1, 1]
+
+    # Without labels (and without nulls, which the tests above cover) the matched variant is NaN.
+    unlabelled = analyse_checkpoints(*args[:-1], AnalysisConfig(permutations=0, init_seeds=0, chunk_rows=CHUNK))
+    assert np.isnan(unlabelled.variants["cmni_matched"]).all() and np.isnan(unlabelled.variant_p_permutation["cmni_matched"]).all()
+    assert unlabelled.variant_init_null["cmni_matched"].shape == (2, 0) and unlabelled.matching == {}
+    np.testing.assert_allclose(unlabelled.variants["cmni_scaled"], a.variants["cmni_scaled"], rtol=1e-6)

@@ -18,7 +18,7 @@ import numpy as np
 
 from mirror.agents.mlp import num_inputs_of, unit_masks
 from mirror.analysis.circuits import circuits, weight_zscores
-from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, param_widths
+from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, neuron_layout, param_widths
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
@@ -167,7 +167,7 @@ def _p_value(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     or 1, members, K]; NaN where the observed value is NaN or K = 0."""
     if not null.shape[-1]:
         return np.full(observed.shape, np.nan)
-    p = np.asarray(empirical_p_value(observed, np.broadcast_to(null, observed.shape + null.shape[-1:])), np.float64)
+    p = (1 + (null >= observed[..., None]).sum(-1)) / (null.shape[-1] + 1)
     return np.where(np.isnan(observed), np.nan, p)
 
 
