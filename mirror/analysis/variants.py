@@ -138,14 +138,18 @@ def match_weights(groups: np.ndarray, cells: np.ndarray, cell_count: int) -> tup
 
 def stratified_permutations(seed: int, groups, cells, permutations: int) -> np.ndarray:
     """int8[K, rows]: K shuffles of `groups` within each cell (every group keeps its count
-    in every cell). Rows are sorted by cell, randomly within a cell, and the groups of the
-    cell-sorted rows are dealt to them in that order."""
+    in every cell): NumPy's row-wise shuffle of each cell's block of rows (a loop over the
+    few cells, not over rows)."""
     groups, cells = np.asarray(groups, np.int8), np.asarray(cells, np.int64)
     rng = np.random.default_rng((seed, _STRATIFIED_STREAM))
-    dealt = groups[np.argsort(cells, kind="stable")]
-    order = np.argsort(cells[None, :] + rng.random((permutations, len(groups))), axis=1)  # random in [0, 1) breaks ties only
-    out = np.empty((permutations, len(groups)), np.int8)
-    np.put_along_axis(out, order, np.broadcast_to(dealt, out.shape), axis=1)
+    order = np.argsort(cells, kind="stable")
+    bounds = np.flatnonzero(np.diff(cells[order])) + 1
+    by_cell = np.empty((permutations, len(groups)), np.int8)
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(groups)]):
+        block = groups[order[lo:hi]]
+        by_cell[:, lo:hi] = rng.permuted(np.broadcast_to(block, (permutations, len(block))), axis=1)
+    out = np.empty_like(by_cell)
+    out[:, order] = by_cell
     return out
 
 
