@@ -290,6 +290,16 @@ def test_analyse_checkpoints_carries_every_variant_and_cmni_csv_its_columns():
     row = dict(zip(header, table[3]))  # checkpoint 1, member 1
     assert row["cmni_matched"] == a.variants["cmni_matched"][1, 1] and row["p_init_scaled"] == a.variant_p_init["cmni_scaled"][1, 1]
 
+    # A sweep trial's share of a population's analysis carries its own member's variants.
+    from mirror.sweep.trial import member_analysis
+
+    mine = member_analysis(a, 1, 1)
+    for field in ("variants", "variant_p_permutation", "variant_p_init"):
+        for name in VARIANTS:
+            np.testing.assert_array_equal(getattr(mine, field)[name], getattr(a, field)[name][:1, 1:2])
+    np.testing.assert_array_equal(mine.variant_init_null["cmni_scaled"], a.variant_init_null["cmni_scaled"][1:2])
+    assert cmni_rows(mine, [1], {k: np.zeros((1, 1)) for k in ("val_loss", "val_loss_data", "val_accuracy")})[1][0][-1] == a.variant_p_init["cmni_matched"][0, 1]
+
     # Without labels (and without nulls, which the tests above cover) the matched variant is NaN.
     unlabelled = analyse_checkpoints(*args[:-1], AnalysisConfig(permutations=0, init_seeds=0, chunk_rows=CHUNK))
     assert np.isnan(unlabelled.variants["cmni_matched"]).all() and np.isnan(unlabelled.variant_p_permutation["cmni_matched"]).all()

@@ -85,6 +85,10 @@ def member_analysis(a: CheckpointAnalysis, member: int, checkpoints: int) -> Che
         mirror_rank=np.asarray(a.mirror_rank)[member : member + 1],
         circuits=[a.circuits[member]],
         zscores=[a.zscores[member]],
+        variants={k: _member_slice(v, member, checkpoints) for k, v in a.variants.items()},
+        variant_p_permutation={k: _member_slice(v, member, checkpoints) for k, v in a.variant_p_permutation.items()},
+        variant_init_null={k: np.asarray(v)[member : member + 1] for k, v in a.variant_init_null.items()},
+        variant_p_init={k: _member_slice(v, member, checkpoints) for k, v in a.variant_p_init.items()},
     )
 
 
