@@ -80,7 +80,7 @@ class VariantCMNI(NamedTuple):
     values: dict  # variant -> [...]
     terms: dict  # variant -> [..., neurons] per-neuron MNS terms (0 for padded neurons)
     scale: jax.Array  # [..., neurons] the floored pooled std s_n of cmni_scaled
-    matching: dict  # ess [3], coverage [3], support_cells, cells (JSON-ready lists)
+    matching: dict  # per group (none, frog, toad): ess, coverage, rows; support_cells (JSON-ready)
 
 
 # ----------------------------------------------------------------------------- cells and weights
@@ -131,7 +131,6 @@ def match_weights(groups: np.ndarray, cells: np.ndarray, cell_count: int) -> tup
         "coverage": [float(v) for v in coverage],
         "rows": [int(v) for v in totals],
         "support_cells": int(support.sum()),
-        "cells": int(cell_count),
     }
     return table.astype(np.float32), info
 
@@ -246,7 +245,9 @@ def _cmni_rows(inputs, groups, cells):
 
 def _matching(g: np.ndarray, c: np.ndarray, cells) -> tuple[np.ndarray, dict, bool]:
     """The weight table, the matching facts and whether the matched variant is defined."""
-    count = int(c.max()) + 1 if c.size else 1
+    # Padded to a multiple of 16 cells (empty cells weigh 0): one compiled program serves
+    # any bin count up to 4, labelled or not.
+    count = -(-(int(c.max()) + 1 if c.size else 1) // 16) * 16
     table, info = match_weights(g, c, count)
     defined = cells is not None and info["support_cells"] > 0
     return table, (info if cells is not None else {}), defined
