@@ -22,7 +22,7 @@ from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, neuron_lay
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
-from mirror.analysis.variants import VARIANTS, cmni_variants, energy_edges, match_cells, variant_permutation_null
+from mirror.analysis.variants import LABELS, VARIANTS, cmni_variants, energy_edges, match_cells, variant_permutation_null
 from mirror.config import AnalysisConfig
 
 
@@ -113,7 +113,7 @@ def analyse_checkpoints(
         key = jax.random.key(seed)
         init = timed("random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, cells, config, activation, kernel_init))
     variant_p_init = {name: _p_value(variants[name], init[name][None]) for name in VARIANTS}
-    matching = {} if cells is None else {**observed.matching, "cells": 4 * config.match_energy_bins, "energy_bins": config.match_energy_bins,
+    matching = {} if cells is None else {**observed.matching, "cells": LABELS * config.match_energy_bins, "energy_bins": config.match_energy_bins,
                                          "energy_edges": [float(e) for e in energy_edges(analysed_inputs, groups, config.match_energy_bins)]}  # fmt: skip
 
     chosen = select_member_params(params, selected)
