@@ -134,7 +134,7 @@ def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Arr
     """One model: x_t[inputs, rows] -> [neurons, rows], hidden layers then the linear outputs."""
     hidden = hidden_activations_t(params, masks, x_t, activation)
     last = hidden[hidden.shape[0] - masks[-1].shape[0] :]
-    out = params["output"]["kernel"].T @ last + params["output"]["bias"][:, None]
+    out = _dense_t(params["output"]["kernel"], last) + params["output"]["bias"][:, None]  # a batched [4, W] @ [W, rows] is slow on CPU
     return jnp.concatenate([hidden, out], axis=0)
 
 
