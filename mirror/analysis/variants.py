@@ -179,10 +179,8 @@ def _index(terms: jax.Array, neuron_mask: jax.Array) -> jax.Array:
 def _matched_columns(groups: jax.Array, cells: jax.Array, table: jax.Array) -> jax.Array:
     """groups int[sets, rows], cells int[rows] -> float32[rows, sets * 3]: the one-hot group
     columns scaled by each row's weight table[group, cell] (0 for rows without a cell)."""
-    g = jnp.clip(groups, 0, CMNI_GROUPS - 1)
-    c = jnp.clip(cells, 0, table.shape[1] - 1)
-    w = jnp.where((groups >= 0) & (cells >= 0)[None], table[g, c[None]], 0.0)  # [sets, rows]
-    return (jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.float32) * w[..., None]).transpose(1, 0, 2).reshape(groups.shape[1], -1)
+    by_group = jax.nn.one_hot(cells, table.shape[1], dtype=jnp.float32) @ table.T  # [rows, 3]: row r's weight in each group (no gather)
+    return (jax.nn.one_hot(groups.T, CMNI_GROUPS, dtype=jnp.float32) * by_group[:, None, :]).reshape(groups.shape[1], -1)
 
 
 def _pooled_pass(flat_params, flat_masks, inputs, groups, cells, sets, table, pooled_mean, *, activation, chunk_rows):
