@@ -166,6 +166,9 @@ class AnalysisConfig:
     # Hochberg at `alpha`; "paper": the thresholds fitted to the paper's Table 4 (response_fraction).
     roles: str = "significance"
     alpha: float = 0.05  # false discovery rate of the per-neuron tests
+    # cmni_matched's cells: oracle label x this many energy bins, edges at the baseline
+    # group's energy quantiles (`mirror.analysis.variants`); 1 matches on the label alone.
+    match_energy_bins: int = 4
 
     def validate(self) -> None:
         _require(self.chunk_rows > 0, "analysis.chunk_rows", self.chunk_rows, "a positive integer")
@@ -175,6 +178,8 @@ class AnalysisConfig:
         _require(ok, "analysis.checkpoint", self.checkpoint, "'best', 'last' or an epoch number")
         _require(0.0 <= self.response_fraction < 1.0, "analysis.response_fraction", self.response_fraction, "a number in [0, 1)")
         _require(0.0 <= self.circuit_share <= 1.0, "analysis.circuit_share", self.circuit_share, "a number in [0, 1]")
+        ok = isinstance(self.match_energy_bins, int) and not isinstance(self.match_energy_bins, bool) and self.match_energy_bins >= 1
+        _require(ok, "analysis.match_energy_bins", self.match_energy_bins, "an integer >= 1")
         self.validate_roles()
 
     def validate_roles(self) -> None:

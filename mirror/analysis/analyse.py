@@ -2,8 +2,9 @@
 
 `analyse_checkpoints` takes the stacked parameters [checkpoints, members, ...] of a run
 (or any stack of models), the test rows and the analysis config, and returns the CMNI
-of every checkpoint and member (clean and with the published leak), the permutation
-and random-initialisation nulls, and, for one selected checkpoint per member, moments,
+of every checkpoint and member (clean and with the published leak), its scale-free and
+composition-matched variants (`mirror.analysis.variants`), the permutation and
+random-initialisation nulls of every variant, and, for one selected checkpoint per member, moments,
 roles, weight z-scores and circuits. `mirror.analysis.outputs` writes them out.
 """
 
@@ -17,11 +18,12 @@ import numpy as np
 
 from mirror.agents.mlp import num_inputs_of, unit_masks
 from mirror.analysis.circuits import circuits, weight_zscores
-from mirror.analysis.cmni import CMNIResult, cmni, empirical_p_value, init_params_batch, neuron_layout, param_widths, permutation_null
+from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, neuron_layout, param_widths
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
 from mirror.analysis.significance import NeuronP, neuron_null_mns, neuron_p_values, significant_roles, untested
+from mirror.analysis.variants import LABELS, VARIANTS, cmni_variants, energy_edges, match_cells, variant_permutation_null
 from mirror.config import AnalysisConfig
 
 
@@ -44,11 +46,13 @@ class CheckpointAnalysis:
     unit_of: np.ndarray  # int[neurons]
     group_counts: np.ndarray  # int[4] test rows in groups none, frog, toad, both
     timings: dict  # seconds per phase
-    # Per CMNI variant (mirror.analysis.variants.VARIANTS; "cmni" is the fields above):
-    variants: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
-    variant_p_permutation: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
-    variant_init_null: dict = dataclasses.field(default_factory=dict)  # name -> [members, seeds]
-    variant_p_init: dict = dataclasses.field(default_factory=dict)  # name -> [checkpoints, members]
+    # Every variant of `mirror.analysis.variants.VARIANTS`; the "cmni" entries are
+    # result.cmni, p_permutation, init_null and p_init. cmni_matched is NaN without labels.
+    variants: dict = dataclasses.field(default_factory=dict)  # variant -> [checkpoints, members]
+    variant_p_permutation: dict = dataclasses.field(default_factory=dict)  # variant -> [checkpoints, members] (nan: permutations = 0)
+    variant_init_null: dict = dataclasses.field(default_factory=dict)  # variant -> [members, seeds]
+    variant_p_init: dict = dataclasses.field(default_factory=dict)  # variant -> [checkpoints, members]
+    matching: dict = dataclasses.field(default_factory=dict)  # cmni_matched's cells, ESS and coverage per group (JSON-ready)
 
 
 def select_member_params(params, selected):
@@ -71,10 +75,12 @@ def analyse_checkpoints(
     activation: str = "relu",
     kernel_init: str = "glorot_uniform",
     progress: Callable[[str], None] | None = None,
+    labels: np.ndarray | None = None,
 ) -> CheckpointAnalysis:
     """params [checkpoints, members, ...] (padded), unit_mask bool[members, units] per hidden
     layer, member_widths: true hidden widths per member, test rows, selected int[members].
-    `seed` draws the label permutations and the random initialisations."""
+    `seed` draws the label permutations and the random initialisations. labels int[rows]:
+    the test rows' oracle labels, which cmni_matched matches on (None: it is NaN)."""
     step = progress or (lambda name: None)
     timings = {}
     config.validate_roles()  # roles by significance need permutations: fail before any work
@@ -97,17 +103,21 @@ def analyse_checkpoints(
     result = leak if config.leak_scenario else clean
     analysed_inputs = leaked if config.leak_scenario else inputs
     shape = np.asarray(result.cmni).shape
-    p_permutation = np.full(shape, np.nan)
+    cells = None if labels is None else match_cells(analysed_inputs, labels, groups, config.match_energy_bins)
+    observed = timed("cmni variants", lambda: cmni_variants(params, analysed_inputs, groups, cells, **kw))
+    variants = {name: np.asarray(observed.values[name]) for name in VARIANTS}
+    variants["cmni"] = np.asarray(result.cmni)
+    variant_p = {name: np.full(shape, np.nan) for name in VARIANTS}
     if config.permutations:
-        null = timed("permutation null", lambda: permutation_null(seed, params, analysed_inputs, groups, permutations=config.permutations, **kw))
-        p_permutation = np.asarray(empirical_p_value(result.cmni, null))
-    init = np.zeros((shape[1], 0))
+        null = timed("permutation null", lambda: variant_permutation_null(seed, params, analysed_inputs, groups, cells, permutations=config.permutations, **kw))
+        variant_p = {name: _p_value(variants[name], np.asarray(null[name])) for name in VARIANTS}
+    init = {name: np.zeros((shape[1], 0)) for name in VARIANTS}
     if config.init_seeds:
         key = jax.random.key(seed)
-        init = timed("random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, config, activation, kernel_init))
-    p_init = np.full(shape, np.nan)
-    if init.shape[1]:
-        p_init = (1 + (init[None, :, :] >= np.asarray(result.cmni)[:, :, None]).sum(-1)) / (init.shape[1] + 1)
+        init = timed("random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, cells, config, activation, kernel_init))
+    variant_p_init = {name: _p_value(variants[name], init[name][None]) for name in VARIANTS}
+    matching = {} if cells is None else {**observed.matching, "cells": LABELS * config.match_energy_bins, "energy_bins": config.match_energy_bins,
+                                         "energy_edges": [float(e) for e in energy_edges(analysed_inputs, groups, config.match_energy_bins)]}  # fmt: skip
 
     chosen = select_member_params(params, selected)
     moments = timed("moments", lambda: scenario_moments(chosen, analysed_inputs, groups, unit_mask=unit_mask, activation=activation, chunk_rows=config.chunk_rows))
@@ -117,8 +127,8 @@ def analyse_checkpoints(
     real = at(result.neuron_mask)
     neuron_p = untested(real.shape)
     if config.permutations:
-        observed = at(result.d_frog), at(result.d_toad), at(result.mns)
-        neuron_p = timed("per-neuron permutation null", lambda: neuron_tests(seed, chosen, unit_mask, analysed_inputs, groups, observed, real, config, activation))
+        deltas = at(result.d_frog), at(result.d_toad), at(result.mns)
+        neuron_p = timed("per-neuron permutation null", lambda: neuron_tests(seed, chosen, unit_mask, analysed_inputs, groups, deltas, real, config, activation))
     roles = select_roles(config, at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, neuron_p)
     rank = mirror_rank(at(result.mns), layer_of, real)
     member_params = [jax.tree.map(lambda a: a[m], chosen) for m in members]
@@ -130,9 +140,9 @@ def analyse_checkpoints(
         result=result,
         cmni_clean=np.asarray(clean.cmni),
         cmni_leak=np.asarray(leak.cmni),
-        p_permutation=p_permutation,
-        init_null=init,
-        p_init=p_init,
+        p_permutation=variant_p["cmni"],
+        init_null=init["cmni"],
+        p_init=variant_p_init["cmni"],
         selected=np.asarray(selected),
         moments=moments,
         roles=roles,
@@ -144,10 +154,11 @@ def analyse_checkpoints(
         unit_of=unit_of,
         group_counts=np.bincount(groups[groups >= 0], minlength=4),
         timings=timings,
-        variants={"cmni": np.asarray(result.cmni)},
-        variant_p_permutation={"cmni": p_permutation},
-        variant_init_null={"cmni": init},
-        variant_p_init={"cmni": p_init},
+        variants=variants,
+        variant_p_permutation=variant_p,
+        variant_init_null=init,
+        variant_p_init=variant_p_init,
+        matching=matching,
     )
 
 
@@ -167,7 +178,7 @@ def select_roles(config: AnalysisConfig, d_frog, d_toad, mns, layer_of, real, ne
     return significant_roles(neuron_p, mns, real)
 
 
-ANALYSIS_STEPS = 7  # progress steps reported by analyse_checkpoints (at most)
+ANALYSIS_STEPS = 8  # progress steps reported by analyse_checkpoints (at most)
 
 
 def widths_key(widths) -> int:
@@ -175,18 +186,25 @@ def widths_key(widths) -> int:
     return zlib.crc32(",".join(str(int(w)) for w in widths).encode()) & 0x7FFFFFFF
 
 
-def _init_null(key, member_widths, params, inputs, groups, config, activation, kernel_init) -> np.ndarray:
-    """[members, seeds]: members of equal widths share one batch of initialisations."""
+def _p_value(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """(1 + #{null >= observed}) / (K + 1): observed[checkpoints, members], null[checkpoints
+    or 1, members, K]; NaN where the observed value is NaN or K = 0."""
+    if not null.shape[-1]:
+        return np.full(observed.shape, np.nan)
+    p = (1 + (null >= observed[..., None]).sum(-1)) / (null.shape[-1] + 1)
+    return np.where(np.isnan(observed), np.nan, p)
+
+
+def _init_null(key, member_widths, params, inputs, groups, cells, config, activation, kernel_init) -> dict:
+    """variant -> [members, seeds]: members of equal widths share one batch of initialisations."""
     padded = param_widths(params)
-    out = np.zeros((len(member_widths), config.init_seeds))
     distinct = sorted({tuple(w) for w in member_widths})
     # Keyed by the widths themselves, so a member's baseline does not depend on which other
     # widths share its population (sweeps regroup trials freely).
     batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
     masks = unit_masks([w for w in distinct for _ in range(config.init_seeds)], padded)
-    values = np.asarray(cmni(stacked, inputs, groups, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).cmni)
-    for m, w in enumerate(member_widths):
-        i = distinct.index(tuple(w))
-        out[m] = values[i * config.init_seeds : (i + 1) * config.init_seeds]
-    return out
+    values = cmni_variants(stacked, inputs, groups, cells, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).values
+    first = [distinct.index(tuple(w)) * config.init_seeds for w in member_widths]
+    index = np.asarray(first)[:, None] + np.arange(config.init_seeds)  # [members, seeds]
+    return {name: np.asarray(values[name], np.float64)[index] for name in VARIANTS}

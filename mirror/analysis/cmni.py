@@ -134,7 +134,7 @@ def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Arr
     """One model: x_t[inputs, rows] -> [neurons, rows], hidden layers then the linear outputs."""
     hidden = hidden_activations_t(params, masks, x_t, activation)
     last = hidden[hidden.shape[0] - masks[-1].shape[0] :]
-    out = params["output"]["kernel"].T @ last + params["output"]["bias"][:, None]
+    out = _dense_t(params["output"]["kernel"], last) + params["output"]["bias"][:, None]  # a batched [4, W] @ [W, rows] is slow on CPU
     return jnp.concatenate([hidden, out], axis=0)
 
 
@@ -230,6 +230,16 @@ def _stats(mu: jax.Array, neuron_mask: jax.Array, layer_of: np.ndarray, layers: 
     )
 
 
+def flat_neuron_mask(flat_params, flat_masks) -> jax.Array:
+    """bool[models, neurons]: the real (counted) neurons of flattened models, outputs last."""
+    return _neuron_mask(flat_params, flat_masks)
+
+
+def flat_layer_of(flat_params, flat_masks) -> np.ndarray:
+    """int[neurons]: each neuron's 0-based layer (hidden layers, then the outputs)."""
+    return _layer_of(flat_masks, flat_params)
+
+
 def _neuron_mask(flat_params, flat_masks) -> jax.Array:
     models = flat_params["output"]["bias"].shape[0]
     actions = flat_params["output"]["bias"].shape[1]
@@ -284,13 +294,32 @@ def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", ch
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
-def _permutation_flat(flat_params, flat_masks, inputs, groups, shuffled, *, activation, chunk_rows):
+def permutation_sums(flat_params, flat_masks, inputs, shuffled, *, activation: str, chunk_rows: int) -> jax.Array:
+    """The permuted-label group sums [models, hidden, 1 + K, 2] that `permutation_cmni`
+    reads, of the CMNI rows inputs[rows, 3W+4] under shuffled int[K, rows] (groups 0-2).
+    One jitted program, shared by every null built on the same permutations (so they agree
+    bit for bit)."""
     # Label set 0 puts every row in its group 0: the total. Sets 1..K hold the permuted
     # frog (1 -> 0) and toad (2 -> 1) rows; the none-rows (-1) follow as total - frog - toad.
-    labels = jnp.concatenate([jnp.zeros((1, groups.shape[0]), jnp.int32), shuffled.astype(jnp.int32) - 1])
-    sums = group_sums(flat_params, flat_masks, inputs, labels, groups=2, activation=activation, chunk_rows=chunk_rows)
+    labels = jnp.concatenate([jnp.zeros((1, shuffled.shape[1]), jnp.int32), shuffled.astype(jnp.int32) - 1])
+    return group_sums(flat_params, flat_masks, inputs, labels, groups=2, activation=activation, chunk_rows=chunk_rows)
+
+
+def group_counts(groups: jax.Array, models: int) -> jax.Array:
+    """int[models, 3] rows of the CMNI groups 0-2 (a permutation keeps them)."""
     counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
-    return permutation_cmni(flat_params, flat_masks, sums, jnp.broadcast_to(counts, (sums.shape[0], CMNI_GROUPS)))
+    return jnp.broadcast_to(counts, (models, CMNI_GROUPS))
+
+
+def permutation_means(flat_params, flat_masks, sums: jax.Array, counts: jax.Array) -> jax.Array:
+    """Every neuron's group means under each permutation, mu[models, neurons, K, 3] (none,
+    frog, toad), from `permutation_sums`' sums[models, hidden, 1 + K, 2] and counts
+    int[models, 3]; the output layer's follow from the last hidden layer's."""
+    frog, toad = sums[:, :, 1:, 0], sums[:, :, 1:, 1]  # [models, hidden, K]
+    none = sums[:, :, :1, 0] - frog - toad
+    per_group = lambda total, g: total / counts[:, g, None, None]  # noqa: E731
+    hidden_mu = jnp.stack([per_group(none, 0), per_group(frog, 1), per_group(toad, 2)], axis=-1)  # [models, hidden, K, 3]
+    return jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
 
 
 def permutation_cmni(flat_params, flat_masks, sums: jax.Array, counts: jax.Array) -> jax.Array:
@@ -298,15 +327,14 @@ def permutation_cmni(flat_params, flat_masks, sums: jax.Array, counts: jax.Array
     (`group_sums` with label set 0 putting every CMNI row in group 0, the total, and sets
     1..K holding the permuted frog (1 -> 0) and toad (2 -> 1) rows; the none-rows follow
     as total - frog - toad); counts int[models, 3] rows per group (kept by a permutation)."""
-    frog, toad = sums[:, :, 1:, 0], sums[:, :, 1:, 1]  # [models, hidden, K]
-    none = sums[:, :, :1, 0] - frog - toad
-    per_group = lambda total, g: total / counts[:, g, None, None]  # noqa: E731
-    hidden_mu = jnp.stack([per_group(none, 0), per_group(frog, 1), per_group(toad, 2)], axis=-1)  # [models, hidden, K, 3]
-    mu = jnp.concatenate([hidden_mu, output_means(flat_params, hidden_mu, flat_masks[-1].shape[-1])], axis=1)
+    mu = permutation_means(flat_params, flat_masks, sums, counts)
     layer_of = _layer_of(flat_masks, flat_params)
     one = lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1)["cmni"]  # noqa: E731
     per_perm = jax.vmap(one, in_axes=(0, None))  # over K
     return jax.vmap(per_perm)(mu.transpose(0, 2, 1, 3), _neuron_mask(flat_params, flat_masks))  # [models, K]
+
+
+permutation_cmni_jit = jax.jit(permutation_cmni)
 
 
 def permuted_groups(seed: int, groups: np.ndarray, permutations: int) -> np.ndarray:
@@ -325,7 +353,8 @@ def permutation_null(seed: int, params, inputs, groups, *, permutations: int = 2
     flat_params, flat_masks = flatten_models(params, masks)
     x, g = _cmni_rows(inputs, groups)
     shuffled = jnp.asarray(permuted_groups(seed, np.asarray(g), permutations))
-    null = _permutation_flat(flat_params, flat_masks, x, g, shuffled, activation=activation, chunk_rows=chunk_rows)
+    sums = permutation_sums(flat_params, flat_masks, x, shuffled, activation=activation, chunk_rows=chunk_rows)
+    null = permutation_cmni_jit(flat_params, flat_masks, sums, group_counts(g, sums.shape[0]))
     return null.reshape(lead + (permutations,))
 
 

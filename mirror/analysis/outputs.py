@@ -1,6 +1,6 @@
 """Writing a run's analysis: CSV tables, summary.json and the figures (the I/O edge).
 
-    OUT/cmni.csv      one row per checkpoint and member
+    OUT/cmni.csv      one row per checkpoint and member (every CMNI variant and its p-values)
     OUT/neurons.csv   selected checkpoint(s): one row per neuron and scenario
     OUT/circuits.csv  selected checkpoint(s): one row per second-layer hub
     OUT/weights.csv   selected checkpoint(s): every weight and its z-score in its matrix
@@ -63,7 +63,9 @@ def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict, metric_names=SUPERVI
     extra = extra_columns or {}
     header = ["checkpoint", "epoch", "member", *metric_names, "cmni", "mne", "neurons"]
     header += [f"cmni_{name}" for name in layer_names(layers)]
-    header += ["p_permutation", "p_init", "cmni_clean", "cmni_leak", "selected", *extra]
+    header += ["p_permutation", "p_init", "cmni_clean", "cmni_leak", "selected"]
+    variant_columns = _variant_columns(a, (checkpoints, members))
+    header += [*variant_columns, *extra]
     rows = []
     for c in range(checkpoints):
         for m in range(members):
@@ -71,6 +73,7 @@ def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict, metric_names=SUPERVI
             row += [float(r.cmni[c, m]), float(r.mne[c, m]), int(r.neurons[c, m])]
             row += [float(v) for v in np.asarray(r.layer_cmni[c, m])]
             row += [a.p_permutation[c, m], a.p_init[c, m], a.cmni_clean[c, m], a.cmni_leak[c, m], a.selected[m] == c]
+            row += [np.float64(values[c, m]) for values in variant_columns.values()]
             row += [np.float64(values[c, m]) for values in extra.values()]
             rows.append(row)
     return header, rows
@@ -85,6 +88,24 @@ def significant_tests(neuron_p: dict, m: int, n: int) -> str:
     if np.isnan(neuron_p["p_mirror"][m, n]):
         return ""
     return "+".join(name for name, key in SIGNIFICANCE_TESTS if neuron_p[key][m, n]) or "none"
+
+
+# cmni.csv's columns per variant beyond the paper's: (value, permutation p, random-init p)
+VARIANT_COLUMNS = {
+    "cmni_scaled": ("cmni_scaled", "p_permutation_scaled", "p_init_scaled"),
+    "cmni_matched": ("cmni_matched", "p_permutation_matched", "p_init_matched"),
+}
+
+
+def _variant_columns(a: CheckpointAnalysis, shape) -> dict:
+    """column -> [checkpoints, members] for every VARIANT_COLUMNS entry (NaN if not computed)."""
+    missing = np.full(shape, np.nan)
+    columns = {}
+    for variant, (value, p_perm, p_init) in VARIANT_COLUMNS.items():
+        columns[value] = a.variants.get(variant, missing)
+        columns[p_perm] = a.variant_p_permutation.get(variant, missing)
+        columns[p_init] = a.variant_p_init.get(variant, missing)
+    return columns
 
 
 def neuron_rows(a: CheckpointAnalysis, epochs):
@@ -192,7 +213,8 @@ def write_analysis_outputs(
         write_csv(out / "weights.csv", *weight_rows(a, params_selected, epochs)),
     ]
     path = out / "summary.json"
-    path.write_text(json.dumps({**summary(a, epochs, config_analysis, replicates=replicates), **(summary_extra or {})}, indent=2) + "\n")
+    matching = {"cmni_matching": a.matching} if a.matching else {}  # cmni_matched's cells, ESS and coverage per group
+    path.write_text(json.dumps({**summary(a, epochs, config_analysis, replicates=replicates), **matching, **(summary_extra or {})}, indent=2) + "\n")
     written.append(path)
     if figures:
         (out / "figures").mkdir(exist_ok=True)

@@ -89,7 +89,7 @@ def analyse_run(
     analysis = analyse_checkpoints(
         config.seed, run.params, unit_masks(run.widths, run.padded_widths), run.widths,
         inputs, scenarios, idle, selected, config.analysis,
-        activation=config.model.activation, kernel_init=config.model.kernel_init, progress=progress,
+        activation=config.model.activation, kernel_init=config.model.kernel_init, progress=progress, labels=dataset.labels[test],
     )  # fmt: skip
     metrics = {k: run.metric(k) for k in ("val_loss", "val_loss_data", "val_accuracy")}
     written = write_analysis_outputs(
@@ -193,7 +193,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     masks = unit_masks(run.widths, run.padded_widths)
     analysis = analyse_checkpoints(
         config.seed, run.params, masks, run.widths, dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], selected,
-        config.analysis, activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT, progress=progress,
+        config.analysis, activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT, progress=progress, labels=dataset.labels[test],
     )  # fmt: skip
     step_start = time.perf_counter()
     onpolicy = onpolicy_cmni(

@@ -175,7 +175,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
         analysis = analyse_checkpoints(
             config.seed, jax.tree.map(lambda a: a[:, chunk], run.params), [m[chunk] for m in masks], run.widths[chunk],
             inputs, scenarios, idle_shown, np.asarray(selected[chunk]), config.analysis,
-            activation=config.model.activation, kernel_init=config.model.kernel_init,
+            activation=config.model.activation, kernel_init=config.model.kernel_init, labels=dataset.labels[test],
         )  # fmt: skip
         rows += [
             write_trial(sweep_dir, trial, lo + j, run, analysis, test_metrics, figures=sweep.trial_figures, analysis_index=j)
