@@ -301,7 +301,7 @@ def test_analyse_checkpoints_carries_every_variant_and_cmni_csv_its_columns():
     assert cmni_rows(mine, [1], {k: np.zeros((1, 1)) for k in ("val_loss", "val_loss_data", "val_accuracy")})[1][0][-1] == a.variant_p_init["cmni_matched"][0, 1]
 
     # Without labels (and without nulls, which the tests above cover) the matched variant is NaN.
-    unlabelled = analyse_checkpoints(*args[:-1], AnalysisConfig(permutations=0, init_seeds=0, chunk_rows=CHUNK))
+    unlabelled = analyse_checkpoints(*args[:-1], AnalysisConfig(permutations=0, init_seeds=0, chunk_rows=CHUNK, roles="paper"))
     assert np.isnan(unlabelled.variants["cmni_matched"]).all() and np.isnan(unlabelled.variant_p_permutation["cmni_matched"]).all()
     assert unlabelled.variant_init_null["cmni_matched"].shape == (2, 0) and unlabelled.matching == {}
     np.testing.assert_allclose(unlabelled.variants["cmni_scaled"], a.variants["cmni_scaled"], rtol=1e-6)

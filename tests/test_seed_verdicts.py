@@ -179,7 +179,7 @@ def test_summary_json_of_a_real_tiny_population(tiny_dataset, dataset_cache, tmp
     assert main(["train", "--run-dir", str(run), *train]) == 0
     assert main(["cmni", str(run), "--out", str(run), "--analysis.permutations", "3", "--analysis.init_seeds", "3"]) == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert set(summary["rise_and_fall"]) == set(summary["init_baseline"]) == {"cmni"}
+    assert set(summary["rise_and_fall"]) == set(summary["init_baseline"]) == {"cmni", "cmni_scaled", "cmni_matched"}
     rise, init = summary["rise_and_fall"]["cmni"], summary["init_baseline"]["cmni"]
     assert set(rise) >= {"peak_epoch", "drop", "ci95", "seeds", "reproduced", "method", "per_seed_drop"}
     assert rise["seeds"] == 2 and len(rise["per_seed_drop"]) == 2 and rise["ci95"][0] is not None
