@@ -107,6 +107,60 @@ def seeds_section(summary: dict) -> list[str]:
             out.append(f"| {name} | {spread} | {_number(entry['trained_mean'])} | {init_baseline_words(entry)} |")
     return out + [""]
 
+# cmni.csv's columns per variant: (value, permutation p, random-init p).
+VARIANT_CSV = {
+    "cmni": ("cmni", "p_permutation", "p_init"),
+    "cmni_scaled": ("cmni_scaled", "p_permutation_scaled", "p_init_scaled"),
+    "cmni_matched": ("cmni_matched", "p_permutation_matched", "p_init_matched"),
+}
+VARIANT_MEANING = {
+    "cmni": "the paper's raw CMNI (units of activation)",
+    "cmni_scaled": "each neuron's deltas over its pooled activation sd (scale-free)",
+    "cmni_matched": "group means matched to the baseline's label x energy mix",
+}
+
+
+def _present(rows: list[dict]) -> list[str]:
+    """The variants cmni.csv has (files from older analyses: the raw CMNI only)."""
+    return [name for name, (column, _, _) in VARIANT_CSV.items() if rows and column in rows[0]]
+
+
+def epoch_table(cmni_rows: list[dict], epochs: list[int], member: int) -> list[str]:
+    """Every checkpoint of `member`: validation loss and each variant with its permutation p."""
+    names = _present(cmni_rows)
+    out = ["| epoch | val loss | " + " | ".join(f"{n} | p" for n in names) + " |", "| ---: | ---: |" + " ---: | ---: |" * len(names)]
+    by_epoch = {int(r["epoch"]): r for r in cmni_rows if int(r["member"]) == member}
+    for epoch in epochs:
+        r = by_epoch[epoch]
+        cells = " | ".join(f"{_f(r[VARIANT_CSV[n][0]]):.6f} | {_f(r[VARIANT_CSV[n][1]]):.3f}" for n in names)
+        out.append(f"| {epoch} | {_f(r['val_loss']):.4f} | {cells} |")
+    return out + [""]
+
+
+def variant_nulls_table(selected: dict) -> list[str]:
+    """The selected checkpoint's value and both null p-values for every variant."""
+    names = _present([selected])
+    out = ["| variant | what it measures | value | permutation p | random-init p |", "| --- | --- | ---: | ---: | ---: |"]
+    for n in names:
+        value, p_perm, p_init = (_f(selected[c]) for c in VARIANT_CSV[n])
+        out.append(f"| {n} | {VARIANT_MEANING[n]} | {value:.6f} | {p_perm:.3f} | {p_init:.3f} |")
+    return out + [
+        "",
+        "The permutation p asks whether the scenario groups differ at all (label shuffles; within label x energy cells for"
+        " cmni_matched); the random-init p asks whether training raised the index above untrained networks of the same"
+        " architecture. A small permutation p with a large random-init p means the structure was there before training.",
+        "",
+    ]
+
+
+def matching_lines(matching: dict | None) -> list[str]:
+    """cmni_matched's diagnostics: effective sample size and coverage per group."""
+    if not matching or not matching.get("ess"):
+        return []
+    groups = ("none", "frog", "toad")
+    parts = [f"{g} {ess:,.0f} ({cov:.0%} of its rows in the support)" for g, ess, cov in zip(groups, matching["ess"], matching["coverage"])]
+    return ["cmni_matched, effective sample size per group: " + "; ".join(parts) + f" ({matching.get('energy_bins')} energy bins).", ""]
+
 
 def figure2_shape(summary: dict) -> str:
     """The "Figure 2 shape" cell of the comparison with the paper (the paper's CMNI)."""
@@ -226,14 +280,8 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         f"- best validation loss {traj['best_val_loss']:.4f} at epoch {traj['best_val_loss_epoch']}",
         "- one model's peak and final values are no test of the rise and fall: see CMNI across seeds",
         "",
-        "| epoch | val loss | CMNI | permutation p |",
-        "| ---: | ---: | ---: | ---: |",
     ]
-    by_epoch = {int(r["epoch"]): r for r in cmni_rows if int(r["member"]) == member}
-    for epoch in traj["epochs"]:
-        r = by_epoch[epoch]
-        out.append(f"| {epoch} | {_f(r['val_loss']):.4f} | {_f(r['cmni']):.6f} | {_f(r['p_permutation']):.3f} |")
-    out.append("")
+    out += epoch_table(cmni_rows, traj["epochs"], member)
     out += seeds_section(summary)
 
     out += [
@@ -246,6 +294,7 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
     init = next((i for i in summary.get("init_null", []) if i.get("member") == member and i.get("seeds")), None)
     if init:
         out.append(f"Untrained networks of the same architecture ({init['seeds']} seeds): CMNI {init['mean']:.6f} ± {init['std']:.6f} (max {init['max']:.6f}).")
+    out += ["", *variant_nulls_table(selected), *matching_lines(summary.get("cmni_matching"))]
     out += [
         "",
         "The published computation fed the scenario id into input 98 (spec §7). Same checkpoints with that leak:",

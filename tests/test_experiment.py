@@ -101,3 +101,26 @@ def test_population_members_are_separate_grouped_wandb_runs(small_dataset, datas
             json.loads(i.value_json) for r in records if r.HasField("history") for i in r.history.item if (i.key or ".".join(i.nested_key)) == "cmni"
         ]
         assert len(epochs) == 2
+
+
+@pytest.mark.slow  # `mirror run` end to end
+def test_report_gives_every_variant_with_its_nulls_from_cmni_csv(run_dir):
+    """The report's per-variant numbers are cmni.csv's (the selected checkpoint's row), and
+    the matching diagnostics are summary.json's."""
+    import csv
+
+    from mirror.report import VARIANT_MEANING
+
+    report = (run_dir / "report.md").read_text()
+    with open(run_dir / "cmni.csv", newline="") as fh:
+        selected = next(r for r in csv.DictReader(fh) if r["selected"] == "1")
+    for name, (value, p_perm, p_init) in {
+        "cmni": ("cmni", "p_permutation", "p_init"),
+        "cmni_scaled": ("cmni_scaled", "p_permutation_scaled", "p_init_scaled"),
+        "cmni_matched": ("cmni_matched", "p_permutation_matched", "p_init_matched"),
+    }.items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {name} | {VARIANT_MEANING[name]} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:] == [f"{float(selected[value]):.6f}", f"{float(selected[p_perm]):.3f}", f"{float(selected[p_init]):.3f}"], row
+    ess = json.loads((run_dir / "summary.json").read_text())["cmni_matching"]["ess"]
+    assert f"none {ess[0]:,.0f} (" in report and "| epoch | val loss | cmni | p | cmni_scaled | p | cmni_matched | p |" in report
