@@ -122,8 +122,12 @@ def test_init_baseline_on_synthetic_numbers():
     assert below["trained_mean"] == pytest.approx(0.004) and below["p_mean_vs_init"] == 1.0 and below["beats_init"] is False
     assert init_baseline_words(below) == "not above the random-init null (p = 1) (below the random-init mean)"
     above = init_baseline(init, np.full(5, 0.2), resamples=999)
-    assert above["p_mean_vs_init"] == 1 / 1000 and above["beats_init"] is True
-    assert init_baseline_words(above) == "above the random-init null (p = 0.001)"
+    # Above every initialisation: p is floored at 1 / (32 + 1), the resolution of 32 inits, not 1 / (B + 1).
+    assert above["p_mean_vs_init"] == 1 / 33 and above["beats_init"] is True
+    assert init_baseline_words(above) == "above the random-init null (p = 0.0303)"
+    # With 9 initialisations no p can reach 0.05, however far above them the trained mean is.
+    few = init_baseline(init[:, :9], np.full(5, 0.2), resamples=999)
+    assert few["p_mean_vs_init"] == 0.1 and few["beats_init"] is False
     # The trained mean at the init mean: about half the bootstrap means lie above it.
     middle = init_baseline(init, np.full(5, init.mean()), resamples=4999)
     assert 0.3 < middle["p_mean_vs_init"] < 0.7 and not middle["beats_init"]

@@ -22,8 +22,9 @@ members of a population trained on the same data (seeds) as replicates (pure Num
   "final below peak" verdict.
 - `init_baseline(init[members, seeds_init], trained[members])`: the trained members' mean
   against the means of n_members random-initialisation draws (one per member, from its
-  own architecture's draws); p = (1 + #{bootstrap means >= trained mean}) / (B + 1) and
-  `beats_init` is p <= 0.05.
+  own architecture's draws); p = (1 + #{bootstrap means >= trained mean}) / (B + 1), but
+  at least 1 / (S + 1) for S initialisations (the bootstrap cannot resolve more than its
+  sample), and `beats_init` is p <= 0.05 (so it needs S >= 19).
 
 Non-finite values (e.g. the matched CMNI without labels) give None fields and a
 `method` that says why; the results are JSON-ready (summary.json).
@@ -115,10 +116,13 @@ def init_baseline(init, trained, *, seed: int = BOOTSTRAP_SEED, resamples: int =
     rng = np.random.default_rng(seed)
     means = init[np.arange(members), rng.integers(0, draws, (resamples, members))].mean(axis=1)
     trained_mean = float(trained.mean())
-    p = (1 + int((means >= trained_mean).sum())) / (resamples + 1)
+    # The bootstrap resamples only `draws` values per member, so it cannot resolve a p below
+    # 1 / (draws + 1): a trained mean above every initialisation gets that, not 1 / (B + 1).
+    p = max((1 + int((means >= trained_mean).sum())) / (resamples + 1), 1 / (draws + 1))
     method = (
         f"p = share of {resamples} means of {members} random-init draws (one per member, from its architecture's "
-        f"{draws} initialisations) at or above the trained members' mean; beats_init: p <= {ALPHA}"
+        f"{draws} initialisations) at or above the trained members' mean, at least 1/{draws + 1} (the resolution of "
+        f"{draws} initialisations); beats_init: p <= {ALPHA}"
     )
     return {**out, "mean": float(init.mean()), "sd": float(init.std(ddof=1)) if init.size > 1 else 0.0, "trained_mean": trained_mean,
             "p_mean_vs_init": p, "beats_init": bool(p <= ALPHA), "method": method}  # fmt: skip
