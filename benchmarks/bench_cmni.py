@@ -11,6 +11,10 @@ Every synthetic row feeds the CMNI (groups none / Frog / Toad with shares 0.7 / 
 - loop_f32: a tuned NumPy loop (float32 BLAS, one boolean-mask mean per group per
   checkpoint, neurons vectorised), the fastest plain per-checkpoint loop we could write.
 
+Also timed: all three CMNI variants (`mirror.analysis.variants.cmni_variants`: raw,
+scaled, matched on synthetic labels) in one call, and with --permutations the nulls of
+the raw CMNI alone and of every variant (`variant_permutation_null`).
+
 With --quick the loops time the first `--loop-checkpoints` checkpoints (default 17) and
 scale to 170; the JSON says how many were timed.
 
@@ -103,6 +107,7 @@ def main() -> None:
     from test_cmni_reference import reference_cmni
 
     from mirror.analysis.cmni import cmni, permutation_null
+    from mirror.analysis.variants import cmni_variants, match_cells, variant_permutation_null
 
     inputs, scenarios, idle, groups = synthetic_test_set(args.rows)
     params = random_checkpoints(args.checkpoints)
@@ -124,6 +129,11 @@ def main() -> None:
     print(f"loop (reference, float64): {loop_s:.2f} s for {args.checkpoints} ({timed} timed); tuned float32 loop: {loop_f32_s:.2f} s")
     print(f"speedup: {loop_s / vectorised_s:.1f}x over the reference loop, {loop_f32_s / vectorised_s:.1f}x over the tuned loop; "
           f"max |CMNI difference| {max_diff:.2e}")  # fmt: skip
+    labels = np.random.default_rng(1).choice(4, size=args.rows, p=[0.4, 0.4, 0.1, 0.1])
+    cells = match_cells(inputs, labels, groups, 4)
+    variants = lambda: cmni_variants(params, inputs, groups, cells, chunk_rows=args.chunk_rows).values  # noqa: E731
+    variants_compile, variants_s = time_call(variants, repeats=args.repeats)
+    print(f"all three variants: {args.checkpoints} checkpoints in {variants_s:.3f} s (first call {variants_compile:.1f} s)")
 
     result = {
         "benchmark": "cmni",
@@ -142,12 +152,18 @@ def main() -> None:
         "speedup_vs_f32_loop": loop_f32_s / vectorised_s,
         "max_abs_cmni_difference": max_diff,
         "max_abs_cmni_difference_f32_loop": float(np.max(np.abs(values[:timed] - tuned_values))),
+        "variants_s": variants_s,
+        "variants_first_call_s": variants_compile,
     }
     if args.permutations:
         null = lambda: permutation_null(0, params, inputs, groups, permutations=args.permutations, chunk_rows=args.chunk_rows)  # noqa: E731
         null_compile, null_s = time_call(null, repeats=1)
         print(f"permutation null: {args.permutations} permutations x {args.checkpoints} checkpoints in {null_s:.2f} s")
         result.update(permutations=args.permutations, permutation_null_s=null_s, permutation_null_first_call_s=null_compile)
+        every = lambda: variant_permutation_null(0, params, inputs, groups, cells, permutations=args.permutations, chunk_rows=args.chunk_rows)  # noqa: E731
+        every_compile, every_s = time_call(every, repeats=1)
+        print(f"null of every variant: {args.permutations} permutations x {args.checkpoints} checkpoints in {every_s:.2f} s")
+        result.update(variants_null_s=every_s, variants_null_first_call_s=every_compile)
     write_json(result, args.json)
 
 

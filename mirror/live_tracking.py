@@ -10,6 +10,7 @@ After a resume, the epochs trained before it are replayed from metrics.jsonl (W&
 must increase, so they go first); epochs never logged live get their CMNI from cmni.csv.
 """
 
+import re
 from pathlib import Path
 
 from mirror.tracking import MemberTrackers
@@ -66,13 +67,13 @@ class LiveTracking:
             tables.append([r for r in read_csv(path) if int(r["member"]) == member] if path.is_file() else [])
         by_epoch = [{int(r["epoch"]): {"cmni": float(r["cmni"]), "cmni_leak": float(r["cmni_leak"])} for r in rows} for rows in tables]
         self._replay(cmni=by_epoch)
-        for tracker, (out, member), rows in zip(self.trackers.trackers, results, tables):
+        for k, (tracker, (out, member), rows) in enumerate(zip(self.trackers.trackers, results, tables)):
             if rows:
                 columns = list(rows[0])
                 tracker.log_table("cmni_table", columns, [[r[c] for c in columns] for r in rows])
             figures = sorted((Path(out) / "figures").glob("*.png"))
-            if figures_suffix:  # population figures carry a _m<member> suffix
-                figures = [p for p in figures if p.stem.endswith(f"_m{member}")]
+            if figures_suffix:  # member figures carry a _m<member> suffix; the population's (cmni_seeds) go to the first run
+                figures = [p for p in figures if p.stem.endswith(f"_m{member}") or (k == 0 and not re.search(r"_m\d+$", p.stem))]
             tracker.log_images({f"figures/{p.stem}": p for p in figures})
 
     def finish(self, exit_code: int = 0) -> None:

@@ -170,6 +170,8 @@ def test_each_member_is_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_pat
         assert table[1:3] == ("cmni_table", 2) and table[3]["analysed"]
         (images,) = [c[1] for c in tracker.calls if c[0] == "images"]
         assert "figures/training_m%d" % member in images and not any(k.endswith("_m%d" % (1 - member)) for k in images)
+        # Figure 2 over seeds belongs to the population: logged once, with member 0's run
+        assert ("figures/cmni_seeds" in images) == (member == 0)
         assert tracker.calls[-1][:2] == ("finish", 0)
     # the headline goes to member 0's run, once, after the analysis
     (summary,) = [c for c in Recording.opened[0].calls if c[0] == "summary"]
