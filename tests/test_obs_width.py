@@ -119,6 +119,7 @@ def test_store_records_the_input_width_and_checks_it_on_load(tmp_path):
         "inputs": np.arange(rows * 52, dtype=np.int64).reshape(rows, 52).astype(np.int8),
         "labels": np.zeros(rows, np.int8), "scenarios": np.zeros(rows, np.int8),
         "idle_shown": np.zeros((rows, 2), bool), "splits": np.zeros(rows, np.int8),
+        "positions": np.zeros((rows, 2), np.int8), "episode_rounds": np.zeros(rows, np.int32),
     }  # fmt: skip
     manifest = {"rows": rows, "config": {"env": {"world_width": 16}}}
     loaded = load_dataset(write_dataset(tmp_path / "w16", arrays, manifest))
