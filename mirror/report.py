@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from mirror.analysis.outputs import VARIANT_COLUMNS
 from mirror.analysis.seeds import init_baseline_words, rise_and_fall_words
 from mirror.env.constants import ACTION_NAMES
 from mirror.train.class_metrics import per_class_metrics
@@ -107,12 +108,8 @@ def seeds_section(summary: dict) -> list[str]:
             out.append(f"| {name} | {spread} | {_number(entry['trained_mean'])} | {init_baseline_words(entry)} |")
     return out + [""]
 
-# cmni.csv's columns per variant: (value, permutation p, random-init p).
-VARIANT_CSV = {
-    "cmni": ("cmni", "p_permutation", "p_init"),
-    "cmni_scaled": ("cmni_scaled", "p_permutation_scaled", "p_init_scaled"),
-    "cmni_matched": ("cmni_matched", "p_permutation_matched", "p_init_matched"),
-}
+# cmni.csv's columns per variant: (value, permutation p, random-init p); the paper's first.
+VARIANT_CSV = {"cmni": ("cmni", "p_permutation", "p_init"), **VARIANT_COLUMNS}
 VARIANT_MEANING = {
     "cmni": "the paper's raw CMNI (units of activation)",
     "cmni_scaled": "each neuron's deltas over its pooled activation sd (scale-free)",
