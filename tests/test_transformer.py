@@ -1,0 +1,197 @@
+"""The transformer agent (issue 14): shapes, permutation invariance without position
+embeddings, config errors, populations, run directories, CMNI and resume after a kill."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mirror.agents.models import arch_of, l2_leaf
+from mirror.agents.transformer import Transformer, init_transformer_params
+from mirror.config import ConfigError, load_config
+from mirror.env.constants import layout_of
+from mirror.train.loop import Split, _flattener, make_train
+from mirror.train.population import members_from_config
+
+W = 8  # a small world: 3W + 4 = 28 inputs, 9 tokens
+INPUTS = 3 * W + 4
+
+
+def random_inputs(key, rows: int) -> jax.Array:
+    """Valid-looking model inputs: ground 0..2, players 0..9, flies 0 or 3, energy 0..20;
+    own code, score and position zero (as `model_inputs` leaves them)."""
+    k = jax.random.split(key, 4)
+    ground = jax.random.randint(k[0], (rows, W), 0, 3)
+    players = jax.random.randint(k[1], (rows, W), 0, 10)
+    flies = 3 * jax.random.randint(k[2], (rows, W), 0, 2)
+    energy = jax.random.randint(k[3], (rows, 1), 0, 21)
+    zero = jnp.zeros((rows, 1), jnp.int32)
+    return jnp.concatenate([ground, players, flies, zero, energy, zero, zero], axis=1).astype(jnp.int8)
+
+
+def synthetic_split(key, rows: int) -> Split:
+    """A learnable problem: the label is the quarter of the world with the most players-line code."""
+    x = random_inputs(key, rows)
+    labels = jnp.argmax(x[:, W : 2 * W].astype(jnp.int32).reshape(rows, 4, W // 4).sum(-1), axis=-1).astype(jnp.int8)
+    return Split(x, labels)
+
+
+def transformer_config(*extra):
+    return load_config(
+        None,
+        ["--model.kind", "transformer", "--model.transformer.d_model", "16", "--train.lr", "3.0e-3", "--train.batch_size", "16", *extra],
+    )
+
+
+SYNTH_TRAIN = synthetic_split(jax.random.key(0), 480)
+SYNTH_VAL = synthetic_split(jax.random.key(1), 160)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol), a, b)
+
+
+# -- the module ---------------------------------------------------------------------
+
+
+def test_shapes_and_activations_follow_the_mlp_convention():
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, depth=3, d_model=16, heads=4, mlp_ratio=3)
+    assert params["position"].shape == (W + 1, 16)  # W cell tokens + energy
+    assert [k for k in params if k.startswith("block_")] == ["block_0", "block_1", "block_2"]
+    x = random_inputs(jax.random.key(1), 5)
+    model = Transformer(depth=3, d_model=16, heads=4, mlp_ratio=3)
+    out, activations = model.apply({"params": params}, x)
+    assert out.shape == (5, 4)
+    assert [a.shape for a in activations] == [(5, 48)] * 3 + [(5, 4)]
+    np.testing.assert_array_equal(activations[-1], out)
+    # evaluation is deterministic; dropout changes the output, rate 0 does not
+    np.testing.assert_array_equal(model.apply({"params": params}, x)[0], out)
+    dropped, _ = model.apply({"params": params}, x, dropout_rate=0.5, dropout_key=jax.random.key(2))
+    assert not np.allclose(dropped, out)
+    kept, _ = model.apply({"params": params}, x, dropout_rate=0.0, dropout_key=jax.random.key(2))
+    np.testing.assert_allclose(kept, out, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="unit_mask"):
+        model.apply({"params": params}, x, unit_mask=[np.ones(48, bool)] * 3)
+
+
+def test_hidden_units_are_pooled_over_cell_tokens_only():
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    x = random_inputs(jax.random.key(1), 3)
+    _, activations = Transformer(d_model=16).apply({"params": params}, x)
+    _, state = Transformer(d_model=16).apply({"params": params}, x, capture_intermediates=True, mutable=["intermediates"])
+    hidden = state["intermediates"]["block_0"]["mlp_in"]["__call__"][0]  # pre-activation [batch, tokens, units]
+    np.testing.assert_allclose(activations[0], jnp.mean(jax.nn.relu(hidden[:, :W]), axis=1), rtol=1e-6)
+
+
+def test_output_ignores_token_order_without_position_embeddings():
+    params = init_transformer_params(jax.random.key(3), num_inputs=INPUTS, d_model=16)
+    model = Transformer(d_model=16)
+    x = random_inputs(jax.random.key(4), 6)
+    perm = np.random.default_rng(0).permutation(W)
+    layout = layout_of(INPUTS)
+    columns = np.arange(INPUTS)
+    for part in (layout.ground, layout.players, layout.flies):  # the same cell order in all three rows
+        columns[part] = columns[part][perm]
+    permuted = x[:, columns]
+    unpositioned = {**params, "position": jnp.zeros_like(params["position"])}
+    out, acts = model.apply({"params": unpositioned}, x)
+    out_p, acts_p = model.apply({"params": unpositioned}, permuted)
+    np.testing.assert_allclose(out_p, out, rtol=1e-5, atol=1e-6)
+    assert_trees_close(acts_p, acts, rtol=1e-5, atol=1e-6)
+    # with the learned position embeddings the order matters
+    assert not np.allclose(model.apply({"params": params}, permuted)[0], model.apply({"params": params}, x)[0], atol=1e-6)
+    # permuting one row alone changes the cells: not a symmetry
+    one_row = np.arange(INPUTS)
+    one_row[layout.ground] = one_row[layout.ground][perm]
+    assert not np.allclose(model.apply({"params": unpositioned}, x[:, one_row])[0], out, atol=1e-6)
+
+
+# -- config -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["--model.kind", "cnn"], "model.kind = 'cnn' is invalid: expected one of ['mlp', 'transformer']"),
+        (["--model.kind", "transformer", "--model.transformer.heads", "3"], "model.transformer.heads = 3 is invalid: expected a divisor of model.transformer.d_model = 32"),
+        (["--model.transformer.depth", "0"], "model.transformer.depth = 0 is invalid"),
+        (["--model.transformer.mlp_ratio", "1.5"], "model.transformer.mlp_ratio must be of type int"),
+        (["--model.kind", "transformer", "--model.population_widths", "[[4, 4], [8, 8]]"], "population widths are MLP-only"),
+        (["--model.transformer.width", "3"], "unknown config field(s) model.transformer.width"),
+    ],
+)  # fmt: skip
+def test_bad_transformer_config_fails_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert message in str(err.value)
+
+
+def test_cli_rejects_a_bad_transformer_config_before_work(tmp_path, capsys):
+    from mirror.cli import main
+
+    code = main(["train", "--run-dir", str(tmp_path / "run"), "--model.kind", "transformer", "--model.transformer.heads", "5"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.transformer.heads = 5" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
+    config = transformer_config()
+    trainer = make_train(config, SYNTH_TRAIN)
+    spec_flat = _flattener(trainer_spec(trainer, config))
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    penalised = sorted(p for p in paths if l2_leaf("transformer", p))
+    assert all("kernel" in p and "embed" not in p for p in penalised)
+    assert any("attention" in p for p in penalised) and any("mlp_in" in p for p in penalised) and any("output" in p for p in penalised)
+    assert not any("position" in p or "ln_" in p or "embed" in p for p in penalised)
+    # the flattened mask penalises exactly those entries
+    sizes = {jax.tree_util.keystr(p): leaf.size for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+    assert int(spec_flat.l2_mask.sum()) == sum(sizes[p] for p in penalised)
+
+
+def trainer_spec(trainer, config):
+    """The Spec make_train built (rebuilt from the same inputs)."""
+    from mirror.train.loop import Spec, member_mapping
+
+    t, m = config.train, config.model
+    return Spec(
+        loss=t.loss, rows=480, num_inputs=INPUTS, batch_size=t.batch_size, steps=480 // t.batch_size, scan_unroll=t.scan_unroll,
+        eval_chunk_rows=t.eval_chunk_rows, widths=trainer.padded_widths, activation=m.activation, kernel_init=m.kernel_init,
+        adam=(t.adam_b1, t.adam_b2, t.adam_eps), use_dropout=True, use_masks=False,
+        member_map=member_mapping(t.member_batching) == "map", kind="transformer", transformer=m.transformer.as_tuple(),
+    )  # fmt: skip
+
+
+# -- training -----------------------------------------------------------------------
+
+
+def run_epochs(config, train, val, epochs, members=None):
+    trainer = make_train(config, train, members)
+    state, history = trainer.init(), []
+    for epoch in range(1, epochs + 1):
+        state, metrics = trainer.epoch(state, epoch)
+        history.append((metrics, trainer.evaluate(state.params, val)))
+    return trainer, state, history
+
+
+@pytest.mark.slow  # two populations trained (~45 s, mostly compiling)
+def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
+    population = transformer_config(
+        "--train.population_seeds", "[0, 1, 2]", "--train.population_lrs", "[1.0e-3, 3.0e-3, 1.0e-2]",
+        "--model.population_dropouts", "[0.0, 0.1, 0.3]", "--train.population_l2s", "[0.0, 0.001, 0.01]",
+    )  # fmt: skip
+    solo = transformer_config("--seed", "1", "--train.lr", "3.0e-3", "--model.dropout", "0.1", "--train.l2", "0.001")
+    assert members_from_config(population)[1] == members_from_config(solo)[0]
+    trainer, together, hist_together = run_epochs(population, SYNTH_TRAIN, SYNTH_VAL, 3)
+    _, alone, hist_alone = run_epochs(solo, SYNTH_TRAIN, SYNTH_VAL, 3)
+    assert isinstance(trainer.model, Transformer)
+    assert_trees_close(jax.tree.map(lambda a: a[1], together.params), jax.tree.map(lambda a: a[0], alone.params))
+    for (tm, tv), (am, av) in zip(hist_together, hist_alone):
+        np.testing.assert_allclose(tm.loss[1], am.loss[0], rtol=1e-5)
+        np.testing.assert_array_equal(tv.confusion[1], av.confusion[0])
+    # the members really differ, and training moves the validation loss down
+    assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
+    val_losses = [float(v.loss_data[1]) for _, v in hist_together]
+    assert val_losses[-1] < val_losses[0], val_losses
