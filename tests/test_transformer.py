@@ -1,6 +1,11 @@
 """The transformer agent (issue 14): shapes, permutation invariance without position
 embeddings, config errors, populations, run directories, CMNI and resume after a kill."""
 
+import os
+import signal
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -191,7 +196,97 @@ def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
     for (tm, tv), (am, av) in zip(hist_together, hist_alone):
         np.testing.assert_allclose(tm.loss[1], am.loss[0], rtol=1e-5)
         np.testing.assert_array_equal(tv.confusion[1], av.confusion[0])
-    # the members really differ, and training moves the validation loss down
+    # the members really differ, and training moves the training loss down
     assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
-    val_losses = [float(v.loss_data[1]) for _, v in hist_together]
-    assert val_losses[-1] < val_losses[0], val_losses
+    train_losses = np.asarray([m.loss_data for m, _ in hist_together])  # [epochs, members]
+    assert np.all(train_losses[-1] < train_losses[0]), train_losses
+
+
+# -- run directories ----------------------------------------------------------------
+
+# A small transformer for the run-directory tests: one block, d = 16.
+RUN_MODEL = ["--model.kind", "transformer", "--model.transformer.depth", "1", "--model.transformer.d_model", "16"]
+
+
+def _train_command(run_dir, dataset_cache):
+    from conftest import TINY_DATA
+
+    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *RUN_MODEL]
+    # batch 2 over 4,000 rows: epochs long enough to be killed in the middle of one
+    args += ["--train.max_train_rows", "4000", "--train.batch_size", "2", "--train.epochs", "5", "--train.lr", "1.0e-3"]
+    return [sys.executable, "-m", "mirror.cli", *args]
+
+
+@pytest.mark.slow  # three training processes (~1-2 min)
+def test_transformer_run_resumes_bit_exactly_after_a_sigkill(tiny_dataset, dataset_cache, tmp_path):
+    from test_train import assert_same_run, wait_for_checkpoint
+
+    from mirror.train.checkpoints import load_run
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("reference", "killed")}
+    uninterrupted = subprocess.Popen(_train_command(reference, dataset_cache), env=env, stdout=logs["reference"], stderr=subprocess.STDOUT)
+    victim = subprocess.Popen(_train_command(killed, dataset_cache), env=env, stdout=logs["killed"], stderr=subprocess.STDOUT)
+    try:  # kill during epoch 3, once checkpoint 2 is complete on disk
+        wait_for_checkpoint(killed, 2, victim, tmp_path / "killed.log")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    finally:
+        for process in (victim, uninterrupted):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for fh in logs.values():
+            fh.close()
+    partial = load_run(killed)
+    assert 2 <= partial.epochs.max() < 5
+    # the checkpoints hold the transformer's parameter tree, [checkpoints, members, ...]
+    single = init_transformer_params(jax.random.key(0), num_inputs=tiny_dataset.input_width, depth=1, d_model=16)
+    assert jax.tree.structure(partial.params) == jax.tree.structure(single)
+    jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, (len(partial.epochs), 1) + b.shape), partial.params, single)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "train", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming {killed}" in resumed.stdout
+    assert_same_run(reference, killed)
+    assert load_run(killed).epochs.tolist() == [1, 2, 3, 4, 5]
+
+
+# -- CMNI ---------------------------------------------------------------------------
+
+
+def reference_cmni(params, x, groups, activation="relu"):
+    """CMNI of one transformer by hand: means of `Transformer.apply`'s activations per group."""
+    from mirror.agents.transformer import transformer_of_params
+
+    _, activations = transformer_of_params(params, activation).apply({"params": params}, x)
+    acts = np.concatenate([np.asarray(a, np.float64) for a in activations], axis=1)  # [rows, neurons]
+    mu = np.stack([acts[groups == g].mean(0) for g in range(3)], axis=1)
+    d_frog, d_toad = mu[:, 1] - mu[:, 0], mu[:, 2] - mu[:, 0]
+    mns = np.where((d_frog > 0) & (d_toad > 0), np.minimum(d_frog, d_toad), 0.0)
+    return mu, mns, mns.sum() / len(mns)
+
+
+def test_cmni_of_stacked_transformers_matches_a_hand_computation():
+    from mirror.analysis.cmni import cmni, neuron_layout
+
+    keys = jax.random.split(jax.random.key(5), 3)
+    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16, mlp_ratio=3) for k in keys]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a).reshape((3, 1) + a[0].shape), *single)  # [checkpoints, members]
+    x = random_inputs(jax.random.key(6), 300)
+    groups = np.random.default_rng(1).integers(-1, 4, 300).astype(np.int8)  # -1 and 3: not CMNI rows
+    result = cmni(stacked, x, groups, chunk_rows=64)  # 300 rows: 5 chunks, the last one padded
+    layer, unit = neuron_layout(stacked)
+    assert layer.tolist() == [0] * 48 + [1] * 48 + [2] * 4 and unit[:48].tolist() == list(range(48))
+    assert result.cmni.shape == (3, 1) and result.mu.shape == (3, 1, 100, 3)
+    assert np.all(np.asarray(result.neurons) == 100)
+    for c, params in enumerate(single):
+        mu, mns, value = reference_cmni(params, x, groups)
+        np.testing.assert_allclose(result.mu[c, 0], mu, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(result.mns[c, 0], mns, rtol=2e-4, atol=2e-6)
+        np.testing.assert_allclose(result.cmni[c, 0], value, rtol=2e-4, atol=1e-7)
+    assert np.any(np.asarray(result.mns) > 0)  # some neurons do mirror: the test can fail
+    np.testing.assert_array_equal(result.counts, [np.sum(groups == g) for g in range(3)])

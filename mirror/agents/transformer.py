@@ -118,3 +118,25 @@ def is_l2_kernel(path: str) -> bool:
     """The L2 penalty's leaves: every kernel except the embeddings (`*_embed`, the
     position table) and LayerNorm (scale/bias, no kernel)."""
     return "kernel" in path and "embed" not in path
+
+
+def is_transformer_params(params) -> bool:
+    """Whether a parameter tree (leaves may carry leading model axes) is a transformer's."""
+    return "position" in params
+
+
+def transformer_of_params(params, activation: str = "relu") -> Transformer:
+    """The Transformer module whose parameters these are (shapes give the architecture;
+    leaves may carry leading model axes)."""
+    depth = sum(1 for name in params if name.startswith("block_"))
+    d_model = int(params["position"].shape[-1])
+    block = params["block_0"]
+    heads = int(block["attention"]["query"]["kernel"].shape[-2])
+    mlp_ratio = int(block["mlp_in"]["kernel"].shape[-1]) // d_model
+    return Transformer(depth, d_model, heads, mlp_ratio, activation)
+
+
+def neuron_widths(params) -> list[int]:
+    """Units per CMNI layer: each block's MLP hidden units (the outputs excluded)."""
+    depth = sum(1 for name in params if name.startswith("block_"))
+    return [int(params[f"block_{i}"]["mlp_in"]["bias"].shape[-1]) for i in range(depth)]

@@ -34,6 +34,7 @@ from jax import lax
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
+from mirror.agents.transformer import is_transformer_params, neuron_widths, transformer_of_params
 from mirror.analysis.groups import CMNI_GROUPS
 
 UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
@@ -71,7 +72,10 @@ def model_axes(params) -> tuple:
 
 
 def param_widths(params) -> list[int]:
-    """The hidden widths a parameter tree is stored at (its shapes: padded for a population)."""
+    """The hidden widths a parameter tree is stored at (its shapes: padded for a population).
+    A transformer's are its blocks' MLP hidden units (the neurons of each block)."""
+    if is_transformer_params(params):
+        return neuron_widths(params)
     return [int(params[name]["bias"].shape[-1]) for name in hidden_names(params)]
 
 
@@ -128,6 +132,21 @@ def hidden_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.
         h = jnp.where(mask[:, None], act(_dense_t(layer["kernel"], h, shared=i == 0) + layer["bias"][:, None]), 0.0)
         outs.append(h)
     return jnp.concatenate(outs, axis=0)
+
+
+def transformer_activations_t(params, x_t: jax.Array, activation: str) -> jax.Array:
+    """One transformer: x_t[inputs, rows] -> [neurons, rows], each block's pooled MLP hidden
+    units then the outputs (`Transformer.apply`'s activations, stacked)."""
+    model = transformer_of_params(params, activation)
+    _, activations = model.apply({"params": params}, x_t.T)
+    return jnp.concatenate(activations, axis=1).T
+
+
+def neuron_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
+    """One model of either kind: x_t[inputs, rows] -> [neurons, rows] in `neuron_layout` order."""
+    if is_transformer_params(params):
+        return transformer_activations_t(params, x_t, activation)
+    return all_activations_t(params, masks, x_t, activation)
 
 
 def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
@@ -246,6 +265,31 @@ def _neuron_mask(flat_params, flat_masks) -> jax.Array:
     return jnp.concatenate(flat_masks + [jnp.ones((models, actions), bool)], axis=1)
 
 
+def neuron_group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
+    """Like `group_sums`, over every neuron (outputs included, computed row by row):
+    float32[models, neurons, sets, groups]. The path for models whose outputs are not a
+    linear map of their last neurons' means (transformers)."""
+    forward = jax.vmap(functools.partial(neuron_activations_t, activation=activation), in_axes=(0, 0, None))
+    models = flat_params["output"]["bias"].shape[0]
+    neurons = sum(m.shape[-1] for m in flat_masks) + flat_params["output"]["bias"].shape[-1]
+
+    def chunk_sums(x_t, lab):
+        return jnp.einsum("mhr,rc->mhc", forward(flat_params, flat_masks, x_t), one_hot_columns(lab, groups))
+
+    total = scan_rows(chunk_sums, jnp.zeros((models, neurons, labels.shape[0] * groups), jnp.float32), inputs, labels, chunk_rows)
+    return total.reshape(models, neurons, labels.shape[0], groups)
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
+def _cmni_flat_every_neuron(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
+    sums = neuron_group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
+    counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
+    mu = sums[:, :, 0] / counts  # [models, neurons, 3]
+    layer_of = _layer_of(flat_masks, flat_params)
+    stats = jax.vmap(lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1))(mu, _neuron_mask(flat_params, flat_masks))
+    return stats, counts
+
+
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
 def _cmni_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
     sums = group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
@@ -285,7 +329,9 @@ def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", ch
     lead = model_axes(params)
     flat_params, flat_masks = flatten_models(params, masks)
     x, g = _cmni_rows(inputs, groups)
-    stats, counts = _cmni_flat(flat_params, flat_masks, x, g, activation=activation, chunk_rows=chunk_rows)
+    # A transformer's outputs are not linear in its pooled neurons: every neuron's means come from the rows.
+    program = _cmni_flat_every_neuron if is_transformer_params(params) else _cmni_flat
+    stats, counts = program(flat_params, flat_masks, x, g, activation=activation, chunk_rows=chunk_rows)
     stats = {k: v.reshape(lead + v.shape[1:]) for k, v in stats.items()}
     return CMNIResult(counts=counts, **stats)
 
