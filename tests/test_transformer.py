@@ -290,3 +290,34 @@ def test_cmni_of_stacked_transformers_matches_a_hand_computation():
         np.testing.assert_allclose(result.cmni[c, 0], value, rtol=2e-4, atol=1e-7)
     assert np.any(np.asarray(result.mns) > 0)  # some neurons do mirror: the test can fail
     np.testing.assert_array_equal(result.counts, [np.sum(groups == g) for g in range(3)])
+
+
+def test_variants_nulls_and_moments_run_unchanged_over_transformers():
+    from mirror.analysis.cmni import cmni, permutation_null
+    from mirror.analysis.moments import scenario_moments
+    from mirror.analysis.variants import cmni_variants, variant_permutation_null
+
+    keys = jax.random.split(jax.random.key(7), 2)
+    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16) for k in keys]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a)[:, None], *single)  # [checkpoints, members]
+    x = random_inputs(jax.random.key(8), 240)
+    groups = np.random.default_rng(2).integers(-1, 4, 240).astype(np.int8)
+    result = cmni(stacked, x, groups, chunk_rows=64)
+    variants = cmni_variants(stacked, x, groups, None, chunk_rows=64)
+    np.testing.assert_allclose(variants.values["cmni"], result.cmni, rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(variants.values["cmni_scaled"])))
+    assert np.all(np.isnan(np.asarray(variants.values["cmni_matched"])))  # no cells given
+    null = permutation_null(3, stacked, x, groups, permutations=8, chunk_rows=64)
+    assert null.shape == (2, 1, 8)
+    np.testing.assert_array_equal(variant_permutation_null(3, stacked, x, groups, None, permutations=8, chunk_rows=64)["cmni"], null)
+    # a permutation null by hand: the CMNI of the same models on shuffled groups
+    from mirror.analysis.cmni import permuted_groups
+
+    cmni_rows = (groups >= 0) & (groups < 3)
+    shuffled = permuted_groups(3, groups[cmni_rows], 8)
+    for k in (0, 5):
+        by_hand = cmni(stacked, x[cmni_rows], shuffled[k], chunk_rows=64).cmni
+        np.testing.assert_allclose(null[..., k], by_hand, rtol=1e-4, atol=1e-7)
+    moments = scenario_moments(stacked, x, groups, chunk_rows=64)
+    assert moments.mean.shape == (2, 1, 68, 4)  # 2 blocks x 32 units + 4 outputs
+    np.testing.assert_allclose(moments.mean[..., :3], result.mu, rtol=1e-5, atol=1e-6)

@@ -198,8 +198,12 @@ def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activati
     """Sums of every hidden neuron's activation per label set and group.
 
     flat_params: one leading `models` axis; inputs int8[rows, 3W+4]; labels int[sets, rows].
-    Returns float32[models, hidden neurons, sets, groups].
+    Returns float32[models, hidden neurons, sets, groups]. For a transformer the "hidden"
+    sums are every neuron's, outputs included (`neuron_group_sums`), and `output_means`
+    adds nothing: its outputs are not a linear map of its neurons' means.
     """
+    if is_transformer_params(flat_params):
+        return neuron_group_sums(flat_params, flat_masks, inputs, labels, groups=groups, activation=activation, chunk_rows=chunk_rows)
     forward = jax.vmap(functools.partial(hidden_activations_t, activation=activation), in_axes=(0, 0, None))
     models = flat_params["output"]["bias"].shape[0]
     hidden = sum(m.shape[-1] for m in flat_masks)
@@ -218,7 +222,10 @@ def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activati
 
 def output_means(flat_params, hidden_mu: jax.Array, last_width: int) -> jax.Array:
     """The linear output layer's group means from the last hidden layer's:
-    hidden_mu[models, hidden, ...] -> [models, actions, ...]."""
+    hidden_mu[models, hidden, ...] -> [models, actions, ...]. A transformer's hidden_mu
+    already holds its outputs' means (`group_sums`): none are added, [models, 0, ...]."""
+    if is_transformer_params(flat_params):
+        return hidden_mu[:, :0]
     last = hidden_mu[:, hidden_mu.shape[1] - last_width :]
     kernel, bias = flat_params["output"]["kernel"], flat_params["output"]["bias"]
     mu = jnp.einsum("mu...,mua->ma...", last, kernel)
@@ -281,16 +288,6 @@ def neuron_group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, a
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
-def _cmni_flat_every_neuron(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
-    sums = neuron_group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
-    counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
-    mu = sums[:, :, 0] / counts  # [models, neurons, 3]
-    layer_of = _layer_of(flat_masks, flat_params)
-    stats = jax.vmap(lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1))(mu, _neuron_mask(flat_params, flat_masks))
-    return stats, counts
-
-
-@functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
 def _cmni_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
     sums = group_sums(flat_params, flat_masks, inputs, groups[None], groups=CMNI_GROUPS, activation=activation, chunk_rows=chunk_rows)
     counts = jnp.sum(jax.nn.one_hot(groups, CMNI_GROUPS, dtype=jnp.int32), axis=0)
@@ -329,9 +326,7 @@ def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", ch
     lead = model_axes(params)
     flat_params, flat_masks = flatten_models(params, masks)
     x, g = _cmni_rows(inputs, groups)
-    # A transformer's outputs are not linear in its pooled neurons: every neuron's means come from the rows.
-    program = _cmni_flat_every_neuron if is_transformer_params(params) else _cmni_flat
-    stats, counts = program(flat_params, flat_masks, x, g, activation=activation, chunk_rows=chunk_rows)
+    stats, counts = _cmni_flat(flat_params, flat_masks, x, g, activation=activation, chunk_rows=chunk_rows)
     stats = {k: v.reshape(lead + v.shape[1:]) for k, v in stats.items()}
     return CMNIResult(counts=counts, **stats)
 
