@@ -321,3 +321,35 @@ def test_variants_nulls_and_moments_run_unchanged_over_transformers():
     moments = scenario_moments(stacked, x, groups, chunk_rows=64)
     assert moments.mean.shape == (2, 1, 68, 4)  # 2 blocks x 32 units + 4 outputs
     np.testing.assert_allclose(moments.mean[..., :3], result.mu, rtol=1e-5, atol=1e-6)
+
+
+def test_train_then_cmni_on_a_transformer_run_directory(tiny_dataset, dataset_cache, tmp_path):
+    import csv
+    import json
+
+    from conftest import TINY_DATA, TINY_TRAIN
+
+    from mirror.analysis.cmni import cmni
+    from mirror.analysis.groups import cmni_groups
+    from mirror.cli import main
+    from mirror.data.split import TEST
+    from mirror.train.checkpoints import load_run
+
+    run_dir = tmp_path / "run"
+    population = ["--train.population_seeds", "[0, 1]", "--train.epochs", "2"]
+    assert main(["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN, *RUN_MODEL, *population]) == 0
+    assert main(["cmni", str(run_dir), "--analysis.permutations", "4", "--analysis.init_seeds", "2"]) == 0
+    with open(run_dir / "analysis" / "cmni.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["member"]) for r in rows] == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+    assert all(r["neurons"] == "36" for r in rows)  # 1 block x 32 pooled hidden units + 4 outputs
+    assert {"cmni_L1", "cmni_L2"} <= set(rows[0]) and "cmni_L3" not in rows[0]
+    # the file's CMNI is the library's on the run's checkpoints and test rows
+    run = load_run(run_dir)
+    test = tiny_dataset.splits == TEST
+    expected = np.asarray(cmni(run.params, tiny_dataset.inputs[test], cmni_groups(tiny_dataset.scenarios[test], tiny_dataset.idle_shown[test])).cmni)
+    np.testing.assert_allclose([float(r["cmni"]) for r in rows], expected.ravel(), rtol=1e-6)
+    for name in ("cmni_scaled", "cmni_matched", "p_permutation", "p_init"):
+        assert all(np.isfinite(float(r[name])) for r in rows), name
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    assert summary  # written

@@ -8,8 +8,14 @@ from typing import NamedTuple
 
 import jax
 
-from mirror.agents.mlp import MLP, init_params
-from mirror.agents.transformer import Transformer, init_transformer_params, is_l2_kernel
+from mirror.agents.mlp import MLP, init_params, num_inputs_of
+from mirror.agents.transformer import (
+    Transformer,
+    init_transformer_params,
+    is_l2_kernel,
+    is_transformer_params,
+    transformer_num_inputs,
+)
 
 
 class Arch(NamedTuple):
@@ -49,3 +55,8 @@ def l2_leaf(kind: str, path: str) -> bool:
     if kind == "transformer":
         return is_l2_kernel(path)
     return "hidden_" in path and "kernel" in path
+
+
+def model_num_inputs(params) -> int:
+    """The input width (3W + 4) of either model's params (leaves may carry model axes)."""
+    return transformer_num_inputs(params) if is_transformer_params(params) else num_inputs_of(params)

@@ -125,15 +125,24 @@ def is_transformer_params(params) -> bool:
     return "position" in params
 
 
-def transformer_of_params(params, activation: str = "relu") -> Transformer:
-    """The Transformer module whose parameters these are (shapes give the architecture;
-    leaves may carry leading model axes)."""
+def transformer_arch(params) -> tuple:
+    """(depth, d_model, heads, mlp_ratio) of transformer parameters (leaves may carry
+    leading model axes)."""
     depth = sum(1 for name in params if name.startswith("block_"))
     d_model = int(params["position"].shape[-1])
     block = params["block_0"]
     heads = int(block["attention"]["query"]["kernel"].shape[-2])
-    mlp_ratio = int(block["mlp_in"]["kernel"].shape[-1]) // d_model
-    return Transformer(depth, d_model, heads, mlp_ratio, activation)
+    return depth, d_model, heads, int(block["mlp_in"]["kernel"].shape[-1]) // d_model
+
+
+def transformer_of_params(params, activation: str = "relu") -> Transformer:
+    """The Transformer module whose parameters these are."""
+    return Transformer(*transformer_arch(params), activation=activation)
+
+
+def transformer_num_inputs(params) -> int:
+    """3W + 4 for the W + 1 position embeddings (W cells and energy)."""
+    return 3 * (int(params["position"].shape[-2]) - 1) + 4
 
 
 def neuron_widths(params) -> list[int]:

@@ -34,7 +34,7 @@ from jax import lax
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
-from mirror.agents.transformer import is_transformer_params, neuron_widths, transformer_of_params
+from mirror.agents.transformer import init_transformer_params, is_transformer_params, neuron_widths, transformer_arch, transformer_of_params
 from mirror.analysis.groups import CMNI_GROUPS
 
 UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
@@ -435,6 +435,25 @@ def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: s
     if padded_to is None or tuple(padded_to) == widths:
         return params
     return jax.tree.map(np.asarray, pad_params(params, widths, padded_to))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num_inputs: int):
+    depth, d_model, heads, mlp_ratio = arch
+    return jax.jit(
+        functools.partial(
+            init_transformer_params, num_inputs=num_inputs, depth=depth, d_model=d_model, heads=heads, mlp_ratio=mlp_ratio,
+            activation=activation, kernel_init=kernel_init,
+        )
+    )  # fmt: skip
+
+
+def init_transformer_batch(key, seeds: int, like, *, num_inputs: int, activation: str = "relu", kernel_init: str = "glorot_uniform"):
+    """`seeds` freshly initialised transformers [seeds, ...] (numpy) of the architecture of
+    the params `like` (any leading model axes); the i-th is initialised from split(key)[i]."""
+    init = _jitted_transformer_init(transformer_arch(like), activation, kernel_init, int(num_inputs))
+    models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *models)
 
 
 def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):
