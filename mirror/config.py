@@ -286,7 +286,14 @@ class Config:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as plain values. An MLP's dict leaves out `model.kind` and
+        `model.transformer` (unused by it): config files, training hashes, sweep trial
+        and population ids of MLP runs stay what they were before those fields existed
+        (loading fills them in with their defaults)."""
+        values = dataclasses.asdict(self)
+        if self.model.kind == "mlp":
+            del values["model"]["kind"], values["model"]["transformer"]
+        return values
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "analysis": AnalysisConfig, "tracking": TrackingConfig}

@@ -353,3 +353,17 @@ def test_train_then_cmni_on_a_transformer_run_directory(tiny_dataset, dataset_ca
         assert all(np.isfinite(float(r[name])) for r in rows), name
     summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
     assert summary  # written
+
+
+def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
+    from mirror.train.run import training_config_hash
+
+    default = load_config(None, [])
+    assert "kind" not in default.to_dict()["model"] and "transformer" not in default.to_dict()["model"]
+    assert load_config(None, default.to_dict()) == default
+    transformer = load_config(None, ["--model.kind", "transformer", "--model.transformer.depth", "3"])
+    values = transformer.to_dict()
+    assert values["model"]["kind"] == "transformer" and values["model"]["transformer"]["depth"] == 3
+    assert load_config(None, values) == transformer
+    assert training_config_hash(transformer) != training_config_hash(load_config(None, ["--model.kind", "transformer"]))
+    assert training_config_hash(transformer) != training_config_hash(default)
