@@ -20,6 +20,12 @@ group matrix, accumulated over chunks (Kahan-compensated). Memory is `models x h
 whatever the number of rows. The output layer is linear, so its group means follow from
 the last hidden layer's means (`mu_out = mu_hidden @ W + b`) without a per-row pass.
 
+Transformers (`mirror.agents.transformer`, told apart by their parameter tree): the
+neurons are each block's MLP hidden units pooled over the cell tokens, then the outputs
+(`param_widths`, `neuron_layout` read the blocks). Their outputs are not a linear map of
+those means, so `group_sums` sums every neuron row by row (`neuron_activations_t`) and
+`output_means` adds nothing; every caller (variants, nulls, moments) runs unchanged.
+
 The permutation null reuses the same pass: K label permutations become K more column
 pairs of the one-hot matrix, so all K null CMNIs of every model cost one more sweep.
 """
