@@ -349,11 +349,12 @@ def test_train_then_cmni_on_a_transformer_run_directory(tiny_dataset, dataset_ca
     test = tiny_dataset.splits == TEST
     expected = np.asarray(cmni(run.params, tiny_dataset.inputs[test], cmni_groups(tiny_dataset.scenarios[test], tiny_dataset.idle_shown[test])).cmni)
     np.testing.assert_allclose([float(r["cmni"]) for r in rows], expected.ravel(), rtol=1e-6)
-    # the live per-epoch CMNI (W&B) agrees with the file
+    # the live per-epoch CMNI (W&B) agrees with the file (one checkpoint rather than all
+    # of them batched: float32 sums may differ in the last bits)
     from mirror.analysis.live import EpochCMNI
 
     live = EpochCMNI(run.config, tiny_dataset, [m.widths for m in run.members])
-    np.testing.assert_allclose(live(jax.tree.map(lambda a: a[-1], run.params)), expected[-1], rtol=1e-6)
+    np.testing.assert_allclose(live(jax.tree.map(lambda a: a[-1], run.params)), expected[-1], rtol=1e-5)
     for name in ("cmni_scaled", "cmni_matched", "p_permutation", "p_init"):
         assert all(np.isfinite(float(r[name])) for r in rows), name
     summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
