@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mirror.agents.models import arch_of, l2_leaf
+from mirror.agents.models import l2_leaf
 from mirror.agents.transformer import Transformer, init_transformer_params
 from mirror.config import ConfigError, load_config
 from mirror.env.constants import layout_of
-from mirror.train.loop import Split, _flattener, make_train
+from mirror.train.loop import Split, make_train
 from mirror.train.population import members_from_config
 
 W = 8  # a small world: 3W + 4 = 28 inputs, 9 tokens
@@ -142,31 +142,19 @@ def test_cli_rejects_a_bad_transformer_config_before_work(tmp_path, capsys):
 
 
 def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
-    config = transformer_config()
-    trainer = make_train(config, SYNTH_TRAIN)
-    spec_flat = _flattener(trainer_spec(trainer, config))
     params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     penalised = sorted(p for p in paths if l2_leaf("transformer", p))
     assert all("kernel" in p and "embed" not in p for p in penalised)
     assert any("attention" in p for p in penalised) and any("mlp_in" in p for p in penalised) and any("output" in p for p in penalised)
     assert not any("position" in p or "ln_" in p or "embed" in p for p in penalised)
-    # the flattened mask penalises exactly those entries
-    sizes = {jax.tree_util.keystr(p): leaf.size for p, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
-    assert int(spec_flat.l2_mask.sum()) == sum(sizes[p] for p in penalised)
-
-
-def trainer_spec(trainer, config):
-    """The Spec make_train built (rebuilt from the same inputs)."""
-    from mirror.train.loop import Spec, member_mapping
-
-    t, m = config.train, config.model
-    return Spec(
-        loss=t.loss, rows=480, num_inputs=INPUTS, batch_size=t.batch_size, steps=480 // t.batch_size, scan_unroll=t.scan_unroll,
-        eval_chunk_rows=t.eval_chunk_rows, widths=trainer.padded_widths, activation=m.activation, kernel_init=m.kernel_init,
-        adam=(t.adam_b1, t.adam_b2, t.adam_eps), use_dropout=True, use_masks=False,
-        member_map=member_mapping(t.member_batching) == "map", kind="transformer", transformer=m.transformer.as_tuple(),
-    )  # fmt: skip
+    # the trained objective's penalty is l2 * the sum of squares over exactly those leaves
+    trainer = make_train(transformer_config("--train.l2", "0.5"), SYNTH_TRAIN)
+    state = trainer.init()
+    metrics = trainer.evaluate(state.params, trainer.place(SYNTH_VAL))
+    leaves = jax.tree_util.tree_flatten_with_path(jax.tree.map(lambda a: np.asarray(a[0], np.float64), state.params))[0]
+    expected = 0.5 * sum(np.sum(leaf**2) for p, leaf in leaves if l2_leaf("transformer", jax.tree_util.keystr(p)))
+    np.testing.assert_allclose(float(metrics.loss[0] - metrics.loss_data[0]), expected, rtol=1e-4)
 
 
 # -- training -----------------------------------------------------------------------
