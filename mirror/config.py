@@ -44,8 +44,36 @@ class DataConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TransformerConfig:
+    """`model.kind: transformer` (mirror.agents.transformer): pre-LayerNorm blocks."""
+
+    depth: int = 2  # blocks
+    d_model: int = 32  # token width
+    heads: int = 2  # attention heads; must divide d_model
+    mlp_ratio: int = 2  # block MLP hidden units = mlp_ratio * d_model
+
+    def validate(self) -> None:
+        for name in ("depth", "d_model", "heads", "mlp_ratio"):
+            value = getattr(self, name)
+            _require(type(value) is int and value > 0, f"model.transformer.{name}", value, "a positive integer")
+        _require(
+            self.d_model % self.heads == 0, "model.transformer.heads", self.heads, f"a divisor of model.transformer.d_model = {self.d_model}"
+        )
+
+    def as_tuple(self) -> tuple:
+        return (self.depth, self.d_model, self.heads, self.mlp_ratio)
+
+
+MODEL_KINDS = ("mlp", "transformer")
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """The paper's MLP (spec §8)."""
+    """The paper's MLP (spec §8), or a small transformer (`kind: transformer`; activation,
+    dropout and kernel_init then apply to its blocks, the MLP widths are unused)."""
+
+    kind: str = "mlp"  # one of MODEL_KINDS
+    transformer: TransformerConfig = TransformerConfig()
 
     hidden_layers: int = 2  # L
     width: int = 17  # n units per hidden layer
@@ -59,6 +87,12 @@ class ModelConfig:
     def validate(self) -> None:
         from mirror.agents.mlp import ACTIVATIONS, KERNEL_INITS
 
+        _require(self.kind in MODEL_KINDS, "model.kind", self.kind, f"one of {list(MODEL_KINDS)}")
+        self.transformer.validate()
+        _require(
+            self.kind == "mlp" or not self.population_widths, "model.population_widths", self.population_widths,
+            "empty for model.kind = transformer (population widths are MLP-only)",
+        )  # fmt: skip
         _require(self.hidden_layers > 0, "model.hidden_layers", self.hidden_layers, "a positive integer")
         _require(self.width > 0, "model.width", self.width, "a positive integer")
         _require(self.activation in ACTIVATIONS, "model.activation", self.activation, f"one of {sorted(ACTIVATIONS)}")
@@ -252,7 +286,14 @@ class Config:
         return self
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as plain values. An MLP's dict leaves out `model.kind` and
+        `model.transformer` (unused by it): config files, training hashes, sweep trial
+        and population ids of MLP runs stay what they were before those fields existed
+        (loading fills them in with their defaults)."""
+        values = dataclasses.asdict(self)
+        if self.model.kind == "mlp":
+            del values["model"]["kind"], values["model"]["transformer"]
+        return values
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "analysis": AnalysisConfig, "tracking": TrackingConfig}
@@ -276,6 +317,10 @@ def _build(cls, values: dict, prefix: str):
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
             kwargs[name] = _build(_SECTIONS[name], value, f"{name}.")
+        elif dataclasses.is_dataclass(default):  # a nested section, e.g. model.transformer
+            if not isinstance(value, dict):
+                raise ConfigError(f"{prefix}{name} must be a mapping of fields, got {value!r}")
+            kwargs[name] = _build(type(default), value, f"{prefix}{name}.")
         elif isinstance(default, tuple):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{prefix}{name} must be a list, got {value!r}")

@@ -16,9 +16,11 @@ from typing import Callable
 import jax
 import numpy as np
 
-from mirror.agents.mlp import num_inputs_of, unit_masks
+from mirror.agents.mlp import unit_masks
+from mirror.agents.models import model_num_inputs
+from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.circuits import circuits, weight_zscores
-from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, neuron_layout, param_widths
+from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, init_transformer_batch, neuron_layout, param_widths
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
@@ -84,8 +86,8 @@ def analyse_checkpoints(
     step = progress or (lambda name: None)
     timings = {}
     config.validate_roles()  # roles by significance need permutations: fail before any work
-    if np.shape(inputs)[1] != num_inputs_of(params):
-        raise ValueError(f"the test rows have {np.shape(inputs)[1]} inputs but the models take {num_inputs_of(params)}")
+    if np.shape(inputs)[1] != model_num_inputs(params):
+        raise ValueError(f"the test rows have {np.shape(inputs)[1]} inputs but the models take {model_num_inputs(params)}")
     groups = cmni_groups(scenarios, idle_shown)
     leaked = leak_scenario(inputs, scenarios)
     masks = [np.asarray(m)[None] for m in unit_mask]  # broadcast over checkpoints
@@ -133,8 +135,11 @@ def analyse_checkpoints(
     rank = mirror_rank(at(result.mns), layer_of, real)
     member_params = [jax.tree.map(lambda a: a[m], chosen) for m in members]
     member_masks = [[np.asarray(u)[m] for u in unit_mask] for m in members]
-    member_circuits = [circuits(p, roles[m], k, config.circuit_z, config.circuit_share) for m, (p, k) in enumerate(zip(member_params, member_masks))]
-    zscores = [weight_zscores(p, k) for p, k in zip(member_params, member_masks)]
+    if is_transformer_params(params):  # circuits and weight z-scores read an MLP's dense layers
+        member_circuits, zscores = [[] for _ in members], [{} for _ in members]
+    else:
+        member_circuits = [circuits(p, roles[m], k, config.circuit_z, config.circuit_share) for m, (p, k) in enumerate(zip(member_params, member_masks))]
+        zscores = [weight_zscores(p, k) for p, k in zip(member_params, member_masks)]
     step("neurons and circuits")
     return CheckpointAnalysis(
         result=result,
@@ -201,7 +206,10 @@ def _init_null(key, member_widths, params, inputs, groups, cells, config, activa
     distinct = sorted({tuple(w) for w in member_widths})
     # Keyed by the widths themselves, so a member's baseline does not depend on which other
     # widths share its population (sweeps regroup trials freely).
-    batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
+    if is_transformer_params(params):  # fresh transformers of the same architecture (never padded)
+        batches = [init_transformer_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, params, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init) for w in distinct]
+    else:
+        batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
     masks = unit_masks([w for w in distinct for _ in range(config.init_seeds)], padded)
     values = cmni_variants(stacked, inputs, groups, cells, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).values

@@ -20,6 +20,12 @@ group matrix, accumulated over chunks (Kahan-compensated). Memory is `models x h
 whatever the number of rows. The output layer is linear, so its group means follow from
 the last hidden layer's means (`mu_out = mu_hidden @ W + b`) without a per-row pass.
 
+Transformers (`mirror.agents.transformer`, told apart by their parameter tree): the
+neurons are each block's MLP hidden units pooled over the cell tokens, then the outputs
+(`param_widths`, `neuron_layout` read the blocks). Their outputs are not a linear map of
+those means, so `group_sums` sums every neuron row by row (`neuron_activations_t`) and
+`output_means` adds nothing; every caller (variants, nulls, moments) runs unchanged.
+
 The permutation null reuses the same pass: K label permutations become K more column
 pairs of the one-hot matrix, so all K null CMNIs of every model cost one more sweep.
 """
@@ -34,6 +40,7 @@ from jax import lax
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
+from mirror.agents.transformer import init_transformer_params, is_transformer_params, neuron_widths, transformer_arch, transformer_of_params
 from mirror.analysis.groups import CMNI_GROUPS
 
 UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
@@ -71,7 +78,10 @@ def model_axes(params) -> tuple:
 
 
 def param_widths(params) -> list[int]:
-    """The hidden widths a parameter tree is stored at (its shapes: padded for a population)."""
+    """The hidden widths a parameter tree is stored at (its shapes: padded for a population).
+    A transformer's are its blocks' MLP hidden units (the neurons of each block)."""
+    if is_transformer_params(params):
+        return neuron_widths(params)
     return [int(params[name]["bias"].shape[-1]) for name in hidden_names(params)]
 
 
@@ -130,6 +140,21 @@ def hidden_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.
     return jnp.concatenate(outs, axis=0)
 
 
+def transformer_activations_t(params, x_t: jax.Array, activation: str) -> jax.Array:
+    """One transformer: x_t[inputs, rows] -> [neurons, rows], each block's pooled MLP hidden
+    units then the outputs (`Transformer.apply`'s activations, stacked)."""
+    model = transformer_of_params(params, activation)
+    _, activations = model.apply({"params": params}, x_t.T)
+    return jnp.concatenate(activations, axis=1).T
+
+
+def neuron_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
+    """One model of either kind: x_t[inputs, rows] -> [neurons, rows] in `neuron_layout` order."""
+    if is_transformer_params(params):
+        return transformer_activations_t(params, x_t, activation)
+    return all_activations_t(params, masks, x_t, activation)
+
+
 def all_activations_t(params, masks, x_t: jax.Array, activation: str) -> jax.Array:
     """One model: x_t[inputs, rows] -> [neurons, rows], hidden layers then the linear outputs."""
     hidden = hidden_activations_t(params, masks, x_t, activation)
@@ -179,8 +204,12 @@ def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activati
     """Sums of every hidden neuron's activation per label set and group.
 
     flat_params: one leading `models` axis; inputs int8[rows, 3W+4]; labels int[sets, rows].
-    Returns float32[models, hidden neurons, sets, groups].
+    Returns float32[models, hidden neurons, sets, groups]. For a transformer the "hidden"
+    sums are every neuron's, outputs included (`neuron_group_sums`), and `output_means`
+    adds nothing: its outputs are not a linear map of its neurons' means.
     """
+    if is_transformer_params(flat_params):
+        return neuron_group_sums(flat_params, flat_masks, inputs, labels, groups=groups, activation=activation, chunk_rows=chunk_rows)
     forward = jax.vmap(functools.partial(hidden_activations_t, activation=activation), in_axes=(0, 0, None))
     models = flat_params["output"]["bias"].shape[0]
     hidden = sum(m.shape[-1] for m in flat_masks)
@@ -199,7 +228,10 @@ def group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activati
 
 def output_means(flat_params, hidden_mu: jax.Array, last_width: int) -> jax.Array:
     """The linear output layer's group means from the last hidden layer's:
-    hidden_mu[models, hidden, ...] -> [models, actions, ...]."""
+    hidden_mu[models, hidden, ...] -> [models, actions, ...]. A transformer's hidden_mu
+    already holds its outputs' means (`group_sums`): none are added, [models, 0, ...]."""
+    if is_transformer_params(flat_params):
+        return hidden_mu[:, :0]
     last = hidden_mu[:, hidden_mu.shape[1] - last_width :]
     kernel, bias = flat_params["output"]["kernel"], flat_params["output"]["bias"]
     mu = jnp.einsum("mu...,mua->ma...", last, kernel)
@@ -244,6 +276,21 @@ def _neuron_mask(flat_params, flat_masks) -> jax.Array:
     models = flat_params["output"]["bias"].shape[0]
     actions = flat_params["output"]["bias"].shape[1]
     return jnp.concatenate(flat_masks + [jnp.ones((models, actions), bool)], axis=1)
+
+
+def neuron_group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
+    """Like `group_sums`, over every neuron (outputs included, computed row by row):
+    float32[models, neurons, sets, groups]. The path for models whose outputs are not a
+    linear map of their last neurons' means (transformers)."""
+    forward = jax.vmap(functools.partial(neuron_activations_t, activation=activation), in_axes=(0, 0, None))
+    models = flat_params["output"]["bias"].shape[0]
+    neurons = sum(m.shape[-1] for m in flat_masks) + flat_params["output"]["bias"].shape[-1]
+
+    def chunk_sums(x_t, lab):
+        return jnp.einsum("mhr,rc->mhc", forward(flat_params, flat_masks, x_t), one_hot_columns(lab, groups))
+
+    total = scan_rows(chunk_sums, jnp.zeros((models, neurons, labels.shape[0] * groups), jnp.float32), inputs, labels, chunk_rows)
+    return total.reshape(models, neurons, labels.shape[0], groups)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
@@ -394,6 +441,25 @@ def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: s
     if padded_to is None or tuple(padded_to) == widths:
         return params
     return jax.tree.map(np.asarray, pad_params(params, widths, padded_to))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num_inputs: int):
+    depth, d_model, heads, mlp_ratio = arch
+    return jax.jit(
+        functools.partial(
+            init_transformer_params, num_inputs=num_inputs, depth=depth, d_model=d_model, heads=heads, mlp_ratio=mlp_ratio,
+            activation=activation, kernel_init=kernel_init,
+        )
+    )  # fmt: skip
+
+
+def init_transformer_batch(key, seeds: int, like, *, num_inputs: int, activation: str = "relu", kernel_init: str = "glorot_uniform"):
+    """`seeds` freshly initialised transformers [seeds, ...] (numpy) of the architecture of
+    the params `like` (any leading model axes); the i-th is initialised from split(key)[i]."""
+    init = _jitted_transformer_init(transformer_arch(like), activation, kernel_init, int(num_inputs))
+    models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *models)
 
 
 def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):

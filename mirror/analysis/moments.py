@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.analysis.cmni import all_activations_t, flatten_models, full_unit_mask, model_axes, one_hot_columns, scan_rows
+from mirror.analysis.cmni import flatten_models, full_unit_mask, model_axes, neuron_activations_t, one_hot_columns, scan_rows
 from mirror.analysis.groups import GROUP_NAMES
 
 GROUPS = len(GROUP_NAMES)
@@ -34,7 +34,7 @@ class Moments(NamedTuple):
 
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
 def _moments_flat(flat_params, flat_masks, inputs, groups, *, activation, chunk_rows):
-    forward = jax.vmap(functools.partial(all_activations_t, activation=activation), in_axes=(0, 0, None))
+    forward = jax.vmap(functools.partial(neuron_activations_t, activation=activation), in_axes=(0, 0, None))
     models = flat_params["output"]["bias"].shape[0]
     neurons = sum(m.shape[-1] for m in flat_masks) + flat_params["output"]["bias"].shape[-1]
     labels = groups[None]

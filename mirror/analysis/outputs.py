@@ -152,6 +152,8 @@ def weight_rows(a: CheckpointAnalysis, params_selected, epochs):
     for m, z in enumerate(a.zscores):
         names = kernel_names(params_selected)
         for i, name in enumerate(names):
+            if name not in z:  # a transformer has no dense-layer z-scores
+                continue
             w = np.asarray(params_selected[name]["kernel"])[m]
             for s, t in zip(*np.nonzero(np.isfinite(z[name]))):
                 source = f"x{s}" if i == 0 else neuron_name(i - 1, int(s))

@@ -48,7 +48,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.analysis.cmni import (
-    all_activations_t,
     cmni_stats,
     flat_layer_of,
     flat_neuron_mask,
@@ -57,6 +56,7 @@ from mirror.analysis.cmni import (
     group_counts,
     group_sums,
     model_axes,
+    neuron_activations_t,
     output_means,
     permutation_cmni_jit,
     permutation_means,
@@ -186,7 +186,7 @@ def _matched_columns(groups: jax.Array, cells: jax.Array, table: jax.Array) -> j
 def _pooled_pass(flat_params, flat_masks, inputs, groups, cells, sets, table, pooled_mean, *, activation, chunk_rows):
     """One pass over the CMNI rows: the centred squares about pooled_mean[models, neurons]
     and the weighted group sums of `sets` int[K, rows] -> float32[models, neurons, 1 + 3K]."""
-    forward = jax.vmap(functools.partial(all_activations_t, activation=activation), in_axes=(0, 0, None))
+    forward = jax.vmap(functools.partial(neuron_activations_t, activation=activation), in_axes=(0, 0, None))
     labels = jnp.concatenate([groups[None], cells[None], sets]).astype(jnp.int32)
 
     def chunk(x_t, lab):

@@ -237,6 +237,8 @@ def rl_settings(config) -> RunSettings:
                 pass
         ppo_values[name] = value
     model = config.model
+    if model.kind != "mlp":  # the actor-critic torso is an MLP (issue 14 adds the transformer to supervised training only)
+        raise RLConfigError(f"model.kind = {model.kind!r} is invalid for mirror rl: expected 'mlp'")
     ppo = make_config(**ppo_values, hidden=tuple(model.widths), activation=model.activation, seed=config.seed)
     _check_run_fields(values, config.env_params.episode_turns)
     run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}

@@ -56,7 +56,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import yaml
 
-from mirror.agents.mlp import init_params
+from mirror.agents.models import arch_of, init_model_params
 from mirror.config import Config, load_config
 from mirror.env.constants import obs_size
 from mirror.errors import CheckpointError, TrainError
@@ -333,11 +333,12 @@ def set_aside_checkpoint(run_dir: Path, epoch: int) -> Path:
 
 
 def abstract_params(config: Config, widths: tuple, members: int):
-    """ShapeDtypeStructs of stacked MLP params [members, ...] at `widths`."""
+    """ShapeDtypeStructs of stacked params [members, ...] of the config's model (an MLP at `widths`)."""
     m = config.model
     # The run's dataset was generated from this config: its inputs are 3W + 4 wide.
     num_inputs = obs_size(config.env_params.world_width)
-    single = jax.eval_shape(lambda key: init_params(key, widths, m.activation, m.kernel_init, num_inputs=num_inputs), jax.random.key(0))
+    arch = arch_of(m, widths)
+    single = jax.eval_shape(lambda key: init_model_params(key, arch, num_inputs=num_inputs), jax.random.key(0))
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((members,) + a.shape, a.dtype), single)
 
 

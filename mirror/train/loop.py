@@ -3,8 +3,10 @@
 `make_train(config, train_split, members)` returns a `Trainer` whose `epoch(state, epoch,
 active)` trains every member (`lax.map` on a CPU, `jax.vmap` on accelerators) for one
 epoch in one jitted call: a `lax.scan` over the minibatches, each step a forward pass
-with dropout, the loss (data term, optionally class-weighted, + L2 on the hidden kernels)
-and an Adam update. The minibatch order comes from a
+with dropout, the loss (data term, optionally class-weighted, + L2 on the hidden kernels;
+for a transformer on every kernel except the embeddings, `mirror.agents.models.l2_leaf`)
+and an Adam update. `model.kind` picks the model; a transformer population is never
+padded (its members differ in seed, lr, dropout and L2 only). The minibatch order comes from a
 keyed shuffle (`epoch_randomness`, a small program of its own). Randomness is a pure
 function of (member seed, epoch), so an epoch can be recomputed exactly after a restart.
 The jitted functions take a static `Spec`, so equal shapes share compiled code.
@@ -36,7 +38,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec
 
-from mirror.agents.mlp import MLP, NUM_ACTIONS, init_params, pad_params, unit_masks
+from mirror.agents.mlp import NUM_ACTIONS, init_params, pad_params, unit_masks
+from mirror.agents.models import Arch, arch_of, build_model, init_model_params, l2_leaf
 from mirror.config import Config, ConfigError
 from mirror.train.losses import class_weights, weighted_row_loss
 from mirror.train.population import (
@@ -90,7 +93,7 @@ class Trainer(NamedTuple):
     members: list
     padded_widths: tuple
     steps_per_epoch: int
-    model: MLP
+    model: Any  # MLP or Transformer (`mirror.agents.models.build_model`)
     init: Callable[[], TrainState]
     epoch: Callable[[TrainState, int, Any], tuple[TrainState, EpochMetrics]]
     evaluate: Callable[[Any, Split], EvalMetrics]
@@ -115,10 +118,16 @@ class Spec(NamedTuple):
     use_dropout: bool
     use_masks: bool
     member_map: bool  # members one after another (lax.map) rather than batched (vmap)
+    kind: str = "mlp"  # model.kind
+    transformer: tuple = ()  # (depth, d_model, heads, mlp_ratio) when kind is "transformer"
 
     @property
-    def model(self) -> MLP:
-        return MLP(self.widths, self.activation, self.kernel_init)
+    def arch(self) -> Arch:
+        return Arch(self.kind, self.widths, self.activation, self.kernel_init, self.transformer)
+
+    @property
+    def model(self):
+        return build_model(self.arch)
 
     @property
     def chunk_steps(self) -> int:
@@ -147,11 +156,18 @@ def _init_padded(key, widths, padded, activation, kernel_init, num_inputs):
     return pad_params(init_params(key, widths, activation, kernel_init, num_inputs=num_inputs), widths, padded)
 
 
+@partial(jax.jit, static_argnames=("arch", "num_inputs"))
+def _init_unpadded(key, arch, num_inputs):
+    return init_model_params(key, arch, num_inputs=num_inputs)
+
+
 def init_member_params(config: Config, member: Member, widths: tuple, num_inputs: int):
     """A member's parameters for `num_inputs` model inputs, initialised at its true widths,
-    zero-padded to `widths`."""
+    zero-padded to `widths` (transformers are never padded)."""
     init_key, _ = member_keys(member.seed)
     m = config.model
+    if m.kind != "mlp":
+        return _init_unpadded(init_key, arch_of(m, widths), int(num_inputs))
     return _init_padded(init_key, tuple(member.widths), tuple(widths), m.activation, m.kernel_init, int(num_inputs))
 
 
@@ -174,7 +190,7 @@ class Flat(NamedTuple):
 
     ravel: Callable
     unravel: Callable
-    l2_mask: np.ndarray  # f32[size]: 1 on hidden-layer kernel entries (spec §8), else 0
+    l2_mask: np.ndarray  # f32[size]: 1 where `mirror.agents.models.l2_leaf` (MLP: hidden kernels, spec §8), else 0
 
     def penalty(self, flat, l2):
         return l2 * jnp.sum(jnp.square(flat) * self.l2_mask)
@@ -182,14 +198,14 @@ class Flat(NamedTuple):
 
 def _flattener(spec: Spec) -> Flat:
     shapes = jax.eval_shape(
-        lambda k: init_params(k, spec.widths, spec.activation, spec.kernel_init, num_inputs=spec.num_inputs), jax.random.key(0)
+        lambda k: init_model_params(k, spec.arch, num_inputs=spec.num_inputs), jax.random.key(0)
     )
     paths, treedef = jax.tree_util.tree_flatten_with_path(shapes)
     leaves = [leaf for _, leaf in paths]
     offsets = np.cumsum([0] + [int(np.prod(leaf.shape)) for leaf in leaves])
     names = [jax.tree_util.keystr(path) for path, _ in paths]
     l2_mask = np.concatenate(
-        [np.full(b - a, "hidden_" in name and "kernel" in name, np.float32) for a, b, name in zip(offsets[:-1], offsets[1:], names)]
+        [np.full(b - a, l2_leaf(spec.kind, name), np.float32) for a, b, name in zip(offsets[:-1], offsets[1:], names)]
     )
 
     def ravel(params):
@@ -384,6 +400,8 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
     if t.batch_size > rows:
         raise ConfigError(f"train.batch_size = {t.batch_size} is larger than the {rows:,} training rows")
     widths = padded_widths(members)
+    if m.kind != "mlp" and any(member.widths != widths for member in members):
+        raise ConfigError(f"model.kind = {m.kind!r} members cannot differ in widths (population widths are MLP-only)")
     spec = Spec(
         loss=t.loss,
         rows=rows,
@@ -399,6 +417,8 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
         use_dropout=any(member.dropout > 0 for member in members),
         use_masks=any(member.widths != widths for member in members),
         member_map=member_mapping(t.member_batching) == "map",
+        kind=m.kind,
+        transformer=m.transformer.as_tuple() if m.kind == "transformer" else (),
     )
     # From the training split (host copy of its labels): every member shares them.
     hyper = make_hyper(members, widths, class_weights(jax.device_get(train.labels), t.class_weights))

@@ -1,0 +1,368 @@
+"""The transformer agent (issue 14): shapes, permutation invariance without position
+embeddings, config errors, populations, run directories, CMNI and resume after a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mirror.agents.models import l2_leaf
+from mirror.agents.transformer import Transformer, init_transformer_params
+from mirror.config import ConfigError, load_config
+from mirror.env.constants import layout_of
+from mirror.train.loop import Split, make_train
+from mirror.train.population import members_from_config
+
+W = 8  # a small world: 3W + 4 = 28 inputs, 9 tokens
+INPUTS = 3 * W + 4
+
+
+def random_inputs(key, rows: int) -> jax.Array:
+    """Valid-looking model inputs: ground 0..2, players 0..9, flies 0 or 3, energy 0..20;
+    own code, score and position zero (as `model_inputs` leaves them)."""
+    k = jax.random.split(key, 4)
+    ground = jax.random.randint(k[0], (rows, W), 0, 3)
+    players = jax.random.randint(k[1], (rows, W), 0, 10)
+    flies = 3 * jax.random.randint(k[2], (rows, W), 0, 2)
+    energy = jax.random.randint(k[3], (rows, 1), 0, 21)
+    zero = jnp.zeros((rows, 1), jnp.int32)
+    return jnp.concatenate([ground, players, flies, zero, energy, zero, zero], axis=1).astype(jnp.int8)
+
+
+def synthetic_split(key, rows: int) -> Split:
+    """A learnable problem: the label is the quarter of the world with the most players-line code."""
+    x = random_inputs(key, rows)
+    labels = jnp.argmax(x[:, W : 2 * W].astype(jnp.int32).reshape(rows, 4, W // 4).sum(-1), axis=-1).astype(jnp.int8)
+    return Split(x, labels)
+
+
+def transformer_config(*extra):
+    return load_config(
+        None,
+        ["--model.kind", "transformer", "--model.transformer.d_model", "16", "--train.lr", "3.0e-3", "--train.batch_size", "16", *extra],
+    )
+
+
+SYNTH_TRAIN = synthetic_split(jax.random.key(0), 480)
+SYNTH_VAL = synthetic_split(jax.random.key(1), 160)
+
+
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol), a, b)
+
+
+# -- the module ---------------------------------------------------------------------
+
+
+def test_shapes_and_activations_follow_the_mlp_convention():
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, depth=3, d_model=16, heads=4, mlp_ratio=3)
+    assert params["position"].shape == (W + 1, 16)  # W cell tokens + energy
+    assert [k for k in params if k.startswith("block_")] == ["block_0", "block_1", "block_2"]
+    x = random_inputs(jax.random.key(1), 5)
+    model = Transformer(depth=3, d_model=16, heads=4, mlp_ratio=3)
+    out, activations = model.apply({"params": params}, x)
+    assert out.shape == (5, 4)
+    assert [a.shape for a in activations] == [(5, 48)] * 3 + [(5, 4)]
+    np.testing.assert_array_equal(activations[-1], out)
+    # evaluation is deterministic; dropout changes the output, rate 0 does not
+    np.testing.assert_array_equal(model.apply({"params": params}, x)[0], out)
+    dropped, _ = model.apply({"params": params}, x, dropout_rate=0.5, dropout_key=jax.random.key(2))
+    assert not np.allclose(dropped, out)
+    kept, _ = model.apply({"params": params}, x, dropout_rate=0.0, dropout_key=jax.random.key(2))
+    np.testing.assert_allclose(kept, out, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="unit_mask"):
+        model.apply({"params": params}, x, unit_mask=[np.ones(48, bool)] * 3)
+
+
+def test_hidden_units_are_pooled_over_cell_tokens_only():
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    x = random_inputs(jax.random.key(1), 3)
+    _, activations = Transformer(d_model=16).apply({"params": params}, x)
+    _, state = Transformer(d_model=16).apply({"params": params}, x, capture_intermediates=True, mutable=["intermediates"])
+    hidden = state["intermediates"]["block_0"]["mlp_in"]["__call__"][0]  # pre-activation [batch, tokens, units]
+    np.testing.assert_allclose(activations[0], jnp.mean(jax.nn.relu(hidden[:, :W]), axis=1), rtol=1e-6)
+
+
+def test_output_ignores_token_order_without_position_embeddings():
+    params = init_transformer_params(jax.random.key(3), num_inputs=INPUTS, d_model=16)
+    model = Transformer(d_model=16)
+    x = random_inputs(jax.random.key(4), 6)
+    perm = np.random.default_rng(0).permutation(W)
+    layout = layout_of(INPUTS)
+    columns = np.arange(INPUTS)
+    for part in (layout.ground, layout.players, layout.flies):  # the same cell order in all three rows
+        columns[part] = columns[part][perm]
+    permuted = x[:, columns]
+    unpositioned = {**params, "position": jnp.zeros_like(params["position"])}
+    out, acts = model.apply({"params": unpositioned}, x)
+    out_p, acts_p = model.apply({"params": unpositioned}, permuted)
+    np.testing.assert_allclose(out_p, out, rtol=1e-5, atol=1e-6)
+    assert_trees_close(acts_p, acts, rtol=1e-5, atol=1e-6)
+    # with the learned position embeddings the order matters
+    assert not np.allclose(model.apply({"params": params}, permuted)[0], model.apply({"params": params}, x)[0], atol=1e-6)
+    # permuting one row alone changes the cells: not a symmetry
+    one_row = np.arange(INPUTS)
+    one_row[layout.ground] = one_row[layout.ground][perm]
+    assert not np.allclose(model.apply({"params": unpositioned}, x[:, one_row])[0], out, atol=1e-6)
+
+
+# -- config -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["--model.kind", "cnn"], "model.kind = 'cnn' is invalid: expected one of ['mlp', 'transformer']"),
+        (["--model.kind", "transformer", "--model.transformer.heads", "3"], "model.transformer.heads = 3 is invalid: expected a divisor of model.transformer.d_model = 32"),
+        (["--model.transformer.depth", "0"], "model.transformer.depth = 0 is invalid"),
+        (["--model.transformer.mlp_ratio", "1.5"], "model.transformer.mlp_ratio must be of type int"),
+        (["--model.kind", "transformer", "--model.population_widths", "[[4, 4], [8, 8]]"], "population widths are MLP-only"),
+        (["--model.transformer.width", "3"], "unknown config field(s) model.transformer.width"),
+    ],
+)  # fmt: skip
+def test_bad_transformer_config_fails_naming_the_field(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, overrides)
+    assert message in str(err.value)
+
+
+def test_cli_rejects_a_bad_transformer_config_before_work(tmp_path, capsys):
+    from mirror.cli import main
+
+    code = main(["train", "--run-dir", str(tmp_path / "run"), "--model.kind", "transformer", "--model.transformer.heads", "5"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "model.transformer.heads = 5" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
+    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    penalised = sorted(p for p in paths if l2_leaf("transformer", p))
+    assert all("kernel" in p and "embed" not in p for p in penalised)
+    assert any("attention" in p for p in penalised) and any("mlp_in" in p for p in penalised) and any("output" in p for p in penalised)
+    assert not any("position" in p or "ln_" in p or "embed" in p for p in penalised)
+    # the trained objective's penalty is l2 * the sum of squares over exactly those leaves
+    trainer = make_train(transformer_config("--train.l2", "0.5"), SYNTH_TRAIN)
+    state = trainer.init()
+    metrics = trainer.evaluate(state.params, trainer.place(SYNTH_VAL))
+    leaves = jax.tree_util.tree_flatten_with_path(jax.tree.map(lambda a: np.asarray(a[0], np.float64), state.params))[0]
+    expected = 0.5 * sum(np.sum(leaf**2) for p, leaf in leaves if l2_leaf("transformer", jax.tree_util.keystr(p)))
+    np.testing.assert_allclose(float(metrics.loss[0] - metrics.loss_data[0]), expected, rtol=1e-4)
+
+
+# -- training -----------------------------------------------------------------------
+
+
+def run_epochs(config, train, val, epochs, members=None):
+    trainer = make_train(config, train, members)
+    state, history = trainer.init(), []
+    for epoch in range(1, epochs + 1):
+        state, metrics = trainer.epoch(state, epoch)
+        history.append((metrics, trainer.evaluate(state.params, val)))
+    return trainer, state, history
+
+
+@pytest.mark.slow  # two populations trained (~45 s, mostly compiling)
+def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
+    population = transformer_config(
+        "--train.population_seeds", "[0, 1, 2]", "--train.population_lrs", "[1.0e-3, 3.0e-3, 1.0e-2]",
+        "--model.population_dropouts", "[0.0, 0.1, 0.3]", "--train.population_l2s", "[0.0, 0.001, 0.01]",
+    )  # fmt: skip
+    solo = transformer_config("--seed", "1", "--train.lr", "3.0e-3", "--model.dropout", "0.1", "--train.l2", "0.001")
+    assert members_from_config(population)[1] == members_from_config(solo)[0]
+    trainer, together, hist_together = run_epochs(population, SYNTH_TRAIN, SYNTH_VAL, 3)
+    _, alone, hist_alone = run_epochs(solo, SYNTH_TRAIN, SYNTH_VAL, 3)
+    assert isinstance(trainer.model, Transformer)
+    assert_trees_close(jax.tree.map(lambda a: a[1], together.params), jax.tree.map(lambda a: a[0], alone.params))
+    for (tm, tv), (am, av) in zip(hist_together, hist_alone):
+        np.testing.assert_allclose(tm.loss[1], am.loss[0], rtol=1e-5)
+        np.testing.assert_array_equal(tv.confusion[1], av.confusion[0])
+    # the members really differ, and training moves the training loss down
+    assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
+    train_losses = np.asarray([m.loss_data for m, _ in hist_together])  # [epochs, members]
+    assert np.all(train_losses[-1] < train_losses[0]), train_losses
+
+
+# -- run directories ----------------------------------------------------------------
+
+# A small transformer for the run-directory tests: one block, d = 16.
+RUN_MODEL = ["--model.kind", "transformer", "--model.transformer.depth", "1", "--model.transformer.d_model", "16"]
+
+
+def _train_command(run_dir, dataset_cache):
+    from conftest import TINY_DATA
+
+    args = ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *RUN_MODEL]
+    # batch 2 over 4,000 rows: epochs long enough to be killed in the middle of one
+    args += ["--train.max_train_rows", "4000", "--train.batch_size", "2", "--train.epochs", "5", "--train.lr", "1.0e-3"]
+    return [sys.executable, "-m", "mirror.cli", *args]
+
+
+@pytest.mark.slow  # three training processes (~1-2 min)
+def test_transformer_run_resumes_bit_exactly_after_a_sigkill(tiny_dataset, dataset_cache, tmp_path):
+    from test_train import assert_same_run, wait_for_checkpoint
+
+    from mirror.train.checkpoints import load_run
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("reference", "killed")}
+    uninterrupted = subprocess.Popen(_train_command(reference, dataset_cache), env=env, stdout=logs["reference"], stderr=subprocess.STDOUT)
+    victim = subprocess.Popen(_train_command(killed, dataset_cache), env=env, stdout=logs["killed"], stderr=subprocess.STDOUT)
+    try:  # kill during epoch 3, once checkpoint 2 is complete on disk
+        wait_for_checkpoint(killed, 2, victim, tmp_path / "killed.log")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        assert uninterrupted.wait(timeout=900) == 0, (tmp_path / "reference.log").read_text()[-3000:]
+    finally:
+        for process in (victim, uninterrupted):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        for fh in logs.values():
+            fh.close()
+    partial = load_run(killed)
+    assert 2 <= partial.epochs.max() < 5
+    # the checkpoints hold the transformer's parameter tree, [checkpoints, members, ...]
+    single = init_transformer_params(jax.random.key(0), num_inputs=tiny_dataset.input_width, depth=1, d_model=16)
+    assert jax.tree.structure(partial.params) == jax.tree.structure(single)
+    jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, (len(partial.epochs), 1) + b.shape), partial.params, single)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "train", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resuming {killed}" in resumed.stdout
+    assert_same_run(reference, killed)
+    assert load_run(killed).epochs.tolist() == [1, 2, 3, 4, 5]
+
+
+# -- CMNI ---------------------------------------------------------------------------
+
+
+def reference_cmni(params, x, groups, activation="relu"):
+    """CMNI of one transformer by hand: means of `Transformer.apply`'s activations per group."""
+    from mirror.agents.transformer import transformer_of_params
+
+    _, activations = transformer_of_params(params, activation).apply({"params": params}, x)
+    acts = np.concatenate([np.asarray(a, np.float64) for a in activations], axis=1)  # [rows, neurons]
+    mu = np.stack([acts[groups == g].mean(0) for g in range(3)], axis=1)
+    d_frog, d_toad = mu[:, 1] - mu[:, 0], mu[:, 2] - mu[:, 0]
+    mns = np.where((d_frog > 0) & (d_toad > 0), np.minimum(d_frog, d_toad), 0.0)
+    return mu, mns, mns.sum() / len(mns)
+
+
+def test_cmni_of_stacked_transformers_matches_a_hand_computation():
+    from mirror.analysis.cmni import cmni, neuron_layout
+
+    keys = jax.random.split(jax.random.key(5), 3)
+    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16, mlp_ratio=3) for k in keys]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a).reshape((3, 1) + a[0].shape), *single)  # [checkpoints, members]
+    x = random_inputs(jax.random.key(6), 300)
+    groups = np.random.default_rng(1).integers(-1, 4, 300).astype(np.int8)  # -1 and 3: not CMNI rows
+    result = cmni(stacked, x, groups, chunk_rows=64)  # 300 rows: 5 chunks, the last one padded
+    layer, unit = neuron_layout(stacked)
+    assert layer.tolist() == [0] * 48 + [1] * 48 + [2] * 4 and unit[:48].tolist() == list(range(48))
+    assert result.cmni.shape == (3, 1) and result.mu.shape == (3, 1, 100, 3)
+    assert np.all(np.asarray(result.neurons) == 100)
+    for c, params in enumerate(single):
+        mu, mns, value = reference_cmni(params, x, groups)
+        np.testing.assert_allclose(result.mu[c, 0], mu, rtol=2e-5, atol=2e-6)
+        np.testing.assert_allclose(result.mns[c, 0], mns, rtol=2e-4, atol=2e-6)
+        np.testing.assert_allclose(result.cmni[c, 0], value, rtol=2e-4, atol=1e-7)
+    assert np.any(np.asarray(result.mns) > 0)  # some neurons do mirror: the test can fail
+    np.testing.assert_array_equal(result.counts, [np.sum(groups == g) for g in range(3)])
+
+
+def test_variants_nulls_and_moments_run_unchanged_over_transformers():
+    from mirror.analysis.cmni import cmni, permutation_null
+    from mirror.analysis.moments import scenario_moments
+    from mirror.analysis.variants import cmni_variants, variant_permutation_null
+
+    keys = jax.random.split(jax.random.key(7), 2)
+    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16) for k in keys]
+    stacked = jax.tree.map(lambda *a: jnp.stack(a)[:, None], *single)  # [checkpoints, members]
+    x = random_inputs(jax.random.key(8), 240)
+    groups = np.random.default_rng(2).integers(-1, 4, 240).astype(np.int8)
+    result = cmni(stacked, x, groups, chunk_rows=64)
+    variants = cmni_variants(stacked, x, groups, None, chunk_rows=64)
+    np.testing.assert_allclose(variants.values["cmni"], result.cmni, rtol=1e-6)
+    assert np.all(np.isfinite(np.asarray(variants.values["cmni_scaled"])))
+    assert np.all(np.isnan(np.asarray(variants.values["cmni_matched"])))  # no cells given
+    null = permutation_null(3, stacked, x, groups, permutations=8, chunk_rows=64)
+    assert null.shape == (2, 1, 8)
+    np.testing.assert_array_equal(variant_permutation_null(3, stacked, x, groups, None, permutations=8, chunk_rows=64)["cmni"], null)
+    # a permutation null by hand: the CMNI of the same models on shuffled groups
+    from mirror.analysis.cmni import permuted_groups
+
+    cmni_rows = (groups >= 0) & (groups < 3)
+    shuffled = permuted_groups(3, groups[cmni_rows], 8)
+    for k in (0, 5):
+        by_hand = cmni(stacked, x[cmni_rows], shuffled[k], chunk_rows=64).cmni
+        np.testing.assert_allclose(null[..., k], by_hand, rtol=1e-4, atol=1e-7)
+    moments = scenario_moments(stacked, x, groups, chunk_rows=64)
+    assert moments.mean.shape == (2, 1, 68, 4)  # 2 blocks x 32 units + 4 outputs
+    np.testing.assert_allclose(moments.mean[..., :3], result.mu, rtol=1e-5, atol=1e-6)
+
+
+def test_train_then_cmni_on_a_transformer_run_directory(tiny_dataset, dataset_cache, tmp_path):
+    import csv
+    import json
+
+    from conftest import TINY_DATA, TINY_TRAIN
+
+    from mirror.analysis.cmni import cmni
+    from mirror.analysis.groups import cmni_groups
+    from mirror.cli import main
+    from mirror.data.split import TEST
+    from mirror.train.checkpoints import load_run
+
+    run_dir = tmp_path / "run"
+    population = ["--train.population_seeds", "[0, 1]", "--train.epochs", "2"]
+    assert main(["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN, *RUN_MODEL, *population]) == 0
+    assert main(["cmni", str(run_dir), "--analysis.permutations", "4", "--analysis.init_seeds", "2"]) == 0
+    with open(run_dir / "analysis" / "cmni.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["epoch"], r["member"]) for r in rows] == [("1", "0"), ("1", "1"), ("2", "0"), ("2", "1")]
+    assert all(r["neurons"] == "36" for r in rows)  # 1 block x 32 pooled hidden units + 4 outputs
+    assert {"cmni_L1", "cmni_L2"} <= set(rows[0]) and "cmni_L3" not in rows[0]
+    # the file's CMNI is the library's on the run's checkpoints and test rows
+    run = load_run(run_dir)
+    test = tiny_dataset.splits == TEST
+    expected = np.asarray(cmni(run.params, tiny_dataset.inputs[test], cmni_groups(tiny_dataset.scenarios[test], tiny_dataset.idle_shown[test])).cmni)
+    np.testing.assert_allclose([float(r["cmni"]) for r in rows], expected.ravel(), rtol=1e-6)
+    # the live per-epoch CMNI (W&B) agrees with the file (one checkpoint rather than all
+    # of them batched: float32 sums may differ in the last bits)
+    from mirror.analysis.live import EpochCMNI
+
+    live = EpochCMNI(run.config, tiny_dataset, [m.widths for m in run.members])
+    np.testing.assert_allclose(live(jax.tree.map(lambda a: a[-1], run.params)), expected[-1], rtol=1e-5)
+    for name in ("cmni_scaled", "cmni_matched", "p_permutation", "p_init"):
+        assert all(np.isfinite(float(r[name])) for r in rows), name
+    summary = json.loads((run_dir / "analysis" / "summary.json").read_text())
+    assert summary  # written
+
+
+def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
+    from mirror.train.run import training_config_hash
+
+    default = load_config(None, [])
+    assert "kind" not in default.to_dict()["model"] and "transformer" not in default.to_dict()["model"]
+    assert load_config(None, default.to_dict()) == default
+    transformer = load_config(None, ["--model.kind", "transformer", "--model.transformer.depth", "3"])
+    values = transformer.to_dict()
+    assert values["model"]["kind"] == "transformer" and values["model"]["transformer"]["depth"] == 3
+    assert load_config(None, values) == transformer
+    assert training_config_hash(transformer) != training_config_hash(load_config(None, ["--model.kind", "transformer"]))
+    assert training_config_hash(transformer) != training_config_hash(default)
+
+
+def test_rl_refuses_a_transformer_torso_naming_the_field():
+    with pytest.raises(ConfigError, match=r"model.kind = 'transformer' is invalid for mirror rl: expected 'mlp'"):
+        load_config(None, ["--model.kind", "transformer", "--rl.updates", "2"])
