@@ -17,6 +17,7 @@ from mirror.env.packed import pack, unpack
 from mirror.env.policy import BEHAVIOUR_PROBS, actions_from_uniforms
 from mirror.env.rollout import batch_step, make_rollout
 from mirror.env.validate import env_params_from_dict
+from conftest import xla_env
 
 
 def test_play_prints_frames_and_final_scores(capsys):
@@ -123,7 +124,7 @@ def test_sharded_rollout_equals_single_device():
         print("same")
         """
     )
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    env = xla_env(devices=2)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "same" in out.stdout

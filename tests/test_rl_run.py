@@ -30,7 +30,7 @@ from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_memb
 from mirror.rl.run import rl_run
 from mirror.train.checkpoints import load_run
 
-from conftest import TINY_RL, overrides, rl_values
+from conftest import TINY_RL, overrides, rl_values, xla_env
 
 
 def tiny_config(cache: Path, **rl):
@@ -410,7 +410,7 @@ def test_population_split_over_two_devices_equals_one_device(tmp_path, populatio
     """The three POPULATION members over a two-device `pop` mesh (padded to four): the same
     parameters, bit for bit, as on one device (lax.map)."""
     values = rl_values(tmp_path, **POPULATION)
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    env = xla_env(devices=2)
     out = tmp_path / "mesh.npz"
     done = subprocess.run([sys.executable, "-c", MESH_SCRIPT, json.dumps(values), str(out)], env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr

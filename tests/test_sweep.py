@@ -21,6 +21,7 @@ from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import write_summary
 from mirror.sweep.trial import RESULT_FILE, finished_result, trial_dir
 from mirror.train.checkpoints import load_run
+from conftest import xla_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,7 +237,7 @@ def test_eight_devices_give_identical_trials_and_regrouping_maps_them_right(tiny
     del spec["sweep"]["grid"], spec["sweep"]["seeds"]
     reversed_path = tmp_path / "reversed.yaml"
     reversed_path.write_text(yaml.safe_dump(spec))
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = xla_env(devices=8)
     code = (
         "import jax, sys; from mirror.cli import main; assert jax.device_count() == 8\n"
         "for config, out in zip(sys.argv[1::2], sys.argv[2::2]):\n"
@@ -346,9 +347,8 @@ def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, dat
     job = str(1000 + os.getpid() % 3000)  # Slurm's coordinator port derives from the job id
     procs = []
     for rank in (0, 1):
-        env = {**os.environ, "JAX_PLATFORMS": "cpu", "SLURM_JOB_ID": job, "SLURM_NTASKS": "2", "SLURM_PROCID": str(rank),
-               "SLURM_LOCALID": str(rank), "SLURM_STEP_NODELIST": "localhost"}  # fmt: skip
-        env.pop("XLA_FLAGS", None)
+        env = xla_env(SLURM_JOB_ID=job, SLURM_NTASKS="2", SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank),
+                      SLURM_STEP_NODELIST="localhost")  # fmt: skip
         cmd = [sys.executable, "-m", "mirror.cli", "sweep", str(path), "--sweep-dir", str(tmp_path / "out"), "--distributed"]
         procs.append(subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     logs = [p.communicate(timeout=600)[0] for p in procs]
