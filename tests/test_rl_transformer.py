@@ -92,17 +92,6 @@ def test_transformer_actor_critic_shapes_heads_and_cmni_neurons():
     np.testing.assert_allclose(one, logits[0], rtol=1e-6, atol=1e-7)  # `mirror play` asks one view at a time
 
 
-def test_actor_critic_init_null_draws_the_transformer_actor_critics_init():
-    """The RL random-init null of a transformer run: fresh actor-critics' CMNI layers (the
-    logits' orthogonal 0.01 init, not the supervised glorot one; no value head)."""
-    like = jax.eval_shape(lambda k: init_transformer_actor_critic(k, ARCH, num_inputs=28), jax.random.key(0))
-    batch = init_transformer_batch(jax.random.key(3), 2, like, num_inputs=28, kernel_init=ACTOR_CRITIC_INIT)
-    assert "value" not in batch and batch["block_0"]["mlp_in"]["kernel"].shape == (2, 8, 16)
-    for kernel in batch["output"]["kernel"]:
-        np.testing.assert_allclose(kernel.T @ kernel, 1e-4 * np.eye(4), atol=1e-9)
-    assert not np.array_equal(batch["position"][0], batch["position"][1])
-
-
 # --- the config ------------------------------------------------------------------------
 
 
@@ -186,3 +175,16 @@ def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_ca
     for name, value in single.items():
         np.testing.assert_array_equal(value[0], together[name][1], err_msg=name)
     assert not np.array_equal(together[sorted(together)[0]][0], together[sorted(together)[0]][1])
+
+
+def test_actor_critic_init_null_draws_the_transformer_actor_critics_init(transformer_rl_run):
+    """The RL random-init null of a transformer run: fresh actor-critics' CMNI layers (the
+    logits' orthogonal 0.01 init, not the supervised glorot one; no value head). After the
+    run's analysis, so its compiled init (same architecture and inputs) is reused."""
+    num_inputs = obs_size(32)
+    like = jax.eval_shape(lambda k: init_transformer_actor_critic(k, ARCH, num_inputs=num_inputs), jax.random.key(0))
+    batch = init_transformer_batch(jax.random.key(3), 2, like, num_inputs=num_inputs, kernel_init=ACTOR_CRITIC_INIT)
+    assert "value" not in batch and batch["block_0"]["mlp_in"]["kernel"].shape == (2, 8, 16)
+    for kernel in batch["output"]["kernel"]:
+        np.testing.assert_allclose(kernel.T @ kernel, 1e-4 * np.eye(4), atol=1e-9)
+    assert not np.array_equal(batch["position"][0], batch["position"][1])

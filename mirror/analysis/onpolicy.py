@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.cmni import (
     cmni_stats,
     empirical_p_value,
@@ -40,7 +41,6 @@ from mirror.analysis.cmni import (
     permutation_cmni,
     scan_rows,
 )
-from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.groups import CMNI_GROUPS, cmni_groups
 from mirror.data.processing import model_inputs
 
