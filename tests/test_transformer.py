@@ -361,8 +361,3 @@ def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
     assert load_config(None, values) == transformer
     assert training_config_hash(transformer) != training_config_hash(load_config(None, ["--model.kind", "transformer"]))
     assert training_config_hash(transformer) != training_config_hash(default)
-
-
-def test_rl_refuses_a_transformer_torso_naming_the_field():
-    with pytest.raises(ConfigError, match=r"model.kind = 'transformer' is invalid for mirror rl: expected 'mlp'"):
-        load_config(None, ["--model.kind", "transformer", "--rl.updates", "2"])

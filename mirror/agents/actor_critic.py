@@ -16,6 +16,9 @@ CMNI divide by different neuron counts (17 + 17 + 4 = 38 for the paper's torso i
 
 Initialisation follows PureJaxRL: orthogonal kernels (scale sqrt 2 for hidden layers,
 0.01 for the logits so the first policy is near uniform, 1 for the value), zero biases.
+
+`model.kind: transformer` swaps the torso for the supervised transformer's
+(`mirror.agents.transformer_actor_critic`, same heads); `actor_critic_module` picks one.
 """
 
 from typing import Sequence
@@ -26,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS
+from mirror.agents.transformer_actor_critic import TransformerActorCritic
 
 
 class ActorCritic(nn.Module):
@@ -61,7 +65,17 @@ def init_actor_critic(key: jax.Array, widths: Sequence[int], activation: str = "
     return model.init(key, jnp.zeros((1, num_inputs), jnp.float32))["params"]
 
 
+def actor_critic_module(widths: Sequence[int], activation: str = "relu", transformer: tuple = ()) -> nn.Module:
+    """The actor-critic of an RL config: the MLP torso at `widths`, or the transformer torso
+    (`mirror.agents.transformer_actor_critic`) when `transformer` = (depth, d_model, heads,
+    mlp_ratio) is given. Both return (logits, value, activations)."""
+    if transformer:
+        return TransformerActorCritic(*transformer, activation=activation)
+    return ActorCritic(tuple(widths), activation)
+
+
 def cmni_params(params):
     """The layers that count as CMNI neurons: the parameters without the value head, in the
-    supervised MLP's layout ({"hidden_i", "output"}), ready for the existing CMNI code."""
+    supervised model's layout (the MLP's {"hidden_i", "output"}, or the transformer's
+    tree), ready for the existing CMNI code. Either torso names its value head "value"."""
     return {name: layer for name, layer in params.items() if name != "value"}

@@ -41,6 +41,7 @@ from jax import lax
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
 from mirror.agents.transformer import init_transformer_params, is_transformer_params, neuron_widths, transformer_arch, transformer_of_params
+from mirror.agents.transformer_actor_critic import init_transformer_actor_critic
 from mirror.analysis.groups import CMNI_GROUPS
 
 UNROLL_MAX_FAN_IN = 64  # up to this fan-in a dense layer is a multiply-add chain, above it a GEMM
@@ -443,8 +444,14 @@ def init_params_batch(key, seeds: int, widths, *, num_inputs: int, activation: s
     return jax.tree.map(np.asarray, pad_params(params, widths, padded_to))
 
 
+def _transformer_actor_critic_init(key, *, arch, activation, num_inputs):
+    return cmni_params(init_transformer_actor_critic(key, arch, activation, num_inputs=num_inputs))
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num_inputs: int):
+    if kernel_init == ACTOR_CRITIC_INIT:  # an RL run's transformer torso (`mirror.agents.transformer_actor_critic`)
+        return jax.jit(functools.partial(_transformer_actor_critic_init, arch=arch, activation=activation, num_inputs=num_inputs))
     depth, d_model, heads, mlp_ratio = arch
     return jax.jit(
         functools.partial(
@@ -456,7 +463,8 @@ def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num
 
 def init_transformer_batch(key, seeds: int, like, *, num_inputs: int, activation: str = "relu", kernel_init: str = "glorot_uniform"):
     """`seeds` freshly initialised transformers [seeds, ...] (numpy) of the architecture of
-    the params `like` (any leading model axes); the i-th is initialised from split(key)[i]."""
+    the params `like` (any leading model axes); the i-th is initialised from split(key)[i].
+    kernel_init=ACTOR_CRITIC_INIT draws the RL transformer actor-critic's CMNI layers."""
     init = _jitted_transformer_init(transformer_arch(like), activation, kernel_init, int(num_inputs))
     models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
     return jax.tree.map(lambda *leaves: np.stack(leaves), *models)

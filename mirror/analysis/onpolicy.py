@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.cmni import (
     cmni_stats,
     empirical_p_value,
@@ -35,6 +36,7 @@ from mirror.analysis.cmni import (
     full_unit_mask,
     hidden_activations_t,
     model_axes,
+    neuron_activations_t,
     one_hot_columns,
     permutation_cmni,
     scan_rows,
@@ -56,11 +58,16 @@ class OnPolicyCMNI(NamedTuple):
 
 def own_rows_group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
     """Like `cmni.group_sums`, but model m reads its own rows: inputs int8[models, rows, F],
-    labels int[models, sets, rows] -> float32[models, hidden neurons, sets, groups]."""
+    labels int[models, sets, rows] -> float32[models, hidden neurons, sets, groups] (a
+    transformer's: every neuron, its outputs included, as `cmni.group_sums`)."""
     models, rows, features = inputs.shape
     sets = labels.shape[1]
     hidden = sum(m.shape[-1] for m in flat_masks)
-    forward = jax.vmap(functools.partial(hidden_activations_t, activation=activation))  # every argument per model
+    activations_t = hidden_activations_t
+    if is_transformer_params(flat_params):  # every neuron row by row, outputs included (as `cmni.group_sums`)
+        activations_t = neuron_activations_t
+        hidden += flat_params["output"]["bias"].shape[-1]
+    forward = jax.vmap(functools.partial(activations_t, activation=activation))  # every argument per model
 
     def chunk_sums(x_t, lab):
         # scan_rows chunks along rows only: models ride along in the feature / label-set axes.
@@ -118,7 +125,8 @@ def onpolicy_permuted_groups(seed: int, groups: np.ndarray, permutations: int) -
 def onpolicy_cmni(params, unit_mask, inputs, scenarios, idle_shown, *, activation: str, chunk_rows: int = 512, permutations: int = 0, seed: int = 0) -> OnPolicyCMNI:
     """CMNI of every model on its own probe rows.
 
-    params: leaves [checkpoints, networks, ...] (the MLP layout, `cmni_params`);
+    params: leaves [checkpoints, networks, ...] (the supervised MLP's or transformer's
+    layout, `cmni_params`);
     unit_mask: None or bool[..., units] per hidden layer (broadcast over the model axes);
     inputs int8[checkpoints, networks, rows, 3W+4] (raw own views; the §5.6 mask is applied
     here); scenarios int8[checkpoints, networks, rows] (0-3);

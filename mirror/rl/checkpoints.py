@@ -7,13 +7,15 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
     RUN_DIR/dataset.json       probe set (a): the supervised dataset of this config's data
                                and env sections (its test split is analysed)
     RUN_DIR/members.json       one entry PER NETWORK in the supervised Member format
-                               {seed, lr, dropout: 0.0, l2: 0.0, widths}
+                               {seed, lr, dropout: 0.0, l2: 0.0, widths} (a transformer
+                               torso's widths: its blocks' MLP hidden units, the CMNI layers)
     RUN_DIR/rl_run.json        marks an RL run: sharing, networks_per_member, num_inputs,
                                members (RLMember.to_dict()), probe {games, turns, seed},
                                eval {games, turns, seed, greedy}
     RUN_DIR/checkpoints/<U>/   Orbax checkpoint after update U (every rl.checkpoint_every), items
-                               "params"   actor-critic params without the value head (the MLP
-                                          layout, `cmni_params`), leaves [networks, ...]
+                               "params"   actor-critic params without the value head (the
+                                          supervised MLP's or transformer's layout,
+                                          `cmni_params`), leaves [networks, ...]
                                "rl_state" the runner state of every member (params incl. the
                                           value head, optimizer, games, key as key data,
                                           update), a flat dict of leaves [members, ...]

@@ -24,6 +24,8 @@ class RLConfig:
       update_epochs     passes over each rollout
       num_minibatches   minibatches per pass; must divide num_envs * num_steps
       hidden            widths of the MLP torso (the paper: 17, 17)
+      transformer       (depth, d_model, heads, mlp_ratio) of a transformer torso
+                        (`model.kind: transformer`); empty: the MLP torso of `hidden`
       checkpoint_every  updates per driver interval (one compiled call, then params come back)
     Learning (floats)
       lr, gamma, gae_lambda, clip_eps, ent_coef, vf_coef, max_grad_norm: PPO as in PureJaxRL
@@ -42,6 +44,7 @@ class RLConfig:
     update_epochs: int = 4
     num_minibatches: int = 4
     hidden: tuple = (17, 17)
+    transformer: tuple = ()
     checkpoint_every: int = 10
     lr: float = 2.5e-3
     gamma: float = 0.99
@@ -96,6 +99,14 @@ def validate(config: RLConfig) -> RLConfig:
         or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in hidden)
     ):
         _fail("hidden", "a non-empty list of positive integers", hidden)
+    arch = config.transformer
+    if arch and (
+        not isinstance(arch, (tuple, list))
+        or len(arch) != 4
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in arch)
+        or arch[1] % arch[2]
+    ):
+        _fail("transformer", "empty or 4 positive integers (depth, d_model, heads, mlp_ratio), heads dividing d_model", arch)
     if config.activation not in ACTIVATIONS:
         _fail("activation", f"one of {', '.join(ACTIVATIONS)}", config.activation)
     if config.sharing not in SHARING:
@@ -121,8 +132,9 @@ def make_config(**fields) -> RLConfig:
     for name in fields:
         if name not in known:
             raise RLConfigError(f"unknown field rl.{name}; allowed: {', '.join(sorted(known))}")
-    if "hidden" in fields and isinstance(fields["hidden"], list):
-        fields["hidden"] = tuple(fields["hidden"])
+    for name in ("hidden", "transformer"):
+        if name in fields and isinstance(fields[name], list):
+            fields[name] = tuple(fields[name])
     return validate(RLConfig(**fields))
 
 
@@ -131,6 +143,7 @@ def make_config(**fields) -> RLConfig:
 # RLConfig fields that a run config sets elsewhere: one source for the architecture and seed.
 FROM_OTHER_SECTIONS = {
     "hidden": "model.width and model.hidden_layers",
+    "transformer": "model.kind and model.transformer",
     "activation": "model.activation",
     "seed": "the top-level seed",
 }
@@ -215,7 +228,8 @@ def rl_settings(config) -> RunSettings:
     """The `rl:` section of a `mirror.config.Config`, checked in full before any work:
     unknown fields, fields that belong to another section and bad values raise
     `RLConfigError` naming `rl.<field>`. The torso is `model.widths` with
-    `model.activation`; the seed is the top-level `seed`."""
+    `model.activation`, or `model.transformer` when `model.kind` is transformer; the seed
+    is the top-level `seed`."""
     values = dict(config.rl)
     for name, instead in FROM_OTHER_SECTIONS.items():
         if name in values:
@@ -237,9 +251,8 @@ def rl_settings(config) -> RunSettings:
                 pass
         ppo_values[name] = value
     model = config.model
-    if model.kind != "mlp":  # the actor-critic torso is an MLP (issue 14 adds the transformer to supervised training only)
-        raise RLConfigError(f"model.kind = {model.kind!r} is invalid for mirror rl: expected 'mlp'")
-    ppo = make_config(**ppo_values, hidden=tuple(model.widths), activation=model.activation, seed=config.seed)
+    torso = model.transformer.as_tuple() if model.kind == "transformer" else ()
+    ppo = make_config(**ppo_values, hidden=tuple(model.widths), transformer=torso, activation=model.activation, seed=config.seed)
     _check_run_fields(values, config.env_params.episode_turns)
     run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}
     return RunSettings(ppo=ppo, **run_values)

@@ -16,8 +16,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mirror.agents.actor_critic import ActorCritic
+from mirror.agents.actor_critic import actor_critic_module
 from mirror.agents.mlp import MLP
+from mirror.agents.transformer import is_transformer_params, transformer_of_params
 from mirror.data.processing import model_inputs
 from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
@@ -58,11 +59,18 @@ def policy_input(obs: jax.Array) -> jax.Array:
 
 
 def policy_logits(params, obs: jax.Array, widths, activation: str) -> jax.Array:
-    """logits[..., 4] of one network stored in the MLP layout (`cmni_params`: hidden_i and
-    output, no value head; what checkpoints' "params" hold) for own views obs int8[..., 3W+4].
-    The actor-critic's torso and logits are the supervised MLP's layers, so its forward
-    pass (without dropout) gives exactly the logits `make_policy` acts on."""
-    logits, _ = MLP(tuple(widths), activation).apply({"params": params}, policy_input(obs))
+    """logits[..., 4] of one network stored in the supervised model's layout (`cmni_params`:
+    no value head; what checkpoints' "params" hold) for own views obs int8[..., 3W+4].
+    The actor-critic's torso and logits are the supervised MLP's (or transformer's, told
+    apart by the tree; `widths` is then unused) layers, so its forward pass (without
+    dropout) gives exactly the logits `make_policy` acts on."""
+    x = policy_input(obs)
+    if is_transformer_params(params):
+        model = transformer_of_params(params, activation)
+        lead = x.shape[:-1]  # the transformer reads [batch, 3W+4]
+        logits, _ = model.apply({"params": params}, x.reshape((-1, x.shape[-1])))
+        return logits.reshape(lead + logits.shape[-1:])
+    logits, _ = MLP(tuple(widths), activation).apply({"params": params}, x)
     return logits
 
 
@@ -72,7 +80,7 @@ def make_policy(config: RLConfig):
     The network sees the supervised model input (spec §5.6: own code, score and position
     zeroed), so the CMNI probe sets feed RL and supervised agents the same way.
     """
-    model = ActorCritic(tuple(config.hidden), config.activation)
+    model = actor_critic_module(config.hidden, config.activation, config.transformer)
 
     def shared(params, obs, player):
         logits, value, _ = model.apply({"params": params}, policy_input(obs))
@@ -91,7 +99,7 @@ def make_policy(config: RLConfig):
 def init_params(config: RLConfig, key: jax.Array, num_inputs: int = OBS_SIZE):
     """Actor-critic params for observations of `num_inputs` codes (3W + 4); a leading axis
     of 2 (Frog's, Toad's network) for `sharing: independent`."""
-    model = ActorCritic(tuple(config.hidden), config.activation)
+    model = actor_critic_module(config.hidden, config.activation, config.transformer)
     dummy = jnp.zeros((1, num_inputs), jnp.float32)
     if config.sharing == "shared":
         return model.init(key, dummy)["params"]

@@ -109,7 +109,7 @@ def _write_run_files(run_dir: Path, config: Config, trainer: PopulationTrainer, 
     write_text_atomic(run_dir / CONFIG_FILE, yaml.safe_dump(config.to_dict(), sort_keys=True))
     if dataset is not None:
         write_json_atomic(run_dir / DATASET_FILE, {**dataset.manifest, "path": str(Path(dataset.path).absolute())})
-    widths = tuple(config.model.widths)
+    widths = network_widths(trainer.config)
     networks = [
         Member(seed=m.seed, lr=m.lr, dropout=0.0, l2=0.0, widths=widths)
         for m in trainer.members
@@ -128,6 +128,17 @@ def _write_run_files(run_dir: Path, config: Config, trainer: PopulationTrainer, 
             "batch_size": trainer.config.batch_size,
         },
     )
+
+
+def network_widths(ppo) -> tuple:
+    """members.json's `widths` of every network: the MLP torso's hidden widths, or for the
+    transformer torso its CMNI layers' widths (each block's MLP hidden units,
+    `mirror.agents.transformer.neuron_widths`), which the analysis reads as the layers'
+    true widths (a transformer is never padded)."""
+    if ppo.transformer:
+        depth, d_model, _, mlp_ratio = ppo.transformer
+        return (d_model * mlp_ratio,) * depth
+    return tuple(ppo.hidden)
 
 
 def _baselines_json(results: dict) -> dict:

@@ -10,8 +10,8 @@ Which network plays which player:
   are read as logits (softmax for the shown probabilities). They were trained as MSE
   targets, not as a policy, so the probabilities are a view of its preference only.
 
-Every network is read from the checkpoint's "params" item (the MLP layout, no value
-head) and acts on `mirror.rl.ppo.policy_logits`: the same §5.6-masked input as the
+Every network is read from the checkpoint's "params" item (the supervised model's
+layout, MLP or transformer, no value head) and acts on `mirror.rl.ppo.policy_logits`: the same §5.6-masked input as the
 policy that trained it.
 """
 
@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.agents.mlp import unpad_params
+from mirror.agents.transformer import is_transformer_params
 from mirror.env import EnvParams, reset, step
 from mirror.env.constants import ACTION_NAMES
 from mirror.env.validate import env_params_from_dict
@@ -42,8 +43,8 @@ class Agents:
     kind: str  # "rl" or "supervised"
     checkpoint: int  # the update (RL) or epoch (supervised) of the checkpoint
     networks: tuple  # (Frog's, Toad's) network index in the run
-    params: Any  # MLP-layout params, leaves [2, ...] (Frog's, Toad's), at `widths`
-    widths: tuple
+    params: Any  # supervised-layout params (MLP or transformer), leaves [2, ...] (Frog's, Toad's)
+    widths: tuple  # the MLP's hidden widths (a transformer's CMNI layer widths)
     activation: str
     env_params: EnvParams
     sharing: str  # "shared", "independent" or "supervised"
@@ -116,7 +117,8 @@ def load_agents(run_dir: str | Path, checkpoint: str | None = None, member: int 
         networks = (per * member, per * member + per - 1)
     index = _checkpoint_index(run, checkpoint, networks[0])
     widths = tuple(run.widths[networks[0]])
-    params = jax.tree.map(lambda a: np.asarray(a)[index, list(networks)], unpad_params(run.params, widths))
+    stored = run.params if is_transformer_params(run.params) else unpad_params(run.params, widths)  # transformers: never padded
+    params = jax.tree.map(lambda a: np.asarray(a)[index, list(networks)], stored)
     try:
         env_params = env_params_from_dict({**config.env, **member_env})
     except ValueError as err:

@@ -1,0 +1,82 @@
+"""Actor-critic with the transformer torso (issue 14, `model.kind: transformer` in `mirror rl`).
+
+    x[batch, 3W+4] -> the supervised `Transformer`'s tokens, position embeddings, blocks,
+                      final LayerNorm and mean over the cell tokens (`pooled`, [batch, d_model])
+                   -> output: 4 policy logits (linear)      } both read `pooled`
+                   -> value: 1 state value (linear)         }
+
+Every layer except `value` has the name and shape of the supervised `Transformer`'s, so
+the parameters without the value head (`mirror.agents.actor_critic.cmni_params`) ARE a
+supervised transformer's parameters: checkpoints store them, and the CMNI code, the
+run loader and `Transformer.apply` read them unchanged (`Transformer.apply` on them gives
+this module's logits and activations exactly; tests/test_rl_transformer.py pins it).
+
+CMNI neurons, as for the supervised transformer: each block's MLP hidden units, pooled
+over the cell tokens, then the 4 logits; the value head is not counted (the MLP
+actor-critic's reasons, `mirror.agents.actor_critic`).
+
+Initialisation: the blocks and embeddings as the supervised transformer's default
+(glorot_uniform; `model.kernel_init` is not read: the actor-critic has its
+own init, like the MLP torso's); the heads as the MLP actor-critic's (PureJaxRL): orthogonal
+kernels, scale 0.01 for the logits (a near-uniform first policy) and 1 for the value, zero
+biases. No dropout: RL trains without it.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mirror.agents.mlp import NUM_ACTIONS
+from mirror.agents.transformer import DEFAULTS, FLY_CODES, GROUND_CODES, PLAYER_CODES, Block
+from mirror.env.constants import layout_of
+
+BLOCK_INIT = "glorot_uniform"  # the supervised Transformer's default kernel_init
+
+
+class TransformerActorCritic(nn.Module):
+    """(depth, d_model, heads, mlp_ratio) as `mirror.agents.transformer.Transformer`."""
+
+    depth: int = DEFAULTS["depth"]
+    d_model: int = DEFAULTS["d_model"]
+    heads: int = DEFAULTS["heads"]
+    mlp_ratio: int = DEFAULTS["mlp_ratio"]
+    activation: str = "relu"
+    num_actions: int = NUM_ACTIONS
+
+    @nn.compact
+    def __call__(self, x):
+        """x[batch, 3W+4] -> (logits[batch, 4], value[batch], activations: list of [batch, units]:
+        each block's pooled MLP hidden units, then the logits; the value is not in the list)."""
+        # The supervised Transformer's forward pass up to its output layer, layer for layer
+        # (same names, so the parameter trees coincide).
+        layout = layout_of(x.shape[-1])
+        codes = x.astype(jnp.int32)
+        d = self.d_model
+        tokens = (
+            nn.Embed(GROUND_CODES, d, name="ground_embed")(jnp.clip(codes[:, layout.ground], 0, GROUND_CODES - 1))
+            + nn.Embed(PLAYER_CODES, d, name="players_embed")(jnp.clip(codes[:, layout.players], 0, PLAYER_CODES - 1))
+            + nn.Embed(FLY_CODES, d, name="flies_embed")(jnp.clip(codes[:, layout.flies], 0, FLY_CODES - 1))
+        )
+        energy = nn.Dense(d, name="energy_embed")(x[:, layout.energy, None].astype(jnp.float32))
+        h = jnp.concatenate([tokens, energy[:, None, :]], axis=1)
+        h = h + self.param("position", nn.initializers.normal(0.02), (layout.width + 1, d))
+        activations = []
+        for i in range(self.depth):
+            block = Block(d, self.heads, self.mlp_ratio, self.activation, BLOCK_INIT, name=f"block_{i}")
+            h, neurons = block(h, layout.width, 0.0, None)
+            activations.append(neurons)
+        pooled = jnp.mean(nn.LayerNorm(name="ln_final")(h)[:, : layout.width], axis=1)
+        zeros = nn.initializers.zeros
+        policy_kernel = nn.initializers.orthogonal(0.01)
+        logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(pooled)
+        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(pooled)
+        activations.append(logits)
+        return logits, value[..., 0], activations
+
+
+def init_transformer_actor_critic(key: jax.Array, arch: tuple, activation: str = "relu", *, num_inputs: int):
+    """Parameters (the supervised transformer's layers plus "value") for inputs of
+    `num_inputs` codes (3W + 4); arch = (depth, d_model, heads, mlp_ratio)."""
+    model = TransformerActorCritic(*arch, activation=activation)
+    return model.init(key, jnp.zeros((1, num_inputs), jnp.float32))["params"]
+
