@@ -35,6 +35,22 @@ def random_inputs(seed: int, rows: int) -> jax.Array:
     return jnp.asarray(np.concatenate([ground, players, flies, zero, energy, zero, zero], axis=1).astype(np.int8))
 
 
+def random_params(seed: int, **arch):
+    """Random parameters of `init_transformer_params`' tree (its shapes by `jax.eval_shape`,
+    the values drawn with NumPy): initialising for real compiles a program per shape, and
+    these tests need generic weights, not the initialiser's."""
+    shapes = jax.eval_shape(lambda: init_transformer_params(jax.random.key(0), num_inputs=INPUTS, **arch))
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if "scale" in name:  # LayerNorm
+            return jnp.asarray(1.0 + 0.1 * rng.standard_normal(leaf.shape), leaf.dtype)
+        return jnp.asarray((0.1 if "bias" in name else 0.5) * rng.standard_normal(leaf.shape), leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
+
+
 def synthetic_split(seed: int, rows: int) -> Split:
     """A learnable problem: the label is the quarter of the world with the most players-line code."""
     x = np.asarray(random_inputs(seed, rows))
@@ -61,7 +77,7 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 
 
 def test_shapes_and_activations_follow_the_mlp_convention():
-    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, depth=3, d_model=16, heads=4, mlp_ratio=3)
+    params = random_params(0, depth=3, d_model=16, heads=4, mlp_ratio=3)
     assert params["position"].shape == (W + 1, 16)  # W cell tokens + energy
     assert [k for k in params if k.startswith("block_")] == ["block_0", "block_1", "block_2"]
     x = random_inputs(1, 5)
@@ -81,7 +97,7 @@ def test_shapes_and_activations_follow_the_mlp_convention():
 
 
 def test_hidden_units_are_pooled_over_cell_tokens_only():
-    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    params = random_params(0, d_model=16)
     x = random_inputs(1, 3)
     _, activations = Transformer(d_model=16).apply({"params": params}, x)
     _, state = Transformer(d_model=16).apply({"params": params}, x, capture_intermediates=True, mutable=["intermediates"])
@@ -90,7 +106,7 @@ def test_hidden_units_are_pooled_over_cell_tokens_only():
 
 
 def test_output_ignores_token_order_without_position_embeddings():
-    params = init_transformer_params(jax.random.key(3), num_inputs=INPUTS, d_model=16)
+    params = random_params(3, d_model=16)
     model = Transformer(d_model=16)
     x = random_inputs(4, 6)
     perm = np.random.default_rng(0).permutation(W)
@@ -143,7 +159,7 @@ def test_cli_rejects_a_bad_transformer_config_before_work(tmp_path, capsys):
 
 
 def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
-    params = init_transformer_params(jax.random.key(0), num_inputs=INPUTS, d_model=16)
+    params = random_params(0, d_model=16)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     penalised = sorted(p for p in paths if l2_leaf("transformer", p))
     assert all("kernel" in p and "embed" not in p for p in penalised)
@@ -259,8 +275,7 @@ def reference_cmni(params, x, groups, activation="relu"):
 def test_cmni_of_stacked_transformers_matches_a_hand_computation():
     from mirror.analysis.cmni import cmni, neuron_layout
 
-    keys = jax.random.split(jax.random.key(5), 3)
-    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16) for k in keys]
+    single = [random_params(5 + i, d_model=16) for i in range(3)]
     stacked = jax.tree.map(lambda *a: jnp.stack(a).reshape((3, 1) + a[0].shape), *single)  # [checkpoints, members]
     x = random_inputs(6, 300)
     groups = np.random.default_rng(1).integers(-1, 4, 300).astype(np.int8)  # -1 and 3: not CMNI rows
@@ -283,8 +298,7 @@ def test_variants_nulls_and_moments_run_unchanged_over_transformers():
     from mirror.analysis.moments import scenario_moments
     from mirror.analysis.variants import cmni_variants, variant_permutation_null
 
-    keys = jax.random.split(jax.random.key(7), 2)
-    single = [init_transformer_params(k, num_inputs=INPUTS, d_model=16) for k in keys]
+    single = [random_params(7 + i, d_model=16) for i in range(2)]
     stacked = jax.tree.map(lambda *a: jnp.stack(a)[:, None], *single)  # [checkpoints, members]
     x = random_inputs(8, 240)
     groups = np.random.default_rng(2).integers(-1, 4, 240).astype(np.int8)
