@@ -189,3 +189,31 @@ def tiny_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     run_dir = tmp_path_factory.mktemp("tiny_rl_run") / "run"
     assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
     return run_dir
+
+
+# ----------------------------------------------------------------------------- transformer runs
+
+# The tiny transformer run (issue 14): one block, d = 8 (16 pooled hidden units), a
+# population of two on 1,000 training rows of the tiny dataset, 5 epochs of batch 2 (long
+# enough for the resume test to kill a copy of it in the middle).
+TINY_TRANSFORMER = [
+    "--model.kind", "transformer", "--model.transformer.depth", "1", "--model.transformer.d_model", "8",
+    "--train.population_seeds", "[0, 1]", "--train.max_train_rows", "1000", "--train.batch_size", "2",
+    "--train.epochs", "5", "--train.lr", "3.0e-3",
+]  # fmt: skip
+
+
+def tiny_transformer_args(run_dir: Path, cache: Path) -> list[str]:
+    """`mirror train` arguments of the tiny transformer run into `run_dir`."""
+    return ["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(cache), *TINY_TRANSFORMER]
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
+    """`mirror train` of the tiny transformer run. Shared: read it, or copy it (`copy_run`)
+    before changing anything in it."""
+    from mirror.cli import main
+
+    run_dir = tmp_path_factory.mktemp("tiny_transformer_run") / "run"
+    assert main(tiny_transformer_args(run_dir, dataset_cache)) == 0
+    return run_dir
