@@ -169,3 +169,39 @@ def test_settings_are_trials_that_differ_only_by_seed_and_many_settings_write_no
     many = load_sweep(write_sweep(tmp_path / "m.yaml", {"grid": {"train.lr": [1e-3 * (i + 1) for i in range(MAX_SETTINGS + 1)]}}))
     assert write_comparison(many, tmp_path / "out", [{"trial": 0}]) == []
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset_cache, tiny_dataset):
+    """A transformer population of two seeds on conftest's tiny dataset (the MLP path is
+    test_sweep.py's tiny sweep): its trials are analysed at their own, unpadded shape,
+    keep their random-init draws, and comparison.md's row is the trials' own numbers."""
+    import json
+
+    from conftest import TINY_DATA, yaml_value
+
+    data = {TINY_DATA[i][len("--data.") :]: yaml_value(TINY_DATA[i + 1]) for i in range(0, len(TINY_DATA), 2)}
+    path = write_sweep(
+        tmp_path / "s.yaml",
+        {"grid": {"model.kind": ["transformer"]}, "seeds": [0, 1], "trial_figures": False},
+        seed=0,
+        data={**data, "cache_dir": str(dataset_cache)},
+        model={"transformer": {"depth": 1, "d_model": 4, "heads": 1, "mlp_ratio": 1}},
+        train={"epochs": 2, "patience": 0, "max_train_rows": 300, "lr": 1.0e-3},
+        analysis={"permutations": 0, "init_seeds": 2, "roles": "paper"},
+        tracking={"mode": "disabled"},
+    )
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--sweep-dir", str(out)]) == 0
+    results = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("t*/result.json"))]
+    assert [r["trial"] for r in results] == [0, 1]
+    trial = out / results[0]["dir"]
+    cmni = (trial / "cmni.csv").read_text().splitlines()
+    assert cmni[1].split(",")[cmni[0].split(",").index("neurons")] == "8"  # 1 block x 4 pooled hidden units + 4 outputs
+    assert len(json.loads((trial / "summary.json").read_text())["variant_init_null"]["cmni"]) == 2
+    accuracy = [r["accuracy"] for r in results]
+    text = (out / "comparison.md").read_text()
+    assert f"| transformer | 2 | 372 | {np.mean(accuracy):.4f} ± {np.std(accuracy, ddof=1):.2g} |" in text
+    assert (out / "figures" / "comparison.png").is_file() and "comparison.md" in (out / "report.md").read_text()
