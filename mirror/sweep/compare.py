@@ -113,7 +113,7 @@ def _float(text) -> float:
     return float(text) if text not in ("", None) else math.nan
 
 
-def test_entry(test_metrics: dict) -> dict:
+def reported_entry(test_metrics: dict) -> dict:
     """The trial's test numbers at the checkpoint its accuracy is reported for (the
     best-validation one, else the last): {accuracy, per_class, ...}."""
     entry = test_metrics["members"][0]
@@ -131,7 +131,7 @@ def trial_numbers(sweep_dir: Path, trial: Trial, result: dict) -> TrialNumbers |
     pick = chosen[0] if chosen else len(rows) - 1
     recall, accuracy = {name: None for name in ACTION_NAMES}, result.get("accuracy")
     if (out / "test_metrics.json").is_file():
-        entry = test_entry(json.loads((out / "test_metrics.json").read_text()))
+        entry = reported_entry(json.loads((out / "test_metrics.json").read_text()))
         accuracy = entry["accuracy"]
         recall = {name: entry.get("per_class", {}).get(name, {}).get("recall") for name in ACTION_NAMES}
     draws = None
