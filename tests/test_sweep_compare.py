@@ -105,6 +105,22 @@ def test_cli_rejects_a_bad_kind_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_shipped_comparison_config_pairs_models_of_similar_size_on_the_same_seeds():
+    from pathlib import Path
+
+    from mirror.sweep.compare import parameter_count
+
+    sweep = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "transformer.yaml")
+    groups = settings_of(sweep.trials)
+    assert [label for label, _ in groups] == ["mlp", "transformer"]
+    assert [sorted(t.config.seed for t in trials) for _, trials in groups] == [[0, 1, 2], [0, 1, 2]]
+    assert len({t.config.data_seed for t in sweep.trials}) == 1  # one dataset
+    mlp, transformer = (parameter_count(trials[0]) for _, trials in groups)
+    assert (mlp, transformer) == (2095, 2212)  # the counts its header states
+    assert 1 / 1.5 <= transformer / mlp <= 1.5
+    assert len(populations(sweep.trials, sweep.max_population)) == 2
+
+
 # --------------------------------------------------------------------------- comparison
 
 

@@ -234,8 +234,8 @@ def comparison_markdown(rows: list[SettingRow], title: str = "") -> str:
         "95 % bootstrap CI over seeds; random init: the trained seeds' mean at the selected checkpoint against "
         "random initialisations of the same architecture (`mirror.analysis.seeds`).",
         "",
-        "| setting | variant | peak epoch | drop (95 % CI) | rise and fall | trained vs random init |",
-        "|---|---|---|---|---|---|",
+        "| setting | variant | peak epoch | drop (95 % CI) | rise and fall | random init (mean ± sd) | trained vs random init |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         for v in VARIANTS:
@@ -243,7 +243,8 @@ def comparison_markdown(rows: list[SettingRow], title: str = "") -> str:
             lo, hi = rise["ci95"]
             drop = "-" if rise["drop"] is None else f"{rise['drop']:.4g}" + ("" if lo is None else f" ({lo:.4g} .. {hi:.4g})")
             peak = "-" if rise["peak_epoch"] is None else str(rise["peak_epoch"])
-            lines.append(f"| {r.label} | {v} | {peak} | {drop} | {seeds.rise_and_fall_words(rise)} | {seeds.init_baseline_words(init)} |")
+            null = format_mean_sd((init.get("mean"), init.get("sd")))
+            lines.append(f"| {r.label} | {v} | {peak} | {drop} | {seeds.rise_and_fall_words(rise)} | {null} | {seeds.init_baseline_words(init)} |")
     lines += ["", "![CMNI per epoch, mean ± sd over seeds, one colour per setting](figures/comparison.png)", ""]
     return "\n".join(lines)
 
