@@ -190,6 +190,7 @@ def test_settings_are_trials_that_differ_only_by_seed_and_many_settings_write_no
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow  # a transformer population trained and analysed (~45 CPU-s, most of it compiling)
 def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset_cache, tiny_dataset):
     """A transformer population of two seeds on conftest's tiny dataset (the MLP path is
     test_sweep.py's tiny sweep): its trials are analysed at their own, unpadded shape,
