@@ -197,6 +197,7 @@ def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset
     keep their random-init draws, and comparison.md's row is the trials' own numbers."""
     import json
 
+    import jax
     from conftest import TINY_DATA, yaml_value
 
     data = {TINY_DATA[i][len("--data.") :]: yaml_value(TINY_DATA[i + 1]) for i in range(0, len(TINY_DATA), 2)}
@@ -218,6 +219,13 @@ def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset
     cmni = (trial / "cmni.csv").read_text().splitlines()
     assert cmni[1].split(",")[cmni[0].split(",").index("neurons")] == "8"  # 1 block x 4 pooled hidden units + 4 outputs
     assert len(json.loads((trial / "summary.json").read_text())["variant_init_null"]["cmni"]) == 2
+    # the trial reads as a single run: its member's checkpoints of the (unpadded) population
+    from mirror.train.checkpoints import load_run
+
+    run, population = load_run(trial), load_run(json.loads((trial / "population.json").read_text())["run_dir"])
+    assert "position" in run.params and run.epochs.tolist() == [1, 2]
+    for mine, theirs in zip(jax.tree.leaves(run.params), jax.tree.leaves(population.params)):
+        np.testing.assert_array_equal(mine, np.asarray(theirs)[:, :1])
     accuracy = [r["accuracy"] for r in results]
     text = (out / "comparison.md").read_text()
     assert f"| transformer | 2 | 372 | {np.mean(accuracy):.4f} ± {np.std(accuracy, ddof=1):.2g} |" in text
