@@ -7,7 +7,8 @@ from mirror.errors import UsageError
 HELP = (
     "Train and analyse every trial of a sweep file (a config plus a `sweep:` section, see "
     "configs/sweep_smoke.yaml), as vmapped populations split over all local devices, then write "
-    "SWEEP_DIR/summary.csv, the top/bottom checkpoint tables, figures/ and report.md. Re-running "
+    "SWEEP_DIR/summary.csv, the top/bottom checkpoint tables, figures/ and report.md (and, with at most 6 "
+    "settings, comparison.md: the settings side by side, e.g. model.kind mlp against transformer). Re-running "
     "skips finished trials. Base-config fields can be overridden: --data.rows 100000. "
     "With `mode: rl` in the sweep section, trials are self-play PPO runs trained as RL populations "
     "(see configs/sweep_rl_theory.yaml) and summary.csv has the RL columns."

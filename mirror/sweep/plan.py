@@ -2,7 +2,10 @@
 
 Trials share one compiled program when everything but the member settings (model seed,
 learning rate, dropout rate, L2 weight, hidden widths) is equal and their widths fall in
-the same power-of-two bucket (padding at most doubles a layer). Such trials are chunked
+the same power-of-two bucket (padding at most doubles a layer). Transformers
+(`model.kind: transformer`) are never padded: they share a program only with trials of
+the same kind and the same shape (depth, d_model, heads, mlp_ratio), and an MLP never
+shares one with a transformer (the kind and shape are part of the key). Such trials are chunked
 into populations of at most `max_population` members, padded with copies of the last
 member to a multiple of the device count (the copies' results are dropped).
 
@@ -87,7 +90,8 @@ def program_key(config: Config) -> str:
     for name in ("name", "seed", "tracking"):
         values.pop(name)
     model, train = values["model"], values["train"]
-    model["width"] = width_bucket(model["width"])
+    if config.model.kind == "mlp":  # transformers are never padded: their shape is in `model` as is
+        model["width"] = width_bucket(model["width"])
     for name in ("dropout", "population_widths", "population_dropouts"):
         model.pop(name)
     for name in ("lr", "l2", "population_seeds", "population_lrs", "population_l2s"):
@@ -124,11 +128,9 @@ def population_config(trials: list[Trial], members: list[Member]) -> Config:
     """The first trial's config, with one population entry per member."""
     values = trials[0].config.to_dict()
     values["name"] = f"population-{len(trials)}"
-    values["model"].update(
-        width=max(max(m.widths) for m in members),
-        population_widths=[list(m.widths) for m in members],
-        population_dropouts=[m.dropout for m in members],
-    )
+    values["model"]["population_dropouts"] = [m.dropout for m in members]
+    if trials[0].config.model.kind == "mlp":  # population widths (padding) are MLP-only
+        values["model"].update(width=max(max(m.widths) for m in members), population_widths=[list(m.widths) for m in members])
     values["train"].update(
         population_seeds=[m.seed for m in members],
         population_lrs=[m.lr for m in members],

@@ -72,7 +72,7 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
     if advance:
         advance(done)
     for k, population in enumerate(pops):
-        shape = "RL" if population.is_rl else f"hidden widths up to {max(max(m.widths) for m in population.members)}"
+        shape = population_shape(population)
         log(
             f"population {k + 1}/{len(pops)}: {len(population.trials)} trial(s)"
             + (f" + {population.padding} padding" if population.padding else "")
@@ -87,6 +87,17 @@ def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, l
         if advance:
             advance(done)
     return {"owned": len(mine), "ran": len(todo), "populations": len(pops), "wall_s": time.perf_counter() - start}
+
+
+def population_shape(population: Population) -> str:
+    """The population's architecture in a few words (for the log)."""
+    if population.is_rl:
+        return "RL"
+    model = population.config.model
+    if model.kind == "transformer":
+        t = model.transformer
+        return f"transformer depth {t.depth}, d_model {t.d_model}, {t.heads} heads, mlp_ratio {t.mlp_ratio}"
+    return f"hidden widths up to {max(max(m.widths) for m in population.members)}"
 
 
 def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, log: Log) -> list[dict]:
@@ -148,7 +159,9 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     """Every checkpoint of every member at once (in member chunks of at most
     ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
     from mirror.agents.mlp import unit_masks
+    from mirror.agents.transformer import is_transformer_params
     from mirror.analysis.analyse import analyse_checkpoints
+    from mirror.analysis.cmni import param_widths
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 
@@ -167,13 +180,17 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     test = dataset.splits == TEST
     inputs, scenarios, idle_shown = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
-    masks = unit_masks(run.widths, run.padded_widths)
+    widths, padded = run.widths, run.padded_widths
+    if is_transformer_params(run.params):  # its neurons: every block's MLP hidden units, never padded
+        padded = tuple(param_widths(run.params))
+        widths = [list(padded)] * len(run.members)
+    masks = unit_masks(widths, padded)
     per_call = max(1, ANALYSIS_MODELS // len(run.epochs))
     rows = []
     for lo in range(0, real, per_call):
         chunk = slice(lo, min(real, lo + per_call))
         analysis = analyse_checkpoints(
-            config.seed, jax.tree.map(lambda a: a[:, chunk], run.params), [m[chunk] for m in masks], run.widths[chunk],
+            config.seed, jax.tree.map(lambda a: a[:, chunk], run.params), [m[chunk] for m in masks], widths[chunk],
             inputs, scenarios, idle_shown, np.asarray(selected[chunk]), config.analysis,
             activation=config.model.activation, kernel_init=config.model.kernel_init, labels=dataset.labels[test],
         )  # fmt: skip

@@ -29,6 +29,19 @@ the sweep builds) and any `env.*` field. Trials that differ only in seed, rl.lr,
 rl.partner_reward_weight, env.dependency and env.veil train as one RL population (see
 `mirror.sweep.plan`). Example: configs/sweep_rl_theory.yaml.
 
+Architectures: `model.kind` (mlp | transformer) is an axis like any other (grid, random
+`choice`, explicit trials), and so are the transformer's shape fields
+`model.transformer.{depth,d_model,heads,mlp_ratio}`. A shape field must belong to the
+trial's kind (`model.width` / `model.hidden_layers` for mlp, `model.transformer.*` for
+transformer), so to compare kinds with shapes of their own list them as explicit trials:
+
+      trials:
+        - {model.kind: mlp, model.width: 17}
+        - {model.kind: transformer, model.transformer.d_model: 8}
+
+An MLP trial's config leaves `model.kind` out (`Config.to_dict`), so the ids of MLP trials
+are the same as before the field existed.
+
 Trials are the grid, then the random draws, then the explicit trials, each repeated
 for every seed in `seeds`. A trial's `seed` is its model seed (initialisation, batch
 order, dropout); the dataset's seed is pinned to the base's (`data.seed`), so trials
@@ -61,6 +74,11 @@ SWEEPABLE = (
     "model.dropout",
     "model.activation",
     "model.kernel_init",
+    "model.kind",
+    "model.transformer.depth",
+    "model.transformer.d_model",
+    "model.transformer.heads",
+    "model.transformer.mlp_ratio",
     "train.lr",
     "train.l2",
     "train.batch_size",
@@ -72,6 +90,13 @@ SWEEPABLE = (
 
 # RL trials (`mode: rl`): the architecture and seed as for supervised trials, plus rl.<field>.
 RL_SWEEPABLE = ("seed", "data.seed", "model.hidden_layers", "model.width", "model.activation")
+# Shape fields that only one `model.kind` reads: a trial that sets one for the other kind
+# would train the same model as its twin (the MLP's config ignores model.transformer.*, the
+# transformer's ignores the widths), so it is refused rather than silently duplicated.
+KIND_FIELDS = {
+    "mlp": ("model.hidden_layers", "model.width"),
+    "transformer": tuple(f for f in SWEEPABLE if f.startswith("model.transformer.")),
+}
 
 
 def rl_fields() -> list[str]:
@@ -272,6 +297,19 @@ def _trial_config(base: Config, base_values: dict, fields: dict, index: int, mod
         config = load_config(None, values)
         if mode == "rl":
             check_rl_trial(config)
+        _check_kind_fields(config, fields)
         return config
     except ConfigError as err:
         raise ConfigError(f"sweep trial {index} ({fields}): {err}") from None
+
+
+def _check_kind_fields(config: Config, fields: dict) -> None:
+    """A swept shape field must belong to the trial's model.kind (see KIND_FIELDS)."""
+    kind = config.model.kind
+    for other, names in KIND_FIELDS.items():
+        for field in names:
+            if other != kind and field in fields:
+                raise ConfigError(
+                    f"{field} only shapes a model.kind = {other} model, but this trial's model.kind is {kind!r}; "
+                    f"allowed for {kind}: {', '.join(KIND_FIELDS[kind])} (pair each kind with its own shape in sweep.trials)"
+                )

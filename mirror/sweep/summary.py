@@ -5,6 +5,9 @@
     SWEEP_DIR/bottom_checkpoints.csv the five lowest-CMNI checkpoints (paper Table 2)
     SWEEP_DIR/figures/cmni_vs_capacity.png, cmni_vs_theory.png
     SWEEP_DIR/report.md              the tables and figures in one page
+    SWEEP_DIR/comparison.md, figures/comparison.png
+                                     with at most 6 settings (trials that differ only in
+                                     their seed): the settings side by side (mirror.sweep.compare)
 
 RL sweeps (`mode: rl`) write summary.csv with RL_COLUMNS (returns of the agents and of
 the behaviour and oracle baselines, help rates, CMNI on both probe sets, env turns),
@@ -25,6 +28,7 @@ from matplotlib.figure import Figure
 from mirror.analysis.outputs import write_csv
 from mirror.analysis.rl_figures import help_by_dependency_figure
 from mirror.report import read_csv
+from mirror.sweep.compare import write_comparison
 from mirror.sweep.spec import Sweep
 from mirror.sweep.trial import finished_result
 
@@ -141,7 +145,9 @@ def write_summary(sweep: Sweep, sweep_dir: str | Path) -> dict:
     if results:
         files.append(plot_capacity(sweep_dir / "figures" / "cmni_vs_capacity.png", results))
         files.append(plot_theory(sweep_dir / "figures" / "cmni_vs_theory.png", results))
-    files.append(write_markdown(sweep, sweep_dir, results, top, bottom))
+    compared = write_comparison(sweep, sweep_dir, results)
+    files += compared
+    files.append(write_markdown(sweep, sweep_dir, results, top, bottom, compared=bool(compared)))
     return {"finished": len(results), "trials": len(sweep.trials), "files": files, "results": results}
 
 
@@ -270,9 +276,11 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
     return lines + ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
 
 
-def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict], bottom: list[dict]) -> Path:
+def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict], bottom: list[dict], *, compared: bool = False) -> Path:
     out = [f"# Sweep report: {sweep.name}", ""]
     out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
+    if compared:
+        out += ["The settings side by side (accuracy, recall, every CMNI variant, verdicts over seeds): [comparison.md](comparison.md).", ""]
     scored = [r for r in results if r["peak_cmni"] is not None]
     diverged = sum(1 for r in results if r["diverged"])
     if diverged:

@@ -4,7 +4,8 @@
         config.yaml, members.json, dataset.json   as a normal run (a single model)
         population.json   where its checkpoints live: the population run and member index
         metrics.jsonl, test_metrics.json          its own per-epoch and test metrics
-        cmni.csv, neurons.csv, circuits.csv, weights.csv, summary.json, figures/, report.md
+        cmni.csv, neurons.csv, circuits.csv, weights.csv, figures/, report.md
+        summary.json      as a run's, plus `variant_init_null`: variant -> its random-init draws
         result.json       its summary row; written last, so it marks the trial finished
 
 The trial's epochs end where its member stopped (early stopping or divergence); later
@@ -134,7 +135,13 @@ def write_trial(
     metrics = {k: run.metric(k)[:n, member : member + 1] for k in ("val_loss", "val_loss_data", "val_accuracy")}
     params = jax.tree.map(lambda a: np.asarray(a)[int(mine.selected[0]), member : member + 1], run.params)
     config_analysis = dataclasses.asdict(trial.config.analysis)
-    write_analysis_outputs(out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures)
+    # The random-init draws per variant, so the verdicts over a setting's seeds (trials)
+    # can be tested later (mirror.sweep.compare); one trial alone is one seed.
+    init_draws = {"variant_init_null": {k: [float(x) for x in np.asarray(v)[0]] for k, v in mine.variant_init_null.items()}}
+    write_analysis_outputs(
+        out, mine, epochs=epochs, metrics=metrics, params_selected=params, config_analysis=config_analysis, figures=figures,
+        summary_extra=init_draws,
+    )  # fmt: skip
     if test_metrics is not None:
         from mirror.report import write_report
 
