@@ -230,3 +230,8 @@ def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset
     text = (out / "comparison.md").read_text()
     assert f"| transformer | 2 | 372 | {np.mean(accuracy):.4f} ± {np.std(accuracy, ddof=1):.2g} |" in text
     assert (out / "figures" / "comparison.png").is_file() and "comparison.md" in (out / "report.md").read_text()
+    # a transformer has no layers x width: its rows leave them empty, the report names its kind
+    assert all(r["hidden_layers"] is None and r["width"] is None and r["capacity"] is None for r in results)
+    report = (out / "report.md").read_text()
+    assert "| trial | hidden_layers | width | model.kind | lr |" in report and "| 0 | - | - | transformer |" in report
+    assert "(trial 0: transformer," in report or "(trial 1: transformer," in report

@@ -101,8 +101,8 @@ def rl_settings_row(trial: Trial, out: Path) -> dict:
         "partner_reward_weight": float(ppo.partner_reward_weight),
         "lr": float(ppo.lr),
         "sharing": ppo.sharing,
-        "hidden_layers": c.model.hidden_layers,
-        "width": c.model.width,
+        "hidden_layers": c.model.hidden_layers if c.model.kind == "mlp" else None,  # a transformer torso: no layers x width
+        "width": c.model.width if c.model.kind == "mlp" else None,
     }
 
 

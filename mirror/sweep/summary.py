@@ -276,6 +276,11 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
     return lines + ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
 
 
+def model_shape(row: dict) -> str:
+    """"2 x 17" for an MLP trial's row; a transformer's row has no layers x width."""
+    return "transformer" if row["hidden_layers"] is None else f"{row['hidden_layers']} x {row['width']}"
+
+
 def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list[dict], bottom: list[dict], *, compared: bool = False) -> Path:
     out = [f"# Sweep report: {sweep.name}", ""]
     out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
@@ -289,7 +294,7 @@ def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list
         best = max(scored, key=lambda r: r["peak_cmni"])
         significant = sum(1 for r in results if r["p_value"] is not None and r["p_value"] < 0.05)
         out += [
-            f"Highest peak CMNI: {best['peak_cmni']:.5g} (trial {best['trial']}: {best['hidden_layers']} x {best['width']}, "
+            f"Highest peak CMNI: {best['peak_cmni']:.5g} (trial {best['trial']}: {model_shape(best)}, "
             f"lr {best['lr']:g}, epoch {best['peak_epoch']}). At the best-validation checkpoint {significant} of "
             f"{len(results)} trials have a CMNI above the permutation null (p < 0.05).",
             "",
@@ -309,7 +314,10 @@ def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list
             "",
             "## Trials",
             "",
-            *_table(results, ["trial", "hidden_layers", "width", "lr", "dependency", "veil", "seed", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "cmni_at_best", "p_value"]),
+            *_table(
+                [{**r, **{f: r["fields"].get(f) for f in swept_columns(sweep)}} for r in results],
+                ["trial", "hidden_layers", "width", *swept_columns(sweep), "lr", "dependency", "veil", "seed", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "cmni_at_best", "p_value"],
+            ),
             "",
         ]
     path = Path(sweep_dir) / "report.md"

@@ -165,11 +165,12 @@ def trial_identity(trial: Trial, out: Path) -> dict:
 def settings_row(trial: Trial, out: Path) -> dict:
     """The trial's identity and settings: the first columns of its summary row."""
     c = trial.config
+    mlp = c.model.kind == "mlp"  # a transformer's shape is in its swept model.transformer.* columns
     return {
         **trial_identity(trial, out),
-        "hidden_layers": c.model.hidden_layers,
-        "width": c.model.width,
-        "capacity": c.model.hidden_layers * c.model.width,
+        "hidden_layers": c.model.hidden_layers if mlp else None,
+        "width": c.model.width if mlp else None,
+        "capacity": c.model.hidden_layers * c.model.width if mlp else None,
         "dropout": c.model.dropout,
         "lr": c.train.lr,
         "l2": c.train.l2,
