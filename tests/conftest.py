@@ -131,6 +131,19 @@ def small_dataset(dataset_cache):
 # ----------------------------------------------------------------------------- runs
 
 
+def run_epochs(config, train, val, epochs, members=None):
+    """`epochs` epochs of `mirror.train.loop.make_train(config, train, members)`, evaluated
+    on `val` after each: (trainer, final state, [(epoch metrics, val metrics)])."""
+    from mirror.train.loop import make_train
+
+    trainer = make_train(config, train, members)
+    state, history = trainer.init(), []
+    for epoch in range(1, epochs + 1):
+        state, metrics = trainer.epoch(state, epoch)
+        history.append((metrics, trainer.evaluate(state.params, val)))
+    return trainer, state, history
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     """`mirror train` for 3 epochs on the tiny dataset. Shared: read it, or copy it

@@ -1,6 +1,5 @@
 """The command line, parameter validation and the batched rollout hot path."""
 
-import os
 import subprocess
 import sys
 import textwrap

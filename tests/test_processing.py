@@ -1,7 +1,6 @@
 """Tests of mirror.data.processing: row processing (spec §5.3) and model inputs (spec §5.6)."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 

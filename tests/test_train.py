@@ -20,7 +20,6 @@ import yaml
 from mirror.agents.mlp import unit_dropout
 from mirror.cli import main
 from mirror.config import ConfigError, config_hash, load_config
-from mirror.data.pipeline import build_dataset
 from mirror.train import run as run_module
 from mirror.data.store import load_dataset
 from mirror.train.checkpoints import (
@@ -37,7 +36,7 @@ from mirror.train.population import Member, members_from_config
 from mirror.train.randomness import HASH_PRNG, feistel_permutation, hash_key
 from mirror.train.run import EarlyStopping, split_dataset, train_run
 
-from conftest import TINY_DATA, TINY_TRAIN, copy_run
+from conftest import TINY_DATA, TINY_TRAIN, copy_run, run_epochs
 
 def tiny_config(dataset_cache, *extra):
     """The shared tiny run's config (conftest), with `extra` overrides."""
@@ -132,15 +131,6 @@ def test_losses_match_their_definitions():
 
 
 # -- the jitted epoch ------------------------------------------------------------------
-
-
-def run_epochs(config, train, val, epochs, members=None):
-    trainer = make_train(config, train, members)
-    state, history = trainer.init(), []
-    for epoch in range(1, epochs + 1):
-        state, metrics = trainer.epoch(state, epoch)
-        history.append((metrics, trainer.evaluate(state.params, val)))
-    return trainer, state, history
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross_entropy"])

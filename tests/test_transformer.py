@@ -19,6 +19,7 @@ from mirror.config import ConfigError, load_config
 from mirror.env.constants import layout_of
 from mirror.train.loop import Split, make_train
 from mirror.train.population import members_from_config
+from conftest import run_epochs
 
 W = 8  # a small world: 3W + 4 = 28 inputs, 9 tokens
 INPUTS = 3 * W + 4
@@ -175,15 +176,6 @@ def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
 
 
 # -- training -----------------------------------------------------------------------
-
-
-def run_epochs(config, train, val, epochs, members=None):
-    trainer = make_train(config, train, members)
-    state, history = trainer.init(), []
-    for epoch in range(1, epochs + 1):
-        state, metrics = trainer.epoch(state, epoch)
-        history.append((metrics, trainer.evaluate(state.params, val)))
-    return trainer, state, history
 
 
 def test_transformer_learns_and_a_population_member_equals_it_trained_alone():

@@ -57,6 +57,32 @@ class Block(nn.Module):
         return x, neurons
 
 
+def pooled_trunk(module: nn.Module, x, kernel_init: str, dropout_rate=0.0, dropout_key=None):
+    """Everything before the heads, called inside `module`'s compact method (so its layers
+    are `module`'s: ground/players/flies/energy embeddings, `position`, `block_i`,
+    `ln_final`): x[batch, 3W+4] -> (pooled[batch, d_model], each block's pooled MLP units).
+    `module` has depth, d_model, heads, mlp_ratio and activation fields."""
+    layout = layout_of(x.shape[-1])
+    codes = x.astype(jnp.int32)
+    d = module.d_model
+    tokens = (
+        nn.Embed(GROUND_CODES, d, name="ground_embed")(jnp.clip(codes[:, layout.ground], 0, GROUND_CODES - 1))
+        + nn.Embed(PLAYER_CODES, d, name="players_embed")(jnp.clip(codes[:, layout.players], 0, PLAYER_CODES - 1))
+        + nn.Embed(FLY_CODES, d, name="flies_embed")(jnp.clip(codes[:, layout.flies], 0, FLY_CODES - 1))
+    )
+    energy = nn.Dense(d, name="energy_embed")(x[:, layout.energy, None].astype(jnp.float32))
+    h = jnp.concatenate([tokens, energy[:, None, :]], axis=1)
+    h = h + module.param("position", nn.initializers.normal(0.02), (layout.width + 1, d))
+    activations = []
+    for i in range(module.depth):
+        key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
+        block = Block(d, module.heads, module.mlp_ratio, module.activation, kernel_init, name=f"block_{i}")
+        h, neurons = block(h, layout.width, dropout_rate, key)
+        activations.append(neurons)
+    pooled = jnp.mean(nn.LayerNorm(name="ln_final")(h)[:, : layout.width], axis=1)
+    return pooled, activations
+
+
 class Transformer(nn.Module):
     depth: int = DEFAULTS["depth"]
     d_model: int = DEFAULTS["d_model"]
@@ -73,25 +99,7 @@ class Transformer(nn.Module):
         evaluation (no dropout)."""
         if unit_mask is not None:
             raise ValueError("transformers are not padded: unit_mask must be None")
-        layout = layout_of(x.shape[-1])
-        codes = x.astype(jnp.int32)
-        d = self.d_model
-        tokens = (
-            nn.Embed(GROUND_CODES, d, name="ground_embed")(jnp.clip(codes[:, layout.ground], 0, GROUND_CODES - 1))
-            + nn.Embed(PLAYER_CODES, d, name="players_embed")(jnp.clip(codes[:, layout.players], 0, PLAYER_CODES - 1))
-            + nn.Embed(FLY_CODES, d, name="flies_embed")(jnp.clip(codes[:, layout.flies], 0, FLY_CODES - 1))
-        )
-        energy = nn.Dense(d, name="energy_embed")(x[:, layout.energy, None].astype(jnp.float32))
-        h = jnp.concatenate([tokens, energy[:, None, :]], axis=1)
-        position = self.param("position", nn.initializers.normal(0.02), (layout.width + 1, d))
-        h = h + position
-        activations = []
-        for i in range(self.depth):
-            key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
-            block = Block(d, self.heads, self.mlp_ratio, self.activation, self.kernel_init, name=f"block_{i}")
-            h, neurons = block(h, layout.width, dropout_rate, key)
-            activations.append(neurons)
-        pooled = jnp.mean(nn.LayerNorm(name="ln_final")(h)[:, : layout.width], axis=1)
+        pooled, activations = pooled_trunk(self, x, self.kernel_init, dropout_rate, dropout_key)
         init = KERNEL_INITS[self.kernel_init]()
         out = nn.Dense(self.num_actions, kernel_init=init, bias_init=nn.initializers.zeros, name="output")(pooled)
         activations.append(out)

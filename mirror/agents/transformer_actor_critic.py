@@ -27,8 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from mirror.agents.mlp import NUM_ACTIONS
-from mirror.agents.transformer import DEFAULTS, FLY_CODES, GROUND_CODES, PLAYER_CODES, Block
-from mirror.env.constants import layout_of
+from mirror.agents.transformer import DEFAULTS, pooled_trunk
 
 BLOCK_INIT = "glorot_uniform"  # the supervised Transformer's default kernel_init
 
@@ -47,25 +46,9 @@ class TransformerActorCritic(nn.Module):
     def __call__(self, x):
         """x[batch, 3W+4] -> (logits[batch, 4], value[batch], activations: list of [batch, units]:
         each block's pooled MLP hidden units, then the logits; the value is not in the list)."""
-        # The supervised Transformer's forward pass up to its output layer, layer for layer
-        # (same names, so the parameter trees coincide).
-        layout = layout_of(x.shape[-1])
-        codes = x.astype(jnp.int32)
-        d = self.d_model
-        tokens = (
-            nn.Embed(GROUND_CODES, d, name="ground_embed")(jnp.clip(codes[:, layout.ground], 0, GROUND_CODES - 1))
-            + nn.Embed(PLAYER_CODES, d, name="players_embed")(jnp.clip(codes[:, layout.players], 0, PLAYER_CODES - 1))
-            + nn.Embed(FLY_CODES, d, name="flies_embed")(jnp.clip(codes[:, layout.flies], 0, FLY_CODES - 1))
-        )
-        energy = nn.Dense(d, name="energy_embed")(x[:, layout.energy, None].astype(jnp.float32))
-        h = jnp.concatenate([tokens, energy[:, None, :]], axis=1)
-        h = h + self.param("position", nn.initializers.normal(0.02), (layout.width + 1, d))
-        activations = []
-        for i in range(self.depth):
-            block = Block(d, self.heads, self.mlp_ratio, self.activation, BLOCK_INIT, name=f"block_{i}")
-            h, neurons = block(h, layout.width, 0.0, None)
-            activations.append(neurons)
-        pooled = jnp.mean(nn.LayerNorm(name="ln_final")(h)[:, : layout.width], axis=1)
+        # The supervised Transformer's trunk, layer for layer (same names, so the
+        # parameter trees coincide up to the heads).
+        pooled, activations = pooled_trunk(self, x, BLOCK_INIT)
         zeros = nn.initializers.zeros
         policy_kernel = nn.initializers.orthogonal(0.01)
         logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(pooled)
