@@ -51,11 +51,13 @@ class TransformerConfig:
     d_model: int = 32  # token width
     heads: int = 2  # attention heads; must divide d_model
     mlp_ratio: int = 2  # block MLP hidden units = mlp_ratio * d_model
+    residual_neurons: bool = False  # also count each block's (layer-normalised) residual stream as CMNI neurons
 
     def validate(self) -> None:
         for name in ("depth", "d_model", "heads", "mlp_ratio"):
             value = getattr(self, name)
             _require(type(value) is int and value > 0, f"model.transformer.{name}", value, "a positive integer")
+        _require(type(self.residual_neurons) is bool, "model.transformer.residual_neurons", self.residual_neurons, "true or false")
         _require(
             self.d_model % self.heads == 0, "model.transformer.heads", self.heads, f"a divisor of model.transformer.d_model = {self.d_model}"
         )
@@ -293,6 +295,8 @@ class Config:
         values = dataclasses.asdict(self)
         if self.model.kind == "mlp":
             del values["model"]["kind"], values["model"]["transformer"]
+        elif not self.model.transformer.residual_neurons:  # likewise for transformer runs before the field
+            del values["model"]["transformer"]["residual_neurons"]
         return values
 
 

@@ -365,3 +365,50 @@ def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
     assert load_config(None, values) == transformer
     assert training_config_hash(transformer) != training_config_hash(load_config(None, ["--model.kind", "transformer"]))
     assert training_config_hash(transformer) != training_config_hash(default)
+
+
+# -- residual-stream neurons (model.transformer.residual_neurons) ------------------------
+
+
+def test_residual_neurons_read_out_each_blocks_stream_and_change_nothing_else(tmp_path):
+    from mirror.agents.transformer import neuron_widths, transformer_of_params
+    from mirror.analysis.cmni import neuron_activations_t, neuron_layout
+    from mirror.rl.config import RLConfigError
+
+    from conftest import rl_values
+
+    arch = dict(depth=2, d_model=8, heads=2, mlp_ratio=2)
+    plain = random_params(0, **arch)
+    readout = {f"residual_ln_{i}": {"scale": jnp.ones(8), "bias": jnp.zeros(8)} for i in range(2)}  # as initialised
+    params = {**plain, **readout}
+    x = random_inputs(3, 6)
+    (out, acts), state = Transformer(**arch).apply({"params": plain}, x, capture_intermediates=True, mutable=["intermediates"])
+    out_r, acts_r = transformer_of_params(params).apply({"params": params}, x)
+    np.testing.assert_array_equal(out_r, out)  # the read-out feeds nothing
+    assert [a.shape[1] for a in acts_r] == [16, 8, 16, 8, 4] and neuron_widths(params) == [16, 8, 16, 8]
+    for i in range(2):
+        np.testing.assert_array_equal(acts_r[2 * i], acts[i])  # the block's MLP units, as without the read-out
+        h = np.asarray(state["intermediates"][f"block_{i}"]["__call__"][0][0], np.float64)  # the stream after block i
+        norm = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-6)  # flax LayerNorm, eps 1e-6
+        np.testing.assert_allclose(acts_r[2 * i + 1], norm[:, :W].mean(axis=1), rtol=1e-4, atol=1e-5)
+    layer, _ = neuron_layout(params)
+    assert np.bincount(layer).tolist() == [16, 8, 16, 8, 4]
+    assert neuron_activations_t(params, None, x.T, "relu").shape == (52, 6)
+
+    # config: off by default and then absent from the dict (hashes as before); checked; RL refuses it
+    assert "residual_neurons" not in transformer_config().to_dict()["model"]["transformer"]
+    on = transformer_config("--model.transformer.residual_neurons", "true")
+    assert on.to_dict()["model"]["transformer"]["residual_neurons"] is True
+    with pytest.raises(ConfigError, match="model.transformer.residual_neurons"):
+        transformer_config("--model.transformer.residual_neurons", "2")
+    with pytest.raises(RLConfigError, match="model.transformer.residual_neurons"):
+        load_config(None, {**rl_values(tmp_path), "model": {"kind": "transformer", "transformer": {"residual_neurons": True}}})
+
+    # training: the read-out's LayerNorm gets zero gradients, every other parameter trains as without it
+    _, trained, _ = run_epochs(on, SYNTH_TRAIN, SYNTH_VAL, 1)
+    _, reference, _ = run_epochs(transformer_config(), SYNTH_TRAIN, SYNTH_VAL, 1)
+    for i in range(1):  # depth 1 in transformer_config
+        np.testing.assert_array_equal(trained.params[f"residual_ln_{i}"]["scale"], 1.0)
+        np.testing.assert_array_equal(trained.params[f"residual_ln_{i}"]["bias"], 0.0)
+    shared = {k: v for k, v in trained.params.items() if not k.startswith("residual_ln")}
+    assert_trees_close(shared, reference.params)

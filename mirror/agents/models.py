@@ -24,17 +24,21 @@ class Arch(NamedTuple):
     activation: str
     kernel_init: str
     transformer: tuple = ()  # (depth, d_model, heads, mlp_ratio) for the transformer
+    residual_neurons: bool = False  # the transformer's residual stream read out as CMNI neurons
 
 
 def arch_of(model_config, widths: tuple | None = None) -> Arch:
     """The Arch of a `ModelConfig` (widths: the MLP widths to use, default the config's)."""
     m = model_config
-    return Arch(m.kind, tuple(m.widths if widths is None else widths), m.activation, m.kernel_init, m.transformer.as_tuple())
+    return Arch(
+        m.kind, tuple(m.widths if widths is None else widths), m.activation, m.kernel_init, m.transformer.as_tuple(),
+        m.kind == "transformer" and m.transformer.residual_neurons,
+    )  # fmt: skip
 
 
 def build_model(arch: Arch):
     if arch.kind == "transformer":
-        return Transformer(*arch.transformer, activation=arch.activation, kernel_init=arch.kernel_init)
+        return Transformer(*arch.transformer, activation=arch.activation, kernel_init=arch.kernel_init, residual_neurons=arch.residual_neurons)
     return MLP(arch.widths, arch.activation, arch.kernel_init)
 
 
@@ -44,7 +48,7 @@ def init_model_params(key: jax.Array, arch: Arch, *, num_inputs: int):
         depth, d_model, heads, mlp_ratio = arch.transformer
         return init_transformer_params(
             key, num_inputs=num_inputs, depth=depth, d_model=d_model, heads=heads, mlp_ratio=mlp_ratio,
-            activation=arch.activation, kernel_init=arch.kernel_init,
+            activation=arch.activation, kernel_init=arch.kernel_init, residual_neurons=arch.residual_neurons,
         )  # fmt: skip
     return init_params(key, arch.widths, arch.activation, arch.kernel_init, num_inputs=num_inputs)
 

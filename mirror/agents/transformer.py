@@ -13,7 +13,14 @@ the mean over the W cell tokens and a linear layer to the 4 outputs.
 
 "Neurons" for the CMNI (spec §7): each block's MLP hidden units after the activation
 (before dropout), mean-pooled over the cell tokens, then the 4 outputs; `activations`
-lists those layers in order, [batch, units] each, like the MLP's.
+lists those layers in order, [batch, units] each, like the MLP's. With
+`residual_neurons` (`model.transformer.residual_neurons`, off by default) each block's
+MLP layer is followed by that block's residual stream after the block, layer-normalised
+(`residual_ln_i`: the view a next LayerNorm reads, at unit scale) and mean-pooled over
+the cell tokens: d_model more neurons per block, in the order block_0 MLP, block_0
+residual, block_1 MLP, ..., outputs. The read-out feeds nothing, so it leaves the outputs
+and the training unchanged; its LayerNorm parameters are the marker from which the
+analysis reads the layout (`neuron_widths`).
 
 Dropout (training only) acts on the blocks' MLP hidden units with `unit_dropout`, so the
 rate may be a traced per-member value as for the MLP. Transformers are never padded:
@@ -79,6 +86,11 @@ def pooled_trunk(module: nn.Module, x, kernel_init: str, dropout_rate=0.0, dropo
         block = Block(d, module.heads, module.mlp_ratio, module.activation, kernel_init, name=f"block_{i}")
         h, neurons = block(h, layout.width, dropout_rate, key)
         activations.append(neurons)
+        if getattr(module, "residual_neurons", False):
+            # A read-out only: nothing downstream uses it, so its LayerNorm keeps its initial
+            # unit scale and zero bias (zero gradients) and the outputs do not change.
+            stream = nn.LayerNorm(name=f"residual_ln_{i}")(h)
+            activations.append(jnp.mean(stream[:, : layout.width], axis=1))
     pooled = jnp.mean(nn.LayerNorm(name="ln_final")(h)[:, : layout.width], axis=1)
     return pooled, activations
 
@@ -91,6 +103,7 @@ class Transformer(nn.Module):
     activation: str = "relu"
     kernel_init: str = "glorot_uniform"
     num_actions: int = NUM_ACTIONS
+    residual_neurons: bool = False  # also read out each block's residual stream (see the module docstring)
 
     @nn.compact
     def __call__(self, x, *, dropout_rate=0.0, dropout_key=None, unit_mask=None):
@@ -116,9 +129,10 @@ def init_transformer_params(
     mlp_ratio: int = DEFAULTS["mlp_ratio"],
     activation: str = "relu",
     kernel_init: str = "glorot_uniform",
+    residual_neurons: bool = False,
 ):
     """Parameters of a transformer for `num_inputs` = 3W + 4 model inputs."""
-    model = Transformer(depth, d_model, heads, mlp_ratio, activation, kernel_init)
+    model = Transformer(depth, d_model, heads, mlp_ratio, activation, kernel_init, residual_neurons=residual_neurons)
     return model.init(key, jnp.zeros((1, num_inputs), jnp.float32))["params"]
 
 
@@ -143,9 +157,14 @@ def transformer_arch(params) -> tuple:
     return depth, d_model, heads, int(block["mlp_in"]["kernel"].shape[-1]) // d_model
 
 
+def has_residual_neurons(params) -> bool:
+    """Whether the residual stream is read out as neurons (`residual_ln_i` layers exist)."""
+    return "residual_ln_0" in params
+
+
 def transformer_of_params(params, activation: str = "relu") -> Transformer:
     """The Transformer module whose parameters these are."""
-    return Transformer(*transformer_arch(params), activation=activation)
+    return Transformer(*transformer_arch(params), activation=activation, residual_neurons=has_residual_neurons(params))
 
 
 def transformer_num_inputs(params) -> int:
@@ -154,6 +173,8 @@ def transformer_num_inputs(params) -> int:
 
 
 def neuron_widths(params) -> list[int]:
-    """Units per CMNI layer: each block's MLP hidden units (the outputs excluded)."""
+    """Units per CMNI layer (the outputs excluded): each block's MLP hidden units, each
+    followed by its residual stream's d_model units when those are read out."""
     depth = sum(1 for name in params if name.startswith("block_"))
-    return [int(params[f"block_{i}"]["mlp_in"]["bias"].shape[-1]) for i in range(depth)]
+    residual = [int(params["position"].shape[-1])] if has_residual_neurons(params) else []
+    return [w for i in range(depth) for w in [int(params[f"block_{i}"]["mlp_in"]["bias"].shape[-1]), *residual]]

@@ -40,7 +40,14 @@ from jax import lax
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.agents.mlp import ACTIVATIONS, init_params, pad_params
-from mirror.agents.transformer import init_transformer_params, is_transformer_params, neuron_widths, transformer_arch, transformer_of_params
+from mirror.agents.transformer import (
+    has_residual_neurons,
+    init_transformer_params,
+    is_transformer_params,
+    neuron_widths,
+    transformer_arch,
+    transformer_of_params,
+)
 from mirror.agents.transformer_actor_critic import init_transformer_actor_critic
 from mirror.analysis.groups import CMNI_GROUPS
 
@@ -449,14 +456,14 @@ def _transformer_actor_critic_init(key, *, arch, activation, num_inputs):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num_inputs: int):
+def _jitted_transformer_init(arch: tuple, activation: str, kernel_init: str, num_inputs: int, residual_neurons: bool = False):
     if kernel_init == ACTOR_CRITIC_INIT:  # an RL run's transformer torso (`mirror.agents.transformer_actor_critic`)
         return jax.jit(functools.partial(_transformer_actor_critic_init, arch=arch, activation=activation, num_inputs=num_inputs))
     depth, d_model, heads, mlp_ratio = arch
     return jax.jit(
         functools.partial(
             init_transformer_params, num_inputs=num_inputs, depth=depth, d_model=d_model, heads=heads, mlp_ratio=mlp_ratio,
-            activation=activation, kernel_init=kernel_init,
+            activation=activation, kernel_init=kernel_init, residual_neurons=residual_neurons,
         )
     )  # fmt: skip
 
@@ -465,7 +472,7 @@ def init_transformer_batch(key, seeds: int, like, *, num_inputs: int, activation
     """`seeds` freshly initialised transformers [seeds, ...] (numpy) of the architecture of
     the params `like` (any leading model axes); the i-th is initialised from split(key)[i].
     kernel_init=ACTOR_CRITIC_INIT draws the RL transformer actor-critic's CMNI layers."""
-    init = _jitted_transformer_init(transformer_arch(like), activation, kernel_init, int(num_inputs))
+    init = _jitted_transformer_init(transformer_arch(like), activation, kernel_init, int(num_inputs), has_residual_neurons(like))
     models = [jax.tree.map(np.asarray, init(k)) for k in jax.random.split(key, seeds)]
     return jax.tree.map(lambda *leaves: np.stack(leaves), *models)
 

@@ -251,6 +251,8 @@ def rl_settings(config) -> RunSettings:
                 pass
         ppo_values[name] = value
     model = config.model
+    if model.kind == "transformer" and model.transformer.residual_neurons:
+        raise RLConfigError("model.transformer.residual_neurons = true is supervised-only: the RL torso reads out its blocks' MLP units; set it to false")
     torso = model.transformer.as_tuple() if model.kind == "transformer" else ()
     ppo = make_config(**ppo_values, hidden=tuple(model.widths), transformer=torso, activation=model.activation, seed=config.seed)
     _check_run_fields(values, config.env_params.episode_turns)

@@ -79,6 +79,7 @@ SWEEPABLE = (
     "model.transformer.d_model",
     "model.transformer.heads",
     "model.transformer.mlp_ratio",
+    "model.transformer.residual_neurons",
     "train.lr",
     "train.l2",
     "train.batch_size",

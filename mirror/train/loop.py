@@ -120,10 +120,11 @@ class Spec(NamedTuple):
     member_map: bool  # members one after another (lax.map) rather than batched (vmap)
     kind: str = "mlp"  # model.kind
     transformer: tuple = ()  # (depth, d_model, heads, mlp_ratio) when kind is "transformer"
+    residual_neurons: bool = False  # model.transformer.residual_neurons
 
     @property
     def arch(self) -> Arch:
-        return Arch(self.kind, self.widths, self.activation, self.kernel_init, self.transformer)
+        return Arch(self.kind, self.widths, self.activation, self.kernel_init, self.transformer, self.residual_neurons)
 
     @property
     def model(self):
@@ -419,6 +420,7 @@ def make_train(config: Config, train: Split, members: list[Member] | None = None
         member_map=member_mapping(t.member_batching) == "map",
         kind=m.kind,
         transformer=m.transformer.as_tuple() if m.kind == "transformer" else (),
+        residual_neurons=m.kind == "transformer" and m.transformer.residual_neurons,
     )
     # From the training split (host copy of its labels): every member shares them.
     hyper = make_hyper(members, widths, class_weights(jax.device_get(train.labels), t.class_weights))
