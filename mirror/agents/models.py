@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import jax
 
-from mirror.agents.mlp import MLP, init_params, num_inputs_of
+from mirror.agents.mlp import MLP, init_params, num_inputs_of, unpad_params
 from mirror.agents.transformer import (
     Transformer,
     init_transformer_params,
@@ -59,6 +59,12 @@ def l2_leaf(kind: str, path: str) -> bool:
     if kind == "transformer":
         return is_l2_kernel(path)
     return "hidden_" in path and "kernel" in path
+
+
+def unpad_model_params(params, widths):
+    """`mirror.agents.mlp.unpad_params` for either kind: a transformer is never padded, so
+    its params are returned as they are."""
+    return params if is_transformer_params(params) else unpad_params(params, widths)
 
 
 def model_num_inputs(params) -> int:

@@ -93,6 +93,16 @@ def param_widths(params) -> list[int]:
     return [int(params[name]["bias"].shape[-1]) for name in hidden_names(params)]
 
 
+def analysed_widths(params, widths, padded) -> tuple[list, tuple]:
+    """(each member's true hidden widths, the widths the params are stored at), for
+    `unit_masks`. A transformer is never padded: its stored CMNI layers are all real,
+    whatever the members' (MLP) widths say."""
+    if is_transformer_params(params):
+        padded = tuple(param_widths(params))
+        return [list(padded)] * len(widths), padded
+    return widths, padded
+
+
 def neuron_layout(params) -> tuple[np.ndarray, np.ndarray]:
     """(layer int[neurons], unit int[neurons]): 0-based layer (hidden layers, then the
     output layer) and unit index of each neuron in the order used by CMNIResult."""

@@ -12,8 +12,7 @@ import jax
 import numpy as np
 
 from mirror.agents.mlp import unit_masks
-from mirror.agents.transformer import is_transformer_params
-from mirror.analysis.cmni import cmni, param_widths
+from mirror.analysis.cmni import analysed_widths, cmni, param_widths
 from mirror.analysis.groups import CMNI_GROUPS, cmni_groups, leak_scenario
 from mirror.config import Config
 
@@ -38,7 +37,6 @@ class EpochCMNI:
         if not self.usable:
             return np.full(len(self.widths), np.nan)
         params = jax.device_get(params)  # a sharded population state lives on several devices
-        # A transformer is never padded: every block unit is a neuron.
-        masks = None if is_transformer_params(params) else unit_masks(self.widths, param_widths(params))
+        masks = unit_masks(*analysed_widths(params, self.widths, param_widths(params)))
         result = cmni(params, self.inputs, self.groups, unit_mask=masks, activation=self.activation, chunk_rows=self.chunk_rows)
         return np.asarray(result.cmni, np.float64)

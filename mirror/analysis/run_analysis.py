@@ -14,9 +14,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from mirror.agents.mlp import unit_masks
-from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.analyse import CheckpointAnalysis, analyse_checkpoints, select_member_params
-from mirror.analysis.cmni import param_widths
+from mirror.analysis.cmni import analysed_widths
 from mirror.analysis.outputs import RL_METRICS, write_analysis_outputs
 from mirror.analysis.rl_files import is_rl_run
 from mirror.config import Config, ConfigError, load_config, parse_overrides
@@ -88,10 +87,7 @@ def analyse_run(
     inputs, scenarios, idle = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
     log(f"run: {run.run_dir} ({len(run.epochs)} checkpoints x {len(run.members)} member(s), epochs {run.epochs.min()}..{run.epochs.max()})")
     log(f"test rows: {int(test.sum()):,} from {dataset.path}")
-    widths, padded = run.widths, run.padded_widths
-    if is_transformer_params(run.params):  # its neurons: every block's MLP hidden units, never padded
-        padded = tuple(param_widths(run.params))
-        widths = [list(padded)] * len(run.members)
+    widths, padded = analysed_widths(run.params, run.widths, run.padded_widths)
     analysis = analyse_checkpoints(
         config.seed, run.params, unit_masks(widths, padded), widths,
         inputs, scenarios, idle, selected, config.analysis,

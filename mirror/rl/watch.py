@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.agents.mlp import unpad_params
-from mirror.agents.transformer import is_transformer_params
+from mirror.agents.models import unpad_model_params
 from mirror.env import EnvParams, reset, step
 from mirror.env.constants import ACTION_NAMES
 from mirror.env.validate import env_params_from_dict
@@ -117,8 +116,7 @@ def load_agents(run_dir: str | Path, checkpoint: str | None = None, member: int 
         networks = (per * member, per * member + per - 1)
     index = _checkpoint_index(run, checkpoint, networks[0])
     widths = tuple(run.widths[networks[0]])
-    stored = run.params if is_transformer_params(run.params) else unpad_params(run.params, widths)  # transformers: never padded
-    params = jax.tree.map(lambda a: np.asarray(a)[index, list(networks)], stored)
+    params = jax.tree.map(lambda a: np.asarray(a)[index, list(networks)], unpad_model_params(run.params, widths))
     try:
         env_params = env_params_from_dict({**config.env, **member_env})
     except ValueError as err:

@@ -159,9 +159,8 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
     """Every checkpoint of every member at once (in member chunks of at most
     ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
     from mirror.agents.mlp import unit_masks
-    from mirror.agents.transformer import is_transformer_params
     from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.analysis.cmni import param_widths
+    from mirror.analysis.cmni import analysed_widths
     from mirror.data.split import TEST
     from mirror.train.checkpoints import TrainError, load_run
 
@@ -180,10 +179,7 @@ def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, ru
         test_metrics = json.loads((run_dir / "test_metrics.json").read_text())
     test = dataset.splits == TEST
     inputs, scenarios, idle_shown = dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test]
-    widths, padded = run.widths, run.padded_widths
-    if is_transformer_params(run.params):  # its neurons: every block's MLP hidden units, never padded
-        padded = tuple(param_widths(run.params))
-        widths = [list(padded)] * len(run.members)
+    widths, padded = analysed_widths(run.params, run.widths, run.padded_widths)
     masks = unit_masks(widths, padded)
     per_call = max(1, ANALYSIS_MODELS // len(run.epochs))
     rows = []

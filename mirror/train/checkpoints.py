@@ -56,7 +56,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import yaml
 
-from mirror.agents.models import arch_of, init_model_params
+from mirror.agents.models import arch_of, init_model_params, unpad_model_params
 from mirror.config import Config, load_config
 from mirror.env.constants import obs_size
 from mirror.errors import CheckpointError, TrainError
@@ -457,9 +457,6 @@ def _load_trial(trial_dir: Path) -> LoadedRun:
     """A sweep trial as a run of its own: its network(s) of the population run (one, or
     an RL trial's Frog and Toad networks: population.json "networks"), its checkpoints,
     and its own dataset.json when it has one (RL trials with their own D and I)."""
-    from mirror.agents.mlp import unpad_params
-    from mirror.agents.transformer import is_transformer_params
-
     pointer = json.loads((trial_dir / POPULATION_FILE).read_text())
     own = trial_dir / DATASET_FILE
     population = load_run(pointer["run_dir"], need_dataset=not own.is_file())
@@ -472,11 +469,9 @@ def _load_trial(trial_dir: Path) -> LoadedRun:
             return value
         return value[networks[0]] if len(networks) == 1 else [value[i] for i in networks]
 
-    # A transformer population is never padded (mirror.sweep.plan): its params are the trial's as they are.
-    params = population.params if is_transformer_params(population.params) else unpad_params(population.params, widths)
     return LoadedRun(
         config=load_config(trial_dir / CONFIG_FILE),
-        params=jax.tree.map(lambda a: np.asarray(a)[:n][:, networks], params),
+        params=jax.tree.map(lambda a: np.asarray(a)[:n][:, networks], unpad_model_params(population.params, widths)),
         epochs=population.epochs[:n],
         metadata=[{k: single(v) for k, v in meta.items()} for meta in population.metadata[:n]],
         widths=[list(widths)] * len(networks),
