@@ -30,12 +30,12 @@ from matplotlib.ticker import MaxNLocator
 
 from mirror.analysis import seeds
 from mirror.analysis.figures import VARIANT_TITLES, save_figure
+from mirror.analysis.variants import VARIANTS
 from mirror.env.constants import ACTION_NAMES
 from mirror.report import read_csv
 from mirror.sweep.spec import Sweep, Trial
 
 MAX_SETTINGS = 6
-VARIANTS = ("cmni", "cmni_scaled", "cmni_matched")
 # One colour per setting, the same in every panel (matplotlib's tab10, in order).
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
