@@ -4,8 +4,12 @@ dataset (probe set (a), built or reused from the cache) -> RL training with a ch
 every `rl.checkpoint_every` updates (probe set (b), evaluation, baselines; see
 `mirror.rl.run`) -> CMNI and the neuron analyses over every checkpoint -> summary.json
 (the analysis summary plus the RL headline, `mirror.rl.checkpoints.rl_summary`) ->
-report.md. One W&B run follows training live (every update's values, logged as each
-interval ends) when tracking is on; `wandb` is imported only then.
+report.md. A label with a test share but no rows in probe set (a) (help at D = 0: the
+env never produces it, `mirror.data.label_reach`) has its share dropped and the others
+renormalised (`mirror.data.split.holdout_label_shares`), logged, and recorded in
+summary.json (`probe_a_label_shares`, `probe_a_labels_dropped`) and report.md. One W&B
+run follows training live (every update's values, logged as each interval ends) when
+tracking is on; `wandb` is imported only then.
 """
 
 import json
@@ -57,7 +61,19 @@ def _dataset(config: Config, run_dir: Path, resume: bool, log):
     if resume and recorded.is_file():
         return load_dataset(json.loads(recorded.read_text())["path"]), True
     with progress_bar("dataset: unique rows", total=config.data.rows) as advance:
-        return build_dataset(config, progress=lambda done, total: advance(done))
+        return build_dataset(config, progress=lambda done, total: advance(done), drop_absent_labels=True)
+
+
+def probe_a_shares(manifest: dict) -> dict:
+    """summary.json's record of probe set (a)'s test-split label shares: the shares used
+    (the config's, unless a label had no rows) and the labels dropped, with why."""
+    from mirror.env.constants import ACTION_NAMES
+
+    shares = manifest.get("test_label_shares", manifest.get("config", {}).get("data", {}).get("test_label_shares"))
+    return {
+        "probe_a_label_shares": None if shares is None else dict(zip(ACTION_NAMES, (round(float(x), 6) for x in shares))),
+        "probe_a_labels_dropped": manifest.get("test_labels_dropped") or {},
+    }
 
 
 def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> dict:
@@ -76,6 +92,10 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> di
     dataset, reused = _dataset(config, run_dir, resume, log)
     timings["dataset"] = time.perf_counter() - start
     log(f"dataset (probe set a): {dataset.path} ({'cached' if reused else 'generated'}, {len(dataset.labels):,} rows, {timings['dataset']:.1f} s)")
+    probe_a = probe_a_shares(dataset.manifest)
+    for name, why in probe_a["probe_a_labels_dropped"].items():
+        shares = ", ".join(f"{k} {v:.3f}" for k, v in probe_a["probe_a_label_shares"].items())
+        log(f"probe set (a) has no {name} rows ({why}); its test split drops {name}'s share and renormalises the others: {shares}")
 
     start = time.perf_counter()
     with progress_bar("rl: updates", total=updates, unit=" updates") as advance:
@@ -93,7 +113,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> di
         analysis = analyse_run(run_dir, run_dir, progress=step, log=log)
     timings["cmni"] = time.perf_counter() - start
 
-    summary = {**json.loads((run_dir / "summary.json").read_text()), **rl_summary(run_dir), "run_timings_s": timings}
+    summary = {**json.loads((run_dir / "summary.json").read_text()), **rl_summary(run_dir), **probe_a, "run_timings_s": timings}
     write_json_atomic(run_dir / "summary.json", summary)
     report = write_rl_report(run_dir)
     tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})

@@ -139,6 +139,7 @@ def _cmni(rows: list[dict], summary: dict, networks: int, per_member: int = 1) -
         "trained agents themselves visit, collected at each checkpoint with a fixed key and tagged with the same scenario "
         "function. Both use the same neurons (hidden units and the 4 policy logits; the value head is not counted).",
         "",
+        *_probe_a_shares(summary),
     ]
     has_onpolicy = bool(rows) and "cmni_onpolicy" in rows[0]
     init = {i.get("member"): i for i in summary.get("init_null", [])}
@@ -166,6 +167,17 @@ def _cmni(rows: list[dict], summary: dict, networks: int, per_member: int = 1) -
         out += verdicts + ["", f"![CMNI across checkpoints, both probe sets]({figure})", ""]
     out += ["p-values are per checkpoint, without a correction for the number of checkpoints looked at.", ""]
     return out
+
+
+def _probe_a_shares(summary: dict) -> list[str]:
+    """The label shares probe set (a)'s test split used, and why a label was dropped."""
+    shares = summary.get("probe_a_label_shares")
+    if not shares:
+        return []
+    text = "Label shares of probe set (a): " + ", ".join(f"{name} {_f(v):.3f}" for name, v in shares.items()) + "."
+    for name, why in (summary.get("probe_a_labels_dropped") or {}).items():
+        text += f" No {name} rows ({why}): its share was dropped and the others renormalised."
+    return [text, ""]
 
 
 def build_rl_report(run_dir) -> str:

@@ -10,6 +10,13 @@ so any number of rows, covers every round of an episode evenly.
 
 Next to each row the pipeline keeps metadata that is never a model input: its scenario,
 idle codes, Frog's and Toad's true positions and its round within the episode.
+
+The test split's label shares are `data.test_label_shares`; a label the settings never
+produce (`label_reach.impossible_labels`) is an error before any work, naming the setting.
+`drop_absent_labels=True` (an RL run's probe set (a)) drops the share of a label with no
+rows instead (`split.holdout_label_shares`). The manifest records the shares used
+(`test_label_shares`) and the labels dropped (`test_labels_dropped`: name -> why); the
+bytes equal the strict build's whenever that one succeeds, so both share one cache entry.
 """
 
 import dataclasses
@@ -26,10 +33,11 @@ from mirror.data.dedupe import UniqueRows, key_bytes, row_inputs, row_keys
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import episode_rounds, make_burn_in, make_collect, phase_offsets
-from mirror.data.split import assign_splits
+from mirror.data.label_reach import impossible_labels
+from mirror.data.split import absent_label_error, assign_splits, holdout_label_counts, holdout_label_shares, require_possible_labels
 from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
 from mirror.data.tallies import coverage_of_counts
-from mirror.env.constants import layout_of, obs_size
+from mirror.env.constants import ACTION_NAMES, layout_of, obs_size
 from mirror.files import require_writable
 from mirror.env.rollout import start_games
 
@@ -83,9 +91,18 @@ def make_chunk_fn(config: Config):
     return chunk
 
 
-def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[dict, dict]:
-    """Run the pipeline in memory. Returns (arrays, stats)."""
+def label_reasons(config: Config) -> dict[int, str]:
+    """{label: why these settings never produce it} (`label_reach.impossible_labels`)."""
+    return impossible_labels(config.env_params, config.data.behaviour_probs)
+
+
+def generate_arrays(config: Config, progress: Progress | None = None, *, drop_absent_labels: bool = False) -> tuple[dict, dict]:
+    """Run the pipeline in memory. Returns (arrays, stats); see the module docstring for
+    `drop_absent_labels`."""
     data, params = config.data, config.env_params
+    reasons = label_reasons(config)
+    if not drop_absent_labels:
+        require_possible_labels(data.test_rows, data.test_label_shares, reasons)
     start = time.perf_counter()
     games_key, chunks_key, split_key, phase_key = jax.random.split(jax.random.key(config.data_seed), 4)
     rounds = episode_rounds(params)
@@ -124,8 +141,13 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
         )
     arrays = {name: np.concatenate(parts)[: data.rows] for name, parts in kept.items()}
     arrays["inputs"] = row_inputs(unique.kept_keys()[: data.rows], num_inputs)
-    arrays["splits"] = assign_splits(split_key, arrays["labels"], data.test_rows, data.test_label_shares, data.val_fraction)
+    shares, dropped = holdout_label_shares(
+        arrays["labels"], data.test_rows, data.test_label_shares, drop_absent=drop_absent_labels, reasons=reasons
+    )
+    arrays["splits"] = assign_splits(split_key, arrays["labels"], data.test_rows, shares, data.val_fraction)
     stats = {
+        "test_label_shares": [float(x) for x in shares],
+        "test_labels_dropped": dropped,
         "raw_rows": raw_rows,
         "chunks": index + 1,
         "turns_simulated": raw_rows * 2 + 2 * int(offsets.sum()),  # collected rounds + burn-in rounds
@@ -139,16 +161,22 @@ def generate_arrays(config: Config, progress: Progress | None = None) -> tuple[d
     return arrays, stats
 
 
-def build_dataset(config: Config, progress: Progress | None = None, force: bool = False) -> tuple[Dataset, bool]:
+def build_dataset(
+    config: Config, progress: Progress | None = None, force: bool = False, *, drop_absent_labels: bool = False
+) -> tuple[Dataset, bool]:
     """Return the cached dataset for this config, generating it first if needed.
 
     Returns (dataset, reused). The directory name is a hash of the generating config.
+    `drop_absent_labels`: see the module docstring (without it, a cached dataset whose
+    test split dropped a label is refused like a new one would be).
     """
     path = dataset_path(config)
+    if not drop_absent_labels:
+        require_possible_labels(config.data.test_rows, config.data.test_label_shares, label_reasons(config))
     if path.exists() and not force:
-        return load_dataset(path), True
+        return _strict(load_dataset(path), config, drop_absent_labels), True
     require_writable(path.parent, "dataset cache directory (data.cache_dir)", DatasetError)  # before the work, not after
-    arrays, stats = generate_arrays(config, progress)
+    arrays, stats = generate_arrays(config, progress, drop_absent_labels=drop_absent_labels)
     manifest = {
         "config": generating_config(config),
         "config_hash": config_hash(generating_config(config)),
@@ -159,7 +187,7 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
         **stats,
     }
     if path.exists() and not force:  # another process (a sweep shard) finished it meanwhile: same bytes
-        return load_dataset(path), False
+        return _strict(load_dataset(path), config, drop_absent_labels), False
     if path.exists():  # force: keep the old one until the new one is complete
         stale = path.with_name(path.name + f".old-{int(time.time())}")
         path.rename(stale)
@@ -169,4 +197,16 @@ def build_dataset(config: Config, progress: Progress | None = None, force: bool 
         if force or not path.exists():
             raise
         # Another process (a sweep shard) finished the same dataset first: same config, same bytes.
-    return load_dataset(path), False
+    return _strict(load_dataset(path), config, drop_absent_labels), False
+
+
+def _strict(dataset: Dataset, config: Config, drop_absent_labels: bool) -> Dataset:
+    """The dataset, unless its test split dropped a label that this build needs (a cached
+    probe set (a) of an RL run with the same settings)."""
+    dropped = dataset.manifest.get("test_labels_dropped") or {}
+    if drop_absent_labels or not dropped:
+        return dataset
+    shares = config.data.test_label_shares
+    label = ACTION_NAMES.index(next(iter(dropped)))
+    count = int(holdout_label_counts(config.data.test_rows, shares)[label])
+    raise absent_label_error(label, count, float(shares[label]), label_reasons(config).get(label), len(dataset.labels))

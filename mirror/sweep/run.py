@@ -242,7 +242,7 @@ def run_rl_population(population: Population, sweep: Sweep, sweep_dir: Path, log
         if finished is not None:  # analysed before the sweep was killed
             rows.append(finished)
             continue
-        dataset, reused = build_dataset(trial.config)
+        dataset, reused = build_dataset(trial.config, drop_absent_labels=True)  # probe set (a): as `mirror rl`
         log(f"  trial {trial.index}: probe set (a) {dataset.path.name} ({'cached' if reused else 'generated'})")
         out = write_rl_trial_files(sweep_dir, trial, member, run_dir, dataset.manifest, dataset.path)
         rows.append(finish_rl_trial(out, trial, member, run_dir, analyse_rl_trial(out, log)))
