@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from mirror.env.params import EnvParams
+from mirror.env.presets import spell_out_preset
 from mirror.env.validate import env_params_from_dict
 from mirror.errors import ConfigError  # noqa: F401  (re-exported: `from mirror.config import ConfigError`)
 
@@ -332,7 +333,10 @@ def _build(cls, values: dict, prefix: str):
         elif name in ("env", "rl"):
             if not isinstance(value, dict):
                 raise ConfigError(f"{name} must be a mapping of fields, got {value!r}")
-            kwargs[name] = dict(value)
+            try:
+                kwargs[name] = spell_out_preset(value) if name == "env" else dict(value)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         else:
             expected = type(default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):

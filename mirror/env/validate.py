@@ -3,6 +3,7 @@
 import dataclasses
 
 from mirror.env.params import EnvParams
+from mirror.env.presets import expand_preset
 
 # field -> (lowest, highest) allowed, None for unbounded.
 _RANGES = {
@@ -26,11 +27,13 @@ _RANGES = {
 
 
 def env_params_from_dict(values: dict) -> EnvParams:
-    """Build `EnvParams` from plain values, rejecting unknown fields and out-of-range values."""
+    """Build `EnvParams` from plain values, rejecting unknown fields and out-of-range values.
+    `preset` names a regime of `mirror.env.presets` whose fields the others override."""
+    values = expand_preset(values)
     known = {f.name: f for f in dataclasses.fields(EnvParams)}
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(f"unknown env field(s) {unknown}; allowed fields: {sorted(known)}")
+        raise ValueError(f"unknown env field(s) {unknown}; allowed fields: {sorted(known)} and preset")
     for name, value in values.items():
         wants_int = isinstance(getattr(EnvParams(), name), int)
         if isinstance(value, bool) or not isinstance(value, int if wants_int else (int, float)):
