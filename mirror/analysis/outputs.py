@@ -173,7 +173,7 @@ def seed_verdicts(a: CheckpointAnalysis, epochs, *, replicates: bool = True) -> 
         if replicates:
             rise[name] = seeds.rise_and_fall(epochs, values)
         else:
-            rise[name] = {"peak_epoch": None, "drop": None, "ci95": [None, None], "seeds": int(values.shape[1]), "reproduced": False,
+            rise[name] = {"peak_epoch": None, "drop": None, "p_sign_flip": None, "ci95": [None, None], "seeds": int(values.shape[1]), "reproduced": False,
                           "per_seed_drop": [], "method": "not tested: the members differ in more than their seed"}  # fmt: skip
         null = np.asarray(a.variant_init_null.get(name, np.zeros((len(members), 0))), float)
         init[name] = seeds.init_baseline(null, values[np.asarray(a.selected), members])
