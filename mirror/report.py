@@ -271,7 +271,8 @@ def role_method(analysis_config: dict, neurons: int | None = None) -> str:
         f"units of its layer (its rank among the units of {seeds} random initialisations, BH within the layer); differentiating = "
         "dFrog - dToad significant (the Frog and Toad labels shuffled between those rows only, two-sided) with at least one of "
         "dFrog > 0, dToad > 0 significant. The label permutation tests alone show only that a neuron responds to distress, "
-        "which units of untrained networks do too."
+        f"which units of untrained networks do too. Against random init the smallest p in a layer of w units is 1/({seeds} w + 1), "
+        "so BH within the layer can call a single neuron only when that is at most alpha / w (raise analysis.init_seeds if not)."
     )
     if neurons:
         # The smallest p is 1 / (K + 1): BH rejects only if k neurons reach it with 1 / (K + 1) <= alpha k / N.
