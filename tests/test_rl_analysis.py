@@ -189,6 +189,11 @@ def test_onpolicy_permutation_p_value_of_a_planted_signal_is_minimal():
     np.testing.assert_allclose(got.cmni[0, 0], 0.4, rtol=1e-6)
     assert got.p_permutation[0, 0] <= 3 / 50  # the odd draw of zero shifts in every game ties
     assert np.sum(got.null[0, 0] >= 0.4 - 1e-6) <= 2
+    # The p-values are float64: with 19 shifts the floor 1/20 is <= 0.05 (a float32 1/20 is not).
+    floor = onpolicy_cmni(
+        params, None, _rows(energies, 0)[None, None], scen[None, None], np.ones((1, 1, 120, 2), bool), activation="relu", permutations=19, seed=0, games=4
+    ).p_permutation[0, 0]
+    assert floor == 1 / 20 and floor <= 0.05
 
 
 def test_onpolicy_init_null_is_each_draw_on_every_checkpoints_own_rows():

@@ -242,7 +242,7 @@ def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict, t
             written.append(
                 figures.plot_training(
                     fig_dir / f"training{suffix(m)}.png", epochs, metrics["val_loss"][:, m], np.asarray(r.cmni[:, m]),
-                    cmni_leak=a.cmni_leak[:, m], p_values=a.p_permutation[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
+                    cmni_leak=a.cmni_leak[:, m], p_values=a.p_init[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
                     selected_epoch=int(epochs[c]), title=f"Validation loss and CMNI across epochs ({label}paper Figure 2)",
                 )
             )  # fmt: skip

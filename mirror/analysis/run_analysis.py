@@ -256,7 +256,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         written.append(
             rl_figures.plot_checkpoint_cmni(
                 fig_dir / f"cmni_checkpoints{suffix(n)}.png", x, np.asarray(analysis.result.cmni[:, n]), onpolicy.cmni[:, n],
-                p_test=analysis.p_permutation[:, n], p_onpolicy=onpolicy.p_permutation[:, n],
+                p_test=analysis.p_init[:, n], p_onpolicy=onpolicy.p_init[:, n],  # the dots: the verdict against random init
                 init_null=analysis.init_null[n] if analysis.init_null.shape[1] else None, selected=float(x[c]), xlabel=xlabel,
                 title="CMNI across checkpoints on both probe sets" + (f" (network {n})" if len(networks) > 1 else ""),
             )
