@@ -246,8 +246,7 @@ def _autocorrelated_probes(rng, models, games, turns, stay=0.95):
 def test_the_game_wise_null_holds_its_level_where_a_row_wise_shuffle_does_not():
     """Few long games, groups and inputs autocorrelated but unrelated: the row-by-row
     shuffle (the supervised null, which the on-policy null was) rejects at 0.05 far more
-    often than 5 %; the game-wise circular shift about 5 % (measured 5 % and 26 % over 400
-    such probes)."""
+    often than 5 %; the game-wise circular shift about 5 % (3.5 % and 27 % here)."""
     models, games, turns, k = 200, 4, 96, 99
     x, scenarios = _autocorrelated_probes(np.random.default_rng(0), models, games, turns)
     unit = _probe_unit_model([1, 0, 0, 0])
