@@ -152,9 +152,9 @@ def game_shifted_groups(seed: int, groups: np.ndarray, games: int, permutations:
     if games < 1 or rows % games:
         raise ValueError(f"the probe has {rows} rows per network, not a whole number of turns of {games} games (probe.games)")
     turns = rows // games
-    offsets = np.random.default_rng(seed).integers(0, turns, (models, permutations, 1, games))
-    source = (np.arange(turns)[:, None] + offsets) % turns * games + np.arange(games)  # [models, K, turns, games]
-    return np.take_along_axis(groups[:, None, :], source.reshape(models, permutations, rows).astype(np.intp), axis=2)
+    offsets = np.random.default_rng(seed).integers(0, turns, (models, permutations, 1, games), dtype=np.int32)
+    source = (np.arange(turns, dtype=np.int32)[:, None] + offsets) % turns * games + np.arange(games, dtype=np.int32)  # [models, K, turns, games]
+    return np.take_along_axis(groups[:, None, :], source.reshape(models, permutations, rows), axis=2)
 
 
 def onpolicy_cmni(
