@@ -150,11 +150,11 @@ def test_init_baseline_on_synthetic_numbers():
     below = init_baseline(init, np.full(5, 0.004), resamples=999)
     assert below["mean"] == pytest.approx(init.mean()) and below["sd"] == pytest.approx(init.std(ddof=1))
     assert below["trained_mean"] == pytest.approx(0.004) and below["p_mean_vs_init"] == 1.0 and below["beats_init"] is False
-    assert init_baseline_words(below) == "not above the random-init null (p = 1) (below the random-init mean)"
+    assert init_baseline_words(below) == "not above the random-init null (p = 1, bootstrap of the 5 members' mean against random-init draws) (below the random-init mean)"
     above = init_baseline(init, np.full(5, 0.2), resamples=999)
     # Above every initialisation: p is floored at 1 / (32 + 1), the resolution of 32 inits, not 1 / (B + 1).
     assert above["p_mean_vs_init"] == 1 / 33 and above["beats_init"] is True
-    assert init_baseline_words(above) == "above the random-init null (p = 0.0303)"
+    assert init_baseline_words(above) == "above the random-init null (p = 0.0303, bootstrap of the 5 members' mean against random-init draws)"
     # With 9 initialisations no p can reach 0.05, however far above them the trained mean is.
     few = init_baseline(init[:, :9], np.full(5, 0.2), resamples=999)
     assert few["p_mean_vs_init"] == 0.1 and few["beats_init"] is False
@@ -198,7 +198,7 @@ def test_report_section_states_the_verdicts():
     text = "\n".join(seeds_section(summary))
     assert "## CMNI across seeds" in text and "figures/cmni_seeds.png" in text
     assert "| cmni | 5 | 6 |" in text and "drop reproduced (one-sided sign-flip test over 5 seeds, p = 0.0312)" in text
-    assert "not above the random-init null (p = 1) (below the random-init mean)" in text
+    assert "not above the random-init null (p = 1, bootstrap of the 5 members' mean against random-init draws) (below the random-init mean)" in text
     assert text.index("Trained against untrained networks") < text.index("Rise and fall")  # the headline first
     assert "nominal 95 % CI" in text
     assert figure2_shape(summary).startswith("drop reproduced") and figure2_shape({}).startswith("not tested")

@@ -187,7 +187,8 @@ def init_baseline_words(entry: dict) -> str:
     p = entry.get("p_mean_vs_init")
     if p is None:
         return entry.get("method", "not tested")
+    test = f"p = {p:.3g}, bootstrap of the {entry.get('members', '?')} members' mean against random-init draws"
     if entry.get("beats_init"):
-        return f"above the random-init null (p = {p:.3g})"
+        return f"above the random-init null ({test})"
     below = " (below the random-init mean)" if entry["trained_mean"] < entry["mean"] else ""
-    return f"not above the random-init null (p = {p:.3g}){below}"
+    return f"not above the random-init null ({test}){below}"
