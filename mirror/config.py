@@ -200,7 +200,8 @@ class AnalysisConfig:
     circuit_share: float = 0.5
     # How neurons get their roles (mirror, differentiating, other), `mirror.analysis.significance`:
     # "significance": per-neuron permutation p-values (analysis.permutations of them), Benjamini-
-    # Hochberg at `alpha`; "paper": the thresholds fitted to the paper's Table 4 (response_fraction).
+    # Hochberg at `alpha`, mirror calibrated against the analysis.init_seeds random-init units
+    # (so it needs both); "paper": the thresholds fitted to the paper's Table 4 (response_fraction).
     roles: str = "significance"
     alpha: float = 0.05  # false discovery rate of the per-neuron tests
     # cmni_matched's cells: oracle label x this many energy bins, edges at the baseline
@@ -226,6 +227,11 @@ class AnalysisConfig:
             raise ConfigError(
                 "analysis.roles = 'significance' needs per-neuron permutation p-values but analysis.permutations = 0: "
                 "set analysis.permutations to a positive count (e.g. 200) or analysis.roles to 'paper'"
+            )
+        if self.roles == "significance" and self.init_seeds == 0:
+            raise ConfigError(
+                "analysis.roles = 'significance' calibrates mirror neurons against random-initialisation units but "
+                "analysis.init_seeds = 0: set analysis.init_seeds to a positive count (e.g. 32) or analysis.roles to 'paper'"
             )
 
 

@@ -110,7 +110,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
         "final_cmni": traj["final_cmni"],
         "final_epoch": traj["final_epoch"],
         # The verdicts over seeds, per CMNI variant (mirror.analysis.seeds).
-        "rise_and_fall": {v: {k: e[k] for k in ("peak_epoch", "drop", "ci95", "seeds", "reproduced", "method")} for v, e in summary["rise_and_fall"].items()},
+        "rise_and_fall": {v: {k: e[k] for k in ("peak_epoch", "drop", "p_sign_flip", "ci95", "seeds", "reproduced", "method")} for v, e in summary["rise_and_fall"].items()},
         "init_baseline": {v: {k: e[k] for k in ("mean", "trained_mean", "p_mean_vs_init", "beats_init")} for v, e in summary["init_baseline"].items()},
         "timings_s": timings,
         "dataset_turns_per_s": dataset.manifest["turns_simulated"] / dataset.manifest["wall_s"],
@@ -128,15 +128,17 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
 
 
 def verdict_lines(h: dict) -> list[str]:
-    """One line per CMNI variant: the rise-and-fall drop over seeds and the init comparison."""
+    """One line per CMNI variant: the comparison with random initialisation (the headline
+    verdict), then the rise-and-fall drop over seeds and its sign-flip test."""
     from mirror.analysis.seeds import init_baseline_words, rise_and_fall_words
 
     lines = []
     for name, rise in h["rise_and_fall"].items():
         lo, hi = rise["ci95"]
-        drop = "" if rise["drop"] is None else f"drop {rise['drop']:.6f}" + ("" if lo is None else f" (95 % CI {lo:.6f} .. {hi:.6f})") + " -> "
+        drop = "" if rise["drop"] is None else f"drop {rise['drop']:.6f}" + ("" if lo is None else f" (nominal 95 % CI {lo:.6f} .. {hi:.6f})") + " -> "
         init = h["init_baseline"].get(name)
-        lines.append(f"{name}: {drop}{rise_and_fall_words(rise)}" + ("" if init is None else f"; trained vs random init: {init_baseline_words(init)}"))
+        head = "" if init is None else f"trained vs random init: {init_baseline_words(init)}; "
+        lines.append(f"{name}: {head}rise and fall: {drop}{rise_and_fall_words(rise)}")
     return lines
 
 

@@ -70,35 +70,21 @@ def _number(value, digits: int = 6) -> str:
 
 
 def seeds_section(summary: dict) -> list[str]:
-    """The "CMNI across seeds" section: per CMNI variant the rise-and-fall test over
-    seeds and the comparison with the random-init null (summary.json's `rise_and_fall`
-    and `init_baseline`, mirror.analysis.seeds), in words no stronger than the statistics."""
+    """The "CMNI across seeds" section: per CMNI variant the comparison with the
+    random-init null (the headline: did training build more than an untrained network
+    has?) and the rise-and-fall test over seeds (summary.json's `init_baseline` and
+    `rise_and_fall`, mirror.analysis.seeds), in words no stronger than the statistics."""
     rise, init = summary.get("rise_and_fall", {}), summary.get("init_baseline", {})
     out = ["## CMNI across seeds", ""]
     if not rise:
         return out + ["summary.json has no verdicts over seeds (written by an older analysis: run `mirror cmni RUN_DIR`).", ""]
     seeds = max(entry["seeds"] for entry in rise.values())
-    out += [
-        "![CMNI across epochs and seeds](figures/cmni_seeds.png)",
-        "",
-        f"Rise and fall over {seeds} seed{'s' * (seeds != 1)} trained on the same data. Each seed's peak is the epoch at which the"
-        " mean curve of the other seeds peaks (leave-one-seed-out, so a seed's own noise does not pick its peak); its drop is"
-        " its value there minus its final value. The CI is a percentile bootstrap over seeds of the mean drop (expanded for"
-        " small samples); the drop counts as reproduced only when the CI excludes 0.",
-        "",
-        "| variant | seeds | peak epoch (mean curve) | drop (peak - final) | 95 % CI | verdict |",
-        "| --- | ---: | ---: | ---: | --- | --- |",
-    ]
-    for name, entry in rise.items():
-        lo, hi = entry["ci95"]
-        ci = "-" if lo is None else f"[{lo:.6f}, {hi:.6f}]"
-        peak = "-" if entry["peak_epoch"] is None else entry["peak_epoch"]
-        out.append(f"| {name} | {entry['seeds']} | {peak} | {_number(entry['drop'])} | {ci} | {rise_and_fall_words(entry)} |")
+    out += ["![CMNI across epochs and seeds](figures/cmni_seeds.png)", ""]
     if init:
         out += [
-            "",
-            "Trained against untrained networks of the same architecture: the members' mean at their selected checkpoints"
-            " against the means of as many random-initialisation draws (one per member, bootstrap).",
+            "**Trained against untrained networks** (the headline verdict): the members' mean at their selected checkpoints"
+            " against the means of as many random-initialisation draws of the same architecture (one per member, bootstrap;"
+            " one-sided, p <= 0.05).",
             "",
             "| variant | random init mean ± sd | trained mean | verdict |",
             "| --- | ---: | ---: | --- |",
@@ -106,6 +92,25 @@ def seeds_section(summary: dict) -> list[str]:
         for name, entry in init.items():
             spread = "-" if entry["mean"] is None else f"{entry['mean']:.6f} ± {entry['sd']:.6f} ({entry['init_seeds']} draws per member)"
             out.append(f"| {name} | {spread} | {_number(entry['trained_mean'])} | {init_baseline_words(entry)} |")
+        out.append("")
+    out += [
+        f"**Rise and fall** over {seeds} seed{'s' * (seeds != 1)} trained on the same data. Each seed's peak is the epoch at which the"
+        " mean curve of the other seeds peaks (leave-one-seed-out, so a seed's own noise does not pick its peak); its drop is"
+        " its value there minus its final value. The verdict rests on an exact one-sided sign-flip test of the seeds' drops"
+        " (all 2^n sign patterns; reproduced when p <= 0.05, which needs at least 5 seeds). The interval beside it is a"
+        " nominal 95 % percentile bootstrap over seeds (expanded for small samples), descriptive only: it covers about 90 %"
+        " at 5 seeds.",
+        "",
+        "| variant | seeds | peak epoch (mean curve) | drop (peak - final) | sign-flip p | nominal 95 % CI | verdict |",
+        "| --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for name, entry in rise.items():
+        lo, hi = entry["ci95"]
+        ci = "-" if lo is None else f"[{lo:.6f}, {hi:.6f}]"
+        peak = "-" if entry["peak_epoch"] is None else entry["peak_epoch"]
+        p = entry.get("p_sign_flip")
+        p = "-" if p is None else f"{p:.3g}"
+        out.append(f"| {name} | {entry['seeds']} | {peak} | {_number(entry['drop'])} | {p} | {ci} | {rise_and_fall_words(entry)} |")
     return out + [""]
 
 # cmni.csv's columns per variant: (value, permutation p, random-init p); the paper's first.
@@ -123,29 +128,64 @@ def _present(rows: list[dict]) -> list[str]:
 
 
 def epoch_table(cmni_rows: list[dict], epochs: list[int], member: int) -> list[str]:
-    """Every checkpoint of `member`: validation loss and each variant with its permutation p."""
+    """Every checkpoint of `member`: validation loss and each variant with its random-init p
+    (the headline) and its permutation p (the groups' activations differ)."""
     names = _present(cmni_rows)
-    out = ["| epoch | val loss | " + " | ".join(f"{n} | p" for n in names) + " |", "| ---: | ---: |" + " ---: | ---: |" * len(names)]
+    head = " | ".join(f"{n} | p init | p perm" for n in names)
+    out = [f"| epoch | val loss | {head} |", "| ---: | ---: |" + " ---: | ---: | ---: |" * len(names)]
     by_epoch = {int(r["epoch"]): r for r in cmni_rows if int(r["member"]) == member}
     for epoch in epochs:
         r = by_epoch[epoch]
-        cells = " | ".join(f"{_f(r[VARIANT_CSV[n][0]]):.6f} | {_f(r[VARIANT_CSV[n][1]]):.3f}" for n in names)
+        cells = " | ".join(f"{_f(r[VARIANT_CSV[n][0]]):.6f} | {_p(r.get(VARIANT_CSV[n][2]))} | {_p(r.get(VARIANT_CSV[n][1]))}" for n in names)
         out.append(f"| {epoch} | {_f(r['val_loss']):.4f} | {cells} |")
-    return out + [""]
+    return out + [
+        "",
+        "p init: the checkpoint's rank among random initialisations of the same architecture (does it score above"
+        " untrained networks?); p perm: the scenario-label permutation test, which shows only that the groups'"
+        " activations differ (untrained networks pass it too: a row's group is written in its input).",
+        "",
+    ]
+
+
+def _p(value) -> str:
+    value = _f(value)
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+def init_verdict(p_init: float, seeds: int | None = None) -> str:
+    """The random-initialisation verdict (the headline) in words, with its p and test."""
+    test = "rank among random initialisations of the same architecture" if not seeds else f"rank among {seeds} random initialisations of the same architecture"
+    if math.isnan(p_init):
+        return "not compared with random initialisation (analysis.init_seeds = 0)"
+    if p_init <= 0.05:
+        return f"**above** the random-init null (p = {p_init:.3g}, {test})"
+    return f"not above the random-init null (p = {p_init:.3g}, {test})"
+
+
+def groups_differ(p_perm: float, permutations: int | None = None) -> str:
+    """What the label-permutation test shows, in words: the groups' activations differ (or not)."""
+    test = "scenario-label permutation test" + (f", {permutations} permutations" if permutations else "")
+    if math.isnan(p_perm):
+        return "the permutation test was not run (analysis.permutations = 0)"
+    if p_perm <= 0.05:
+        return f"the groups' activations differ (p = {p_perm:.3g}, {test}; untrained networks pass this too)"
+    return f"no difference between the groups' activations shown (p = {p_perm:.3g}, {test})"
 
 
 def variant_nulls_table(selected: dict) -> list[str]:
     """The selected checkpoint's value and both null p-values for every variant."""
     names = _present([selected])
-    out = ["| variant | what it measures | value | permutation p | random-init p |", "| --- | --- | ---: | ---: | ---: |"]
+    out = ["| variant | what it measures | value | random-init p | permutation p |", "| --- | --- | ---: | ---: | ---: |"]
     for n in names:
         value, p_perm, p_init = (_f(selected[c]) for c in VARIANT_CSV[n])
-        out.append(f"| {n} | {VARIANT_MEANING[n]} | {value:.6f} | {p_perm:.3f} | {p_init:.3f} |")
+        out.append(f"| {n} | {VARIANT_MEANING[n]} | {value:.6f} | {_p(p_init)} | {_p(p_perm)} |")
     return out + [
         "",
-        "The permutation p asks whether the scenario groups differ at all (label shuffles; within label x energy cells for"
-        " cmni_matched); the random-init p asks whether training raised the index above untrained networks of the same"
-        " architecture. A small permutation p with a large random-init p means the structure was there before training.",
+        "The random-init p asks whether training raised the index above untrained networks of the same architecture: it is"
+        " the verdict. The permutation p asks only whether the scenario groups' activations differ at all (label shuffles;"
+        " within label x energy cells for cmni_matched): a row's group is written in its input (the distress code), so any"
+        " network that reads its input passes it, untrained ones included. A small permutation p with a large random-init p"
+        " means the structure was there before training.",
         "",
     ]
 
@@ -170,6 +210,10 @@ def _confusion_table(confusion: list[list[int]]) -> list[str]:
     for name, row in zip(ACTION_NAMES, confusion):
         lines.append(f"| {name} | " + " | ".join(f"{v:,}" for v in row) + " |")
     return lines
+
+
+def _p4(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 def _metric(value) -> str:
@@ -217,12 +261,18 @@ def role_method(analysis_config: dict, neurons: int | None = None) -> str:
         return (
             f"Roles: the paper-fitted thresholds (analysis.roles: paper): a neuron responds to a distress above "
             f"{analysis_config.get('response_fraction', 0.15)} of its layer's largest distress response. These thresholds were "
-            "fitted to reproduce the paper's Table 4; they are not a statistical test."
+            "fitted to reproduce the paper's Table 4; they are not a statistical test, and they do not compare with untrained networks."
         )
     alpha, permutations = analysis_config.get("alpha", 0.05), analysis_config.get("permutations", 0)
+    seeds = analysis_config.get("init_seeds", 0)
     line = (
-        f"Roles: per-neuron permutation test, BH at alpha {alpha} ({permutations} label permutations): mirror = MNS > 0 with the MNS, "
-        "dFrog > 0 and dToad > 0 tests all significant; differentiating = exactly one of dFrog > 0, dToad > 0 significant."
+        f"Roles: per-neuron permutation tests, BH at alpha {alpha} ({permutations} label permutations): mirror = MNS > 0 with the MNS, "
+        f"dFrog > 0 and dToad > 0 tests all significant AND a scale-free MNS (MNS / the neuron's pooled sd) above the random-init "
+        f"units of its layer (its rank among the units of {seeds} random initialisations, BH within the layer); differentiating = "
+        "dFrog - dToad significant (the Frog and Toad labels shuffled between those rows only, two-sided) with at least one of "
+        "dFrog > 0, dToad > 0 significant. The label permutation tests alone show only that a neuron responds to distress, "
+        f"which units of untrained networks do too. Against random init the smallest p in a layer of w units is 1/({seeds} w + 1), "
+        "so BH within the layer can call a single neuron only when that is at most alpha / w (raise analysis.init_seeds if not)."
     )
     if neurons:
         # The smallest p is 1 / (K + 1): BH rejects only if k neurons reach it with 1 / (K + 1) <= alpha k / N.
@@ -267,11 +317,15 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         out += ["No test metrics (training produced no checkpoint).", ""]
     out += per_class_section(test, member, config)
 
+    init = next((i for i in summary.get("init_null", []) if i.get("member") == member and i.get("seeds")), None)
+    permutations = (summary.get("analysis_config") or {}).get("permutations")
+    seeds = init["seeds"] if init else None
     out += [
         "## CMNI across epochs (the paper's Figure 2)",
         "",
         "![validation loss and CMNI](figures/training.png)",
         "",
+        f"- **against untrained networks** at the selected checkpoint (epoch {selected['epoch']}): {init_verdict(_f(selected.get('p_init')), seeds)}",
         f"- peak CMNI **{traj['peak_cmni']:.6f}** at epoch {traj['peak_epoch']} (validation loss {traj['peak_val_loss']:.4f})",
         f"- final CMNI {traj['final_cmni']:.6f} at epoch {traj['final_epoch']}; peak / final = {traj['peak_to_final']:.2f}",
         f"- best validation loss {traj['best_val_loss']:.4f} at epoch {traj['best_val_loss_epoch']}",
@@ -285,10 +339,10 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         "## Null baselines and the published leak",
         "",
         f"At the selected checkpoint (epoch {selected['epoch']}): CMNI {_f(selected['cmni']):.6f}, "
-        f"permutation p-value {_f(selected['p_permutation']):.3f}, random-initialisation p-value {_f(selected['p_init']):.3f}.",
-        f"At the peak (epoch {peak_row['epoch']}): permutation p-value {_f(peak_row['p_permutation']):.3f}.",
+        f"{init_verdict(_f(selected.get('p_init')), seeds)}; {groups_differ(_f(selected.get('p_permutation')), permutations)}.",
+        f"At the peak (epoch {peak_row['epoch']}): {init_verdict(_f(peak_row.get('p_init')), seeds)}; "
+        f"{groups_differ(_f(peak_row.get('p_permutation')), permutations)}.",
     ]
-    init = next((i for i in summary.get("init_null", []) if i.get("member") == member and i.get("seeds")), None)
     if init:
         out.append(f"Untrained networks of the same architecture ({init['seeds']} seeds): CMNI {init['mean']:.6f} ± {init['std']:.6f} (max {init['max']:.6f}).")
     out += ["", *variant_nulls_table(selected), *matching_lines(summary.get("cmni_matching"))]
@@ -303,20 +357,28 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         "",
     ]
 
-    mirror = {}
+    mirror, responsive = {}, 0
     for r in neurons:
-        if int(r["member"]) == member and r["role"] == "mirror" and r["scenario"] == "none":
-            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]), _f(r.get("p_mns")))
-    out += ["## Mirror candidates", "", f"At epoch {selected['epoch']}, neurons with MNS > 0 that respond to both Frog's and Toad's distress:", ""]
+        if int(r["member"]) != member or r["scenario"] != "none":
+            continue
+        if r["role"] == "mirror":
+            mirror[r["neuron"]] = (_f(r["mns"]), _f(r["d_frog"]), _f(r["d_toad"]), _f(r.get("p_mns")), _f(r.get("mns_scaled")), _f(r.get("p_init_mns")))
+        elif r.get("significant", "").startswith("mns+frog+toad"):
+            responsive += 1  # both rises significant, but not above the random-init units
+    out += ["## Mirror candidates", "", f"At epoch {selected['epoch']}, neurons that respond to both Frog's and Toad's distress:", ""]
     tested = sum(1 for r in neurons if int(r["member"]) == member and r["scenario"] == "none")
     method = role_method(summary.get("analysis_config", {}), tested)
     out += [method, ""] if method else []
     if mirror:
-        out += ["| neuron | MNS | dFrog | dToad | p (MNS) |", "| --- | ---: | ---: | ---: | ---: |"]
-        for name, (mns, d_frog, d_toad, p_mns) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
-            out.append(f"| {name} | {mns:.4f} | {d_frog:.4f} | {d_toad:.4f} | {'-' if math.isnan(p_mns) else f'{p_mns:.4f}'} |")
+        out += ["| neuron | MNS | dFrog | dToad | p (MNS) | MNS / sd | p (vs random-init units) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name, (mns, d_frog, d_toad, p_mns, scaled, p_init) in sorted(mirror.items(), key=lambda kv: -kv[1][0]):
+            cells = [f"{mns:.4f}", f"{d_frog:.4f}", f"{d_toad:.4f}", _p4(p_mns), _p4(scaled), _p4(p_init)]
+            out.append(f"| {name} | " + " | ".join(cells) + " |")
     else:
         out.append("none")
+    if responsive:
+        out += ["", f"{responsive} more neuron(s) rise significantly in both distress groups but not above the random-init units of their"
+                " layer: role other (`neurons.csv`: significant `mns+frog+toad`, above_init 0)."]  # fmt: skip
     out += ["", "Per-neuron means per scenario: `neurons.csv`, `figures/`; circuits: `circuits.csv`.", ""]
 
     accuracy = None
@@ -334,6 +396,7 @@ def build_report(run_dir: Path, member: int = 0, timings: dict | None = None) ->
         f"| low-CMNI checkpoints (Table 2) | {p['low_cmni_range'][0]:.5f} – {p['low_cmni_range'][1]:.5f} | final {traj['final_cmni']:.5f} |",
         f"| case example, 2 × 17 (§5.2) | CMNI {p['case_cmni']:.6f} at val loss {p['case_val_loss']:.4f} | CMNI {_f(selected['cmni']):.6f} at val loss {_f(selected['val_loss']):.4f} |",
         f"| Figure 2 shape | CMNI peaks once the model is competent, then declines as loss falls | {figure2_shape(summary)} |",
+        f"| CMNI against untrained networks (selected checkpoint) | not tested | {init_verdict(_f(selected.get('p_init')), seeds)} |",
         "",
         "The paper's CMNI was measured with the scenario leak (spec §7) and on a dataset whose train and test sets overlapped;"
         " compare the leak column above with its numbers.",

@@ -2,10 +2,13 @@
 `config.yaml`, `summary.json`, `baselines.json`, `rl_metrics.jsonl`, `metrics.jsonl`,
 `cmni.csv`), so it can be re-written at any time.
 
-Verdicts are never stronger than the test behind them: a CMNI is called "above" a null
-only with the p-value and the test that gave it (the permutation test over scenario
-labels, or the rank among random actor-critic initialisations), per checkpoint and
-without a correction for looking at several checkpoints.
+Verdicts are never stronger than the test behind them, and each names its test, per
+checkpoint and without a correction for looking at several checkpoints. The headline is
+the rank among random actor-critic initialisations (on probe set (b): the same draws on
+the same on-policy rows): only it says whether training built more than an untrained
+network has. The permutation tests (over scenario labels on (a); game-wise circular
+shifts of the labels on (b)) are reported as what they show, that the groups'
+activations differ, which untrained networks show too (a row's group is in its input).
 """
 
 import math
@@ -51,6 +54,15 @@ def null_verdict(p: float, test: str, null: str) -> str:
     if p <= SIGNIFICANCE:
         return f"above the {null} (p = {p:.3g}, {test})"
     return f"not distinguishable from the {null} (p = {p:.3g}, {test})"
+
+
+def differ_verdict(p: float, test: str) -> str:
+    """What a permutation test over group labels shows: that the groups' activations differ."""
+    if not math.isfinite(p):
+        return "permutation test: not computed"
+    if p <= SIGNIFICANCE:
+        return f"the groups' activations differ (p = {p:.3g}, {test}; untrained networks pass this too)"
+    return f"no difference between the groups' activations shown (p = {p:.3g}, {test})"
 
 
 def cmni_trajectory(rows: list[dict], network: int, column: str) -> dict:
@@ -132,6 +144,8 @@ def network_name(network: int, networks_per_member: int) -> str:
 def _cmni(rows: list[dict], summary: dict, networks: int, per_member: int = 1) -> list[str]:
     permutations = int((summary.get("analysis_config") or {}).get("permutations", 0))
     perm_test = f"permutation test over scenario labels, {permutations} permutations"
+    game_test = f"game-wise permutation test (each probe game's labels shifted circularly), {permutations} shifts"
+    onpolicy_init = {o.get("network"): o for o in (summary.get("rl") or {}).get("onpolicy", [])}
     out = [
         "## CMNI on both probe sets",
         "",
@@ -155,14 +169,24 @@ def _cmni(rows: list[dict], summary: dict, networks: int, per_member: int = 1) -
             out.append(f"| {name} | " + " | ".join(cells) + " |")
         s = a["selected"]
         out.append("")
-        verdicts = [f"- (a) at the selected checkpoint (update {s['epoch']}): CMNI {_f(s['cmni']):.6f}, " + null_verdict(_f(s.get("p_permutation")), perm_test, "permutation null")]
         entry = init.get(n) or {}
+        head = f"- (a) at the selected checkpoint (update {s['epoch']}): CMNI {_f(s['cmni']):.6f}, "
         if entry.get("seeds"):
             test = f"rank among {entry['seeds']} random actor-critic initialisations (orthogonal init), whose CMNI is {entry['mean']:.6f} ± {entry['std']:.6f}"
-            verdicts[-1] += "; " + null_verdict(_f(s.get("p_init")), test, "random-initialisation null")
+            head += null_verdict(_f(s.get("p_init")), test, "random-initialisation null") + "; "
+        else:
+            head += "not compared with random initialisation (analysis.init_seeds = 0); "
+        verdicts = [head + differ_verdict(_f(s.get("p_permutation")), perm_test)]
         if has_onpolicy:
-            p = _f(s.get("p_onpolicy"))
-            verdicts.append(f"- (b) at the same checkpoint: CMNI {_f(s['cmni_onpolicy']):.6f}, " + null_verdict(p, perm_test + " within its own on-policy rows", "permutation null"))
+            head = f"- (b) at the same checkpoint: CMNI {_f(s['cmni_onpolicy']):.6f}, "
+            b = onpolicy_init.get(n) or {}
+            if "p_init_onpolicy" in s and b.get("init_onpolicy_seeds"):
+                spread = f", whose CMNI there is {b['init_onpolicy_mean']:.6f} ± {b['init_onpolicy_std']:.6f}" if "init_onpolicy_mean" in b else ""
+                test = f"rank among the same {b['init_onpolicy_seeds']} random initialisations on the same on-policy rows{spread}"
+                head += null_verdict(_f(s.get("p_init_onpolicy")), test, "random-initialisation null") + "; "
+            else:
+                head += "not compared with random initialisation; "
+            verdicts.append(head + differ_verdict(_f(s.get("p_onpolicy")), game_test))
         figure = f"figures/cmni_checkpoints{f'_m{n}' if networks > 1 else ''}.png"
         out += verdicts + ["", f"![CMNI across checkpoints, both probe sets]({figure})", ""]
     out += ["p-values are per checkpoint, without a correction for the number of checkpoints looked at.", ""]

@@ -175,7 +175,8 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     # the default roles come from per-neuron permutation tests (19 permutations: p >= 1/20)
     assert all(1 / 20 <= float(r["p_mns"]) <= 1 and r["significant"] for r in neurons)
     mirror = {r["neuron"] for r in neurons if r["role"] == "mirror"}
-    assert mirror == {r["neuron"] for r in neurons if r["significant"] == "mns+frog+toad" and float(r["mns"]) > 0}
+    # mirror: both rises and the MNS significant, and above the random-init units of its layer
+    assert mirror == {r["neuron"] for r in neurons if r["significant"].startswith("mns+frog+toad") and float(r["mns"]) > 0 and r["above_init"] == "1"}
     mns = sum(float(r["mns"]) for r in neurons if r["scenario"] == "none")
     assert mns / 38 == pytest.approx(float(table[best]["cmni"]), rel=1e-5)
     assert len(read_csv(out / "circuits.csv")) == 17

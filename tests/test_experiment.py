@@ -121,6 +121,8 @@ def test_report_gives_every_variant_with_its_nulls_from_cmni_csv(run_dir):
     }.items():
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} | {VARIANT_MEANING[name]} |"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[2:] == [f"{float(selected[value]):.6f}", f"{float(selected[p_perm]):.3f}", f"{float(selected[p_init]):.3f}"], row
+        assert cells[2:] == [f"{float(selected[value]):.6f}", f"{float(selected[p_init]):.3f}", f"{float(selected[p_perm]):.3f}"], row  # random init first
     ess = json.loads((run_dir / "summary.json").read_text())["cmni_matching"]["ess"]
-    assert f"none {ess[0]:,.0f} (" in report and "| epoch | val loss | cmni | p | cmni_scaled | p | cmni_matched | p |" in report
+    assert f"none {ess[0]:,.0f} (" in report
+    assert "| epoch | val loss | cmni | p init | p perm | cmni_scaled | p init | p perm | cmni_matched | p init | p perm |" in report
+    assert "- **against untrained networks** at the selected checkpoint" in report and "random-init null (p = " in report

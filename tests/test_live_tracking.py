@@ -364,7 +364,7 @@ def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_p
         "data": {"rows": 12000, "test_rows": 400, "games": 128, "rounds_per_chunk": 64, "test_label_shares": [0.4, 0.4, 0.15, 0.05], "cache_dir": str(cache)},
         "model": {"hidden_layers": 1},
         "train": {"epochs": 2, "max_train_rows": 3000, "batch_size": 25, "lr": 1.0e-3},
-        "analysis": {"permutations": 4, "init_seeds": 0},
+        "analysis": {"permutations": 4, "init_seeds": 0, "roles": "paper"},
         "sweep": {"grid": {"model.width": [5, 7]}, "trial_figures": False},
     }
     path = tmp_path / "s.yaml"

@@ -197,8 +197,8 @@ def test_training_figure_content_and_legend(tmp_path):
     assert len(cmni_ax.collections) == 2  # significant and not-significant dots
     assert [len(c.get_offsets()) for c in cmni_ax.collections] == [27, 3]
     assert _legend_labels(fig) == [
-        "validation loss", "CMNI at random init (5-95 %, 32 seeds)", "CMNI", "permutation p <= 0.05",
-        "permutation p > 0.05", "CMNI with the published leak", "selected checkpoint (epoch 13)",
+        "validation loss", "CMNI at random init (5-95 %, 32 seeds)", "CMNI", "above random init (p <= 0.05)",
+        "not above random init", "CMNI with the published leak", "selected checkpoint (epoch 13)",
     ]  # fmt: skip
     # The band fits under 2x the curves' maximum here, so the axis shows all of it.
     lo, hi = np.percentile(INIT_NULL, [5, 95])

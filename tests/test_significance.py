@@ -10,7 +10,9 @@ import pytest
 
 from mirror.analysis.cmni import cmni, permutation_null, permuted_groups
 from mirror.analysis.neurons import DIFFERENTIATING, MIRROR, OTHER, neuron_roles
-from mirror.analysis.significance import NeuronNull, benjamini_hochberg, neuron_null_mns, neuron_p_values, significant_roles
+from mirror.analysis.significance import (
+    NeuronNull, NeuronP, above_init, benjamini_hochberg, frog_toad_permutations, init_p_values, neuron_null_mns, neuron_p_values, significant_roles,
+)  # fmt: skip
 from mirror.config import ConfigError, load_config
 
 # ----------------------------------------------------------------------------- Benjamini-Hochberg
@@ -121,7 +123,13 @@ def test_neuron_null_and_p_values_match_a_numpy_brute_force():
             want = np.where(obs > 0, (1 + (nul >= obs[:, None]).sum(-1)) / (k + 1), 1.0)
             np.testing.assert_allclose(got[m], want)
         np.testing.assert_array_equal(p.significant_frog[m], _bh_brute_force(p.p_frog[m], 0.2, np.ones(12, bool)))
+        # dFrog - dToad under the Frog-Toad shuffles (none rows fixed), two-sided p
+        null_diff = np.stack([np.subtract(*_deltas(acts, s)) for s in frog_toad_permutations(seed, g, k)], axis=-1)
+        np.testing.assert_allclose(np.asarray(null.diff[m]), null_diff, atol=2e-5)
+        want = (1 + (np.abs(null_diff) >= np.abs(d_frog - d_toad)[:, None] - 1e-6 * np.abs(d_frog - d_toad)[:, None]).sum(-1)) / (k + 1)
+        np.testing.assert_allclose(p.p_diff[m], want)
     assert ((p.p_mirror < 1) & (p.p_mirror > 1 / (k + 1))).any()  # the null comparison, not only the shortcuts, is exercised
+    assert ((p.p_diff < 1) & (p.p_diff > 1 / (k + 1))).any()
     # the same permutations as the CMNI's null: summing the per-neuron null MNS gives its null CMNIs
     np.testing.assert_allclose(np.asarray(null.mns).sum(-2) / 12, np.asarray(permutation_null(seed, params, inputs, groups, permutations=k, chunk_rows=64)), rtol=1e-5)
 
@@ -199,7 +207,7 @@ def stacked(*models):
 
 
 def analysis_config(**fields):
-    return load_config(None, {"analysis": {"permutations": 199, "init_seeds": 0, "chunk_rows": 128, **fields}}).analysis
+    return load_config(None, {"analysis": {"permutations": 199, "init_seeds": 32, "chunk_rows": 128, **fields}}).analysis
 
 
 @pytest.fixture(scope="module")
@@ -247,10 +255,8 @@ def test_roles_paper_keeps_the_paper_thresholds(planted_analysis):
     for key, value in significance.neuron_p.items():
         np.testing.assert_array_equal(paper.neuron_p[key], value)
     # significant_roles is the rule of the module docstring on the stored decisions
-    from mirror.analysis.significance import NeuronP
-
-    s = significance.result
-    got = significant_roles(NeuronP(**significance.neuron_p), np.asarray(s.mns)[0], np.asarray(s.neuron_mask)[0])
+    s, p = significance.result, significance.neuron_p
+    got = significant_roles(NeuronP(**{k: p[k] for k in NeuronP._fields}), np.asarray(s.mns)[0], np.asarray(s.neuron_mask)[0], p["above_init"])
     np.testing.assert_array_equal(got, significance.roles)
 
 
@@ -260,15 +266,17 @@ def test_neurons_csv_and_report_name_the_tests(planted_analysis, tmp_path):
 
     a, paper = planted_analysis
     header, rows = neuron_rows(a, np.array([7]))
-    assert header[header.index("mns") + 1 : header.index("mns") + 5] == ["p_mns", "p_frog", "p_toad", "significant"]
+    assert header[header.index("mns") + 1 : header.index("mns") + 9] == ["p_mns", "p_frog", "p_toad", "significant", "p_diff", "mns_scaled", "p_init_mns", "above_init"]
     by_neuron = {(r[0], r[3]): dict(zip(header, r)) for r in rows if r[header.index("scenario")] == "none"}
-    assert by_neuron[(0, "L1N0")]["significant"] == "mns+frog+toad" and by_neuron[(0, "L1N0")]["role"] == "mirror"
-    assert by_neuron[(0, "L1N2")]["significant"] == "frog" and by_neuron[(0, "L1N2")]["role"] == "differentiating"
-    assert by_neuron[(0, "L1N3")]["significant"] == "toad"
+    mirror = by_neuron[(0, "L1N0")]
+    assert mirror["significant"] == "mns+frog+toad" and mirror["role"] == "mirror" and mirror["above_init"] is True
+    assert mirror["mns_scaled"] > 1 and mirror["p_init_mns"] == pytest.approx(1 / (32 * 6 + 1))  # above every init unit of layer 1
+    assert by_neuron[(0, "L1N2")]["significant"] == "frog+diff" and by_neuron[(0, "L1N2")]["role"] == "differentiating"
+    assert by_neuron[(0, "L1N3")]["significant"] == "toad+diff"
     assert by_neuron[(0, "L1N4")]["significant"] == "none" and by_neuron[(1, "L1N0")]["significant"] == "none"
     assert by_neuron[(0, "L1N0")]["p_mns"] == pytest.approx(1 / 200)
     assert len(rows) == 2 * 13 * 4
-    assert role_method({"roles": "significance", "alpha": 0.05, "permutations": 199}).startswith("Roles: per-neuron permutation test, BH at alpha 0.05 (199 label permutations)")
+    assert role_method({"roles": "significance", "alpha": 0.05, "permutations": 199}).startswith("Roles: per-neuron permutation tests, BH at alpha 0.05 (199 label permutations)")
     assert role_method({"roles": "paper", "response_fraction": 0.15}).startswith("Roles: the paper-fitted thresholds")
     assert role_method({"permutations": 200}).startswith("Roles: the paper-fitted thresholds")  # analysed before analysis.roles existed
     assert role_method({}) == ""
@@ -305,6 +313,9 @@ def test_roles_config_is_validated_with_clear_errors():
             load_config(None, ["--analysis.alpha", bad])
     with pytest.raises(ConfigError, match=r"analysis.roles = 'significance' needs .* analysis.permutations = 0"):
         load_config(None, ["--analysis.permutations", "0"])
+    with pytest.raises(ConfigError, match=r"analysis.roles = 'significance' calibrates .* analysis.init_seeds = 0"):
+        load_config(None, ["--analysis.init_seeds", "0"])
+    assert load_config(None, ["--analysis.init_seeds", "0", "--analysis.roles", "paper"]).analysis.init_seeds == 0
     # a config built in code, never validated, is caught by the analysis before any work
     from mirror.analysis.analyse import analyse_checkpoints
     from mirror.config import AnalysisConfig
@@ -333,7 +344,8 @@ def test_a_frog_only_neuron_is_rarely_mirror_though_its_mns_test_alone_often_rej
     null_frog, null_toad = deltas(shuffles)  # [models, K]
     mns = np.where((d_frog > 0) & (d_toad > 0), np.minimum(d_frog, d_toad), 0)
     null_mns = np.where((null_frog > 0) & (null_toad > 0), np.minimum(null_frog, null_toad), 0)
-    null = NeuronNull(null_frog[:, None], null_toad[:, None], null_mns[:, None])
+    null_diff = np.subtract(*deltas(frog_toad_permutations(1, groups, k)))
+    null = NeuronNull(null_frog[:, None], null_toad[:, None], null_mns[:, None], null_diff[:, None])
     p = neuron_p_values(d_frog[:, None], d_toad[:, None], mns[:, None], null, alpha=alpha)
     roles = significant_roles(p, mns[:, None])[:, 0]
     assert p.significant_mirror.mean() > 1.5 * alpha  # the MNS test alone: 0.10 false mirrors here
@@ -351,3 +363,99 @@ def test_a_sweep_trial_gets_its_own_members_p_values(planted_analysis):
         for key, value in a.neuron_p.items():
             np.testing.assert_array_equal(one.neuron_p[key], value[member : member + 1])
         np.testing.assert_array_equal(one.roles, a.roles[member : member + 1])
+
+
+# ----------------------------------------------------------------------------- differentiating, tested directly
+
+
+def test_frog_toad_permutations_shuffle_the_distress_rows_only():
+    groups = np.asarray([0, 1, 2, 1, -1, 3, 2, 2, 0, 1], np.int8)
+    shuffled = frog_toad_permutations(3, groups, 50)
+    distress = (groups == 1) | (groups == 2)
+    assert (shuffled[:, ~distress] == groups[~distress]).all()
+    assert (np.sort(shuffled[:, distress], axis=1) == np.sort(groups[distress])).all()
+    assert len({tuple(r) for r in shuffled}) > 10
+    np.testing.assert_array_equal(shuffled, frog_toad_permutations(3, groups, 50))
+
+
+def _one_unit_test(frog_mean, toad_mean, toad_rows, seed=0):
+    """One hidden unit that copies input 0 (noise of sd 1 around each group's mean: none 0,
+    frog `frog_mean` on 400 rows, toad `toad_mean` on `toad_rows`), tested as a model of
+    1 neuron (its outputs cut): the p-values and the roles."""
+    rng = np.random.default_rng(seed)
+    sizes = (400, 400, toad_rows)
+    groups = np.repeat(np.arange(3, dtype=np.int8), sizes)
+    signal = np.repeat([0.0, frog_mean, toad_mean], sizes) + rng.normal(0, 1, len(groups))
+    inputs = np.round(np.c_[signal * 10 + 50, np.zeros(len(groups))]).astype(np.int8)  # int8 inputs: 0.1 units
+    params = {"hidden_0": {"kernel": np.array([[[1.0], [0.0]]], np.float32), "bias": np.zeros((1, 1), np.float32)},
+              "output": {"kernel": np.zeros((1, 1, 4), np.float32), "bias": np.zeros((1, 4), np.float32)}}  # fmt: skip
+    observed = cmni(params, inputs, groups)
+    null = neuron_null_mns(2, params, inputs, groups, permutations=199)
+    only_unit = np.array([[True, False, False, False, False]])
+    p = neuron_p_values(observed.d_frog, observed.d_toad, observed.mns, null, only_unit)
+    return p, significant_roles(p, observed.mns, only_unit)[0, 0], observed
+
+
+def test_differentiating_needs_a_significant_difference_not_one_test_passing_and_one_failing():
+    """dFrog 3 (in 0.1 input units) on 400 rows is significant; dToad 2.5 on 12 noisy rows
+    is not; their difference 0.5 is nothing the Frog-Toad shuffle cannot produce. The old
+    rule (exactly one of dFrog, dToad significant) called this neuron differentiating."""
+    p, role, observed = _one_unit_test(0.3, 0.25, 12)
+    assert p.significant_frog[0, 0] and not p.significant_toad[0, 0]  # the difference-in-significance trap
+    assert p.p_diff[0, 0] > 0.2 and not p.significant_diff[0, 0]
+    assert role == OTHER
+    # Opposite responses to the two distresses: the difference is significant.
+    p, role, _ = _one_unit_test(0.3, -0.4, 100)
+    assert p.significant_frog[0, 0] and p.p_diff[0, 0] == 1 / 200 and role == DIFFERENTIATING
+    # A Frog-only response against a flat Toad one, Toad's group as large: differentiating too.
+    p, role, _ = _one_unit_test(0.3, 0.0, 400)
+    assert p.significant_diff[0, 0] and role == DIFFERENTIATING
+
+
+# ----------------------------------------------------------------------------- calibration against random init
+
+
+def test_init_p_values_rank_each_neuron_among_its_layers_init_units():
+    # 1 member, 2 draws; neurons: layer 0 = units 0-2 (unit 2 padded in draw 1), layer 1 = unit 3.
+    init = np.array([[[0.0, 1.0, 2.0, 5.0], [3.0, 4.0, 100.0, 7.0]]])
+    init_real = np.array([[[True, True, True, True], [True, True, False, True]]])
+    layer_of = np.array([0, 0, 0, 1])
+    scores = np.array([[2.5, 5.0, 0.0, 6.0]])
+    real = np.array([[True, True, True, True]])
+    got = init_p_values(scores, real, init, init_real, layer_of)
+    # layer 0 pools 0, 1, 2, 3, 4 (the padded 100 left out): 2.5 is beaten by 3 and 4 -> (1 + 2) / 6;
+    # 5.0 by none -> 1/6; MNS 0 -> 1. Layer 1 pools 5, 7: 6.0 -> (1 + 1) / 3.
+    np.testing.assert_allclose(got, [[3 / 6, 1 / 6, 1.0, 2 / 3]])
+    assert np.isnan(init_p_values(scores, [[True, False, True, True]], init, init_real, layer_of)[0, 1])
+    # BH within each layer at alpha 0.75: layer 0's sorted p 1/6, 1/2, 1 against 0.25, 0.5, 0.75 -> the first
+    # two; layer 1 alone: 2/3 <= 0.75. At 0.5 (thresholds 1/6, 1/3, 1/2; 1/2 for layer 1): only 1/6.
+    np.testing.assert_array_equal(above_init(got, real, layer_of, 0.75), [[True, True, False, True]])
+    np.testing.assert_array_equal(above_init(got, real, layer_of, 0.5), [[False, True, False, False]])
+
+
+def test_a_random_network_gets_no_mirror_neurons_once_calibrated():
+    """Sixteen members that are themselves random initialisations (glorot, the init null's
+    distribution, other keys) on the planted rows, whose distress flags any unit reading
+    them responds to. The label-permutation tests alone call some of their units mirror;
+    calibrated, a unit has to beat its layer's init units (BH within the layer), which an
+    init-like unit does in a layer with probability about alpha."""
+    from mirror.agents.mlp import init_params
+    from mirror.analysis.analyse import analyse_checkpoints
+
+    members = 16
+    inputs, scenarios, idle = planted_rows(600)
+    params = stacked(*[init_params(jax.random.key(300 + i), (6, 3), num_inputs=10) for i in range(members)])
+    masks = [np.ones((members, 6), bool), np.ones((members, 3), bool)]
+    a = analyse_checkpoints(0, params, masks, [(6, 3)] * members, inputs, scenarios, idle, np.zeros(members, int), analysis_config())
+    p, r = a.neuron_p, a.result
+    uncalibrated = significant_roles(NeuronP(**{k: p[k] for k in NeuronP._fields}), np.asarray(r.mns)[0], np.asarray(r.neuron_mask)[0])
+    assert (uncalibrated == MIRROR).sum() >= 8  # what the permutation tests alone call mirror (14 of 208 units here)
+    assert (a.roles == MIRROR).sum() <= 1
+    np.testing.assert_array_equal(a.roles == MIRROR, (uncalibrated == MIRROR) & p["above_init"])
+
+
+def test_the_planted_mirror_units_beat_every_init_unit(planted_analysis):
+    planted, _ = planted_analysis
+    p = planted.neuron_p
+    assert p["above_init"][0, list(PLANTED_MIRROR)].all() and not p["above_init"][1].any()
+    assert (p["p_init_mns"][0, list(PLANTED_MIRROR)] == 1 / (32 * 6 + 1)).all()

@@ -188,8 +188,9 @@ def test_tiny_sweep_writes_trials_summary_and_figures(tiny_sweep):
     summary = (sweep_dir / "summary.csv").read_text().splitlines()
     assert len(summary) == 1 + len(sweep.trials) == 9
     header = summary[0].split(",")
-    for column in ("best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value"):
+    for column in ("best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value", "p_init", "p_init_peak"):
         assert column in header
+    assert "above the random-init null (p_init <= 0.05" in (sweep_dir / "report.md").read_text()
     for name in ("top_checkpoints.csv", "bottom_checkpoints.csv", "report.md", "figures/cmni_vs_capacity.png", "figures/cmni_vs_theory.png"):
         assert (sweep_dir / name).is_file(), name
     for line, trial in zip(summary[1:], sweep.trials):
@@ -318,6 +319,25 @@ def test_shards_run_separately_then_summarise_together(tiny_sweep, tmp_path, cap
     assert main(["sweep", str(path), "--sweep-dir", str(out), "--summary-only"]) == 0
     rows = (out / "summary.csv").read_text().splitlines()
     assert rows == (root / "one" / "summary.csv").read_text().splitlines()  # same numbers as one job
+
+
+def test_sweep_report_verdict_is_the_random_init_comparison(tmp_path):
+    """The sweep report counts trials above the random-init null as its verdict and reads
+    the permutation test as "the groups' activations differ" only."""
+    from mirror.sweep.summary import write_markdown
+
+    sweep = load_sweep(write_sweep(tmp_path / "s.yaml", {"grid": {"model.width": [5, 7, 9]}}, **TINY))
+    base = {"diverged": False, "hidden_layers": 1, "lr": 1e-3, "peak_epoch": 1, "fields": {}, "dependency": 1.0, "veil": 0.0, "seed": 0,
+            "best_val_loss": 0.1, "accuracy": 0.9, "cmni_at_best": 0.01}  # fmt: skip
+    results = [{**base, "trial": i, "width": w, "peak_cmni": 0.01 * (i + 1), "p_value": 1 / 11, "p_init": p}
+               for i, (w, p) in enumerate(zip((5, 7, 9), (0.02, 0.4, 1 / 3)))]  # fmt: skip
+    results[1]["p_value"] = 0.01
+    text = write_markdown(sweep, tmp_path, results, [], []).read_text()
+    assert "1 of 3 tested trials have a CMNI above the random-init null (p_init <= 0.05" in text
+    assert "1 of 3 pass the permutation test (p_value <= 0.05), which shows only that the scenario groups' activations differ" in text
+    assert "above the permutation null" not in text and "| cmni_at_best | p_init | p_value |" in text
+    untested = write_markdown(sweep, tmp_path, [{**r, "p_init": None} for r in results], [], []).read_text()
+    assert "No trial was compared with random initialisation" in untested
 
 
 def test_dry_run_lists_populations(tiny_sweep_spec, capsys):

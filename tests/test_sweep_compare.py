@@ -166,7 +166,11 @@ def test_setting_rows_are_the_mean_and_sd_of_the_trials_own_numbers():
     assert "| mlp | 3 | 100 | 0.7000 ± 0.1 | 0.700 ± 0.2 |" in text
     assert "| transformer | 1 | 250 | 0.9000 | 1.000 | 1.000 | 0.000 | 0.000 | 0.1 | 0.2 | - |" in text
     assert "no significance test between settings" in text
-    assert f"| mlp | cmni | {row.rise_and_fall['cmni']['peak_epoch']} |" in text
+    # The random-init verdict first, then the rise and fall with its sign-flip p.
+    cells = next(line for line in text.splitlines() if line.startswith("| mlp | cmni |")).strip("| ").split(" | ")
+    assert cells[3] == seeds.init_baseline_words(row.init_baseline["cmni"]) and "random-init" in cells[3]
+    assert cells[4] == str(row.rise_and_fall["cmni"]["peak_epoch"]) and cells[6] == f"{row.rise_and_fall['cmni']['p_sign_flip']:.3g}"
+    assert cells[7] == seeds.rise_and_fall_words(row.rise_and_fall["cmni"]) and "sign-flip" in cells[7]
 
     fig = comparison_figure([row, other])
     axes = [ax for ax in fig.axes if ax.get_title()]

@@ -149,9 +149,21 @@ def test_rl_outcomes_pick_the_trials_networks():
 
 
 def test_cmni_outcomes_final_and_peak():
-    out = cmni_outcomes([10, 20, 30], [0.2, float("nan"), 0.1], 0.05)
-    assert out == {"cmni": 0.1, "cmni_onpolicy": 0.05, "peak_cmni": 0.2, "peak_update": 10}
-    assert cmni_outcomes([10], [float("nan")], None) == {"cmni": None, "cmni_onpolicy": None, "peak_cmni": None, "peak_update": None}
+    out = cmni_outcomes([10, 20, 30], [0.2, float("nan"), 0.1], 0.05, 0.25, 0.5)
+    assert out == {"cmni": 0.1, "cmni_onpolicy": 0.05, "p_init": 0.25, "p_init_onpolicy": 0.5, "peak_cmni": 0.2, "peak_update": 10}
+    none = {"cmni": None, "cmni_onpolicy": None, "p_init": None, "p_init_onpolicy": None, "peak_cmni": None, "peak_update": None}
+    assert cmni_outcomes([10], [float("nan")], None) == none
+
+
+def test_init_rank_p_of_a_trials_networks_hand_worked():
+    from mirror.sweep.rl_trial import init_rank_p
+
+    # Two networks, 4 draws: draw means 0.15, 0.25, 0.35, 0.45 against the networks' mean 0.3 -> (1 + 2) / 5.
+    init = np.array([[0.1, 0.2, 0.3, 0.4], [0.2, 0.3, 0.4, 0.5]])
+    assert init_rank_p([0.2, 0.4], init) == pytest.approx(3 / 5)
+    assert init_rank_p([0.2, np.nan], init) == pytest.approx(4 / 5)  # network 1 left out: draws 0.1 .. 0.4, three at or above 0.2
+    assert init_rank_p([1.0, 1.0], init) == pytest.approx(1 / 5)
+    assert init_rank_p([np.nan, np.nan], init) is None and init_rank_p([0.2, 0.4], np.zeros((2, 0))) is None
 
 
 def test_trial_directory_reads_as_its_own_run(tmp_path):
@@ -189,7 +201,7 @@ def test_trial_directory_reads_as_its_own_run(tmp_path):
 def _write_result(sweep_dir, trial, **values):
     out = trial_dir(sweep_dir, trial)
     out.mkdir(parents=True)
-    row = rl_result_row(trial, out, values, {"cmni": values.get("cmni"), "cmni_onpolicy": values.get("cmni_onpolicy")})
+    row = rl_result_row(trial, out, values, {k: values.get(k) for k in ("cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy")})
     (out / RESULT_FILE).write_text(json.dumps(row))
     (out / "cmni.csv").write_text("checkpoint,epoch,member,cmni\n0,2,0,%s\n1,4,0,%s\n" % (values["peak"], values["cmni"]))
     return row
@@ -202,7 +214,8 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     help_rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     for trial, help_rate in zip(sweep.trials[:-1], help_rates):  # the last trial is unfinished
         _write_result(sweep_dir, trial, return_agent=10.0 + trial.index, return_behaviour=-3.0, return_oracle=12.0, help_rate=help_rate,
-                      help_when_partner_distressed=2 * help_rate, cmni=0.01 * trial.index, cmni_onpolicy=None, peak=0.9, env_turns=64, updates=4)  # fmt: skip
+                      help_when_partner_distressed=2 * help_rate, cmni=0.01 * trial.index, cmni_onpolicy=None, peak=0.9, env_turns=64, updates=4,
+                      p_init=0.01 * (1 + trial.index), p_init_onpolicy=None)  # fmt: skip
     summary = write_summary(sweep, sweep_dir)
     assert summary["finished"] == 7 and summary["trials"] == 8
     rows = read_csv(sweep_dir / "summary.csv")
@@ -219,9 +232,10 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     assert [(r["trial"], r["update"], r["cmni"]) for r in top[:1]] == [("0", "2", "0.9")]
     assert (sweep_dir / "figures" / "help_vs_theory.png").stat().st_size > 10_000
     report = (sweep_dir / "report.md").read_text()
-    assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - |" in report
-    # Mean ± sample sd over the seeds: trials 2 and 3.
-    assert "| 0 | 0 | 0.5 | 2 | 12.5 ± 0.71 | -3 ± 0 | 12 ± 0 | 0.25 ± 0.071 | 0.5 ± 0.14 | 0.025 ± 0.0071 | - |" in report
+    assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - | 0/1 | - |" in report
+    # Mean ± sample sd over the seeds: trials 2 and 3; p_init 0.01 (trial 0) .. 0.07 (trial 6): 5 of 7 at or below 0.05.
+    assert "| 0 | 0 | 0.5 | 2 | 12.5 ± 0.71 | -3 ± 0 | 12 ± 0 | 0.25 ± 0.071 | 0.5 ± 0.14 | 0.025 ± 0.0071 | - | 2/2 | - |" in report
+    assert "above the random-init null" in report and "5/7 on probe set (a), not tested on the on-policy probe set (b)" in report
 
 
 # ----------------------------------------------------------------------------- orchestration
@@ -314,14 +328,14 @@ def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path
 
     def fake(onpolicy):
         done = types.SimpleNamespace(
-            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32))),
-            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32)),
+            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32)), init_null=np.zeros((2, 0))),
+            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32), init_null=np.zeros((2, 2, 0))),
             run=types.SimpleNamespace(epochs=np.array([2, 4])),
         )
         monkeypatch.setattr(run_analysis, "analyse_run", lambda out, to: done)
 
     fake([[0.5, 0.5], [np.nan, np.nan]])
     out = analyse_rl_trial(tmp_path, lambda line: None)
-    assert out == {"cmni": pytest.approx(0.3), "cmni_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4}
+    assert out == {"cmni": pytest.approx(0.3), "cmni_onpolicy": None, "p_init": None, "p_init_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4}
     fake([[np.nan, np.nan], [np.nan, 0.25]])
     assert analyse_rl_trial(tmp_path, lambda line: None)["cmni_onpolicy"] == 0.25

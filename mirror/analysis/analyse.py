@@ -24,7 +24,7 @@ from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, init_trans
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
-from mirror.analysis.significance import NeuronP, neuron_null_mns, neuron_p_values, significant_roles, untested
+from mirror.analysis.significance import NeuronP, above_init, init_p_values, neuron_null_mns, neuron_p_values, significant_roles, untested
 from mirror.analysis.variants import LABELS, VARIANTS, cmni_variants, energy_edges, match_cells, variant_permutation_null
 from mirror.config import AnalysisConfig
 
@@ -40,7 +40,11 @@ class CheckpointAnalysis:
     selected: np.ndarray  # int[members] checkpoint index analysed per neuron
     moments: Moments  # [members, neurons, 4] at the selected checkpoints
     roles: np.ndarray  # int[members, neurons] (neurons.ROLE_NAMES), by config.roles (`select_roles`)
-    neuron_p: dict  # NeuronP field -> [members, neurons]: per-neuron p-values and BH decisions (NaN / False without permutations)
+    # NeuronP field -> [members, neurons]: per-neuron p-values and BH decisions (NaN / False
+    # without permutations), and the random-init calibration: mns_scaled (the neuron's
+    # MNS_scaled), p_init_mns (its rank among its layer's random-init units), above_init
+    # (p_init_mns BH-significant within the layer; NaN / False without init draws).
+    neuron_p: dict
     mirror_rank: np.ndarray  # int[members, neurons]
     circuits: list  # per member: rows of circuits.circuits
     zscores: list  # per member: {kernel: z[fan_in, units]}
@@ -114,9 +118,12 @@ def analyse_checkpoints(
         null = timed("permutation null", lambda: variant_permutation_null(seed, params, analysed_inputs, groups, cells, permutations=config.permutations, **kw))
         variant_p = {name: _p_value(variants[name], np.asarray(null[name])) for name in VARIANTS}
     init = {name: np.zeros((shape[1], 0)) for name in VARIANTS}
+    init_scores = init_real = np.zeros((shape[1], 0, len(neuron_layout(params)[0])))
     if config.init_seeds:
         key = jax.random.key(seed)
-        init = timed("random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, cells, config, activation, kernel_init))
+        init, init_scores, init_real = timed(
+            "random-init null", lambda: _init_null(key, member_widths, params, analysed_inputs, groups, cells, config, activation, kernel_init)
+        )
     variant_p_init = {name: _p_value(variants[name], init[name][None]) for name in VARIANTS}
     matching = {} if cells is None else {**observed.matching, "cells": LABELS * config.match_energy_bins, "energy_bins": config.match_energy_bins,
                                          "energy_edges": [float(e) for e in energy_edges(analysed_inputs, groups, config.match_energy_bins)]}  # fmt: skip
@@ -131,7 +138,8 @@ def analyse_checkpoints(
     if config.permutations:
         deltas = at(result.d_frog), at(result.d_toad), at(result.mns)
         neuron_p = timed("per-neuron permutation null", lambda: neuron_tests(seed, chosen, unit_mask, analysed_inputs, groups, deltas, real, config, activation))
-    roles = select_roles(config, at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, neuron_p)
+    calibration = init_calibration(at(observed.terms["cmni_scaled"]), real, init_scores, init_real, layer_of, config.alpha)
+    roles = select_roles(config, at(result.d_frog), at(result.d_toad), at(result.mns), layer_of, real, neuron_p, calibration["above_init"])
     rank = mirror_rank(at(result.mns), layer_of, real)
     member_params = [jax.tree.map(lambda a: a[m], chosen) for m in members]
     member_masks = [[np.asarray(u)[m] for u in unit_mask] for m in members]
@@ -151,7 +159,7 @@ def analyse_checkpoints(
         selected=np.asarray(selected),
         moments=moments,
         roles=roles,
-        neuron_p=neuron_p._asdict(),
+        neuron_p={**neuron_p._asdict(), **calibration},
         mirror_rank=rank,
         circuits=member_circuits,
         zscores=zscores,
@@ -175,12 +183,24 @@ def neuron_tests(seed, chosen, unit_mask, inputs, groups, observed, real, config
     return neuron_p_values(*observed, null, real, config.alpha)
 
 
-def select_roles(config: AnalysisConfig, d_frog, d_toad, mns, layer_of, real, neuron_p: NeuronP) -> np.ndarray:
+def init_calibration(mns_scaled, real, init_scores, init_real, layer_of, alpha: float) -> dict:
+    """The random-init calibration of the selected checkpoints' neurons (module docstring of
+    `mirror.analysis.significance`): mns_scaled, real [members, neurons], the init units'
+    init_scores / init_real [members, S, neurons] -> {mns_scaled, p_init_mns, above_init}."""
+    mns_scaled = np.where(real, np.asarray(mns_scaled, np.float64), np.nan)
+    if not np.shape(init_scores)[1]:
+        return {"mns_scaled": mns_scaled, "p_init_mns": np.full(mns_scaled.shape, np.nan), "above_init": np.zeros(mns_scaled.shape, bool)}
+    p = init_p_values(mns_scaled, real, init_scores, init_real, layer_of)
+    return {"mns_scaled": mns_scaled, "p_init_mns": p, "above_init": above_init(p, real, layer_of, alpha)}
+
+
+def select_roles(config: AnalysisConfig, d_frog, d_toad, mns, layer_of, real, neuron_p: NeuronP, above_init=None) -> np.ndarray:
     """int[members, neurons]: the roles by `config.roles` ("significance": BH-controlled
-    permutation tests, `significance.significant_roles`; "paper": the paper-fitted thresholds)."""
+    permutation tests with mirror calibrated against random-init units,
+    `significance.significant_roles`; "paper": the paper-fitted thresholds)."""
     if config.roles == "paper":
         return neuron_roles(d_frog, d_toad, mns, layer_of, real, config.response_fraction)
-    return significant_roles(neuron_p, mns, real)
+    return significant_roles(neuron_p, mns, real, above_init)
 
 
 ANALYSIS_STEPS = 8  # progress steps reported by analyse_checkpoints (at most)
@@ -200,19 +220,30 @@ def _p_value(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(observed), np.nan, p)
 
 
-def _init_null(key, member_widths, params, inputs, groups, cells, config, activation, kernel_init) -> dict:
-    """variant -> [members, seeds]: members of equal widths share one batch of initialisations."""
+def init_draws(key, member_widths, params, *, seeds: int, num_inputs: int, activation: str, kernel_init: str):
+    """The random initialisations of the init null: `seeds` draws per distinct member width,
+    keyed by the widths themselves (so a member's baseline does not depend on which other
+    widths share its population; sweeps regroup trials freely). Returns (params [D * seeds,
+    ...] numpy, unit masks bool[D * seeds, units] per hidden layer, index int[members, seeds]
+    into the first axis: member m's draws)."""
     padded = param_widths(params)
     distinct = sorted({tuple(w) for w in member_widths})
-    # Keyed by the widths themselves, so a member's baseline does not depend on which other
-    # widths share its population (sweeps regroup trials freely).
     if is_transformer_params(params):  # fresh transformers of the same architecture (never padded)
-        batches = [init_transformer_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, params, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init) for w in distinct]
+        batches = [init_transformer_batch(jax.random.fold_in(key, widths_key(w)), seeds, params, num_inputs=num_inputs, activation=activation, kernel_init=kernel_init) for w in distinct]
     else:
-        batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), config.init_seeds, w, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
+        batches = [init_params_batch(jax.random.fold_in(key, widths_key(w)), seeds, w, num_inputs=num_inputs, activation=activation, kernel_init=kernel_init, padded_to=padded) for w in distinct]
     stacked = jax.tree.map(lambda *a: np.concatenate(a), *batches)
-    masks = unit_masks([w for w in distinct for _ in range(config.init_seeds)], padded)
-    values = cmni_variants(stacked, inputs, groups, cells, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows).values
-    first = [distinct.index(tuple(w)) * config.init_seeds for w in member_widths]
-    index = np.asarray(first)[:, None] + np.arange(config.init_seeds)  # [members, seeds]
-    return {name: np.asarray(values[name], np.float64)[index] for name in VARIANTS}
+    masks = unit_masks([w for w in distinct for _ in range(seeds)], padded)
+    first = [distinct.index(tuple(w)) * seeds for w in member_widths]
+    return stacked, masks, np.asarray(first)[:, None] + np.arange(seeds)
+
+
+def _init_null(key, member_widths, params, inputs, groups, cells, config, activation, kernel_init):
+    """(variant -> [members, seeds], the draws' per-neuron MNS_scaled [members, seeds, neurons],
+    which of those neurons are real) for the init null and the neuron calibration."""
+    stacked, masks, index = init_draws(key, member_widths, params, seeds=config.init_seeds, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init)
+    out = cmni_variants(stacked, inputs, groups, cells, unit_mask=masks, activation=activation, chunk_rows=config.chunk_rows)
+    actions = int(np.shape(stacked["output"]["bias"])[-1])
+    real = np.concatenate([np.asarray(m, bool) for m in masks] + [np.ones((len(masks[0]), actions), bool)], axis=1)
+    values = {name: np.asarray(out.values[name], np.float64)[index] for name in VARIANTS}
+    return values, np.asarray(out.terms["cmni_scaled"], np.float64)[index], real[index]

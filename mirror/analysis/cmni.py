@@ -392,11 +392,16 @@ def permutation_cmni(flat_params, flat_masks, sums: jax.Array, counts: jax.Array
     (`group_sums` with label set 0 putting every CMNI row in group 0, the total, and sets
     1..K holding the permuted frog (1 -> 0) and toad (2 -> 1) rows; the none-rows follow
     as total - frog - toad); counts int[models, 3] rows per group (kept by a permutation)."""
-    mu = permutation_means(flat_params, flat_masks, sums, counts)
+    return cmni_of_means(flat_params, flat_masks, permutation_means(flat_params, flat_masks, sums, counts))
+
+
+def cmni_of_means(flat_params, flat_masks, mu: jax.Array) -> jax.Array:
+    """The CMNI [models, K] of K sets of group means mu[models, neurons, K, 3] (none, frog,
+    toad; every neuron, outputs included), e.g. the means under K relabellings of the rows."""
     layer_of = _layer_of(flat_masks, flat_params)
     one = lambda m, k: _stats(m, k, layer_of, int(layer_of.max()) + 1)["cmni"]  # noqa: E731
-    per_perm = jax.vmap(one, in_axes=(0, None))  # over K
-    return jax.vmap(per_perm)(mu.transpose(0, 2, 1, 3), _neuron_mask(flat_params, flat_masks))  # [models, K]
+    per_set = jax.vmap(one, in_axes=(0, None))  # over K
+    return jax.vmap(per_set)(mu.transpose(0, 2, 1, 3), _neuron_mask(flat_params, flat_masks))  # [models, K]
 
 
 permutation_cmni_jit = jax.jit(permutation_cmni)

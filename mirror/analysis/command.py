@@ -66,13 +66,16 @@ def format_summary(a, epochs, onpolicy=None) -> str:
     for m in range(cmni.shape[1]):
         c = int(a.selected[m])
         peak = int(np.nanargmax(cmni[:, m])) if np.isfinite(cmni[:, m]).any() else 0
-        p = a.p_permutation[c, m]
+        p, p_init = a.p_permutation[c, m], a.p_init[c, m]
         lines.append(
-            f"member {m}: selected epoch {int(epochs[c])}: CMNI {cmni[c, m]:.6f} (leak {a.cmni_leak[c, m]:.6f}, "
-            f"permutation p {p:.3f}); peak CMNI {cmni[peak, m]:.6f} at epoch {int(epochs[peak])}"
+            f"member {m}: selected epoch {int(epochs[c])}: CMNI {cmni[c, m]:.6f} (leak {a.cmni_leak[c, m]:.6f}; "
+            f"vs random init p {p_init:.3f}, groups differ: permutation p {p:.3f}); peak CMNI {cmni[peak, m]:.6f} at epoch {int(epochs[peak])}"
         )
         if onpolicy is not None:
-            lines.append(f"  on-policy states (b): CMNI {onpolicy.cmni[c, m]:.6f} (permutation p {onpolicy.p_permutation[c, m]:.3f})")
+            lines.append(
+                f"  on-policy states (b): CMNI {onpolicy.cmni[c, m]:.6f} (vs random init p {float(onpolicy.p_init[c, m]):.3f}, "
+                f"groups differ: game-wise permutation p {onpolicy.p_permutation[c, m]:.3f})"
+            )
         if a.init_null.shape[1]:
             lines.append(f"  random init over {a.init_null.shape[1]} seeds: CMNI {a.init_null[m].mean():.6f} +- {a.init_null[m].std():.6f}")
         found = [f"{h['hub']} {h['circuit']} -> {h['action']}" for h in a.circuits[m] if h["circuit"]]

@@ -1,8 +1,8 @@
 """The paper's figures as PNG files (matplotlib, Agg canvas; no pyplot state).
 
 - `plot_training`: validation loss (red, left axis) and CMNI (green, right axis) across
-  epochs, with the leaky CMNI, the random-initialisation null band and the permutation
-  p-values (Figure 2);
+  epochs, with the leaky CMNI, the random-initialisation null band and, as filled or
+  hollow dots, each checkpoint's verdict against random initialisation (Figure 2);
 - `plot_cmni_seeds`: Figure 2 over seeds: one panel per CMNI variant, the mean over seeds
   with a mean +/- sd band, the mean validation loss, the random-init null band and the
   peak of the mean curve;
@@ -54,7 +54,8 @@ def plot_training(path, epochs, val_loss, cmni, **kwargs) -> Path:
 
 def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, init_null=None, selected_epoch=None, title="") -> Figure:
     """Figure 2. epochs, val_loss, cmni (and cmni_leak, p_values): [checkpoints];
-    init_null: CMNI of random initialisations [seeds] (drawn as its 5-95 % band)."""
+    p_values: each checkpoint's random-init p (filled dot: p <= 0.05, above the untrained
+    networks); init_null: CMNI of random initialisations [seeds] (drawn as its 5-95 % band)."""
     epochs = np.asarray(epochs)
     fig = Figure(figsize=(10.5, 4.8), layout="constrained")
     ax = fig.add_subplot()
@@ -80,8 +81,8 @@ def training_figure(epochs, val_loss, cmni, *, cmni_leak=None, p_values=None, in
         significant = np.asarray(p_values) <= 0.05
         right.scatter(epochs[significant], np.asarray(cmni)[significant], s=18, color="#2e7d32", zorder=3)
         right.scatter(epochs[~significant], np.asarray(cmni)[~significant], s=18, facecolor="white", edgecolor="#2e7d32", zorder=3)
-        handles.append(Line2D([], [], marker="o", ls="", color="#2e7d32", label="permutation p <= 0.05"))
-        handles.append(Line2D([], [], marker="o", ls="", mfc="white", color="#2e7d32", label="permutation p > 0.05"))
+        handles.append(Line2D([], [], marker="o", ls="", color="#2e7d32", label="above random init (p <= 0.05)"))
+        handles.append(Line2D([], [], marker="o", ls="", mfc="white", color="#2e7d32", label="not above random init"))
     if cmni_leak is not None:
         right.plot(epochs, cmni_leak, color="#81c784", lw=1.5, ls="--")
         handles.append(Line2D([], [], color="#81c784", lw=1.5, ls="--", label="CMNI with the published leak"))

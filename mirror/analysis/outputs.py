@@ -79,15 +79,15 @@ def cmni_rows(a: CheckpointAnalysis, epochs, metrics: dict, metric_names=SUPERVI
     return header, rows
 
 
-SIGNIFICANCE_TESTS = (("mns", "significant_mirror"), ("frog", "significant_frog"), ("toad", "significant_toad"))
+SIGNIFICANCE_TESTS = (("mns", "significant_mirror"), ("frog", "significant_frog"), ("toad", "significant_toad"), ("diff", "significant_diff"))
 
 
 def significant_tests(neuron_p: dict, m: int, n: int) -> str:
     """neurons.csv's `significant`: the BH-significant per-neuron tests of neuron n of member m,
-    "+"-joined from mns, frog, toad; "none" when none is; "" when untested (no permutations)."""
+    "+"-joined from mns, frog, toad, diff; "none" when none is; "" when untested (no permutations)."""
     if np.isnan(neuron_p["p_mirror"][m, n]):
         return ""
-    return "+".join(name for name, key in SIGNIFICANCE_TESTS if neuron_p[key][m, n]) or "none"
+    return "+".join(name for name, key in SIGNIFICANCE_TESTS if key in neuron_p and neuron_p[key][m, n]) or "none"
 
 
 # cmni.csv's columns per variant beyond the paper's: (value, permutation p, random-init p)
@@ -109,11 +109,15 @@ def _variant_columns(a: CheckpointAnalysis, shape) -> dict:
 
 
 def neuron_rows(a: CheckpointAnalysis, epochs):
-    """Rows of neurons.csv: p_mns, p_frog, p_toad are the per-neuron permutation p-values
-    (`mirror.analysis.significance`), `significant` their BH decisions (`significant_tests`)."""
+    """Rows of neurons.csv: p_mns, p_frog, p_toad (label permutations, one-sided) and p_diff
+    (Frog-Toad shuffle, two-sided) are the per-neuron p-values (`mirror.analysis.significance`),
+    `significant` their BH decisions (`significant_tests`); mns_scaled and p_init_mns the
+    random-init calibration of the mirror role, `above_init` its BH decision."""
     header = ["member", "checkpoint", "epoch", "neuron", "layer", "unit", "action", "role", "mirror_rank", "d_frog", "d_toad", "mns",
-              "p_mns", "p_frog", "p_toad", "significant", "scenario", "rows", "mean", "variance", "skewness", "kurtosis"]  # fmt: skip
+              "p_mns", "p_frog", "p_toad", "significant", "p_diff", "mns_scaled", "p_init_mns", "above_init",
+              "scenario", "rows", "mean", "variance", "skewness", "kurtosis"]  # fmt: skip
     r, mo, p = a.result, a.moments, a.neuron_p
+    missing = np.full(np.shape(p["p_mirror"]), np.nan)
     output_layer = int(a.layer_of.max())
     rows = []
     for m, c in enumerate(a.selected):
@@ -124,6 +128,8 @@ def neuron_rows(a: CheckpointAnalysis, epochs):
             head = [m, int(c), int(epochs[c]), neuron_name(layer, unit), layer + 1, unit, action, ROLE_NAMES[a.roles[m, n]], a.mirror_rank[m, n]]
             head += [float(r.d_frog[c, m, n]), float(r.d_toad[c, m, n]), float(r.mns[c, m, n])]
             head += [float(p["p_mirror"][m, n]), float(p["p_frog"][m, n]), float(p["p_toad"][m, n]), significant_tests(p, m, n)]
+            head += [float(p.get(k, missing)[m, n]) for k in ("p_diff", "mns_scaled", "p_init_mns")]
+            head += [bool(p["above_init"][m, n]) if np.isfinite(p.get("p_init_mns", missing)[m, n]) else ""]
             for g, group in enumerate(GROUP_NAMES):
                 stats = [float(s[m, n, g]) for s in (mo.mean, mo.variance, mo.skewness, mo.kurtosis)]
                 rows.append(head + [group, int(mo.counts[g])] + stats)
@@ -173,7 +179,7 @@ def seed_verdicts(a: CheckpointAnalysis, epochs, *, replicates: bool = True) -> 
         if replicates:
             rise[name] = seeds.rise_and_fall(epochs, values)
         else:
-            rise[name] = {"peak_epoch": None, "drop": None, "ci95": [None, None], "seeds": int(values.shape[1]), "reproduced": False,
+            rise[name] = {"peak_epoch": None, "drop": None, "p_sign_flip": None, "ci95": [None, None], "seeds": int(values.shape[1]), "reproduced": False,
                           "per_seed_drop": [], "method": "not tested: the members differ in more than their seed"}  # fmt: skip
         null = np.asarray(a.variant_init_null.get(name, np.zeros((len(members), 0))), float)
         init[name] = seeds.init_baseline(null, values[np.asarray(a.selected), members])
@@ -236,7 +242,7 @@ def write_figures(fig_dir: Path, a: CheckpointAnalysis, epochs, metrics: dict, t
             written.append(
                 figures.plot_training(
                     fig_dir / f"training{suffix(m)}.png", epochs, metrics["val_loss"][:, m], np.asarray(r.cmni[:, m]),
-                    cmni_leak=a.cmni_leak[:, m], p_values=a.p_permutation[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
+                    cmni_leak=a.cmni_leak[:, m], p_values=a.p_init[:, m], init_null=a.init_null[m] if a.init_null.shape[1] else None,
                     selected_epoch=int(epochs[c]), title=f"Validation loss and CMNI across epochs ({label}paper Figure 2)",
                 )
             )  # fmt: skip

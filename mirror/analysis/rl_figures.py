@@ -5,7 +5,8 @@
   returns as horizontal lines;
 - `plot_checkpoint_cmni`: the CMNI of one network across checkpoints on both probe sets,
   (a) the supervised test split and (b) the agents' own on-policy states, with the
-  random-initialisation null band and the permutation p-values;
+  random-initialisation null band and, as filled or hollow dots, each checkpoint's
+  verdict against random initialisation on that probe set;
 - `plot_help_by_dependency`: for RL sweeps, the help rate (and any other result column)
   against the dependency D, one line per partner-reward weight w, one panel per veil I,
   mean and standard deviation over seeds.
@@ -94,12 +95,12 @@ def _p_markers(ax, x, y, p, colour, handles, name):
     significant = np.asarray(p) <= 0.05
     ax.scatter(x[significant], y[significant], s=22, color=colour, zorder=3)
     ax.scatter(x[~significant], y[~significant], s=22, facecolor="white", edgecolor=colour, zorder=3)
-    handles.append(Line2D([], [], marker="o", ls="", color=colour, label=f"{name}: permutation p <= 0.05"))
-    handles.append(Line2D([], [], marker="o", ls="", mfc="white", color=colour, label=f"{name}: permutation p > 0.05"))
+    handles.append(Line2D([], [], marker="o", ls="", color=colour, label=f"{name}: above random init (p <= 0.05)"))
+    handles.append(Line2D([], [], marker="o", ls="", mfc="white", color=colour, label=f"{name}: not above random init"))
 
 
 def checkpoint_cmni_figure(x, cmni_test, cmni_onpolicy, *, p_test=None, p_onpolicy=None, init_null=None, selected=None, xlabel="env turns", title="") -> Figure:
-    """x[checkpoints] (env turns or updates); cmni_test, cmni_onpolicy (and their p-values):
+    """x[checkpoints] (env turns or updates); cmni_test, cmni_onpolicy (and their random-init p-values):
     [checkpoints] of one network; init_null: CMNI of random initialisations [seeds] on the
     test split (drawn as its 5-95 % band); selected: x of the analysed checkpoint."""
     x = np.asarray(x, float)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import jax
 import numpy as np
 
 from mirror.agents.mlp import unit_masks
@@ -163,10 +164,12 @@ def aligned_probes(probes: dict, epochs) -> dict:
 def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), progress=None, log=None, probes=None) -> RunAnalysis:
     """`analyse_run` of an RL run: the supervised analysis on the test split (probe set (a))
     with the actor-critic's initialisation as the random-init null, the CMNI on the
-    on-policy probe rows (b) with its permutation null, cmni.csv with the RL metrics
-    (env_turns, return_agent, help rates) and cmni_onpolicy (+ p_onpolicy), and the RL
-    figures (learning curve, CMNI on both probe sets) in place of Figure 2."""
+    on-policy probe rows (b) with its game-wise permutation null and the same random
+    initialisations on those rows, cmni.csv with the RL metrics (env_turns, return_agent,
+    help rates) and cmni_onpolicy (+ p_onpolicy, p_init_onpolicy), and the RL figures
+    (learning curve, CMNI on both probe sets) in place of Figure 2."""
     from mirror.analysis import rl_figures
+    from mirror.analysis.analyse import init_draws
     from mirror.analysis.cmni import ACTOR_CRITIC_INIT
     from mirror.analysis.onpolicy import onpolicy_cmni
     from mirror.analysis.rl_files import BASELINES_FILE, RL_RUN_FILE, baseline, read_json
@@ -198,15 +201,26 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         config.analysis, activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT, progress=progress, labels=dataset.labels[test],
     )  # fmt: skip
     step_start = time.perf_counter()
+    games = probe_games(rl_run, run.run_dir) if config.analysis.permutations else None
+    init_params = init_masks = None
+    if config.analysis.init_seeds:  # the draws of probe set (a)'s init null (same key), on the probe (b) rows
+        stacked, draw_masks, index = init_draws(
+            jax.random.key(config.seed), run.widths, run.params, seeds=config.analysis.init_seeds, num_inputs=dataset.inputs.shape[1],
+            activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT,
+        )  # fmt: skip
+        init_params, init_masks = jax.tree.map(lambda a: np.asarray(a)[index], stacked), [np.asarray(m)[index] for m in draw_masks]
     onpolicy = onpolicy_cmni(
         run.params, [m[None] for m in masks], probe["inputs"], probe["scenarios"], probe["idle_shown"], activation=config.model.activation,
-        chunk_rows=config.analysis.chunk_rows, permutations=config.analysis.permutations, seed=config.seed,
+        chunk_rows=config.analysis.chunk_rows, permutations=config.analysis.permutations, seed=config.seed, games=games,
+        init_params=init_params, init_unit_mask=init_masks,
     )  # fmt: skip
     analysis.timings["cmni on-policy"] = time.perf_counter() - step_start
     (progress or (lambda name: None))("cmni on-policy")
     extra = {"cmni_onpolicy": onpolicy.cmni}
     if config.analysis.permutations:
         extra["p_onpolicy"] = onpolicy.p_permutation
+    if config.analysis.init_seeds:
+        extra["p_init_onpolicy"] = onpolicy.p_init
     networks = np.arange(len(run.members))
     # The RL headline (returns, help rates, turns) goes into summary.json here too, so a
     # later `mirror cmni RUN_DIR` rewrites summary.json without losing it.
@@ -219,9 +233,11 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         "rl": {
             "init_null": ACTOR_CRITIC_INIT,
             "probe_rows_per_network": int(probe["inputs"].shape[-2]),
+            "onpolicy_null": ONPOLICY_NULL,
             "onpolicy": [
                 {"network": int(n), "checkpoint": int(c), "epoch": int(run.epochs[c]), "cmni_onpolicy": _finite(onpolicy.cmni[c, n]),
-                 "p_onpolicy": _finite(onpolicy.p_permutation[c, n]), "rows_per_group": dict(zip(("none", "frog", "toad"), map(int, onpolicy.counts[c, n])))}
+                 "p_onpolicy": _finite(onpolicy.p_permutation[c, n]), "p_init_onpolicy": _finite(onpolicy.p_init[c, n]),
+                 **_init_stats(onpolicy.init_null[c, n]), "rows_per_group": dict(zip(("none", "frog", "toad"), map(int, onpolicy.counts[c, n])))}
                 for n, c in zip(networks, selected)
             ],  # fmt: skip
         }
@@ -240,7 +256,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         written.append(
             rl_figures.plot_checkpoint_cmni(
                 fig_dir / f"cmni_checkpoints{suffix(n)}.png", x, np.asarray(analysis.result.cmni[:, n]), onpolicy.cmni[:, n],
-                p_test=analysis.p_permutation[:, n], p_onpolicy=onpolicy.p_permutation[:, n],
+                p_test=analysis.p_init[:, n], p_onpolicy=onpolicy.p_init[:, n],  # the dots: the verdict against random init
                 init_null=analysis.init_null[n] if analysis.init_null.shape[1] else None, selected=float(x[c]), xlabel=xlabel,
                 title="CMNI across checkpoints on both probe sets" + (f" (network {n})" if len(networks) > 1 else ""),
             )
@@ -257,6 +273,32 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         )
     )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start, onpolicy)
+
+
+ONPOLICY_NULL = (
+    "p_onpolicy: game-wise permutation null (each probe game's group labels shifted circularly by a random offset); "
+    "p_init_onpolicy: rank among the random initialisations of probe set (a)'s init null on the same probe rows"
+)
+
+
+def probe_games(rl_run: dict, run_dir) -> int:
+    """The on-policy probe's games per checkpoint (rl_run.json probe.games): its rows are
+    turn-major, row = t * games + g, which the game-wise null needs."""
+    from mirror.errors import TrainError
+
+    games = (rl_run.get("probe") or {}).get("games")
+    if not isinstance(games, int) or games < 1:
+        raise TrainError(f"{run_dir}/rl_run.json has no probe.games (a positive integer), which the on-policy permutation null needs; got {games!r}")
+    return games
+
+
+def _init_stats(values) -> dict:
+    """summary.json's view of one model's init-null CMNIs on its on-policy rows."""
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return {"init_onpolicy_seeds": int(values.size)}
+    return {"init_onpolicy_seeds": int(values.size), "init_onpolicy_mean": float(finite.mean()), "init_onpolicy_std": float(finite.std())}
 
 
 def _finite(value):

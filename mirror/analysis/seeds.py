@@ -8,18 +8,22 @@ members of a population trained on the same data (seeds) as replicates (pure Num
   checkpoint. To avoid selection bias (picking a seed's peak on its own noise inflates
   its drop), the peak of seed s is the argmax of the mean curve of the OTHER seeds
   (leave-one-seed-out); drop_s = value_s[peak_-s] - value_s[final] and `drop` is the mean
-  of drop_s. Its 95 % CI is a percentile bootstrap over seeds of that mean, expanded for
-  small samples (Hesterberg 2015, "What teachers should know about the bootstrap", §5):
-  the percentiles are taken at alpha' = 2 Phi(-sqrt(n / (n - 1)) t_{n-1, 0.975}) instead
-  of 0.05, because the plain percentile interval of a mean of 5 values covers about 88 %,
-  not 95 % (it uses the biased sd and z in place of t). `reproduced` is true only when
-  the CI's lower end is above 0. Measured on planted curves with normal noise
-  (tests/test_seed_verdicts.py): the interval covers the true drop in about 90 % of
-  repetitions at 5 seeds and near 95 % at 20; a bootstrap cannot reach beyond the seeds'
-  extreme drops, which a t interval at n = 5 often would. On flat noisy curves the test
-  says `reproduced` in about 6 % of repetitions (nominal 2.5 %: the leave-one-out peaks
-  make the seeds' drops slightly correlated), against about 95 % for the old one-model
-  "final below peak" verdict.
+  of drop_s. The verdict `reproduced` rests on an EXACT one-sided sign-flip test of the
+  per-seed drops (`sign_flip_p`): under "no drop" each seed's drop is as likely negative
+  as positive, so every one of the 2^n sign patterns of the n drops is equally likely,
+  and p = #{patterns whose mean >= the observed mean} / 2^n (all 2^n enumerated; 5
+  positive drops give p = 1/32). `reproduced` is p <= 0.05, which needs at least 5 seeds
+  (the smallest p at n seeds is 1/2^n: 1/16 at 4). On flat noisy curves the test says
+  `reproduced` in 5-6 % of repetitions at 5 seeds (tests/test_seed_verdicts.py). The
+  test takes the drops as independent; the leave-one-out peaks make them slightly
+  dependent (seed s helps pick the others' peaks), which grows with the seeds: measured
+  8-12 % on flat curves at 6-10 seeds.
+  Beside it, a NOMINAL 95 % interval: a percentile bootstrap over seeds of the mean
+  drop, expanded for small samples (Hesterberg 2015, "What teachers should know about the
+  bootstrap", §5: percentiles at alpha' = 2 Phi(-sqrt(n / (n - 1)) t_{n-1, 0.975})). It
+  is descriptive only: measured on planted curves with normal noise it covers the true
+  drop in about 90 % of repetitions at 5 seeds and near 95 % at 20 (a bootstrap cannot
+  reach beyond the seeds' extreme drops), so no verdict rests on it.
 - `init_baseline(init[members, seeds_init], trained[members])`: the trained members' mean
   against the means of n_members random-initialisation draws (one per member, from its
   own architecture's draws); p = (1 + #{bootstrap means >= trained mean}) / (B + 1), but
@@ -36,6 +40,8 @@ import numpy as np
 
 ALPHA = 0.05
 BOOTSTRAP_SEED = 0  # the resampling is deterministic: a re-analysis writes the same CI
+EXACT_SIGN_FLIP_SEEDS = 40  # up to this many seeds every sign pattern is counted (two halves of 2^20)
+SIGN_FLIP_SAMPLES = 1 << 16  # beyond: this many random sign patterns (never met in practice)
 # Student's t quantile t_{df, 0.975} for df = 1..30 (beyond: the Cornish-Fisher expansion).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
@@ -57,7 +63,7 @@ def expanded_alpha(n: int) -> float:
 
 
 def bootstrap_mean_ci(x, *, seed: int = BOOTSTRAP_SEED, resamples: int = 10000) -> tuple[float, float]:
-    """Expanded percentile bootstrap 95 % CI of the mean of x [n >= 2]."""
+    """Expanded percentile bootstrap nominal 95 % CI of the mean of x [n >= 2] (module docstring: it covers less at small n)."""
     x = np.asarray(x, float)
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
@@ -75,29 +81,58 @@ def leave_one_out_peaks(values) -> np.ndarray:
     return np.argmax(others, axis=0)
 
 
+def _signed_sums(x: np.ndarray) -> np.ndarray:
+    """float[2^k]: sum_i s_i x_i for every sign pattern s of x [k]."""
+    bits = (np.arange(1 << x.size)[:, None] >> np.arange(x.size)) & 1
+    return (1 - 2 * bits) @ x
+
+
+def sign_flip_p(x, *, seed: int = BOOTSTRAP_SEED) -> float:
+    """The one-sided sign-flip p-value of mean(x) > 0: the share of the 2^n sign patterns s
+    with sum(s x) >= sum(x), exact for n <= EXACT_SIGN_FLIP_SEEDS (the two halves' signed
+    sums, one sorted, counted pair by pair with a binary search); beyond, (1 + #) / (B + 1)
+    over B random patterns. Sums within 1e-9 of the observed one count as ties (a zero
+    drop flips to itself, so both of its patterns count)."""
+    x = np.asarray(x, float)
+    observed = x.sum()
+    tol = 1e-9 * max(float(np.abs(x).sum()), 1e-300)
+    if x.size <= EXACT_SIGN_FLIP_SEEDS:
+        half = x.size // 2
+        first, second = _signed_sums(x[:half]), np.sort(_signed_sums(x[half:]))
+        count = (second.size - np.searchsorted(second, observed - tol - first, side="left")).sum()
+        return float(count) / 2.0**x.size
+    signs = 1 - 2 * np.random.default_rng(seed).integers(0, 2, (SIGN_FLIP_SAMPLES, x.size))
+    return (1 + int((signs @ x >= observed - tol).sum())) / (SIGN_FLIP_SAMPLES + 1)
+
+
 def rise_and_fall(epochs, values, *, seed: int = BOOTSTRAP_SEED, resamples: int = 10000) -> dict:
     """The rise-and-fall test over seeds. epochs [checkpoints]; values [checkpoints, seeds].
-    Returns {peak_epoch, drop, ci95: [lo, hi], seeds, reproduced, method, per_seed_drop}
-    (see the module docstring); peak_epoch is the argmax of the all-seed mean curve."""
+    Returns {peak_epoch, drop, p_sign_flip, ci95: [lo, hi] (nominal), seeds, reproduced,
+    method, per_seed_drop} (see the module docstring); peak_epoch is the argmax of the
+    all-seed mean curve; `reproduced` is p_sign_flip <= ALPHA."""
     epochs = np.asarray(epochs)
     values = np.asarray(values, float)
     seeds = values.shape[1]
-    out = {"peak_epoch": None, "drop": None, "ci95": [None, None], "seeds": int(seeds), "reproduced": False, "per_seed_drop": []}
+    out = {"peak_epoch": None, "drop": None, "p_sign_flip": None, "ci95": [None, None], "seeds": int(seeds), "reproduced": False, "per_seed_drop": []}
     if not np.isfinite(values).all() or not values.size:
         return {**out, "method": "not tested: the values are not all finite"}
     out["peak_epoch"] = int(epochs[np.argmax(values.mean(axis=1))])
     if seeds < 2:
         drops = values.max(axis=0) - values[-1]
-        method = "cannot be tested with 1 seed (a bootstrap over seeds needs at least 2; drop: the seed's own peak minus its final value, biased upward)"
+        method = "cannot be tested with 1 seed (a test over seeds needs at least 2; drop: the seed's own peak minus its final value, biased upward)"
         return {**out, "drop": float(drops.mean()), "per_seed_drop": drops.tolist(), "method": method}
     peaks = leave_one_out_peaks(values)
     drops = values[peaks, np.arange(seeds)] - values[-1]
+    p = sign_flip_p(drops, seed=seed)
     lo, hi = bootstrap_mean_ci(drops, seed=seed, resamples=resamples)
+    exact = "exact" if seeds <= EXACT_SIGN_FLIP_SEEDS else f"{SIGN_FLIP_SAMPLES} random sign patterns of the"
     method = (
         f"peak of each seed chosen on the mean curve of the other seeds (leave-one-seed-out); drop = value at that peak minus "
-        f"the final value; 95 % CI: expanded percentile bootstrap over {seeds} seeds ({resamples} resamples)"
+        f"the final value; reproduced: one-sided sign-flip test of the {seeds} drops ({exact} 2^{seeds} sign patterns), "
+        f"p <= {ALPHA}; ci95: nominal 95 % expanded percentile bootstrap over seeds ({resamples} resamples), descriptive "
+        f"(covers about 90 % at 5 seeds)"
     )
-    return {**out, "drop": float(drops.mean()), "ci95": [lo, hi], "reproduced": bool(lo > 0), "per_seed_drop": drops.tolist(), "method": method}
+    return {**out, "drop": float(drops.mean()), "p_sign_flip": p, "ci95": [lo, hi], "reproduced": bool(p <= ALPHA), "per_seed_drop": drops.tolist(), "method": method}
 
 
 def init_baseline(init, trained, *, seed: int = BOOTSTRAP_SEED, resamples: int = 10000) -> dict:
@@ -129,18 +164,22 @@ def init_baseline(init, trained, *, seed: int = BOOTSTRAP_SEED, resamples: int =
 
 
 def rise_and_fall_words(entry: dict) -> str:
-    """The verdict of a `rise_and_fall` result in words, never stronger than the statistic."""
+    """The verdict of a `rise_and_fall` result in words, never stronger than the statistic:
+    the sign-flip test's p (the nominal bootstrap CI is not a verdict)."""
     seeds = entry.get("seeds", 0)
-    lo, hi = entry.get("ci95", [None, None])
-    if entry.get("drop") is None or (seeds >= 2 and lo is None):
+    p = entry.get("p_sign_flip")
+    if entry.get("drop") is None or (seeds >= 2 and p is None):
         return entry.get("method", "not tested")
     if seeds < 2:
         return "cannot be tested with 1 seed"
+    test = f"one-sided sign-flip test over {seeds} seeds, p = {p:.3g}"
     if entry.get("reproduced"):
-        return f"drop reproduced: the 95 % bootstrap CI over {seeds} seeds excludes 0"
-    if hi < 0:
-        return f"not shown: the 95 % CI over {seeds} seeds lies below 0 (the final value is higher than at the peak)"
-    return f"not shown: the 95 % CI over {seeds} seeds includes 0"
+        return f"drop reproduced ({test})"
+    if 0.5**seeds > ALPHA:
+        return f"not shown ({test}; with {seeds} seeds p cannot go below 1/{2**seeds}: at least 5 seeds are needed)"
+    if entry["drop"] < 0:
+        return f"not shown ({test}; the mean final value is above the peak's)"
+    return f"not shown ({test})"
 
 
 def init_baseline_words(entry: dict) -> str:
@@ -148,7 +187,8 @@ def init_baseline_words(entry: dict) -> str:
     p = entry.get("p_mean_vs_init")
     if p is None:
         return entry.get("method", "not tested")
+    test = f"p = {p:.3g}, bootstrap of the {entry.get('members', '?')} members' mean against random-init draws"
     if entry.get("beats_init"):
-        return f"above the random-init null (p = {p:.3g})"
+        return f"above the random-init null ({test})"
     below = " (below the random-init mean)" if entry["trained_mean"] < entry["mean"] else ""
-    return f"not above the random-init null (p = {p:.3g}){below}"
+    return f"not above the random-init null ({test}){below}"

@@ -20,6 +20,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE
@@ -41,7 +42,7 @@ from mirror.train.checkpoints import (
 # The RL columns of summary.csv, after the settings.
 RL_METRIC_COLUMNS = (
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
-    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "peak_cmni", "peak_update",
+    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update",
 )  # fmt: skip
 
 
@@ -80,13 +81,28 @@ def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[in
     }
 
 
-def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | None) -> dict:
+def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | None, p_init: float | None = None, p_init_onpolicy: float | None = None) -> dict:
     """cmni[checkpoints] on probe set (a), averaged over the trial's networks: the final
-    value, the peak and its update; `cmni_onpolicy` (probe set b) at the final checkpoint."""
+    value, the peak and its update; `cmni_onpolicy` (probe set b) at the final checkpoint;
+    p_init, p_init_onpolicy: the final checkpoint's rank among random initialisations on
+    each probe set (`init_rank_p`)."""
     finite = [(c, u) for c, u in zip(cmni, updates) if c is not None and math.isfinite(c)]
     peak, peak_update = max(finite) if finite else (None, None)
     final = cmni[-1] if cmni and cmni[-1] is not None and math.isfinite(cmni[-1]) else None
-    return {"cmni": final, "cmni_onpolicy": cmni_onpolicy, "peak_cmni": peak, "peak_update": peak_update}
+    return {"cmni": final, "cmni_onpolicy": cmni_onpolicy, "p_init": p_init, "p_init_onpolicy": p_init_onpolicy, "peak_cmni": peak, "peak_update": peak_update}
+
+
+def init_rank_p(observed, init) -> float | None:
+    """The trial's random-init p: its networks' mean CMNI observed[networks] ranked among
+    the means over its networks of each init draw init[networks, S] (draw s of every
+    network), (1 + #{init means >= observed mean}) / (S + 1), over the networks with a
+    finite CMNI; None without draws or finite networks."""
+    observed, init = np.asarray(observed, np.float64), np.asarray(init, np.float64)
+    ok = np.isfinite(observed) & np.isfinite(init).all(axis=-1)
+    if not init.shape[-1] or not ok.any():
+        return None
+    means = init[ok].mean(axis=0)
+    return float((1 + np.sum(means >= observed[ok].mean())) / (len(means) + 1))
 
 
 def rl_settings_row(trial: Trial, out: Path) -> dict:

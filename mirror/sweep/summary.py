@@ -9,8 +9,14 @@
                                      with at most 6 settings (trials that differ only in
                                      their seed): the settings side by side (mirror.sweep.compare)
 
+Every CMNI verdict here is the comparison with random initialisation (`p_init`, the
+trial's rank among untrained networks of its architecture); the permutation p
+(`p_value`) only says that the scenario groups' activations differ, which untrained
+networks show too.
+
 RL sweeps (`mode: rl`) write summary.csv with RL_COLUMNS (returns of the agents and of
-the behaviour and oracle baselines, help rates, CMNI on both probe sets, env turns),
+the behaviour and oracle baselines, help rates, CMNI on both probe sets and their
+random-init p, env turns),
 the checkpoint tables by update, figures/help_vs_theory.png (help rate against D and
 w, CMNI against D) and a report table of help rate and CMNI by D, I and w.
 
@@ -35,18 +41,22 @@ from mirror.sweep.trial import finished_result
 COLUMNS = [
     "trial", "trial_id", "seed", "hidden_layers", "width", "capacity", "dropout", "lr", "l2", "batch_size",
     "dependency", "veil", "epochs", "diverged", "best_epoch", "best_val_loss", "accuracy",
-    "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value", "p_value_peak", "dir",
+    "peak_cmni", "peak_epoch", "final_cmni", "cmni_at_best", "p_value", "p_value_peak", "p_init", "p_init_peak", "dir",
 ]  # fmt: skip
 CHECKPOINT_COLUMNS = ["trial", "lr", "hidden_layers", "width", "epoch", "val_loss", "mne", "cmni"]
 RL_COLUMNS = [
     "trial", "trial_id", "seed", "dependency", "veil", "partner_reward_weight", "lr", "sharing", "hidden_layers", "width",
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
-    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "peak_cmni", "peak_update", "dir",
+    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update", "dir",
 ]  # fmt: skip
 RL_CHECKPOINT_COLUMNS = ["trial", "dependency", "veil", "partner_reward_weight", "update", "network", "cmni"]
 # The settings an RL theory table groups by, and the means it shows.
 RL_SETTINGS = ["dependency", "veil", "partner_reward_weight"]
 RL_MEANS = ["return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "cmni", "cmni_onpolicy"]
+# The theory table's verdict columns: trials whose final CMNI is above the random-init
+# null (p_init <= ALPHA) out of those tested, on probe set (a) and on (b).
+RL_VERDICTS = {"above_init": "p_init", "above_init_onpolicy": "p_init_onpolicy"}
+ALPHA = 0.05
 EXTREMES = 5
 
 
@@ -80,10 +90,17 @@ def rl_checkpoint_rows(sweep_dir: Path, results: list[dict]) -> list[dict]:
     return out
 
 
+def above_init_count(results: list[dict], key: str = "p_init") -> str | None:
+    """"k/n": of the n trials with a random-init p in `key`, the k at or below ALPHA."""
+    tested = [r[key] for r in results if r.get(key) is not None]
+    return f"{sum(p <= ALPHA for p in tested)}/{len(tested)}" if tested else None
+
+
 def rl_theory_rows(results: list[dict]) -> list[dict]:
     """One row per (D, I, w) setting: the means over its trials (seeds) of RL_MEANS and,
     as `<key>_sd`, their sample standard deviations (None where no trial has a value; the
-    sd also with a single value), with the trial count."""
+    sd also with a single value), with the trial count, and RL_VERDICTS' counts of trials
+    above the random-init null."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         groups.setdefault(tuple(r[k] for k in RL_SETTINGS), []).append(r)
@@ -95,6 +112,7 @@ def rl_theory_rows(results: list[dict]) -> list[dict]:
             values = [m[key] for m in members if m.get(key) is not None and math.isfinite(m[key])]
             row[key] = sum(values) / len(values) if values else None
             row[f"{key}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        row.update({name: above_init_count(members, key) for name, key in RL_VERDICTS.items()})
         rows.append(row)
     return rows
 
@@ -175,13 +193,20 @@ def write_rl_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: l
     out = [f"# RL sweep report: {sweep.name}", ""]
     out += [f"{len(results)} of {len(sweep.trials)} trials finished. Swept: {', '.join(sweep.swept) or 'nothing'}.", ""]
     if results:
+        above, above_b = above_init_count(results, "p_init"), above_init_count(results, "p_init_onpolicy")
         out += [
+            "CMNI against untrained networks (the verdict): trials whose CMNI at the final checkpoint is above the random-init "
+            "null (p_init <= 0.05: rank among random actor-critic initialisations on the same rows): "
+            f"{above or 'not tested'} on probe set (a), {above_b or 'not tested'} on the on-policy probe set (b).",
+            "",
             "## Help rate and CMNI by D, I and w (mean ± sd over seeds)",
             "",
             *_table(
                 [{**r, **{k: _mean_sd(r, k) for k in RL_MEANS}} for r in rl_theory_rows(results)],
-                RL_SETTINGS + ["trials"] + RL_MEANS,
+                RL_SETTINGS + ["trials"] + RL_MEANS + list(RL_VERDICTS),
             ),
+            "",
+            "above_init, above_init_onpolicy: trials above the random-init null (final checkpoint, p <= 0.05) out of those tested.",
             "",
             "![help rates and CMNI against D, per w and I](figures/help_vs_theory.png)",
             "",
@@ -273,7 +298,7 @@ def _table(rows: list[dict], columns: list[str]) -> list[str]:
         return str(v)
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    return lines + ["| " + " | ".join(fmt(r[c]) for c in columns) + " |" for r in rows]
+    return lines + ["| " + " | ".join(fmt(r.get(c)) for c in columns) + " |" for r in rows]
 
 
 def model_shape(row: dict) -> str:
@@ -292,11 +317,20 @@ def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list
         out += [f"{diverged} trial(s) diverged (non-finite loss): their rows end at the last finite epoch.", ""]
     if scored:
         best = max(scored, key=lambda r: r["peak_cmni"])
-        significant = sum(1 for r in results if r["p_value"] is not None and r["p_value"] < 0.05)
+        above = sum(1 for r in results if r.get("p_init") is not None and r["p_init"] <= 0.05)
+        tested = sum(1 for r in results if r.get("p_init") is not None)
+        differ = sum(1 for r in results if r["p_value"] is not None and r["p_value"] <= 0.05)
+        verdict = (
+            f"At the best-validation checkpoint {above} of {tested} tested trials have a CMNI above the random-init null (p_init <= 0.05: "
+            f"rank among untrained networks of the same architecture); that is the verdict. {differ} of {len(results)} pass the "
+            "permutation test (p_value <= 0.05), which shows only that the scenario groups' activations differ: untrained networks pass it too."
+            if tested else
+            f"No trial was compared with random initialisation (analysis.init_seeds = 0), so no verdict on the CMNI; {differ} of "
+            f"{len(results)} pass the permutation test (p_value <= 0.05), which shows only that the groups' activations differ."
+        )  # fmt: skip
         out += [
             f"Highest peak CMNI: {best['peak_cmni']:.5g} (trial {best['trial']}: {model_shape(best)}, "
-            f"lr {best['lr']:g}, epoch {best['peak_epoch']}). At the best-validation checkpoint {significant} of "
-            f"{len(results)} trials have a CMNI above the permutation null (p < 0.05).",
+            f"lr {best['lr']:g}, epoch {best['peak_epoch']}). {verdict}",
             "",
             "## Highest-CMNI checkpoints (paper Table 1)",
             "",
@@ -316,7 +350,7 @@ def write_markdown(sweep: Sweep, sweep_dir: Path, results: list[dict], top: list
             "",
             *_table(
                 [{**r, **{f: r["fields"].get(f) for f in swept_columns(sweep)}} for r in results],
-                ["trial", "hidden_layers", "width", *swept_columns(sweep), "lr", "dependency", "veil", "seed", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "cmni_at_best", "p_value"],
+                ["trial", "hidden_layers", "width", *swept_columns(sweep), "lr", "dependency", "veil", "seed", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch", "cmni_at_best", "p_init", "p_value"],
             ),
             "",
         ]

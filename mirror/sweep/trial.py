@@ -182,7 +182,7 @@ def settings_row(trial: Trial, out: Path) -> dict:
 
 METRIC_COLUMNS = (
     "epochs", "diverged", "best_epoch", "best_val_loss", "accuracy", "peak_cmni", "peak_epoch",
-    "final_cmni", "cmni_at_best", "p_value", "p_value_peak",
+    "final_cmni", "cmni_at_best", "p_value", "p_value_peak", "p_init", "p_init_peak",
 )  # fmt: skip
 
 
@@ -225,4 +225,6 @@ def result_row(trial: Trial, out: Path, a: CheckpointAnalysis, epochs, metrics, 
         "cmni_at_best": num(cmni[best]),
         "p_value": num(a.p_permutation[best, 0]),
         "p_value_peak": num(a.p_permutation[peak, 0]),
+        "p_init": num(a.p_init[best, 0]),
+        "p_init_peak": num(a.p_init[peak, 0]),
     }
