@@ -11,6 +11,10 @@ may be shared: the JSON records the load average.
 
     uv run python benchmarks/bench_rl.py --quick
     uv run python benchmarks/bench_rl.py --json benchmarks/results/rl_cpu.json
+
+The agent is the default's (`rl.critic: separate`, value normalisation, unclipped value
+loss); `--critic shared --clip-value --no-value-norm` times the agent of runs before those
+settings (one network with two heads), to compare the two back to back.
 """
 
 import argparse
@@ -23,13 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import describe_device, write_json  # noqa: E402
 
 
-def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repeats: int) -> dict:
+def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repeats: int, agent: dict) -> dict:
     import jax
 
     from mirror.rl import RLConfig, make_trainer
 
     config = RLConfig(
-        num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval
+        num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval, **agent
     )
     trainer = make_trainer(config)
     runner = jax.block_until_ready(jax.jit(trainer.init)(jax.random.key(0)))
@@ -79,17 +83,21 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2, help="updates per timed call")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--critic", choices=("separate", "shared"), default="separate")
+    parser.add_argument("--clip-value", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--value-norm", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
+    agent = {"critic": args.critic, "clip_value": args.clip_value, "value_norm": args.value_norm}
 
     import jax
 
     on_accelerator = jax.devices()[0].platform != "cpu"
     default_games = [256, 2048, 8192] + ([65536] if on_accelerator else [])
     games = args.games or ([256, 2048] if args.quick else default_games)
-    rows = [time_games(g, PAPER_TORSO, args.num_steps, args.interval, args.repeats) for g in games]
+    rows = [time_games(g, PAPER_TORSO, args.num_steps, args.interval, args.repeats, agent) for g in games]
     best_games = max(rows, key=lambda r: r["turns_per_s"])["games"]
     if not args.quick:
-        rows += [time_games(best_games, h, args.num_steps, args.interval, args.repeats) for h in WIDER_TORSOS]
+        rows += [time_games(best_games, h, args.num_steps, args.interval, args.repeats, agent) for h in WIDER_TORSOS]
     paper = [r for r in rows if r["hidden"] == list(PAPER_TORSO)]
     best = max(paper, key=lambda r: r["turns_per_s"])
     result = {
@@ -99,6 +107,7 @@ def main() -> None:
         "num_steps": args.num_steps,
         "update_epochs": 4,
         "num_minibatches": 4,
+        **agent,
         "turns_per_s": {str(r["games"]): r["turns_per_s"] for r in paper},
         "updates_per_s": {str(r["games"]): r["updates_per_s"] for r in paper},
         "compile_s": {str(r["games"]): r["compile_s"] for r in paper},

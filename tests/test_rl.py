@@ -44,6 +44,9 @@ SMALL = dict(num_envs=16, num_steps=8, updates=2, checkpoint_every=1, num_miniba
         ("hidden", [17, 0], "positive integers"),
         ("activation", "swish", "relu, tanh"),
         ("sharing", "both", "shared, independent"),
+        ("critic", "both", "one of separate, shared"),
+        ("clip_value", "yes", "true or false"),
+        ("value_norm", 1, "true or false"),
         ("num_minibatches", 3, "divisor of num_envs * num_steps = 128"),
         ("checkpoint_every", 3, "divisor of updates = 2"),
     ],
@@ -95,12 +98,21 @@ def test_cmni_code_reads_the_actor_critic_as_an_mlp():
 def test_shared_and_independent_param_shapes():
     shared = init_params(RLConfig(**SMALL), jax.random.key(0))
     independent = init_params(RLConfig(**SMALL, sharing="independent"), jax.random.key(0))
-    assert shared["hidden_0"]["kernel"].shape == (100, 17)
-    assert shared["value"]["kernel"].shape == (17, 1)
-    assert independent["hidden_0"]["kernel"].shape == (2, 100, 17)
-    assert independent["output"]["bias"].shape == (2, 4)
-    # two different networks, not one copied
-    assert not np.allclose(independent["hidden_0"]["kernel"][0], independent["hidden_0"]["kernel"][1])
+    # a separate actor (the supervised MLP's layers) and critic (its own torso and value)
+    assert sorted(shared) == ["actor", "critic"]
+    assert sorted(shared["actor"]) == ["hidden_0", "hidden_1", "output"]
+    assert sorted(shared["critic"]) == ["hidden_0", "hidden_1", "value"]
+    assert shared["actor"]["hidden_0"]["kernel"].shape == shared["critic"]["hidden_0"]["kernel"].shape == (100, 17)
+    assert shared["critic"]["value"]["kernel"].shape == (17, 1)
+    assert independent["actor"]["hidden_0"]["kernel"].shape == (2, 100, 17)
+    assert independent["actor"]["output"]["bias"].shape == (2, 4)
+    assert independent["critic"]["value"]["bias"].shape == (2, 1)
+    # two different networks, not one copied; the critic's torso is not the actor's
+    assert not np.allclose(independent["actor"]["hidden_0"]["kernel"][0], independent["actor"]["hidden_0"]["kernel"][1])
+    assert not np.allclose(shared["actor"]["hidden_0"]["kernel"], shared["critic"]["hidden_0"]["kernel"])
+    # rl.critic: shared, one network with both heads
+    one = init_params(RLConfig(**SMALL, critic="shared"), jax.random.key(0))
+    assert sorted(one) == ["hidden_0", "hidden_1", "output", "value"] and one["value"]["kernel"].shape == (17, 1)
 
 
 # --- per-player credit and GAE -------------------------------------------------------
@@ -262,7 +274,7 @@ def test_ppo_loss_hand_computed():
         log_prob=jnp.log(jnp.array([0.25, 0.25])) - jnp.array([0.5, 0.0]), value=jnp.array([1.0, 1.5]),
         advantage=jnp.array([3.0, 1.0]), target=jnp.array([2.0, 2.0]),
     )
-    total, (pl, vl, ent, kl, clip) = ppo_loss(policy, 0.0, batch, 0.2, 0.5, 0.01)
+    total, (pl, vl, ent, kl, clip) = ppo_loss(policy, 0.0, batch, 0.2, 0.5, 0.01, clip_value=True)
     r0 = np.exp(0.5)  # row 0: adv +1, ratio clipped to 1.2; row 1: adv -1, ratio 1
     assert np.isclose(pl, -np.mean([min(r0 * 1, 1.2 * 1), min(1 * -1, 1 * -1)]), atol=1e-5)
     # values: row 0 predicted 1 (old 1, target 2) -> 0.5; row 1 predicted 2, old 1.5:
@@ -272,6 +284,9 @@ def test_ppo_loss_hand_computed():
     assert np.isclose(kl, np.mean([(r0 - 1) - 0.5, 0.0]), atol=1e-5)
     assert np.isclose(clip, 0.5)
     assert np.isclose(total, pl + 0.5 * vl - 0.01 * ent, atol=1e-6)
+    # unclipped (rl.clip_value false): the plain squared errors, (1-2)^2 and (2-2)^2
+    _, (pl_plain, vl_plain, *_) = ppo_loss(policy, 0.0, batch, 0.2, 0.5, 0.01, clip_value=False)
+    assert np.isclose(vl_plain, 0.5 * np.mean([1.0, 0.0]), atol=1e-6) and pl_plain == pl
 
 
 # --- the compiled update --------------------------------------------------------------
@@ -420,4 +435,4 @@ def test_a_vmapped_population_member_equals_its_run_alone(small, train_alone):
     member_params = jax.tree_util.tree_map(lambda x: x[1], together.params)
     chex.assert_trees_all_close(member_params, alone.params, rtol=1e-5, atol=1e-6)
     # the members did train differently
-    assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
+    assert not np.allclose(together.params["actor"]["output"]["kernel"][0], together.params["actor"]["output"]["kernel"][1])

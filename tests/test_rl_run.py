@@ -17,6 +17,7 @@ import pytest
 from mirror.cli import main
 from mirror.config import load_config
 from mirror.data.labels import idle_shown
+from mirror.errors import TrainError
 from mirror.rl.checkpoints import (
     RL_ITEMS,
     open_rl_manager,
@@ -30,7 +31,7 @@ from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_memb
 from mirror.rl.run import rl_run
 from mirror.train.checkpoints import load_run
 
-from conftest import TINY_RL, overrides, rl_values, xla_env
+from conftest import TINY_RL, copy_run, overrides, rl_values, xla_env
 
 
 def tiny_config(cache: Path, **rl):
@@ -171,12 +172,12 @@ def test_a_population_member_equals_the_same_trial_run_alone(tmp_path, populatio
     runner_t, metrics_t = population_interval
     alone = PopulationTrainer(tiny_config(tmp_path, **{k: v[1:2] if isinstance(v, list) else v for k, v in POPULATION.items()}))
     runner_a, metrics_a = alone.interval(alone.init())
-    member = jax.tree.map(lambda x: np.asarray(x)[1:2], (runner_t.params, runner_t.opt_state, runner_t.games))
-    assert_trees_equal(jax.tree.map(np.asarray, (runner_a.params, runner_a.opt_state, runner_a.games)), member)
+    member = jax.tree.map(lambda x: np.asarray(x)[1:2], (runner_t.params, runner_t.opt_state, runner_t.games, runner_t.value_norm))
+    assert_trees_equal(jax.tree.map(np.asarray, (runner_a.params, runner_a.opt_state, runner_a.games, runner_a.value_norm)), member)
     np.testing.assert_array_equal(jax.random.key_data(runner_a.key), jax.random.key_data(runner_t.key)[1:2])
     np.testing.assert_array_equal(np.asarray(metrics_a["loss"]), np.asarray(metrics_t["loss"])[1:2])
     # and the members did train differently
-    kernels = np.asarray(runner_t.params["output"]["kernel"])
+    kernels = np.asarray(runner_t.params["actor"]["output"]["kernel"])
     assert not np.array_equal(kernels[0], kernels[1]) and not np.array_equal(kernels[1], kernels[2])
 
 
@@ -209,8 +210,8 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     updates = read_rl_metrics(rl_dir)
     assert [u["update"] for u in updates] == [1, 2, 3, 4, 5, 6] and [u["env_turns"] for u in updates] == [128 * u for u in range(1, 7)]
     assert set(updates[0]) == {
-        "update", "env_turns", "return_per_player", "entropy", "policy_loss", "value_loss", "approx_kl",
-        "help_rate", "help_when_partner_distressed", "wall_s",
+        "update", "env_turns", "return_per_player", "entropy", "policy_loss", "value_loss", "explained_variance",
+        "approx_kl", "help_rate", "help_when_partner_distressed", "wall_s",
     }  # fmt: skip
     assert 0 < updates[0]["entropy"] <= np.log(4) + 1e-6 and len(updates[0]["return_per_player"]) == 2
     # the probe set (b) of every checkpoint: 4 games x 16 turns, the model input (§5.6 mask applied)
@@ -229,8 +230,9 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
 
 def test_summary_has_the_rl_keys(rl_dir):
     summary = json.loads((rl_dir / "summary.json").read_text())
-    for key in ("return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "env_turns", "turns_per_s"):
+    for key in ("return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "env_turns", "turns_per_s", "explained_variance"):
         assert key in summary, key
+    assert summary["explained_variance"] == read_rl_metrics(rl_dir)[-1]["explained_variance"]  # the last update's
     assert summary["env_turns"] == 768 and summary["turns_per_s"] > 0
     assert summary["return_oracle"] == read_baselines(rl_dir)["oracle"]["return"][0]
     last = json.loads((rl_dir / "metrics.jsonl").read_text().splitlines()[-1])
@@ -274,6 +276,16 @@ def test_interrupted_run_resumes_bit_identical(rl_dir, dataset_cache, tmp_path):
     assert f"resuming {run_dir.absolute()} after update 2" in logs
     assert result.last_update == TINY_RL["updates"]
     assert_same_rl_run(rl_dir, run_dir)
+
+
+def test_resume_refuses_other_critic_settings_and_keeps_every_checkpoint(rl_dir, dataset_cache, tmp_path):
+    """A run of the separate critic resumed with `rl.critic: shared` (another runner state,
+    as for a run trained before the setting existed): refused for its settings before any
+    restore, with its checkpoints left in place rather than set aside as unreadable."""
+    run_dir = copy_run(rl_dir, tmp_path / "run")
+    with pytest.raises(TrainError, match="trained with other seed/model/env/rl settings"):
+        rl_run(tiny_config(dataset_cache, critic="shared"), run_dir, resume=True, log=lambda line: None)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["2", "4", "6"]
 
 
 def test_cli_refuses_a_non_empty_run_dir_and_resuming_a_non_rl_dir(tmp_path, capsys):
@@ -377,7 +389,7 @@ def test_independent_networks_are_two_per_member(dataset_cache, tmp_path):
     assert len(json.loads((run_dir / "members.json").read_text())) == 4
     items = checkpoint_items(run_dir)[2]
     assert items["params"]["hidden_0"]["kernel"].shape == (4, 100, 17)
-    (member_kernels,) = [v for k, v in items["rl_state"].items() if k[4:] == "params_hidden_0_kernel"]
+    (member_kernels,) = [v for k, v in items["rl_state"].items() if k[4:] == "params_actor_hidden_0_kernel"]
     assert member_kernels.shape == (2, 2, 100, 17)  # [members, players, ...]
     np.testing.assert_array_equal(items["params"]["hidden_0"]["kernel"][3], member_kernels[1, 1])  # Toad of member 1
     assert items["probe"]["inputs"].shape == (4, 32, 100)  # each player's 8 of 16 turns x 4 games

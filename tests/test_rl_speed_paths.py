@@ -62,7 +62,8 @@ def _policy_and_params():
     policy = make_policy(config)
     params = init_params(config, jax.random.key(7))
     # larger logits than the near-uniform init, so the draw really depends on them
-    params = {**params, "output": {**params["output"], "kernel": params["output"]["kernel"] * 300.0}}
+    actor = params["actor"]
+    params = {**params, "actor": {**actor, "output": {**actor["output"], "kernel": actor["output"]["kernel"] * 300.0}}}
     return policy, params
 
 

@@ -65,21 +65,21 @@ def test_transformer_actor_critic_shapes_heads_and_cmni_neurons():
         params = init_params(config, key, obs_size(32))
         logits, value = make_policy(config)(params, obs, jnp.zeros(5, jnp.int32))
         x = policy_input(obs)
-        _, _, own = TransformerActorCritic(*ARCH).apply({"params": params}, x)
+        _, _, own = TransformerActorCritic(*ARCH, role="actor").apply({"params": params["actor"]}, x)
         read_logits, read = Transformer(*ARCH).apply({"params": cmni_params(params)}, x)
         return params, logits, value, own, read_logits, read, policy_logits(cmni_params(params), obs[0], (), "relu")
 
     params, logits, value, own, read_logits, read, one = forward(jax.random.key(0), obs)
     assert logits.shape == (5, 4) and value.shape == (5,)
     # The heads: orthogonal kernels (logits scaled 0.01, value 1), zero biases.
-    out, val = params["output"], params["value"]
+    out, val = params["actor"]["output"], params["critic"]["value"]
     np.testing.assert_allclose(out["kernel"].T @ out["kernel"], 1e-4 * np.eye(4), atol=1e-9)
     np.testing.assert_allclose(np.linalg.norm(val["kernel"]), 1.0, rtol=1e-5)
     assert not out["bias"].any() and not val["bias"].any()
-    # CMNI neurons: without the value head the tree IS a supervised transformer's ...
+    # CMNI neurons: the actor (no critic, no value head) IS a supervised transformer's tree ...
     counted = cmni_params(params)
     supervised = jax.eval_shape(lambda k: init_transformer_params(k, num_inputs=obs_size(32), **dict(zip(("depth", "d_model", "heads", "mlp_ratio"), ARCH))), jax.random.key(2))
-    assert "value" in params and "value" not in counted
+    assert "value" in params["critic"] and "value" not in counted and "output" not in params["critic"]
     assert jax.tree.map(np.shape, counted) == jax.tree.map(np.shape, supervised)
     # ... whose neurons are the block's 16 pooled MLP units and the 4 logits (no value),
     layer, _ = neuron_layout(counted)
@@ -105,9 +105,17 @@ def test_rl_takes_the_torso_from_model_kind_and_refuses_rl_transformer(tmp_path)
         make_config(transformer=(1, 8, 3, 2))  # 3 heads do not divide d_model 8
 
 
-def test_mlp_rl_config_hash_is_unchanged():
-    """What `--resume` checks: an MLP run's hash is what it was before the transformer torso."""
-    assert rl_config_hash(load_config(None, {"rl": TWO_UPDATES})) == "9fad2218558763b8"
+def test_mlp_rl_config_hash_changes_only_with_the_training():
+    """What `--resume` checks. The critic settings of the runs before them (critic shared,
+    clipped value loss, no normalisation) hash as those runs did (before the transformer
+    torso too); the new defaults, written or not, train otherwise and hash otherwise."""
+    legacy = {"critic": "shared", "clip_value": True, "value_norm": False}
+    assert rl_config_hash(load_config(None, {"rl": {**TWO_UPDATES, **legacy}})) == "9fad2218558763b8"
+    default = rl_config_hash(load_config(None, {"rl": TWO_UPDATES}))
+    assert default == "c65a8637df51e076"
+    written = {"critic": "separate", "clip_value": False, "value_norm": True}
+    assert rl_config_hash(load_config(None, {"rl": {**TWO_UPDATES, **written}})) == default
+    assert rl_config_hash(load_config(None, {"rl": {**TWO_UPDATES, "critic": "shared"}})) not in (default, "9fad2218558763b8")
 
 
 # --- a run -------------------------------------------------------------------------------

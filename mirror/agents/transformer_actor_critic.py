@@ -20,6 +20,9 @@ Initialisation: the blocks and embeddings as the supervised transformer's defaul
 own init, like the MLP torso's); the heads as the MLP actor-critic's (PureJaxRL): orthogonal
 kernels, scale 0.01 for the logits (a near-uniform first policy) and 1 for the value, zero
 biases. No dropout: RL trains without it.
+
+A separate critic (`rl.critic: separate`) is a second module of the same shape with
+`role="critic"`, and the actor `role="actor"` (see `mirror.agents.actor_critic`).
 """
 
 import flax.linen as nn
@@ -41,20 +44,25 @@ class TransformerActorCritic(nn.Module):
     mlp_ratio: int = DEFAULTS["mlp_ratio"]
     activation: str = "relu"
     num_actions: int = NUM_ACTIONS
+    role: str = "both"  # or "actor" (logits only), "critic" (value only): `mirror.agents.actor_critic`
 
     @nn.compact
     def __call__(self, x):
         """x[batch, 3W+4] -> (logits[batch, 4], value[batch], activations: list of [batch, units]:
-        each block's pooled MLP hidden units, then the logits; the value is not in the list)."""
+        each block's pooled MLP hidden units, then the logits; the value is not in the list).
+        A head that `role` leaves out is returned as None."""
         # The supervised Transformer's trunk, layer for layer (same names, so the
         # parameter trees coincide up to the heads).
         pooled, activations = pooled_trunk(self, x, BLOCK_INIT)
         zeros = nn.initializers.zeros
-        policy_kernel = nn.initializers.orthogonal(0.01)
-        logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(pooled)
-        value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(pooled)
-        activations.append(logits)
-        return logits, value[..., 0], activations
+        logits = value = None
+        if self.role != "critic":
+            policy_kernel = nn.initializers.orthogonal(0.01)
+            logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(pooled)
+            activations.append(logits)
+        if self.role != "actor":
+            value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(pooled)[..., 0]
+        return logits, value, activations
 
 
 def init_transformer_actor_critic(key: jax.Array, arch: tuple, activation: str = "relu", *, num_inputs: int):

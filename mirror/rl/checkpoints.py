@@ -13,12 +13,13 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                members (RLMember.to_dict()), probe {games, turns, seed},
                                eval {games, turns, seed, greedy}
     RUN_DIR/checkpoints/<U>/   Orbax checkpoint after update U (every rl.checkpoint_every), items
-                               "params"   actor-critic params without the value head (the
-                                          supervised MLP's or transformer's layout,
-                                          `cmni_params`), leaves [networks, ...]
+                               "params"   the actor alone: torso and logits, no critic or
+                                          value head (the supervised MLP's or transformer's
+                                          layout, `cmni_params`), leaves [networks, ...]
                                "rl_state" the runner state of every member (params incl. the
-                                          value head, optimizer, games, key as key data,
-                                          update), a flat dict of leaves [members, ...]
+                                          critic, optimizer, games, key as key data,
+                                          update, value-target statistics), a flat dict
+                                          of leaves [members, ...]
                                "probe"    probe set (b) at this checkpoint: inputs
                                           int8[networks, rows, 3W+4] (the model input, spec
                                           §5.6 mask applied, as the dataset's `inputs`),
@@ -31,9 +32,12 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                help_when_partner_distressed, wall_s (per-network lists when
                                there is more than one network, else scalars)
     RUN_DIR/rl_metrics.jsonl   one line per update: update, env_turns, return_per_player ([2],
-                               or [members][2]), entropy, policy_loss, value_loss, approx_kl,
-                               help_rate, help_when_partner_distressed, wall_s (training
-                               seconds so far); per-member lists for populations; NaN -> null
+                               or [members][2]), entropy, policy_loss, value_loss (in the
+                               critic's units: normalised with rl.value_norm),
+                               explained_variance (1 - Var(target - value) / Var(target) over
+                               the update's decisions, reward units), approx_kl, help_rate,
+                               help_when_partner_distressed, wall_s (training seconds so far);
+                               per-member lists for populations; NaN -> null
     RUN_DIR/baselines.json     {"behaviour": {...}, "oracle": {...}}, each value a per-member list:
                                return_per_player, return, help_rate,
                                help_when_partner_distressed, episodes (the agent's eval games)
@@ -176,6 +180,15 @@ def restore_rl_state(manager, update: int, abstract_runner):
     return unflatten_state(restored.rl_state, abstract_runner), restored.metadata
 
 
+def read_rl_metadata(manager, update: int) -> dict | None:
+    """The metadata item of checkpoint `update`, or None when it cannot be read."""
+    try:
+        restored = manager.restore(update, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+    except Exception:  # noqa: BLE001  (whatever Orbax raises; the full restore reports it)
+        return None
+    return restored.metadata if isinstance(restored.metadata, dict) else None
+
+
 def read_probes(run_dir) -> dict:
     """Probe set (b) of every checkpoint: inputs int8[checkpoints, networks, rows, 3W+4],
     scenarios int8[checkpoints, networks, rows], idle_shown bool[checkpoints, networks, rows, 2],
@@ -223,7 +236,8 @@ def rl_summary(run_dir) -> dict:
     return_agent/behaviour/oracle: mean own score per player per complete episode in the
     fixed-key eval games; help_rate, help_when_partner_distressed: the agent's, same games;
     env_turns: trained turns, all members together; turns_per_s: env_turns per second of
-    training (compiled intervals; compile, evaluation and checkpoints excluded)."""
+    training (compiled intervals; compile, evaluation and checkpoints excluded);
+    explained_variance: the critic's, at the last update (None for runs before it was logged)."""
     run_dir = Path(run_dir)
     info = read_rl_run(run_dir)
     n_per = info["networks_per_member"]
@@ -240,6 +254,8 @@ def rl_summary(run_dir) -> dict:
     baselines = read_baselines(run_dir)
     updates = read_rl_metrics(run_dir)
     wall = float(updates[-1]["wall_s"]) if updates else 0.0
+    explained = updates[-1].get("explained_variance") if updates else None
+    explained = explained if isinstance(explained, list) else [explained]
     env_turns = int(last["env_turns"]) * members
     out = {
         "updates": int(last["epoch"]),
@@ -254,6 +270,7 @@ def rl_summary(run_dir) -> dict:
         "env_turns": env_turns,
         "train_wall_s": wall,
         "turns_per_s": env_turns / wall if wall > 0 else None,
+        "explained_variance": _mean(explained),
         "return_agent_per_player": per_member("return_per_player")[0],
         "return_behaviour_per_player": baselines["behaviour"]["return_per_player"][0],
         "return_oracle_per_player": baselines["oracle"]["return_per_player"][0],
@@ -262,4 +279,5 @@ def rl_summary(run_dir) -> dict:
         out.update({f"{k}_per_member": per_member(k) for k in ("return_agent", "help_rate", "help_when_partner_distressed")})
         out["return_behaviour_per_member"] = baselines["behaviour"]["return"]
         out["return_oracle_per_member"] = baselines["oracle"]["return"]
+        out["explained_variance_per_member"] = explained
     return out

@@ -7,6 +7,7 @@ from mirror.agents.mlp import ACTIVATIONS
 from mirror.errors import ConfigError
 
 SHARING = ("shared", "independent")
+CRITICS = ("separate", "shared")
 
 
 class RLConfigError(ConfigError):
@@ -34,6 +35,17 @@ class RLConfig:
       activation        a torso activation of the supervised MLP
       sharing           "shared": one network plays both players, each from its own view;
                         "independent": one network per player (params with a leading axis 2)
+      critic            "separate": the value comes from a critic network of the actor's
+                        torso shape, so the actor (torso + 4 logits, the analysed network)
+                        is trained by the policy loss alone (PureJaxRL, JaxMARL); "shared":
+                        the value head on the actor's torso (runs before the field existed)
+      clip_value        clip the value prediction to +-clip_eps around the rollout's value
+                        (PureJaxRL's loss); false: plain squared error
+      value_norm        the critic predicts value targets normalised by the running mean and
+                        std of all targets seen so far (`mirror.rl.ppo.ValueNorm`, carried in
+                        the runner state); GAE reads the de-normalised values
+                        The run before these fields: critic shared, clip_value true,
+                        value_norm false (reproduced bit for bit, tested).
       anneal_lr         linear learning-rate decay to 0 over `updates`
       seed              the run's seed
     """
@@ -56,6 +68,9 @@ class RLConfig:
     partner_reward_weight: float = 0.0
     activation: str = "relu"
     sharing: str = "shared"
+    critic: str = "separate"
+    clip_value: bool = False
+    value_norm: bool = True
     anneal_lr: bool = False
     seed: int = 0
 
@@ -111,8 +126,11 @@ def validate(config: RLConfig) -> RLConfig:
         _fail("activation", f"one of {', '.join(ACTIVATIONS)}", config.activation)
     if config.sharing not in SHARING:
         _fail("sharing", f"one of {', '.join(SHARING)}", config.sharing)
-    if not isinstance(config.anneal_lr, bool):
-        _fail("anneal_lr", "true or false", config.anneal_lr)
+    if config.critic not in CRITICS:
+        _fail("critic", f"one of {', '.join(CRITICS)}", config.critic)
+    for name in ("clip_value", "value_norm", "anneal_lr"):
+        if not isinstance(getattr(config, name), bool):
+            _fail(name, "true or false", getattr(config, name))
     if isinstance(config.seed, bool) or not isinstance(config.seed, int):
         _fail("seed", "an integer", config.seed)
     if config.batch_size % config.num_minibatches:
@@ -258,6 +276,24 @@ def rl_settings(config) -> RunSettings:
     _check_run_fields(values, config.env_params.episode_turns)
     run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}
     return RunSettings(ppo=ppo, **run_values)
+
+
+# Training settings added after RL runs existed, with the values those runs trained with.
+LEGACY_TRAINING = {"critic": "shared", "clip_value": True, "value_norm": False}
+
+
+def hashed_rl_section(config) -> dict:
+    """The `rl:` section as the training hashes read it (`mirror.rl.run.rl_config_hash`,
+    RL sweep trial ids): as written, except that the `LEGACY_TRAINING` fields enter with
+    their resolved values unless these are the legacy ones. A config that resolves to the
+    legacy values hashes as the runs trained before those fields did (so such a run
+    resumes once they are written into its config.yaml); any other, the defaults
+    included, hashes differently, so an old run is never resumed, nor an old sweep trial
+    reused, as if it had trained under the new defaults."""
+    ppo = rl_settings(config).ppo
+    section = {k: v for k, v in dict(config.rl).items() if k not in LEGACY_TRAINING}
+    section.update({k: getattr(ppo, k) for k, old in LEGACY_TRAINING.items() if getattr(ppo, k) != old})
+    return section
 
 
 def rl_config(config) -> RLConfig:

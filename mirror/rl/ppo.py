@@ -8,15 +8,26 @@ back as arrays; nothing in an update talks to the host.
 `make_trainer` exposes the pieces a driver needs (`init`, `update`, `run(runner, n)`),
 so the Python loop runs only over checkpoint intervals (see `driver.py`); `train(key)`
 is the whole run in one call, vmappable over keys.
+
+The critic (`rl.critic`): "separate" (default) is its own network of the actor's torso
+shape, params {"actor", "critic"}; the actor is trained by the policy loss and entropy
+alone, the critic by the value loss alone (one optimizer, one global-norm gradient clip
+over both, as PureJaxRL's actor-critic). "shared" puts the value head on the actor's
+torso. With `rl.value_norm` the critic predicts targets normalised by `ValueNorm`
+(running statistics in the runner state): the rollout de-normalises its values, so GAE
+and the stored `Transition.value` are in reward units; the value loss compares the
+critic's output with the target normalised by the statistics updated with this rollout's
+targets (MAPPO's ValueNorm order).
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from mirror.agents.actor_critic import actor_critic_module
+from mirror.agents.actor_critic import actor_and_critic, actor_critic_module, critic_key
 from mirror.agents.mlp import MLP
 from mirror.agents.transformer import is_transformer_params, transformer_of_params
 from mirror.data.processing import model_inputs
@@ -36,9 +47,48 @@ class Batch(NamedTuple):
     player: jax.Array  # int32
     action: jax.Array  # int32
     log_prob: jax.Array  # f32: under the policy that played
-    value: jax.Array  # f32: V(obs) when played
+    value: jax.Array  # f32: the critic's output when played (normalised with rl.value_norm)
     advantage: jax.Array  # f32
-    target: jax.Array  # f32: value target (advantage + value)
+    target: jax.Array  # f32: value target (advantage + value), in the critic's units
+
+
+VALUE_NORM_EPS = 1e-8  # added to the variance before its square root
+
+
+class ValueNorm(NamedTuple):
+    """Running mean and (population) variance of every value target seen so far, merged
+    one update's batch at a time (Chan et al.'s parallel formula; exact up to rounding, so
+    a resumed run continues bit for bit). `count` is float32: its rounding above 2**24 rows
+    only perturbs a batch's weight by ~1e-7 relative, where an int32 would overflow after
+    2**31 rows. Before any data: mean 0, variance 1 (the identity map)."""
+
+    count: jax.Array
+    mean: jax.Array
+    var: jax.Array
+
+    @staticmethod
+    def start() -> "ValueNorm":
+        return ValueNorm(jnp.zeros((), jnp.float32), jnp.zeros((), jnp.float32), jnp.ones((), jnp.float32))
+
+    def std(self) -> jax.Array:
+        return jnp.sqrt(self.var + VALUE_NORM_EPS)
+
+    def normalise(self, x: jax.Array) -> jax.Array:
+        return (x - self.mean) / self.std()
+
+    def denormalise(self, x: jax.Array) -> jax.Array:
+        return x * self.std() + self.mean
+
+    def update(self, x: jax.Array) -> "ValueNorm":
+        """The statistics with every element of `x` added."""
+        n = jnp.asarray(x.size, jnp.float32)
+        batch_mean = jnp.mean(x)
+        batch_var = jnp.mean(jnp.square(x - batch_mean))
+        total = self.count + n
+        delta = batch_mean - self.mean
+        mean = self.mean + delta * (n / total)
+        m2 = self.var * self.count + batch_var * n + jnp.square(delta) * (self.count * n / total)
+        return ValueNorm(total, mean, m2 / total)
 
 
 class RunnerState(NamedTuple):
@@ -47,6 +97,7 @@ class RunnerState(NamedTuple):
     games: PackedState  # the games in play, bit-packed ([num_envs] leaves; see packed_selfplay.py)
     key: jax.Array
     update: jax.Array  # int32: updates done
+    value_norm: ValueNorm | None = None  # with rl.value_norm: the value targets' statistics (one set per member)
 
 
 def policy_input(obs: jax.Array) -> jax.Array:
@@ -60,10 +111,11 @@ def policy_input(obs: jax.Array) -> jax.Array:
 
 def policy_logits(params, obs: jax.Array, widths, activation: str) -> jax.Array:
     """logits[..., 4] of one network stored in the supervised model's layout (`cmni_params`:
-    no value head; what checkpoints' "params" hold) for own views obs int8[..., 3W+4].
-    The actor-critic's torso and logits are the supervised MLP's (or transformer's, told
-    apart by the tree; `widths` is then unused) layers, so its forward pass (without
-    dropout) gives exactly the logits `make_policy` acts on."""
+    the actor, no critic or value head; what checkpoints' "params" hold) for own views obs
+    int8[..., 3W+4]. The actor's torso and logits are the supervised MLP's (or
+    transformer's, told apart by the tree; `widths` is then unused) layers, so its forward
+    pass (without dropout) gives the logits `make_policy` acts on (exactly, but for float
+    rounding where `make_policy` runs a separate MLP critic in the same pass)."""
     x = policy_input(obs)
     if is_transformer_params(params):
         model = transformer_of_params(params, activation)
@@ -78,32 +130,69 @@ def make_policy(config: RLConfig):
     """policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits[B, 4], value[B]).
 
     The network sees the supervised model input (spec §5.6: own code, score and position
-    zeroed), so the CMNI probe sets feed RL and supervised agents the same way.
+    zeroed), so the CMNI probe sets feed RL and supervised agents the same way. The value
+    is the critic's output (normalised units with `rl.value_norm`: see `denormalised`).
     """
-    model = actor_critic_module(config.hidden, config.activation, config.transformer)
+    module = functools.partial(actor_critic_module, config.hidden, config.activation, config.transformer)
+    if config.critic == "shared":
+        model = module()
 
-    def shared(params, obs, player):
-        logits, value, _ = model.apply({"params": params}, policy_input(obs))
-        return logits, value
+        def one(params, obs, player):
+            logits, value, _ = model.apply({"params": params}, policy_input(obs))
+            return logits, value
+
+    elif not config.transformer:  # the two MLPs in one pass (`actor_and_critic`)
+
+        def one(params, obs, player):
+            return actor_and_critic(params, policy_input(obs), config.activation)
+
+    else:
+        actor, critic = module(role="actor"), module(role="critic")
+
+        def one(params, obs, player):
+            x = policy_input(obs)
+            logits = actor.apply({"params": params["actor"]}, x)[0]
+            return logits, critic.apply({"params": params["critic"]}, x)[1]
 
     def independent(params, obs, player):
         # Both networks on every row, then each row keeps its player's: a gather of
         # per-row weights would cost more than the second tiny forward pass.
-        logits, value = jax.vmap(shared, in_axes=(0, None, None))(params, obs, player)
+        logits, value = jax.vmap(one, in_axes=(0, None, None))(params, obs, player)
         pick = player == 0
         return jnp.where(pick[:, None], logits[0], logits[1]), jnp.where(pick, value[0], value[1])
 
-    return shared if config.sharing == "shared" else independent
+    return one if config.sharing == "shared" else independent
+
+
+def denormalised(policy):
+    """The policy with its values in reward units: it takes (params, ValueNorm)."""
+
+    def act(params_and_norm, obs, player):
+        params, norm = params_and_norm
+        logits, value = policy(params, obs, player)
+        return logits, norm.denormalise(value)
+
+    return act
 
 
 def init_params(config: RLConfig, key: jax.Array, num_inputs: int = OBS_SIZE):
-    """Actor-critic params for observations of `num_inputs` codes (3W + 4); a leading axis
-    of 2 (Frog's, Toad's network) for `sharing: independent`."""
-    model = actor_critic_module(config.hidden, config.activation, config.transformer)
+    """Params for observations of `num_inputs` codes (3W + 4): the actor-critic's
+    (`rl.critic: shared`) or {"actor", "critic"}, the actor drawn with `key` (so it equals
+    the shared actor-critic's torso and logits from that key: what the random-init null
+    draws) and the critic with `critic_key(key)`. A leading axis of 2 (Frog's, Toad's
+    network) for `sharing: independent`."""
     dummy = jnp.zeros((1, num_inputs), jnp.float32)
+    module = functools.partial(actor_critic_module, config.hidden, config.activation, config.transformer)
+
+    def one(k):
+        if config.critic == "shared":
+            return module().init(k, dummy)["params"]
+        actor = module(role="actor").init(k, dummy)["params"]
+        return {"actor": actor, "critic": module(role="critic").init(critic_key(k), dummy)["params"]}
+
     if config.sharing == "shared":
-        return model.init(key, dummy)["params"]
-    return jax.vmap(lambda k: model.init(k, dummy)["params"])(jax.random.split(key, 2))
+        return one(key)
+    return jax.vmap(one)(jax.random.split(key, 2))
 
 
 def make_optimizer(config: RLConfig, lr=None):
@@ -119,16 +208,22 @@ def make_optimizer(config: RLConfig, lr=None):
     return jax.vmap(tx.init), jax.vmap(tx.update)
 
 
-def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef):
-    """Clipped PPO loss (PureJaxRL): returns (total, (policy_loss, value_loss, entropy, approx_kl, clip_frac))."""
+def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef, *, clip_value: bool):
+    """PPO loss (PureJaxRL): returns (total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)).
+    The value loss is 0.5 * the mean squared error to `batch.target`, or with `clip_value`
+    the larger of that and the error of the prediction clipped to +-clip_eps around
+    `batch.value` (both in the critic's units)."""
     logits, value = policy(params, batch.obs, batch.player)
     log_probs = jax.nn.log_softmax(logits)
     log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
     entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
 
-    value_clipped = batch.value + jnp.clip(value - batch.value, -clip_eps, clip_eps)
     targets = batch.target
-    value_loss = 0.5 * jnp.mean(jnp.maximum(jnp.square(value - targets), jnp.square(value_clipped - targets)))
+    error = jnp.square(value - targets)
+    if clip_value:
+        value_clipped = batch.value + jnp.clip(value - batch.value, -clip_eps, clip_eps)
+        error = jnp.maximum(error, jnp.square(value_clipped - targets))
+    value_loss = 0.5 * jnp.mean(error)
 
     log_ratio = log_prob - batch.log_prob
     ratio = jnp.exp(log_ratio)
@@ -138,6 +233,13 @@ def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef):
     clip_frac = jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
     total = policy_loss + vf_coef * value_loss - ent_coef * entropy
     return total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)
+
+
+def explained_variance(values: jax.Array, targets: jax.Array) -> jax.Array:
+    """1 - Var(targets - values) / Var(targets) over all elements; NaN when the targets
+    do not vary. 1: the values predict the targets; 0: no better than their mean."""
+    var = jnp.var(targets)
+    return jnp.where(var > 0, 1.0 - jnp.var(targets - values) / jnp.where(var > 0, var, 1.0), jnp.nan)
 
 
 def minibatch_order(key: jax.Array, num_steps: int, num_envs: int, num_minibatches: int) -> jax.Array:
@@ -210,12 +312,15 @@ def make_trainer(
         params_key, games_key, run_key = jax.random.split(key, 3)
         params = init_params(config, params_key, obs_size(env_params.world_width))
         games = start_packed_games(games_key, env_params, config.num_envs)
-        return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32))
+        norm = ValueNorm.start() if config.value_norm else None
+        return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32), norm)
 
     def minibatch_step(train_state, minibatch):
         params, opt_state = train_state
         grad_fn = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)
-        (total, aux), grads = grad_fn(policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef)
+        (total, aux), grads = grad_fn(
+            policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef, clip_value=config.clip_value
+        )
         updates, opt_state = opt_update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), (total, *aux)
 
@@ -231,18 +336,29 @@ def make_trainer(
 
     def update(runner: RunnerState, _=None):
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
+        norm = runner.value_norm
+        acting, acting_params = (denormalised(policy), (runner.params, norm)) if config.value_norm else (policy, runner.params)
         games, transitions, lookahead = packed_rollout(
-            policy, runner.params, env_params, runner.games, rollout_key, config.num_steps
+            acting, acting_params, env_params, runner.games, rollout_key, config.num_steps
         )
         tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
         advantages, targets, _ = per_player_gae(transitions, tail, config.gamma, config.gae_lambda, w)
+        values = transitions.value  # reward units, as the targets
+        explained = explained_variance(values, targets)
+        if config.value_norm:
+            # The critic's outputs when played (the clip's centre) and the targets, in the
+            # critic's units: its old statistics for the former, with this rollout's
+            # targets merged in for the latter.
+            values = norm.normalise(values)
+            norm = norm.update(targets)
+            targets = norm.normalise(targets)
 
         def flat(x):
             return x.reshape((config.batch_size,) + x.shape[2:])
 
         t = transitions
         data = jax.tree_util.tree_map(
-            flat, Batch(t.obs, t.player, t.action, t.log_prob, t.value, advantages, targets)
+            flat, Batch(t.obs, t.player, t.action, t.log_prob, values, advantages, targets)
         )
         ((params, opt_state), _), losses = jax.lax.scan(
             epoch, ((runner.params, runner.opt_state), data), jax.random.split(epoch_key, config.update_epochs)
@@ -250,8 +366,9 @@ def make_trainer(
         names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
         metrics = {name: jnp.mean(value) for name, value in zip(names, losses)}
         metrics.update(rollout_metrics(transitions))
+        metrics["explained_variance"] = explained
         metrics["env_turns"] = (runner.update + 1) * config.batch_size
-        return RunnerState(params, opt_state, games, key, runner.update + 1), metrics
+        return RunnerState(params, opt_state, games, key, runner.update + 1, norm), metrics
 
     def run(runner: RunnerState, n: int):
         return jax.lax.scan(update, runner, None, length=n)

@@ -35,13 +35,14 @@ from mirror.rl.checkpoints import (
     json_safe,
     open_rl_manager,
     read_baselines,
+    read_rl_metadata,
     read_rl_metrics,
     read_rl_run,
     restore_rl_state,
     save_rl_checkpoint,
     trim_rl_metrics,
 )
-from mirror.rl.config import rl_settings
+from mirror.rl.config import hashed_rl_section, rl_settings
 from mirror.rl.population import PopulationTrainer, host, rl_members
 from mirror.train.checkpoints import (
     CONFIG_FILE,
@@ -61,7 +62,9 @@ Log = Callable[[str], None]
 FOREIGN_ENTRIES = frozenset({"wandb"})  # W&B may write into the run directory before training
 EVAL_STREAM, PROBE_STREAM = 1, 2  # fixed keys: fold_in(key(seed), stream)
 # Per-update values of rl_metrics.jsonl, from the trainer's metrics of the same name.
-UPDATE_KEYS = ("entropy", "policy_loss", "value_loss", "approx_kl", "help_rate", "help_when_partner_distressed")
+UPDATE_KEYS = (
+    "entropy", "policy_loss", "value_loss", "explained_variance", "approx_kl", "help_rate", "help_when_partner_distressed",
+)  # fmt: skip
 
 
 class UpdateReport(NamedTuple):
@@ -84,9 +87,10 @@ class RLRunResult(NamedTuple):
 
 
 def rl_config_hash(config: Config) -> str:
-    """Hash of what determines training: seed, model, env and rl (resume checks it)."""
+    """Hash of what determines training: seed, model, env and rl (resume checks it; the
+    rl section as `mirror.rl.config.hashed_rl_section` reads it)."""
     values = config.to_dict()
-    return config_hash({k: values[k] for k in ("seed", "model", "env", "rl")})
+    return config_hash({**{k: values[k] for k in ("seed", "model", "env")}, "rl": hashed_rl_section(config)})
 
 
 def fixed_key(seed: int, stream: int) -> jax.Array:
@@ -296,8 +300,14 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
             (run_dir / name).write_text("")
         return trainer.init(), 0, np.full(m, -np.inf, np.float32), np.zeros(m, np.int64)
     abstract = jax.eval_shape(lambda: trainer.unpad(trainer.init()))  # checkpoints hold the real members
+    expected = rl_config_hash(config)
     errors = []
     for update in reversed(steps):
+        # The settings first: a checkpoint of other settings may hold another runner state
+        # (e.g. another critic), which must be refused, not set aside as unreadable.
+        meta = read_rl_metadata(manager, update)
+        if meta is not None and meta.get("rl_config_hash") != expected:
+            raise TrainError(f"checkpoint {update} in {run_dir} was trained with other seed/model/env/rl settings")
         try:
             runner, meta = restore_rl_state(manager, update, abstract)
         except CheckpointError as err:
@@ -311,7 +321,7 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
         log(f"warning: {err}; moved it to {moved} and resuming from checkpoint {update}")
     if errors:
         manager.reload()
-    if meta["rl_config_hash"] != rl_config_hash(config):
+    if meta["rl_config_hash"] != expected:
         raise TrainError(f"checkpoint {update} in {run_dir} was trained with other seed/model/env/rl settings")
     trim_metrics(run_dir, update, every=trainer.config.checkpoint_every)
     trim_rl_metrics(run_dir, update)

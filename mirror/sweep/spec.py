@@ -60,6 +60,7 @@ import numpy as np
 
 from mirror.config import Config, ConfigError, config_hash, load_config, merge, parse_overrides, read_yaml_mapping, set_dotted
 from mirror.env.params import EnvParams
+from mirror.rl.config import hashed_rl_section
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 SWEEP_KEYS = ("mode", "base", "grid", "random", "trials", "seeds", "max_population", "trial_figures")
@@ -138,7 +139,10 @@ class Trial:
         """Stable identity: a hash of what determines the trial's training and analysis."""
         values = self.config.to_dict()
         values["data"] = {k: v for k, v in values["data"].items() if k != "cache_dir"}
-        # The rl section counts for RL trials; supervised ids stay what they were.
+        # The rl section counts for RL trials (as the RL training hash reads it);
+        # supervised ids stay what they were.
+        if self.is_rl:
+            values["rl"] = hashed_rl_section(self.config)
         sections = ("seed", "env", "data", "model", "train", "analysis") + (("rl",) if self.is_rl else ())
         return config_hash({k: values[k] for k in sections})[:12]
 
