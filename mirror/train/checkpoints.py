@@ -319,6 +319,7 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
     a complete checkpoint is a CheckpointError naming it and its first unreadable item:
     Orbax and TensorStore raise bare Exceptions with pages of detail."""
     where = Path(manager.directory) / str(epoch)
+    _drop_late_read_callbacks()
 
     def args(names):
         return ocp.args.Composite(
@@ -330,7 +331,6 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
         return {name: restored[name] for name in like}
     except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
         cause = err
-    _drop_late_read_callbacks()
     for name in like:  # which item: read each alone
         try:
             manager.restore(epoch, args=args([name]))
