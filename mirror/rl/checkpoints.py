@@ -39,7 +39,12 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                help_when_partner_distressed, episodes (the agent's eval games)
 
 Readers for the analysis and the sweeps: `is_rl_run`, `read_rl_run`, `read_probes`,
-`read_rl_metrics`, `read_baselines`.
+`read_rl_metrics`, `read_baselines`. Every item is read through
+`mirror.train.checkpoints.restore_items`, so a damaged one is named with the fix
+(`mirror rl --resume RUN_DIR`). The array items are Orbax's format, or one .npz each when
+a process of a multi-host sweep checkpointed its population alone (`array_save`); a run
+split over every process's devices (`mirror rl --distributed`) is saved by all of them
+together in Orbax's format.
 """
 
 import json

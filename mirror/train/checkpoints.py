@@ -38,8 +38,9 @@ Orbax writes each checkpoint to a temporary directory and renames it into place 
 complete, so a checkpoint is either whole or invisible (`all_steps` ignores leftovers,
 which the next writer deletes); saving an existing epoch is refused. A complete
 checkpoint whose files were damaged later (a truncated copy, a bad disk) raises
-CheckpointError naming it; a resume sets it aside in RUN_DIR/corrupt-checkpoints/ and
-continues from the newest checkpoint that reads.
+CheckpointError naming it, its damaged item and the run kind's fix (`restore_items`); a
+resume sets it aside in RUN_DIR/corrupt-checkpoints/ and continues from the newest
+checkpoint that reads.
 """
 
 import dataclasses
