@@ -28,6 +28,7 @@ from mirror.sweep.trial import trial_dir
 from mirror.train.checkpoints import restore_items
 
 from conftest import TINY_RL, overrides, rl_values, xla_env
+from test_errors import truncate_item
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_PORTS = 61440  # Slurm's coordinator port: 61440 + job id % 4096 (jax's SlurmCluster)
@@ -102,8 +103,10 @@ def assert_same_training(a: Path, b: Path, updates: list[int], same_config: bool
 ALL_UPDATES = list(range(TINY_RL["checkpoint_every"], TINY_RL["updates"] + 1, TINY_RL["checkpoint_every"]))
 
 
-@pytest.mark.slow  # two processes, and the population trained once more in this one
+@pytest.mark.slow  # two processes, twice, and the population trained once more in this one
 def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_dataset, dataset_cache, tmp_path):
+    """Two members, one on each process's device: the run, and its resume after a damaged
+    checkpoint, equal the same population trained in this process."""
     values = rl_values(dataset_cache, population_seeds=[0, 1])  # one member on each process's device
     one = tmp_path / "one"
     rl_run(load_config(default_rl_config_path(), overrides(values)), one, log=lambda line: None)  # the config `mirror rl` composes
@@ -116,6 +119,17 @@ def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_datas
     for item in ("params", "rl_state", "probe"):  # saved by both processes together, each its own shards
         assert {"ocdbt.process_0", "ocdbt.process_1"} <= {p.name for p in (two / "checkpoints" / "6" / item).iterdir()}, item
     assert (two / "report.md").is_file() and len((two / "cmni.csv").read_text().splitlines()) == 1 + 3 * 2
+
+    # Resumed by both processes after the last checkpoint's probe was damaged: process 0 sets
+    # it aside, both restore checkpoint 4 and train updates 5 and 6 again, bit for bit.
+    truncate_item(two / "checkpoints" / "6", "probe")
+    logs = two_processes(["rl", "--distributed", "--resume", str(two)], REPO)
+    assert f"checkpoint {two / 'checkpoints' / '6'} cannot be read: its probe item" in logs[0]
+    assert "warning:" not in logs[1]
+    for log in logs:
+        assert f"resuming {two} after update 4" in log, log[-3000:]
+    assert (two / "corrupt-checkpoints" / "6").is_dir()
+    assert_same_training(one, two, ALL_UPDATES)
 
 
 @pytest.mark.slow  # two processes

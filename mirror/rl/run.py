@@ -343,7 +343,7 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
     best_epoch = np.asarray(meta["best_epoch"] if isinstance(meta["best_epoch"], list) else [meta["best_epoch"]], np.int64)
     runner = trainer.pad(runner)
     if mesh is not None:  # split over the mesh as `init` leaves it: the compiled interval expects that layout
-        runner = jax.device_put(runner, member_sharding(mesh))
+        runner = jax.jit(lambda tree: tree, out_shardings=member_sharding(mesh))(runner)
     return runner, update, best, best_epoch[:: trainer.networks_per_member]
 
 
