@@ -19,6 +19,13 @@ def register(sub) -> None:
     rl.add_argument("--config", help=f"YAML config (default: {RL_QUICKSTART})")
     rl.add_argument("--run-dir", help="directory for the run (default: runs/<name>-<date>-<time>)")
     rl.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted RL run")
+    rl.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize() from the cluster's environment (Slurm, Cloud TPU, ...); "
+        "the members are split over every process's devices, process 0 writes the run's files and analyses it, "
+        "all processes save each checkpoint together; needs --run-dir or --resume",
+    )
     rl.set_defaults(func=rl_command, accepts_overrides=True)
 
 
@@ -40,6 +47,8 @@ def rl_target(args, overrides):
         if args.config or args.run_dir or overrides:
             raise UsageError("--resume continues a run with its own config.yaml; drop --config, --run-dir and overrides")
         return resume_rl_config(args.resume), Path(args.resume)
+    if args.distributed and not args.run_dir:
+        raise UsageError("--distributed needs --run-dir (or --resume): every process must name the same run directory")
     config = load_config(args.config or default_rl_config_path(), list(overrides))
     rl_members(config)  # every rl field, and the members' env params, checked now
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(config.name)
@@ -49,12 +58,35 @@ def rl_target(args, overrides):
 
 
 def rl_command(args, overrides=()) -> int:
+    import contextlib
+
     from mirror.files import lock_run_dir
     from mirror.rl_experiment import format_rl_headline, run_rl_experiment
+    from mirror.train.sharding import leads
 
-    config, run_dir = rl_target(args, overrides)
-    with lock_run_dir(run_dir):  # checked writable, and one process per run, before any work
+    config, run_dir = rl_target(args, overrides)  # by every process before any writes (initialize waits for all)
+    mesh = distributed_mesh() if getattr(args, "distributed", False) else None
+    with lock_run_dir(run_dir) if leads(mesh) else contextlib.nullcontext():  # writable, one process per run, before any work
         print(f"run: {run_dir.absolute()}")
-        headline = run_rl_experiment(config, run_dir, resume=bool(args.resume))
-    print(format_rl_headline(headline))
+        headline = run_rl_experiment(config, run_dir, resume=bool(args.resume), mesh=mesh)
+    if headline is not None:
+        print(format_rl_headline(headline))
+    if mesh is not None:
+        import jax
+
+        jax.distributed.shutdown()  # a barrier: process 0 returns once the others are done, and they wait for its analysis
     return 0
+
+
+DISTRIBUTED_WAIT_S = 7 * 24 * 3600  # how long the processes wait for each other at the end (process 0 analyses)
+
+
+def distributed_mesh():
+    """jax.distributed.initialize() from the cluster's environment (Slurm, Cloud TPU, Open
+    MPI, Kubernetes, ...), then the `pop` mesh over every process's devices."""
+    import jax
+
+    from mirror.train.sharding import population_mesh
+
+    jax.distributed.initialize(shutdown_timeout_seconds=DISTRIBUTED_WAIT_S)
+    return population_mesh(jax.devices())

@@ -38,13 +38,19 @@ def update_scalars(line: dict) -> dict:
     return out
 
 
-def run_rl_experiment(config: Config, run_dir, *, resume: bool = False, log=print) -> dict:
+def run_rl_experiment(config: Config, run_dir, *, resume: bool = False, log=print, mesh=None) -> dict | None:
     """Run (or resume) every stage in `run_dir`; returns summary.json's values (plus
-    run_dir, report, run_timings_s: dataset, training, compile and cmni seconds)."""
+    run_dir, report, run_timings_s: dataset, training, compile and cmni seconds).
+    `mesh`: the members' `pop` mesh (`mirror.rl.run.rl_run`); on one over several
+    processes, process 0 does all of this and the others only train (and return None)."""
+    from mirror.train.sharding import leads
+
     run_dir = Path(run_dir).absolute()
+    if not leads(mesh):
+        return _train_share(config, run_dir, resume, log, mesh)
     tracker = open_tracker(config.tracking, run_dir, run_dir.name, config.to_dict(), group=config.tracking.group, job_type="rl")
     try:
-        headline = _run_stages(config, run_dir, resume, log, tracker)
+        headline = _run_stages(config, run_dir, resume, log, tracker, mesh)
     except BaseException:
         tracker.finish(exit_code=1)
         raise
@@ -76,7 +82,17 @@ def probe_a_shares(manifest: dict) -> dict:
     }
 
 
-def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> dict:
+def _train_share(config: Config, run_dir: Path, resume: bool, log, mesh) -> None:
+    """Another process's part of a run split over several: its members' training. It
+    builds (or loads) the dataset too, as process 0 does meanwhile, so that both reach the
+    run's first collective step together."""
+    from mirror.rl.run import rl_run
+
+    dataset, _ = _dataset(config, run_dir, resume, log)
+    rl_run(config, run_dir, resume=resume, dataset=dataset, log=log, mesh=mesh)
+
+
+def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker, mesh=None) -> dict:
     from mirror.analysis.analyse import ANALYSIS_STEPS
     from mirror.analysis.run_analysis import analyse_run
     from mirror.progress import progress_bar, step_bar
@@ -104,7 +120,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker) -> di
             tracker.log_metrics(update_scalars(report.line), step=report.update)
             advance(report.update)
 
-        result = rl_run(config, run_dir, resume=resume, dataset=dataset, on_update=on_update, log=log)
+        result = rl_run(config, run_dir, resume=resume, dataset=dataset, on_update=on_update, log=log, mesh=mesh)
     timings["training"] = time.perf_counter() - start
     timings["compile"] = result.compile_s
 

@@ -332,3 +332,81 @@ def test_config_helpers_are_public():
     set_dotted(tree, "train.lr", 0.5)
     assert merge(tree, {"data": {"rows": 3}}) == {"data": {"rows": 3, "games": 2}, "train": {"lr": 0.5}}
     assert tree["data"]["rows"] == 1  # merge copies
+
+
+# --- damaged RL checkpoint items ---------------------------------------------------------
+# Every item of an RL checkpoint (params, rl_state, probe, metadata) is read through the
+# same guard as a training run's: a damaged one is named in one line with the RL run's
+# own fix, and `mirror rl --resume` sets its checkpoint aside and retrains it.
+
+
+def truncate_item(checkpoint: Path, item: str) -> None:
+    """Cut the data files of one item of a checkpoint (an array item's, or the JSON
+    metadata) to 10 bytes (a torn copy)."""
+    files = [p for p in (checkpoint / item).rglob("*") if p.is_file() and (p.parent.name == "d" or p.name == item == "metadata")]
+    assert files
+    for path in files:
+        with open(path, "r+b") as fh:
+            fh.truncate(10)
+
+
+@pytest.fixture
+def rl_copy(tiny_rl_run, tmp_path) -> Path:
+    """A private copy of the tiny RL run (updates 6, checkpoints 2, 4, 6)."""
+    from conftest import copy_run
+
+    return copy_run(tiny_rl_run, tmp_path / "rl")
+
+
+@pytest.mark.parametrize("item", ["params", "probe", "metadata"])
+def test_cmni_names_a_damaged_rl_checkpoint_item_and_the_rl_fix(rl_copy, capsys, item):
+    truncate_item(rl_copy / "checkpoints" / "6", item)
+    rc = main(["cmni", str(rl_copy), "--out", str(rl_copy / "out")])
+    line = one_error_line(capsys, rc, "cmni", str(rl_copy / "checkpoints" / "6"), f"its {item} item is truncated or corrupted")
+    assert f"`mirror rl --resume {rl_copy}` sets it aside and retrains it from checkpoint 4" in line
+
+
+@pytest.mark.parametrize("item", ["params", "probe", "metadata"])
+def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy, item):
+    from mirror.errors import CheckpointError
+    from mirror.rl.checkpoints import read_probes
+
+    truncate_item(rl_copy / "checkpoints" / "4", item)
+    with pytest.raises(CheckpointError) as err:
+        load_run(rl_copy)
+        read_probes(rl_copy)
+    assert f"checkpoint {rl_copy / 'checkpoints' / '4'} cannot be read: its {item} item is truncated or corrupted" in str(err.value)
+    assert f"move it out of {rl_copy / 'checkpoints'}" in str(err.value)
+
+
+def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
+    """The runner state is resume's alone: the analysis loaders read a run whose last
+    rl_state is damaged as they read the whole run (`--resume` repairs it, below)."""
+    from mirror.rl.checkpoints import read_probes
+
+    truncate_item(rl_copy / "checkpoints" / "6", "rl_state")
+    damaged, whole = load_run(rl_copy), load_run(tiny_rl_run)
+    jax.tree.map(np.testing.assert_array_equal, damaged.params, whole.params)
+    assert damaged.metadata == whole.metadata
+    jax.tree.map(np.testing.assert_array_equal, read_probes(rl_copy), read_probes(tiny_rl_run))
+
+
+@pytest.mark.parametrize("item", ["params", "rl_state", "probe", "metadata"])
+def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, rl_copy, item):
+    from mirror.rl.checkpoints import read_probes
+    from mirror.rl.run import resume_rl_config, rl_run
+
+    truncate_item(rl_copy / "checkpoints" / "6", item)
+    logs = []
+    rl_run(resume_rl_config(rl_copy), rl_copy, resume=True, log=logs.append)
+    moved = rl_copy / "corrupt-checkpoints" / "6"
+    (warning,) = [line for line in logs if line.startswith("warning:")]
+    assert f"checkpoint {rl_copy / 'checkpoints' / '6'} cannot be read: its {item} item is truncated or corrupted" in warning
+    assert f"moved it to {moved} and resuming from checkpoint 4" in warning
+    assert moved.is_dir()  # kept, not deleted
+    # Updates 5 and 6 trained again from checkpoint 4 equal the original bit for bit.
+    again, original = load_run(rl_copy), load_run(tiny_rl_run)
+    np.testing.assert_array_equal(again.epochs, [2, 4, 6])
+    jax.tree.map(np.testing.assert_array_equal, again.params, original.params)
+    assert again.metadata == original.metadata
+    jax.tree.map(np.testing.assert_array_equal, read_probes(rl_copy), read_probes(tiny_rl_run))

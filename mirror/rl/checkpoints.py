@@ -43,7 +43,12 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                help_when_partner_distressed, episodes (the agent's eval games)
 
 Readers for the analysis and the sweeps: `is_rl_run`, `read_rl_run`, `read_probes`,
-`read_rl_metrics`, `read_baselines`.
+`read_rl_metrics`, `read_baselines`. Every item is read through
+`mirror.train.checkpoints.restore_items`, so a damaged one is named with the fix
+(`mirror rl --resume RUN_DIR`). The array items are Orbax's format, or one .npz each when
+a process of a multi-host sweep checkpointed its population alone (`array_save`); a run
+split over every process's devices (`mirror rl --distributed`) is saved by all of them
+together in Orbax's format.
 """
 
 import json
@@ -55,9 +60,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mirror.errors import CheckpointError, TrainError
-from mirror.train.checkpoints import CHECKPOINT_DIR, POPULATION_FILE, json_lines, open_manager, trim_json_lines
+from mirror.train.checkpoints import (
+    CHECKPOINT_DIR,
+    POPULATION_FILE,
+    RL_RUN_FILE,
+    array_save,
+    json_lines,
+    open_manager,
+    restore_items,
+    trim_json_lines,
+    with_fix,
+)
 
-RL_RUN_FILE = "rl_run.json"
 RL_METRICS_FILE = "rl_metrics.jsonl"
 BASELINES_FILE = "baselines.json"
 RL_ITEMS = ("params", "rl_state", "probe", "metadata")
@@ -79,8 +93,10 @@ def read_baselines(run_dir) -> dict:
     return json.loads((Path(run_dir) / BASELINES_FILE).read_text())
 
 
-def open_rl_manager(run_dir, read_only: bool = False) -> ocp.CheckpointManager:
-    return open_manager(run_dir, read_only=read_only, items=RL_ITEMS)
+def open_rl_manager(run_dir, read_only: bool = False, collective: bool = False) -> ocp.CheckpointManager:
+    """The run's checkpoint manager (`mirror.train.checkpoints.open_manager`); `collective`:
+    every process of a run split over all processes' devices opens it and saves together."""
+    return open_manager(run_dir, read_only=read_only, items=RL_ITEMS, collective=collective)
 
 
 # --- rl_metrics.jsonl ----------------------------------------------------------------
@@ -134,11 +150,6 @@ def unflatten_state(flat: dict, abstract_runner):
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
-def _target(tree):
-    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
-
-
 def abstract_flat_state(abstract_runner) -> dict:
     """`flatten_state` of an abstract runner state (ShapeDtypeStructs)."""
     return jax.eval_shape(flatten_state, abstract_runner)
@@ -148,15 +159,16 @@ def abstract_flat_state(abstract_runner) -> dict:
 
 
 def save_rl_checkpoint(manager, update: int, *, params, rl_state: dict, probe: dict, metadata: dict) -> None:
-    """Save update `update` (asynchronously); an existing checkpoint is never replaced."""
+    """Save update `update` (asynchronously); an existing checkpoint is never replaced.
+    Every process of a run split over several saves it together (global arrays)."""
     if update in manager.all_steps():
         raise TrainError(f"checkpoint {update} already exists in {manager.directory}; checkpoints are never overwritten")
     saved = manager.save(
         update,
         args=ocp.args.Composite(
-            params=ocp.args.StandardSave(params),
-            rl_state=ocp.args.StandardSave(rl_state),
-            probe=ocp.args.StandardSave(probe),
+            params=array_save(params),
+            rl_state=array_save(rl_state),
+            probe=array_save(probe),
             metadata=ocp.args.JsonSave(metadata),
         ),
     )
@@ -164,20 +176,14 @@ def save_rl_checkpoint(manager, update: int, *, params, rl_state: dict, probe: d
         raise TrainError(f"Orbax declined to save checkpoint {update} in {manager.directory}")
 
 
-def restore_rl_state(manager, update: int, abstract_runner):
-    """(runner state, metadata) of checkpoint `update`; CheckpointError when it cannot be read."""
-    try:
-        restored = manager.restore(
-            update,
-            args=ocp.args.Composite(
-                rl_state=ocp.args.StandardRestore(_target(abstract_flat_state(abstract_runner))),
-                metadata=ocp.args.JsonRestore(),
-            ),
-        )
-    except Exception as err:  # noqa: BLE001  (whatever Orbax and TensorStore raise)
-        path = Path(manager.directory) / str(update)
-        raise CheckpointError(f"checkpoint {path} cannot be read, it is truncated or corrupted ({type(err).__name__})") from err
-    return unflatten_state(restored.rl_state, abstract_runner), restored.metadata
+def restore_rl_state(manager, update: int, abstract_runner, sharding=None):
+    """(runner state, metadata) of checkpoint `update`, its arrays on `sharding` (default:
+    this process's first device). Every item is read, params and probe too (resume needs
+    neither, but a checkpoint it continues from must be whole): CheckpointError names the
+    first item that cannot be read."""
+    like = {"rl_state": abstract_flat_state(abstract_runner), "params": None, "probe": None, "metadata": None}
+    restored = restore_items(manager, update, like, sharding)
+    return unflatten_state(restored["rl_state"], abstract_runner), restored["metadata"]
 
 
 def read_rl_metadata(manager, update: int) -> dict | None:
@@ -211,8 +217,11 @@ def read_probes(run_dir) -> dict:
             raise TrainError(f"{run_dir} has no complete checkpoint yet")
         probes = []
         for update in updates:
-            restored = manager.restore(update, args=ocp.args.Composite(probe=ocp.args.StandardRestore()))
-            probes.append({k: np.asarray(restored.probe[k]) for k in PROBE_FIELDS})
+            try:
+                probe = restore_items(manager, update, {"probe": dict.fromkeys(PROBE_FIELDS, 0)})["probe"]
+            except CheckpointError as err:
+                raise with_fix(err, run_dir, updates, update) from None
+            probes.append({k: np.asarray(probe[k]) for k in PROBE_FIELDS})
     finally:
         manager.close()
     out = {k: np.stack([p[k] for p in probes]) for k in PROBE_FIELDS}

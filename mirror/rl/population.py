@@ -293,4 +293,14 @@ class PopulationTrainer:
 
 
 def host(tree):
-    return jax.tree.map(np.asarray, jax.device_get(tree))
+    """Host (numpy) copies. Arrays split over the processes of a run on a global mesh are
+    gathered first, so every process of such a run must call this at the same point."""
+
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree.map(fetch, tree)

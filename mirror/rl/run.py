@@ -12,6 +12,12 @@ Resume restores the runner state of the newest complete checkpoint (an unreadabl
 one is set aside) and cuts both metrics files back to it, so the run continues bit for
 bit as if it had never stopped. One process at a time holds the run directory
 (`mirror.files.lock_run_dir`).
+
+A run on a `pop` mesh over every process's devices (`mirror rl --distributed`) is run by
+all processes together: each trains the members on its own devices, the results are
+gathered to every process (`host`), process 0 alone writes the run's files and holds
+its lock, and every checkpoint is saved by all processes together (Orbax's multi-host
+format; `mirror.train.sharding.leads`).
 """
 
 import time
@@ -57,6 +63,7 @@ from mirror.train.checkpoints import (
     write_text_atomic,
 )
 from mirror.train.population import Member
+from mirror.train.sharding import leads, member_sharding, replicated, spans_processes, sync_processes
 
 Log = Callable[[str], None]
 FOREIGN_ENTRIES = frozenset({"wandb"})  # W&B may write into the run directory before training
@@ -152,6 +159,8 @@ def _baselines_json(results: dict) -> dict:
 
 def _holding_run_lock(run):
     def locked(config, run_dir, *args, **kwargs):
+        if not leads(kwargs.get("mesh")):  # process 0 holds the lock of a run split over processes
+            return run(config, run_dir, *args, **kwargs)
         with lock_run_dir(run_dir):
             return run(config, run_dir, *args, **kwargs)
 
@@ -168,10 +177,13 @@ def rl_run(
     dataset=None,
     on_update: Callable[[UpdateReport], None] | None = None,
     log: Log = print,
+    mesh=None,
 ) -> RLRunResult:
     """Train (or resume) the RL run in `run_dir`; see the module docstring. `dataset`
     (a `mirror.data.store.Dataset`) is recorded as probe set (a) in dataset.json;
-    `on_update(report)` is called for every update once its interval is checkpointed."""
+    `on_update(report)` is called for every update once its interval is checkpointed.
+    `mesh`: the `pop` mesh the members are split over (default: this process's devices);
+    one over every process's devices makes a run that all processes run together."""
     run_dir = Path(run_dir).absolute()
     settings = rl_settings(config)  # every rl field checked before any work
     members = rl_members(config)
@@ -180,10 +192,13 @@ def rl_run(
             raise TrainError(f"{run_dir} is not an RL run ({RL_RUN_FILE} is missing); `mirror rl --resume` continues only RL runs")
     elif has_content(run_dir, ignore=FOREIGN_ENTRIES):
         raise TrainError(f"{run_dir} already exists and is not empty; use --resume to continue it")
-    trainer = PopulationTrainer(config, members, settings)
-    if not resume:
+    trainer = PopulationTrainer(config, members, settings, mesh=mesh)
+    if spans_processes(trainer.mesh):
+        log(f"{len(members)} member(s) over {trainer.mesh.size} devices of {jax.process_count()} processes; this is process {jax.process_index()}")
+        sync_processes(trainer.mesh, "rl_run: directory checked")  # before any process writes to it
+    if not resume and leads(trainer.mesh):
         _write_run_files(run_dir, config, trainer, dataset)
-    manager = open_rl_manager(run_dir)
+    manager = open_rl_manager(run_dir, collective=spans_processes(trainer.mesh))
     try:
         return _train(config, run_dir, trainer, manager, on_update, log)
     finally:
@@ -195,11 +210,13 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
     n_per = trainer.networks_per_member
     eval_key, probe_key = fixed_key(config.seed, EVAL_STREAM), fixed_key(config.seed, PROBE_STREAM)
     runner, last, best_return, best_update = _restore_or_start(config, run_dir, trainer, manager, log)
+    lead = leads(trainer.mesh)
     if (run_dir / BASELINES_FILE).is_file():
         baselines = read_baselines(run_dir)
     else:
         baselines = _baselines_json(trainer.baselines(eval_key))
-        write_json_atomic(run_dir / BASELINES_FILE, baselines)
+        if lead:
+            write_json_atomic(run_dir / BASELINES_FILE, baselines)
     previous = read_rl_metrics(run_dir)
     wall = float(previous[-1]["wall_s"]) if previous else 0.0
     start = time.perf_counter()
@@ -238,8 +255,9 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
         }
         # The lines first: a checkpoint that completes always has its lines (resume cuts
         # lines whose checkpoint did not complete).
-        append_json_lines(run_dir / RL_METRICS_FILE, lines)
-        append_json_lines(run_dir / METRICS_FILE, [line])
+        if lead:
+            append_json_lines(run_dir / RL_METRICS_FILE, lines)
+            append_json_lines(run_dir / METRICS_FILE, [line])
         save_rl_checkpoint(
             manager,
             last,
@@ -293,14 +311,16 @@ def interval_line(line: dict, updates: int, seconds: float) -> str:
 def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, log: Log):
     """(runner state, last update, best eval return [members], its update) from the newest
     readable checkpoint, or a fresh start."""
-    m = len(trainer.members)
+    m, mesh = len(trainer.members), trainer.mesh
+    lead = leads(mesh)
     steps = sorted(manager.all_steps())
     if not steps:
-        for name in (METRICS_FILE, RL_METRICS_FILE):
+        for name in (METRICS_FILE, RL_METRICS_FILE) if lead else ():
             (run_dir / name).write_text("")
         return trainer.init(), 0, np.full(m, -np.inf, np.float32), np.zeros(m, np.int64)
     abstract = jax.eval_shape(lambda: trainer.unpad(trainer.init()))  # checkpoints hold the real members
     expected = rl_config_hash(config)
+    placed = replicated(mesh) if spans_processes(mesh) else None  # each process reads the whole state
     errors = []
     for update in reversed(steps):
         # The settings first: a checkpoint of other settings may hold another runner state
@@ -309,7 +329,7 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
         if meta is not None and meta.get("rl_config_hash") != expected:
             raise TrainError(f"checkpoint {update} in {run_dir} was trained with other seed/model/env/rl settings")
         try:
-            runner, meta = restore_rl_state(manager, update, abstract)
+            runner, meta = restore_rl_state(manager, update, abstract, placed)
         except CheckpointError as err:
             errors.append((update, err))
             continue
@@ -317,18 +337,24 @@ def _restore_or_start(config: Config, run_dir: Path, trainer: PopulationTrainer,
     else:
         raise CheckpointError(f"{errors[0][1]}, and no earlier checkpoint of {run_dir} can be read; start the run again")
     for bad, err in errors:
-        moved = set_aside_checkpoint(run_dir, bad)
-        log(f"warning: {err}; moved it to {moved} and resuming from checkpoint {update}")
+        if lead:
+            moved = set_aside_checkpoint(run_dir, bad)
+            log(f"warning: {err}; moved it to {moved} and resuming from checkpoint {update}")
     if errors:
+        sync_processes(mesh, "rl_run: unreadable checkpoints set aside")
         manager.reload()
     if meta["rl_config_hash"] != expected:
         raise TrainError(f"checkpoint {update} in {run_dir} was trained with other seed/model/env/rl settings")
-    trim_metrics(run_dir, update, every=trainer.config.checkpoint_every)
-    trim_rl_metrics(run_dir, update)
+    if lead:
+        trim_metrics(run_dir, update, every=trainer.config.checkpoint_every)
+        trim_rl_metrics(run_dir, update)
     log(f"resuming {run_dir} after update {update}")
     best = np.asarray([-np.inf if v is None else v for v in meta["best_return_agent"]], np.float32)
     best_epoch = np.asarray(meta["best_epoch"] if isinstance(meta["best_epoch"], list) else [meta["best_epoch"]], np.int64)
-    return trainer.pad(runner), update, best, best_epoch[:: trainer.networks_per_member]
+    runner = trainer.pad(runner)
+    if mesh is not None:  # split over the mesh as `init` leaves it: the compiled interval expects that layout
+        runner = jax.jit(lambda tree: tree, out_shardings=member_sharding(mesh))(runner)
+    return runner, update, best, best_epoch[:: trainer.networks_per_member]
 
 
 def resume_rl_config(run_dir) -> Config:

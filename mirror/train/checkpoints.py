@@ -38,15 +38,16 @@ Orbax writes each checkpoint to a temporary directory and renames it into place 
 complete, so a checkpoint is either whole or invisible (`all_steps` ignores leftovers,
 which the next writer deletes); saving an existing epoch is refused. A complete
 checkpoint whose files were damaged later (a truncated copy, a bad disk) raises
-CheckpointError naming it; a resume sets it aside in RUN_DIR/corrupt-checkpoints/ and
-continues from the newest checkpoint that reads.
+CheckpointError naming it, its damaged item and the run kind's fix (`restore_items`); a
+resume sets it aside in RUN_DIR/corrupt-checkpoints/ and continues from the newest
+checkpoint that reads.
 """
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ TEST_METRICS_FILE = "test_metrics.json"
 POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a member of this run's
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt-checkpoints"  # unreadable checkpoints set aside by a resume
+RL_RUN_FILE = "rl_run.json"  # marks an RL run (its layout: `mirror.rl.checkpoints`)
 ITEMS = ("params", "opt_state", "metadata")
 # What an epoch's checkpoint metadata holds (the state resume needs); the rest of an
 # epoch's record goes to metrics.jsonl. Each value is stored in exactly one of the two.
@@ -174,19 +176,20 @@ def trim_metrics(run_dir: Path, last: int, every: int = 1) -> None:
 class HostArraysHandler(ocp.CheckpointHandler):
     """A pytree of arrays as one .npz, written by whichever process calls it.
 
-    Used only when jax.process_count() > 1 (multi-host sweeps); single-process runs, and
-    so every `mirror train`/`mirror run`, write Orbax's standard array format. On a
-    multi-host sweep every process trains its own populations on its own devices and
-    checkpoints them alone, and Orbax (0.12) cannot save such per-process arrays in its
-    format, even with a per-process manager (`MultiprocessingOptions(primary_host=None,
-    active_processes={me})`, which we do use for the directories and the JSON item):
-    `ArrayHandler.serialize` refuses a fully addressable jax.Array whenever
+    Used only by a process that checkpoints alone on a multi-host run (jax.process_count()
+    > 1): in a multi-host sweep every process trains its own populations on its own
+    devices and checkpoints them alone, and Orbax (0.12) cannot save such per-process
+    arrays in its format, even with a per-process manager (`MultiprocessingOptions(
+    primary_host=None, active_processes={me})`, which we do use for the directories and
+    the JSON item): `ArrayHandler.serialize` refuses a fully addressable jax.Array whenever
     process_count() > 1 ("Cannot serialize host local jax.Array ... in multi-host
     setting"), and `NumpyHandler` writes only on process 0, whatever `primary_host` says
     (host copies saved by process 1 give a finalised checkpoint with no array data).
     Making the arrays global would turn every save into a collective over all processes,
-    which run different populations at different times. So these two items stay .npz;
-    `load_run` and resume read both formats (`_array_args` looks for arrays.npz)."""
+    which run different populations at different times. So these items stay .npz.
+    Single-process runs, and a run split over every process's devices (`mirror rl
+    --distributed`: its arrays are global, and all processes save them together), write
+    Orbax's standard format; readers take either (`array_restore` looks for arrays.npz)."""
 
     def save(self, directory, args: "HostArraysSave") -> None:
         leaves = jax.tree.leaves(jax.device_get(args.item))
@@ -196,7 +199,7 @@ class HostArraysHandler(ocp.CheckpointHandler):
     def restore(self, directory, args: "HostArraysRestore"):
         with np.load(Path(directory) / "arrays.npz") as data:
             leaves = [data[f"arr_{i}"] for i in range(len(data.files))]
-        return jax.tree.unflatten(jax.tree.structure(args.item), leaves)
+        return leaves if args.item is None else jax.tree.unflatten(jax.tree.structure(args.item), leaves)
 
 
 @ocp.args.register_with_handler(HostArraysHandler, for_save=True)
@@ -208,28 +211,50 @@ class HostArraysSave(ocp.args.CheckpointArgs):
 @ocp.args.register_with_handler(HostArraysHandler, for_restore=True)
 @dataclasses.dataclass
 class HostArraysRestore(ocp.args.CheckpointArgs):
-    item: Any  # the structure to restore into (leaves may be abstract)
+    item: Any  # the structure to restore into (leaves may be abstract); None: the flat list of arrays
 
 
 def _multi_host() -> bool:
     return jax.process_count() > 1
 
 
-def _array_args(save: bool, checkpoint_dir: Path | None = None):
-    """Orbax's standard array items, or .npz items on a multi-host run (and when restoring
-    a checkpoint that one wrote)."""
-    if _multi_host() or (checkpoint_dir is not None and (Path(checkpoint_dir) / "params" / "arrays.npz").is_file()):
-        return HostArraysSave if save else HostArraysRestore
-    return ocp.args.StandardSave if save else ocp.args.StandardRestore
+def array_save(tree):
+    """Save args of an array item: one .npz (`HostArraysSave`) from a process that
+    checkpoints alone on a multi-host run (it holds every array whole), else Orbax's
+    standard format, which also saves arrays split over the processes of a run on a
+    global mesh (every process writes its own shards)."""
+    alone = _multi_host() and all(getattr(leaf, "is_fully_addressable", True) for leaf in jax.tree.leaves(tree))
+    return HostArraysSave(tree) if alone else ocp.args.StandardSave(tree)
+
+
+def array_restore(checkpoint_dir: Path, item: str, like=None, sharding=None):
+    """Restore args of array item `item` of the checkpoint in `checkpoint_dir`, in the
+    format it was written in (.npz or Orbax's). `like`: the structure to read into; its
+    leaves, when ShapeDtypeStructs, give the shapes, else (or with `like` None) the
+    checkpoint's own shapes are read (a .npz item without `like` gives its flat list of
+    arrays). The arrays land on `sharding` (default: this process's first device)."""
+    path = Path(checkpoint_dir) / item
+    if (path / "arrays.npz").is_file():
+        return HostArraysRestore(like)
+    leaves = jax.tree.leaves(like)
+    if like is None or not leaves or not all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves):
+        like = ocp.StandardCheckpointHandler().metadata(path).tree
+    return ocp.args.StandardRestore(_restore_target(like, sharding))
 
 
 def _quiet_read_only(record: logging.LogRecord) -> bool:
     return "is read only" not in record.getMessage()
 
 
-def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS) -> ocp.CheckpointManager:
+def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS, collective: bool = False) -> ocp.CheckpointManager:
     """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint). `items`:
-    the checkpoint's item names (RL runs: `mirror.rl.checkpoints.RL_ITEMS`); "metadata" is JSON."""
+    the checkpoint's item names (RL runs: `mirror.rl.checkpoints.RL_ITEMS`); "metadata" is JSON.
+
+    On a multi-host run (jax.process_count() > 1) a process checkpoints its runs alone
+    (a sweep: every process its own populations), unless `collective`: every process
+    opens the run's manager and saves each checkpoint with the others (a run on a mesh
+    over all processes' devices; Orbax's multi-host protocol, process 0 writes the
+    shared files)."""
     directory = Path(run_dir).absolute() / CHECKPOINT_DIR
     if read_only and not directory.is_dir():
         raise TrainError(f"{run_dir} is not a training run: {CHECKPOINT_DIR}/ is missing")
@@ -242,31 +267,31 @@ def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS) -
     )
     if read_only:  # Orbax warns that a read-only directory is read-only
         logging.getLogger("absl").addFilter(_quiet_read_only)
-    if jax.process_count() == 1:
+    if jax.process_count() == 1 or collective:
         return ocp.CheckpointManager(directory, options=options, item_names=items)
     # Multi-host sweeps: every process checkpoints its own runs alone, as its own primary host
-    # (the item handlers too: they would otherwise leave the writing to process 0).
+    # (the JSON item's handler too: it would otherwise leave the writing to process 0). The
+    # array items take their handler from their args: .npz, or Orbax's format when reading
+    # a checkpoint written so (`array_save`, `array_restore`).
     me = jax.process_index()
     alone = ocp.options.MultiprocessingOptions(primary_host=None, active_processes={me})
     options.multiprocessing_options = alone
     options.create = False  # Orbax leaves creating the root to us when processes act alone
     if not read_only:
         directory.mkdir(parents=True, exist_ok=True)
-    handlers = {name: HostArraysHandler() for name in items if name != "metadata"}
-    handlers["metadata"] = ocp.JsonCheckpointHandler(multiprocessing_options=alone)
-    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+    handlers = {"metadata": ocp.JsonCheckpointHandler(multiprocessing_options=alone)}
+    return ocp.CheckpointManager(directory, options=options, item_names=items, item_handlers=handlers)
 
 
 def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state, metadata: dict) -> None:
     """Save epoch `epoch` (asynchronously); refuses to replace an existing checkpoint."""
     if epoch in manager.all_steps():
         raise TrainError(f"checkpoint {epoch} already exists in {manager.directory}; checkpoints are never overwritten")
-    save = _array_args(save=True)
     saved = manager.save(
         epoch,
         args=ocp.args.Composite(
-            params=save(state.params),
-            opt_state=save(state.opt_state),
+            params=array_save(state.params),
+            opt_state=array_save(state.opt_state),
             metadata=ocp.args.JsonSave(metadata),
         ),
     )
@@ -274,29 +299,63 @@ def save_checkpoint(manager: ocp.CheckpointManager, epoch: int, state, metadata:
         raise TrainError(f"Orbax declined to save checkpoint {epoch} in {manager.directory}")
 
 
-def _restore_target(abstract):
-    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+def _restore_target(abstract, sharding=None):
+    sharding = sharding if sharding is not None else jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract)
 
 
 def restore_checkpoint(manager: ocp.CheckpointManager, epoch: int, abstract_state):
     """(params, opt_state, metadata) of one epoch; `abstract_state` gives the structure."""
-    restore = _array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))
-    with _readable(manager, epoch):
-        restored = manager.restore(
-            epoch,
-            args=ocp.args.Composite(
-                params=restore(_restore_target(abstract_state.params)),
-                opt_state=restore(_restore_target(abstract_state.opt_state)),
-                metadata=ocp.args.JsonRestore(),
-            ),
-        )
-    return restored.params, restored.opt_state, restored.metadata
+    restored = restore_items(manager, epoch, {"params": abstract_state.params, "opt_state": abstract_state.opt_state, "metadata": None})
+    return restored["params"], restored["opt_state"], restored["metadata"]
 
 
 def read_metadata(manager: ocp.CheckpointManager, epoch: int) -> dict:
-    with _readable(manager, epoch):
-        return manager.restore(epoch, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())).metadata
+    return restore_items(manager, epoch, {"metadata": None})["metadata"]
+
+
+def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, sharding=None) -> dict:
+    """{item: value} of checkpoint `epoch`: the "metadata" item (JSON, `like` None) and
+    array items read into `like[item]` on `sharding` (`array_restore`). Any failure to read
+    a complete checkpoint is a CheckpointError naming it and its first unreadable item:
+    Orbax and TensorStore raise bare Exceptions with pages of detail."""
+    where = Path(manager.directory) / str(epoch)
+    _drop_late_read_callbacks()
+
+    def args(names):
+        return ocp.args.Composite(
+            **{name: ocp.args.JsonRestore() if name == "metadata" else array_restore(where, name, like[name], sharding) for name in names}
+        )
+
+    try:
+        restored = manager.restore(epoch, args=args(like))
+        return {name: restored[name] for name in like}
+    except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
+        cause = err
+    for name in like:  # which item: read each alone
+        try:
+            manager.restore(epoch, args=args([name]))
+        except Exception as err:  # noqa: BLE001
+            raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
+    raise CheckpointError(f"checkpoint {where} cannot be read, it is truncated or corrupted ({_root_cause(cause)})") from cause
+
+
+def _drop_late_read_callbacks() -> None:
+    """A failed restore leaves TensorStore reads in flight; those that finish after Orbax's
+    event loop has closed raise "Event loop is closed" into `sys.unraisablehook`, which
+    prints tracebacks after the one-line error. Only those are dropped (once installed,
+    the hook stays: it passes everything else on)."""
+    if getattr(sys.unraisablehook, "drops_late_reads", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.drops_late_reads = True
+    sys.unraisablehook = hook
 
 
 def _root_cause(err: BaseException) -> str:
@@ -307,15 +366,21 @@ def _root_cause(err: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-@contextlib.contextmanager
-def _readable(manager: ocp.CheckpointManager, epoch: int):
-    """Any failure to read a complete checkpoint is a CheckpointError naming it: Orbax
-    and TensorStore raise bare Exceptions with pages of detail."""
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
-        path = Path(manager.directory) / str(epoch)
-        raise CheckpointError(f"checkpoint {path} cannot be read, it is truncated or corrupted ({_root_cause(err)})") from err
+def resume_command(run_dir: Path) -> str:
+    """The command that continues the run in `run_dir`: `mirror rl --resume` for an RL run."""
+    kind = "rl" if (Path(run_dir) / RL_RUN_FILE).is_file() else "train"
+    return f"mirror {kind} --resume {run_dir}"
+
+
+def with_fix(err: CheckpointError, run_dir: Path, epochs: list[int], epoch: int) -> CheckpointError:
+    """`err`, an unreadable checkpoint `epoch` of the run's `epochs` (sorted), with the fix:
+    the last one is set aside and retrained by the run kind's resume, an earlier one has to
+    be moved out of the way."""
+    if epoch == epochs[-1] and len(epochs) > 1:
+        fix = f"`{resume_command(run_dir)}` sets it aside and retrains it from checkpoint {epochs[-2]}"
+    else:
+        fix = f"move it out of {Path(run_dir).absolute() / CHECKPOINT_DIR} to analyse the other checkpoints"
+    return CheckpointError(f"{err}; {fix}")
 
 
 def set_aside_checkpoint(run_dir: Path, epoch: int) -> Path:
@@ -403,26 +468,18 @@ def load_run(run_dir: str | Path, *, need_dataset: bool = True) -> LoadedRun:
         epochs = sorted(manager.all_steps())
         if not epochs:
             raise TrainError(f"{run_dir} has no complete checkpoint yet")
-        target = _restore_target(abstract_params(config, widths, len(members)))
+        target = abstract_params(config, widths, len(members))
         lines = read_metrics(run_dir)
         params, metadata = [], []
         for epoch in epochs:
             try:
-                with _readable(manager, epoch):
-                    restored = manager.restore(
-                        epoch, args=ocp.args.Composite(params=_array_args(save=False, checkpoint_dir=Path(manager.directory) / str(epoch))(target), metadata=ocp.args.JsonRestore())
-                    )
+                restored = restore_items(manager, epoch, {"params": target, "metadata": None})
             except CheckpointError as err:
-                fix = (
-                    f"`mirror train --resume {run_dir}` sets it aside and retrains it from checkpoint {epochs[-2]}"
-                    if epoch == epochs[-1] and len(epochs) > 1
-                    else f"move it out of {manager.directory} to analyse the other checkpoints"
-                )
-                raise CheckpointError(f"{err}; {fix}") from None
-            params.append(jax.tree.map(np.asarray, restored.params))
-            if epoch not in lines and "val_loss" not in restored.metadata:  # older runs kept the metrics in the checkpoint too
+                raise with_fix(err, run_dir, epochs, epoch) from None
+            params.append(jax.tree.map(np.asarray, restored["params"]))
+            if epoch not in lines and "val_loss" not in restored["metadata"]:  # older runs kept the metrics in the checkpoint too
                 raise TrainError(f"{run_dir / METRICS_FILE} has no line for checkpoint {epoch}")
-            metadata.append(epoch_record(lines.get(epoch, {}), restored.metadata))
+            metadata.append(epoch_record(lines.get(epoch, {}), restored["metadata"]))
     finally:
         manager.close()
     return LoadedRun(
