@@ -441,3 +441,37 @@ def test_a_vmapped_population_member_equals_its_run_alone(small, train_alone):
     chex.assert_trees_all_close(member_params, alone.params, rtol=1e-5, atol=1e-6)
     # the members did train differently
     assert not np.allclose(together.params["output"]["kernel"][0], together.params["output"]["kernel"][1])
+
+
+# --- the on-policy probe ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sharing", ["shared", "independent"])
+def test_probe_rows_are_turn_major_views_of_staggered_games(staggered, sharing):
+    """collect_probe = the agents' staggered games played by the one turn function, each
+    decision's model input kept turn-major per network: row = t * games + g, so a row's
+    game is row % games (independent networks: turn t is player t % 2's)."""
+    from mirror.data.processing import model_inputs
+    from mirror.rl.population import collect_probe
+    from mirror.rl.turns import start_games
+
+    config, _, runner = staggered
+    policy, games, turns = make_policy(config), 5, 6
+    key = jax.random.key(9)
+    inputs, scenarios, idle = collect_probe(policy, runner.params, STAGGER_ENV, key, games, turns, sharing)
+    start_key, turns_key = jax.random.split(key)
+    decide = agent(policy, runner.params)
+    states = start_games(start_key, STAGGER_ENV, games, decide)
+    np.testing.assert_array_equal(states.turn, [0, 4, 8, 12, 16])  # spread over the 20-turn episode
+    views = []
+    for k in jax.random.split(turns_key, turns):
+        states, t = play_turn(decide, STAGGER_ENV, states, turn_uniforms(k, games, STAGGER_ENV))
+        views.append(np.asarray(model_inputs(t.obs)))
+    views = np.stack(views)  # [turns, games, 3W + 4]
+    networks = 1 if sharing == "shared" else 2
+    assert inputs.shape == (networks, turns // networks * games, 100)
+    for n in range(networks):
+        mine = views[n::networks]  # the network's turns
+        for row in range(inputs.shape[1]):
+            np.testing.assert_array_equal(inputs[n, row], mine[row // games, row % games])
+    assert scenarios.shape == inputs.shape[:2] and idle.shape == inputs.shape[:2] + (2,)
