@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from mirror.env import HELP, HOP, JUMP, EnvParams, state_from_values
-from mirror.rl import evaluate, hop_jump_policy, per_player, scripted, scripted_baselines
+from mirror.rl import evaluate, hop_jump_policy, per_player, scripted_baselines, scripted_policy
 from mirror.rl.baselines import COUNTS, SCRIPTED_BASELINES, agent_policy
-from mirror.rl.scripted import CODES, always_jump, by_code, helper, hop_jump, oracle, seats
+from mirror.rl.scripted import CODES, always_jump, by_code, frozen_partner, helper, hop_jump, lone_helper, oracle, seats
 
 ENV = EnvParams()
 
@@ -62,6 +62,9 @@ def test_seats_and_codes_give_each_player_its_own_policy():
     frozen = seats(hop_jump, always_jump)
     players = np.asarray([player for *_, player in GRID])
     np.testing.assert_array_equal(_acts(frozen), np.where(players == 0, _acts(hop_jump), JUMP))
+    np.testing.assert_array_equal(_acts(frozen_partner(hop_jump, seat=1)), np.where(players == 1, _acts(hop_jump), JUMP))
+    lone = _acts(lone_helper(oracle, 2, 3, seat=1))
+    np.testing.assert_array_equal(lone, np.where(players == 1, _acts(helper(oracle, 2, 3)), _acts(oracle)))
     codes = jnp.asarray([CODES.index("helper_oracle"), CODES.index("hop_jump")])
     np.testing.assert_array_equal(_acts(by_code(codes[0], codes[1], 2, 3)), _acts(seats(helper(oracle, 2, 3), hop_jump)))
 
@@ -95,8 +98,8 @@ def test_every_policy_plays_the_same_games_for_the_same_key():
     for name in ("episodes",) + COUNTS:
         np.testing.assert_array_equal(agent_games["per_game"][name], scripted_games["per_game"][name], err_msg=name)
     assert np.ptp(np.asarray(scripted_games["per_game"]["score"])) > 0  # the games differ from each other
-    mixed = _eval(per_player(agent_policy(_hop_jump_network, None), scripted(always_jump)))
-    frozen = _eval(scripted(seats(hop_jump, always_jump)))
+    mixed = _eval(per_player(agent_policy(_hop_jump_network, None), scripted_policy(always_jump)))
+    frozen = _eval(scripted_policy(seats(hop_jump, always_jump)))
     for name in ("episodes",) + COUNTS:
         np.testing.assert_array_equal(mixed["per_game"][name], frozen["per_game"][name], err_msg=name)
     other = _eval(hop_jump_policy(), key=1)
@@ -106,7 +109,7 @@ def test_every_policy_plays_the_same_games_for_the_same_key():
 def test_per_game_counts_add_up_to_the_pooled_numbers():
     """helper(hop_jump, K=0, M=1): it helps only a partner at energy 0, so every help is a help
     when the partner is at energy 0; the pooled rates are the per-game counts' ratios."""
-    result = _eval(scripted(helper(hop_jump, 0, 1)))
+    result = _eval(scripted_policy(helper(hop_jump, 0, 1)))
     g = {k: np.asarray(v) for k, v in result["per_game"].items()}
     np.testing.assert_array_equal(g["episodes"], [2] * GAMES)
     np.testing.assert_array_equal(g["decisions"], np.full((GAMES, 2), TURNS // 2))
@@ -128,14 +131,14 @@ def test_scripted_baselines_equal_their_policies_played_alone():
     assert set(results) == set(SCRIPTED_BASELINES)
     helper_hj = helper(hop_jump, 0, 1)
     np.testing.assert_allclose(results["hop_jump"]["return"], _eval(hop_jump_policy())["return"])
-    np.testing.assert_allclose(results["helper_hop_jump"]["return"], _eval(scripted(helper_hj))["return"])
-    as_frog = _eval(scripted(seats(helper_hj, hop_jump)))
-    as_toad = _eval(scripted(seats(hop_jump, helper_hj)))
+    np.testing.assert_allclose(results["helper_hop_jump"]["return"], _eval(scripted_policy(helper_hj))["return"])
+    as_frog = _eval(scripted_policy(seats(helper_hj, hop_jump)))
+    as_toad = _eval(scripted_policy(seats(hop_jump, helper_hj)))
     lone = results["lone_helper_hop_jump"]
     np.testing.assert_allclose(lone["return_per_player"], [as_frog["return_per_player"][0], as_toad["return_per_player"][1]])
     np.testing.assert_allclose(lone["return"], np.mean(lone["return_per_player"]))
     helps = as_frog["per_game"]["helps"][:, 0].sum() + as_toad["per_game"]["helps"][:, 1].sum()
     np.testing.assert_allclose(lone["help_rate"], helps / (2 * GAMES * TURNS // 2))
     frozen = results["frozen_partner_hop_jump"]
-    alone = _eval(scripted(seats(hop_jump, always_jump)))
+    alone = _eval(scripted_policy(seats(hop_jump, always_jump)))
     np.testing.assert_allclose(frozen["return_per_player"][0], alone["return_per_player"][0])

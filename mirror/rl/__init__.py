@@ -25,10 +25,10 @@ from mirror.rl.baselines import (
 from mirror.rl.config import RLConfig, RLConfigError, make_config, validate
 from mirror.rl.driver import Interval, train_in_intervals
 from mirror.rl.ppo import RunnerState, make_policy, make_train, make_trainer
-from mirror.rl.turns import per_player, scripted
+from mirror.rl.turns import per_player, scripted_policy
 
 __all__ = [
     "Interval", "RLConfig", "RLConfigError", "RunnerState", "agent_policy", "behaviour_policy", "compare_policies",
     "evaluate", "hop_jump_policy", "make_config", "make_policy", "make_train", "make_trainer", "oracle_policy",
-    "per_player", "scripted", "scripted_baselines", "train_in_intervals", "validate",
+    "per_player", "scripted_baselines", "scripted_policy", "train_in_intervals", "validate",
 ]

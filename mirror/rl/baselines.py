@@ -25,7 +25,7 @@ from mirror.env import HELP, EnvParams
 from mirror.env.policy import BEHAVIOUR_PROBS
 from mirror.rl.scripted import CODES, by_code, hop_jump, oracle
 from mirror.rl.turns import Decision, Policy, agent, fresh_games, play_turn, sample_action, turn_uniforms
-from mirror.rl.turns import scripted as scripted_decide
+from mirror.rl.turns import scripted_policy as scripted_decide
 
 BASES = ("hop_jump", "oracle")
 # name -> ((Frog's, Toad's) policy in each seating, the player reported in each seating);

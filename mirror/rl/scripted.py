@@ -1,7 +1,7 @@
 """Scripted policies (spec §9 "Scripted baselines"): pure functions of one game's true state.
 
 Each is `act(state: EnvState, params: EnvParams) -> int32`, the action of the player whose
-turn it is (`state.current_player`), from that player's own side; `mirror.rl.turns.scripted`
+turn it is (`state.current_player`), from that player's own side; `mirror.rl.turns.scripted_policy`
 batches one over the games of a turn, so scripted policies and agents are played by the
 same turn function, in the same fixed-key games.
 
@@ -11,8 +11,9 @@ same turn function, in the same fixed-key games.
     helper(base, K, M)      as `base`, but help when the partner's energy <= K, the
                             player's own energy >= M and the partner can be reached
                             (partner position + leap_distance < W)
-    seats(frog, toad)       Frog plays `frog`, Toad plays `toad`: a lone helper is
-                            seats(helper(base), base), a frozen partner seats(base, always_jump)
+    seats(frog, toad)       Frog plays `frog`, Toad plays `toad`
+    lone_helper(base, K, M, seat)  the player in `seat` plays helper(base, K, M), the other base
+    frozen_partner(base, seat)     the player in `seat` plays base, its partner always jumps
 
 `by_code` picks policies by integer code (`CODES`), so many seatings can be evaluated as one
 vmapped program.
@@ -76,6 +77,17 @@ def seats(frog, toad):
         return jnp.where(state.current_player == 0, frog(state, params), toad(state, params)).astype(jnp.int32)
 
     return act
+
+
+def lone_helper(base, max_partner_energy, min_own_energy, seat: int = 0):
+    """The player in `seat` (0 Frog, 1 Toad) helps as helper(base, K, M); the other plays base."""
+    helping = helper(base, max_partner_energy, min_own_energy)
+    return seats(helping, base) if seat == 0 else seats(base, helping)
+
+
+def frozen_partner(base, seat: int = 0):
+    """The player in `seat` plays `base`; its partner always jumps (never moves, never helps)."""
+    return seats(base, always_jump) if seat == 0 else seats(always_jump, base)
 
 
 def by_code(frog_code, toad_code, max_partner_energy, min_own_energy):

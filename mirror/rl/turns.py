@@ -10,12 +10,12 @@ turn:
 
 `obs` is the acting player's own view (spec §4); `gumbel_u` are the turn's uniforms for
 an action draw. `agent(policy, params)` samples from the network's logits with them
-(argmax of logits + Gumbel noise, exactly a draw from softmax(logits)); `scripted(act)`
+(argmax of logits + Gumbel noise, exactly a draw from softmax(logits)); `scripted_policy(act)`
 batches a pure per-game function of the true state, `act(EnvState, EnvParams) -> action`
 (`mirror.rl.scripted`); `per_player(frog, toad)` lets Frog and Toad play different
 policies ("player 0 plays X, player 1 plays Y" in one line).
 
-One RNG call per turn draws all of its randomness as a `[games, TURN_COLUMNS]` block of
+One RNG call per turn draws all of its randomness as a `[games, turn_columns]` block of
 uniforms, so the env noise never depends on who decides (common random numbers: the same
 key gives every policy the same games):
 
@@ -51,7 +51,7 @@ from mirror.rl.credit import Lookahead, Transition
 
 __all__ = [
     "Decide", "Decision", "Policy", "agent", "agent_values", "both_values", "both_views", "fresh_games", "per_player",
-    "play_turn", "rollout", "sample_action", "scripted", "stagger_offsets", "start_games", "turn_columns",
+    "play_turn", "rollout", "sample_action", "scripted_policy", "stagger_offsets", "start_games", "turn_columns",
     "turn_uniforms", "view_of",
 ]  # fmt: skip
 
@@ -135,7 +135,7 @@ def agent_values(policy: Policy, params) -> Values:
     return lambda views: both_values(policy, params, views)
 
 
-def scripted(act: Callable) -> Decide:
+def scripted_policy(act: Callable) -> Decide:
     """A pure per-game function of the true state, `act(EnvState, EnvParams) -> int32`
     (the acting player is `state.current_player`), batched over the games."""
 
