@@ -144,7 +144,8 @@ def format_rl_headline(h: dict) -> str:
     t = h["run_timings_s"]
     return "\n".join(
         [
-            f"return per player per episode: agent {f(h['return_agent'])}, behaviour {f(h['return_behaviour'])}, oracle {f(h['return_oracle'])}",
+            f"return per player per episode: agent {f(h['return_agent'])}, behaviour {f(h['return_behaviour'])}, oracle {f(h['return_oracle'])}, "
+            f"hop_jump {f(h.get('return_hop_jump'))}",
             f"help rate {f(h['help_rate'], '.3f')}, when the partner is distressed {f(h['help_when_partner_distressed'], '.3f')}",
             f"{h['env_turns']:,} trained turns at {f(h['turns_per_s'], ',.0f')} turns/s; time: dataset {t['dataset']:.1f} s, "
             f"RL {t['training']:.1f} s (compile {t['compile']:.1f} s), CMNI {t['cmni']:.1f} s",

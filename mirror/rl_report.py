@@ -21,6 +21,7 @@ from mirror.analysis.rl_files import (
     BASELINES_FILE,
     RL_METRICS_FILE,
     RL_RUN_FILE,
+    SCRIPTED_LINES,
     as_float,
     baseline,
     read_json,
@@ -99,12 +100,23 @@ def _setup(rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list
 
 def _returns(summary: dict, baselines: dict | None, checkpoint_lines: list[dict], members: int) -> list[str]:
     out = ["## Returns", ""]
+    def by_base(key):
+        values = summary.get(key) or {}
+        return ", ".join(f"{base} {_num(values.get(base))}" for base in ("hop_jump", "oracle"))
+
     out += [
         "Mean return per player per episode (summary.json): agents "
         f"**{_num(summary.get('return_agent'))}**, behaviour policy {_num(summary.get('return_behaviour'))}, "
-        f"label oracle {_num(summary.get('return_oracle'))}.",
+        f"label oracle {_num(summary.get('return_oracle'))}, hop_jump {_num(summary.get('return_hop_jump'))}; "
+        f"helper pair ({by_base('return_helper')}); lone helper's own ({by_base('return_lone_helper')}).",
         "",
     ]
+    if summary.get("selected_update") is not None:
+        out += [
+            f"Checkpoint selected in separate selection games: update {summary['selected_update']}, return "
+            f"{_num(summary.get('return_agent_selected'))} in the held-out report games (all numbers here are from those).",
+            "",
+        ]
     # The agents' last checkpoint, scored in the baselines' eval games (metrics.jsonl: per
     # network, so a member's networks repeat its value).
     last = checkpoint_lines[-1] if checkpoint_lines else {}
@@ -114,24 +126,39 @@ def _returns(summary: dict, baselines: dict | None, checkpoint_lines: list[dict]
         agent = returns_per_member(per_network[:: max(1, len(per_network) // members)].tolist(), members)
     behaviour = baseline(baselines, "behaviour", "return_per_player", members)
     oracle = baseline(baselines, "oracle", "return_per_player", members)
+    scripted = [(label, baseline(baselines, policy, "return_per_player", members)) for policy, label in SCRIPTED_LINES]
     out += ["Per player, all in the same fixed-key evaluation games (agents: the last checkpoint):", ""]
     out += ["| member | policy | Frog | Toad | mean |", "| ---: | --- | ---: | ---: | ---: |"]
     for m in range(members):
-        for name, values in (("agents (last checkpoint)", agent), ("behaviour policy", behaviour), ("label oracle", oracle)):
+        for name, values in (("agents (last checkpoint)", agent), ("behaviour policy", behaviour), ("label oracle", oracle), *scripted):
             if values is not None:
                 out.append(f"| {m} | {name} | {values[m, 0]:.3f} | {values[m, 1]:.3f} | {values[m].mean():.3f} |")
+    out += [
+        "",
+        "hop_jump: hop with energy, else jump; helper (base): as base, but help a reachable partner with energy <= K "
+        "when one's own is >= M (rl.helper_max_partner_energy, rl.helper_min_own_energy); helper pairs: both players "
+        "helpers; a lone helper plays beside a base player, and its row is the helper's own return as Frog and as Toad.",
+    ]
     return out + ["", "![return against env turns](figures/learning_curve.png)", ""]
 
 
 def _help(summary: dict, baselines: dict | None, members: int) -> list[str]:
-    out = ["## Help", "", "| policy | help rate | help rate when the partner is in distress |", "| --- | ---: | ---: |"]
-    out.append(f"| agents | {_num(summary.get('help_rate'))} | {_num(summary.get('help_when_partner_distressed'))} |")
-    for policy, name in (("behaviour", "behaviour policy"), ("oracle", "label oracle")):
-        rate = baseline(baselines, policy, "help_rate", members)
-        distressed = baseline(baselines, policy, "help_when_partner_distressed", members)
-        if rate is not None or distressed is not None:
-            out.append(f"| {name} | {_num(None if rate is None else list(rate))} | {_num(None if distressed is None else list(distressed))} |")
-    return out + ["", "Help rate: the share of decisions that are help; when the partner is in distress: among the decisions where it is.", ""]
+    out = [
+        "## Help", "",
+        "| policy | help rate | when the partner is in distress | when the partner has no energy |", "| --- | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    keys = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0")
+    out.append("| agents | " + " | ".join(_num(summary.get(k)) for k in keys) + " |")
+    for policy, name in (("behaviour", "behaviour policy"), ("oracle", "label oracle"), *SCRIPTED_LINES):
+        values = [baseline(baselines, policy, k, members) for k in keys]
+        if any(v is not None for v in values):
+            out.append(f"| {name} | " + " | ".join(_num(None if v is None else list(v)) for v in values) + " |")
+    return out + [
+        "",
+        "Help rate: the share of decisions that are help; when the partner is in distress (on rough ground) or has no "
+        "energy: among the decisions where it is or has (a lone helper: the helper's own decisions).",
+        "",
+    ]
 
 
 def network_name(network: int, networks_per_member: int) -> str:

@@ -9,7 +9,6 @@ import pytest
 
 from mirror.agents.actor_critic import ActorCritic, cmni_params, init_actor_critic
 from mirror.env import HELP, HOP, JUMP, EnvParams, state_from_values
-from mirror.env.observation import observe_both
 from mirror.rl import (
     RLConfig,
     RLConfigError,
@@ -25,7 +24,8 @@ from mirror.rl import (
 from mirror.rl.baselines import behaviour_policy, oracle_action
 from mirror.rl.driver import train_in_intervals
 from mirror.rl.ppo import Batch, init_params, ppo_loss
-from mirror.rl.selfplay import Games, Lookahead, Transition, per_player_gae, rollout, tail_carry
+from mirror.rl.credit import Lookahead, Transition, per_player_gae, tail_carry
+from mirror.rl.turns import agent, play_turn, turn_uniforms
 
 SMALL = dict(num_envs=16, num_steps=8, updates=2, checkpoint_every=1, num_minibatches=2, update_epochs=2)
 
@@ -236,30 +236,8 @@ def test_gae_matches_plain_python_streams(seed):
     np.testing.assert_allclose(adv, expected, rtol=1e-5, atol=1e-5)
 
 
-def _energy_critic(params, obs, player):
-    """A stand-in policy: always jump; the value is the observer's own energy (index 97)."""
-    logits = jnp.tile(jnp.array([-1e9, 0.0, -1e9, -1e9]), (obs.shape[0], 1))
-    return logits, obs[:, 97].astype(jnp.float32)
-
-
-def test_truncation_bootstraps_from_the_pre_reset_view():
-    """The last turn of an episode: the players have energies 7 and 3; after the reset they
-    would have 20. The bootstrap must be the pre-reset values (7, 3), not 20."""
-    env = EnvParams(episode_turns=10, fly_spawn_prob=0.0)
-    state = state_from_values(
-        ground=[1] * 32, flies=[False] * 32, position=(15, 16), energy=(7, 3), turn=9, current_player=1
-    )
-    states = jax.tree_util.tree_map(lambda x: x[None], state)
-    games = Games(states, observe_both(state, env, jax.random.key(0))[None])
-    play = jax.jit(lambda g, k: rollout(_energy_critic, None, env, g, k, num_steps=1))
-    _, transitions, lookahead = play(games, jax.random.key(1))
-    assert bool(transitions.done[0, 0]) and int(transitions.player[0, 0]) == 1
-    np.testing.assert_allclose(transitions.terminal_value[0, 0], [7, 3])
-    tail = tail_carry(lookahead, 1.0, 0.0, 0.0)
-    adv, targets, rewards = per_player_gae(transitions, tail, 1.0, 0.0, 0.0)
-    # Toad jumped (no gain): target = 0 + V(Toad's pre-reset view) = 3, advantage 3 - 3 = 0
-    assert float(rewards[0, 0]) == 0.0
-    assert float(targets[0, 0]) == 3.0 and float(adv[0, 0]) == 0.0
+# The truncation bootstrap from the pre-reset view is tested on the trainer's turn function
+# in tests/test_rl_speed_paths.py (test_packed_truncation_bootstraps_from_the_pre_reset_view).
 
 
 def test_ppo_loss_hand_computed():
@@ -339,6 +317,48 @@ def test_driver_yields_each_interval_and_equals_the_update_loop(small):
     assert intervals[0].metrics["loss"].shape == (config.checkpoint_every,)
     assert isinstance(intervals[0].metrics["loss"], np.ndarray)
     assert _bytes(intervals[-1].runner.params) == _bytes(_update_loop(small, config.updates).params)
+
+
+# --- staggered games ------------------------------------------------------------------
+
+# 10 games x 4 turns per update, 20-turn episodes: games start at turns 0, 2, ..., 18
+STAGGER_ENV = EnvParams(episode_turns=20)
+STAGGER = dict(num_envs=10, num_steps=4, updates=6, checkpoint_every=6, num_minibatches=2, update_epochs=1, hidden=(8,))
+
+
+@pytest.fixture(scope="module")
+def staggered():
+    config = RLConfig(**STAGGER)
+    trainer = make_trainer(config, STAGGER_ENV)
+    return config, trainer, jax.jit(trainer.init)(jax.random.key(0))
+
+
+def test_rollout_rows_spread_evenly_over_the_episode(staggered):
+    """The games start on even turns spread over the episode (Frog moves first in each), so
+    over one rollout of an episode's length every episode turn is held by exactly
+    games x turns / episode_turns = 10 rows (all games starting together: 10 games at each
+    of turns 0-9 then again, none later)."""
+    config, _, runner = staggered
+    np.testing.assert_array_equal(runner.games.turn, np.arange(0, 20, 2))
+    assert not np.any(runner.games.current_player)
+    decide = agent(make_policy(config), runner.params)
+    turn = jax.jit(lambda s, k: play_turn(decide, STAGGER_ENV, s, turn_uniforms(k, config.num_envs, STAGGER_ENV)))
+    states, seen = runner.games, []
+    for k in jax.random.split(jax.random.key(1), 20):
+        seen.append(np.asarray(states.turn))
+        states, _ = turn(states, k)
+    np.testing.assert_array_equal(np.bincount(np.concatenate(seen), minlength=20), [10] * 20)
+
+
+def test_episodes_end_in_every_update_and_the_return_pools_them(staggered):
+    """num_envs * num_steps >= episode_turns: the staggered games end exactly two episodes
+    in every update (games ending after turns 1 and 3 of the update, then 5 and 7, ...),
+    and the update's return is their pooled mean."""
+    config, trainer, runner = staggered
+    _, metrics = jax.jit(lambda r: trainer.run(r, 6))(runner)
+    np.testing.assert_array_equal(metrics["episodes"], [2] * 6)
+    np.testing.assert_allclose(metrics["return_per_player"], np.asarray(metrics["episode_return_sum"]) / 2)
+    assert np.all(np.asarray(metrics["episode_return_sum"]) > 0)
 
 
 def member_train(config: RLConfig):
@@ -436,3 +456,37 @@ def test_a_vmapped_population_member_equals_its_run_alone(small, train_alone):
     chex.assert_trees_all_close(member_params, alone.params, rtol=1e-5, atol=1e-6)
     # the members did train differently
     assert not np.allclose(together.params["actor"]["output"]["kernel"][0], together.params["actor"]["output"]["kernel"][1])
+
+
+# --- the on-policy probe ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sharing", ["shared", "independent"])
+def test_probe_rows_are_turn_major_views_of_staggered_games(staggered, sharing):
+    """collect_probe = the agents' staggered games played by the one turn function, each
+    decision's model input kept turn-major per network: row = t * games + g, so a row's
+    game is row % games (independent networks: turn t is player t % 2's)."""
+    from mirror.data.processing import model_inputs
+    from mirror.rl.population import collect_probe
+    from mirror.rl.turns import start_games
+
+    config, _, runner = staggered
+    policy, games, turns = make_policy(config), 5, 6
+    key = jax.random.key(9)
+    inputs, scenarios, idle = collect_probe(policy, runner.params, STAGGER_ENV, key, games, turns, sharing)
+    start_key, turns_key = jax.random.split(key)
+    decide = agent(policy, runner.params)
+    states = start_games(start_key, STAGGER_ENV, games, decide)
+    np.testing.assert_array_equal(states.turn, [0, 4, 8, 12, 16])  # spread over the 20-turn episode
+    views = []
+    for k in jax.random.split(turns_key, turns):
+        states, t = play_turn(decide, STAGGER_ENV, states, turn_uniforms(k, games, STAGGER_ENV))
+        views.append(np.asarray(model_inputs(t.obs)))
+    views = np.stack(views)  # [turns, games, 3W + 4]
+    networks = 1 if sharing == "shared" else 2
+    assert inputs.shape == (networks, turns // networks * games, 100)
+    for n in range(networks):
+        mine = views[n::networks]  # the network's turns
+        for row in range(inputs.shape[1]):
+            np.testing.assert_array_equal(inputs[n, row], mine[row // games, row % games])
+    assert scenarios.shape == inputs.shape[:2] and idle.shape == inputs.shape[:2] + (2,)

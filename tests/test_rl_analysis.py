@@ -438,6 +438,13 @@ def test_learning_curve_figure_lines_and_baselines(tmp_path):
     assert _legend_labels(fig)[:4] == ["D=0", "D=0.5", "D=1", "mean of 3 members"]
     assert "behaviour policy (per member, its colour)" in _legend_labels(fig)
 
+    # The scripted baselines: one more horizontal line each, labelled with its return.
+    fig = rl_figures.learning_curve_figure(turns, returns, behaviour=1.2, oracle=2.9, scripted={"hop_jump": 2.5, "helper (oracle)": 2.7})
+    ax = fig.axes[0]
+    assert [tuple(line.get_ydata()) for line in ax.lines[1:]] == [(1.2, 1.2), (2.9, 2.9), (2.5, 2.5), (2.7, 2.7)]
+    assert _legend_labels(fig)[-2:] == ["hop_jump (2.50)", "helper (oracle) (2.70)"]
+    assert_legends_hide_nothing(fig)
+
 
 def test_checkpoint_cmni_figure_both_probe_sets(tmp_path):
     from test_play_and_figures import assert_legends_hide_nothing
@@ -524,7 +531,9 @@ def _report_run(run_dir, *, networks_per_member=1):
               "probe": {"games": 64, "turns": 30, "seed": 1}, "eval": {"games": 256, "turns": 60}}  # fmt: skip
     (run_dir / "rl_run.json").write_text(json.dumps(rl_run))
     (run_dir / "config.yaml").write_text("seed: 0\nenv:\n  veil: 1.0\nrl:\n  sharing: shared\n  updates: 3\n")
-    summary = {"return_agent": [2.5, 2.0], "return_behaviour": [1.0, 1.1], "return_oracle": [2.4, 2.6], "help_rate": [0.21, 0.1],
+    summary = {"return_agent": [2.5, 2.0], "return_behaviour": [1.0, 1.1], "return_oracle": [2.4, 2.6], "return_hop_jump": 2.1,
+               "return_helper": {"hop_jump": None, "oracle": None}, "return_lone_helper": {"hop_jump": None, "oracle": 2.4},
+               "selected_update": 2, "return_agent_selected": 2.25, "help_rate": [0.21, 0.1],
                "help_when_partner_distressed": [0.64, None], "env_turns": 3 * 131072, "turns_per_s": 250000.0,
                "analysis_config": {"permutations": 200}, "init_null": [{"member": 0, "seeds": 32, "mean": 0.004, "std": 0.001, "p95": 0.0055, "max": 0.006},
                                                                        {"member": 1, "seeds": 32, "mean": 0.004, "std": 0.001, "p95": 0.0055, "max": 0.006}],
@@ -532,7 +541,9 @@ def _report_run(run_dir, *, networks_per_member=1):
                                    {"network": 1, "epoch": 2, "init_onpolicy_seeds": 32, "init_onpolicy_mean": 0.005, "init_onpolicy_std": 0.002}]}}  # fmt: skip
     (run_dir / "summary.json").write_text(json.dumps(summary))
     baselines = {"behaviour": {"return_per_player": [[0.9, 1.1], [1.0, 1.2]], "return": [1.0, 1.1], "help_rate": [0.05, 0.05], "help_when_partner_distressed": [0.1, 0.1], "episodes": [256, 256]},
-                 "oracle": {"return_per_player": [[2.3, 2.5], [2.6, 2.6]], "return": [2.4, 2.6], "help_rate": [0.2, 0.25], "help_when_partner_distressed": [0.7, 0.8], "episodes": [256, 256]}}  # fmt: skip
+                 "oracle": {"return_per_player": [[2.3, 2.5], [2.6, 2.6]], "return": [2.4, 2.6], "help_rate": [0.2, 0.25], "help_when_partner_distressed": [0.7, 0.8], "episodes": [256, 256]},
+                 "hop_jump": {"return_per_player": [[2.0, 2.2], [2.1, 2.1]], "return": [2.1, 2.1], "help_rate": [0.0, 0.0], "help_when_partner_distressed": [0.0, 0.0], "help_when_partner_energy0": [0.0, None], "episodes": [256, 256]},
+                 "lone_helper_oracle": {"return_per_player": [[2.2, 2.4], [2.5, 2.5]], "return": [2.3, 2.5], "help_rate": [0.3, 0.3], "help_when_partner_distressed": [0.75, 0.8], "help_when_partner_energy0": [0.9, 1.0], "episodes": [512, 512]}}  # fmt: skip
     (run_dir / "baselines.json").write_text(json.dumps(baselines))
     with open(run_dir / "rl_metrics.jsonl", "w") as fh:
         for u in (1, 2, 3):
@@ -564,13 +575,18 @@ def test_rl_report_from_the_run_files(tmp_path):
     assert "| 0 | 0 | 0.0003 | 0.0 | 0.5 | 1.0 |" in text and "| 1 | 1 | 0.0003 | 0.5 | 1.0 | 1.0 |" in text
     assert "updates: 3; env turns: 393,216; 250,000 trained turns/s." in text
     # Returns: agents at the last checkpoint (metrics.jsonl), baselines per player, same eval games.
-    assert "agents **[2.500, 2.000]**, behaviour policy [1.000, 1.100], label oracle [2.400, 2.600]" in text
+    assert "agents **[2.500, 2.000]**, behaviour policy [1.000, 1.100], label oracle [2.400, 2.600], hop_jump 2.100" in text
+    assert "lone helper's own (hop_jump -, oracle 2.400)" in text
+    assert "selection games: update 2, return 2.250 in the held-out report games" in text
+    assert "| 1 | hop_jump | 2.100 | 2.100 | 2.100 |" in text and "| 0 | lone helper (oracle) | 2.200 | 2.400 | 2.300 |" in text
     assert "| 0 | agents (last checkpoint) | 3.000 | 3.500 | 3.250 |" in text
     assert "| 1 | behaviour policy | 1.000 | 1.200 | 1.100 |" in text
     assert "| 1 | label oracle | 2.600 | 2.600 | 2.600 |" in text
     # Help rates (a null is shown as '-').
-    assert "| agents | [0.210, 0.100] | [0.640, -] |" in text
-    assert "| label oracle | [0.200, 0.250] | [0.700, 0.800] |" in text
+    assert "| agents | [0.210, 0.100] | [0.640, -] | - |" in text
+    assert "| label oracle | [0.200, 0.250] | [0.700, 0.800] | - |" in text
+    assert "| lone helper (oracle) | [0.300, 0.300] | [0.750, 0.800] | [0.900, 1.000] |" in text
+    assert "helper (hop_jump) |" not in text  # a baseline the run did not score has no row
     # CMNI: peak / final / selected on both probe sets; verdicts name the test and never exceed it.
     assert "| (a) test split | 0.009000 (2) | 0.007000 (3) | 0.009000 (2) |" in text
     assert "| (b) on-policy | 0.011000 (3) | 0.011000 (3) | 0.004000 (2) |" in text

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
@@ -94,6 +95,9 @@ def assert_same_rl_run(a: Path, b: Path):
         ({"population_veils": [0.0, 1.5]}, "rl.population_veils must be a list of numbers in [0, 1]"),
         ({"eval_turns": 100}, "rl.eval_turns must be >= env.episode_turns = 200"),
         ({"probe_turns": 15}, "rl.probe_turns must be an even positive integer"),
+        ({"probe_turns": 202}, "rl.probe_turns must be <= env.episode_turns = 200"),
+        ({"helper_max_partner_energy": -1}, "rl.helper_max_partner_energy must be an integer in [0, env.max_energy = 20]"),
+        ({"helper_min_own_energy": 1.5}, "rl.helper_min_own_energy must be an integer in [0, env.max_energy = 20]"),
         ({"member_batching": "pmap"}, "rl.member_batching must be one of auto, map, vmap"),
     ],
 )
@@ -192,6 +196,8 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     info = read_rl_run(rl_dir)
     assert info["sharing"] == "shared" and info["networks_per_member"] == 1 and info["num_inputs"] == 100
     assert info["probe"] == {"games": 4, "turns": 16, "seed": 0, "stream": 2}
+    assert info["eval"] == {"games": 8, "turns": 200, "seed": 0, "greedy": False, "select_stream": 1, "report_stream": 3}
+    assert info["helper"] == {"max_partner_energy": 0, "min_own_energy": 1}
     assert json.loads((rl_dir / "members.json").read_text()) == [{"seed": 0, "lr": 2.5e-3, "dropout": 0.0, "l2": 0.0, "widths": [17, 17]}]
     # a checkpoint after updates 2, 4 and 6, each with the four items
     assert sorted(int(p.name) for p in (rl_dir / "checkpoints").iterdir()) == [2, 4, 6]
@@ -206,14 +212,26 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     # metrics.jsonl: one line per checkpoint; rl_metrics.jsonl: one per update
     checkpoints = [json.loads(x) for x in (rl_dir / "metrics.jsonl").read_text().splitlines()]
     assert [c["epoch"] for c in checkpoints] == [2, 4, 6] and [c["env_turns"] for c in checkpoints] == [256, 512, 768]
-    assert set(checkpoints[0]) == {"epoch", "env_turns", "return_agent", "return_per_player", "help_rate", "help_when_partner_distressed", "wall_s"}
+    assert set(checkpoints[0]) == {
+        "epoch", "env_turns", "return_agent", "return_per_player", "help_rate", "help_when_partner_distressed",
+        "help_when_partner_energy0", "return_agent_selection", "selected_update", "wall_s",
+    }  # fmt: skip
     updates = read_rl_metrics(rl_dir)
     assert [u["update"] for u in updates] == [1, 2, 3, 4, 5, 6] and [u["env_turns"] for u in updates] == [128 * u for u in range(1, 7)]
-    assert set(updates[0]) == {
-        "update", "env_turns", "return_per_player", "entropy", "policy_loss", "value_loss", "explained_variance",
-        "approx_kl", "help_rate", "help_when_partner_distressed", "wall_s",
-    }  # fmt: skip
-    assert 0 < updates[0]["entropy"] <= np.log(4) + 1e-6 and len(updates[0]["return_per_player"]) == 2
+    for u in updates:  # every key in every update
+        assert set(u) == {
+            "update", "env_turns", "episodes", "return_per_player", "entropy", "policy_loss", "value_loss", "explained_variance",
+            "approx_kl",
+            "help_rate", "help_when_partner_distressed", "wall_s",
+        }  # fmt: skip
+    assert 0 < updates[0]["entropy"] <= np.log(4) + 1e-6
+    # 16 games staggered over the 200-turn episode (turns 0, 12, 24, ..., 186), 8 turns per
+    # update: the games started at 186, 174 and 162 end their episode in updates 2, 4 and 5;
+    # the return of an update without an ended episode is null
+    assert [u["episodes"] for u in updates] == [0, 1, 0, 1, 1, 0]
+    for u in updates:
+        assert len(u["return_per_player"]) == 2
+        assert all(v is None for v in u["return_per_player"]) == (u["episodes"] == 0)
     # the probe set (b) of every checkpoint: 4 games x 16 turns, the model input (§5.6 mask applied)
     probes = read_probes(rl_dir)
     assert probes["inputs"].shape == (3, 1, 64, 100) and probes["inputs"].dtype == np.int8
@@ -223,22 +241,73 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     assert set(np.unique(probes["scenarios"])) <= {0, 1, 2, 3}
     # baselines: the same games as the agent's evaluation, once per member
     baselines = read_baselines(rl_dir)
-    assert set(baselines) == {"behaviour", "oracle"}
+    assert set(baselines) == {
+        "behaviour", "oracle", "hop_jump", "helper_hop_jump", "helper_oracle", "lone_helper_hop_jump",
+        "lone_helper_oracle", "frozen_partner_hop_jump", "frozen_partner_oracle",
+    }  # fmt: skip
     assert baselines["oracle"]["episodes"] == baselines["behaviour"]["episodes"] == [8]  # 8 games x 1 episode
+    assert baselines["lone_helper_oracle"]["episodes"] == [16]  # the helper as Frog, then as Toad
     assert baselines["oracle"]["return"][0] > baselines["behaviour"]["return"][0]
+    for entry in baselines.values():
+        assert set(entry) == {
+            "return_per_player", "return", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0",
+            "energy0_share", "episodes",
+        }  # fmt: skip
+    assert baselines["hop_jump"]["help_rate"] == [0.0]
 
 
 def test_summary_has_the_rl_keys(rl_dir):
     summary = json.loads((rl_dir / "summary.json").read_text())
-    for key in ("return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "env_turns", "turns_per_s", "explained_variance"):
+    for key in ("return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate", "help_when_partner_distressed",
+                "help_when_partner_energy0", "env_turns", "turns_per_s", "explained_variance", "selected_update", "return_agent_selected"):  # fmt: skip
         assert key in summary, key
     assert summary["explained_variance"] == read_rl_metrics(rl_dir)[-1]["explained_variance"]  # the last update's
     assert summary["env_turns"] == 768 and summary["turns_per_s"] > 0
-    assert summary["return_oracle"] == read_baselines(rl_dir)["oracle"]["return"][0]
+    baselines = read_baselines(rl_dir)
+    assert summary["return_oracle"] == baselines["oracle"]["return"][0]
+    assert summary["return_hop_jump"] == baselines["hop_jump"]["return"][0]
+    for name in ("helper", "lone_helper"):
+        assert summary[f"return_{name}"] == {b: baselines[f"{name}_{b}"]["return"][0] for b in ("hop_jump", "oracle")}
     last = json.loads((rl_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert summary["return_agent"] == last["return_agent"]
     assert len(summary["return_agent_per_player"]) == 2
     assert "cmni" in summary or "selected" in summary or len(summary) > 15  # the analysis summary is kept
+
+
+def test_the_checkpoint_is_chosen_in_selection_games_and_reported_in_held_out_ones(rl_dir):
+    """best_epoch is the first highest return in the selection games (stream 1); every
+    reported number (metrics.jsonl, summary.json) is the return in the held-out report
+    games (stream 3): recomputed here for each checkpoint's network in both sets of games."""
+    from mirror.env.validate import env_params_from_dict
+    from mirror.rl.baselines import agent_policy, evaluate
+    from mirror.rl.ppo import policy_logits
+    from mirror.rl.run import REPORT_STREAM, SELECT_STREAM, fixed_key
+
+    lines = [json.loads(x) for x in (rl_dir / "metrics.jsonl").read_text().splitlines()]
+    best, best_update, expected = -np.inf, 0, []
+    for line in lines:
+        if line["return_agent_selection"] > best:
+            best, best_update = line["return_agent_selection"], line["epoch"]
+        expected.append(best_update)
+    run = load_run(rl_dir)
+    assert run.metric("best_epoch")[:, 0].tolist() == expected == [line["selected_update"] for line in lines]
+    summary = json.loads((rl_dir / "summary.json").read_text())
+    assert summary["selected_update"] == expected[-1]
+    assert summary["return_agent_selected"] == next(x["return_agent"] for x in lines if x["epoch"] == expected[-1])
+
+    config = run.config
+    env = env_params_from_dict(config.env)
+
+    def policy(params, obs, player):
+        return policy_logits(params, obs, (17, 17), "relu"), jnp.zeros(obs.shape[0])
+
+    score = jax.jit(lambda params, key: evaluate(agent_policy(policy, params), env, key, 8, 200)["return"])
+    for i, line in enumerate(lines):
+        params = jax.tree.map(lambda x: x[i, 0], run.params)
+        reported = float(score(params, fixed_key(config.seed, REPORT_STREAM)))
+        selection = float(score(params, fixed_key(config.seed, SELECT_STREAM)))
+        np.testing.assert_allclose([reported, selection], [line["return_agent"], line["return_agent_selection"]], rtol=1e-6)
+    assert any(x["return_agent"] != x["return_agent_selection"] for x in lines)  # two different sets of games
 
 
 def test_mirror_cmni_reads_an_rl_run(rl_dir, tmp_path, capsys):

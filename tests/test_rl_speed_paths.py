@@ -1,5 +1,6 @@
-"""The trainer's fast paths against their plain references: the packed-state rollout
-against the public, unpacked env on the same uniforms; the cheap minibatch split."""
+"""The trainer's fast paths against their plain references: the one (packed-state) turn
+function against the public, unpacked env on the same uniforms (`rl_reference.py`), on
+random mid-game states and on staggered games; the cheap minibatch split."""
 
 import chex
 import jax
@@ -7,14 +8,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mirror.env import EnvParams, distressed, initial_state, observe_given_veil, state_from_values, transition
+from mirror.env import EnvParams, state_from_values
 from mirror.env.constants import ACTION_CODES, FROG_IDLE, ROUGH, SOLID
-from mirror.env.noise import noise_from_uniforms, noise_size
 from mirror.env.packed import pack, unpack
 from mirror.rl import RLConfig, make_policy
-from mirror.rl.packed_selfplay import packed_rollout, play_packed_turn, start_packed_games, turn_uniforms
+from mirror.rl.credit import per_player_gae, tail_carry
 from mirror.rl.ppo import init_params, minibatch_order
-from mirror.rl.selfplay import per_player_gae, tail_carry
+from mirror.rl.turns import agent, agent_values, fresh_games, play_turn, rollout, start_games, turn_uniforms
+
+from rl_reference import FIELDS, reference_offsets, reference_start, reference_turn
 
 
 @pytest.mark.parametrize("steps, envs, minibatches", [(8, 16, 4), (5, 12, 3), (4, 6, 4)])
@@ -67,36 +69,6 @@ def _policy_and_params():
     return policy, params
 
 
-def _reference_turn(policy, params, env, state, u):
-    """One turn of a batch of `EnvState`s from the same uniforms, with the public env
-    functions only (`observe_given_veil`, `transition`, `initial_state`, `distressed`)."""
-    n = noise_size(env)
-    batch = jax.vmap
-    player = state.current_player
-    obs = batch(observe_given_veil, in_axes=(0, 0, None, 0))(state, player, env, u[:, n + 4] < env.veil)
-    logits, value = policy(params, obs, player)
-    action = jnp.argmax(logits - jnp.log(-jnp.log(u[:, n : n + 4])), axis=-1)
-    log_prob = jax.nn.log_softmax(logits)[jnp.arange(len(action)), action]
-    partner_d = batch(distressed)(state)[jnp.arange(len(action)), 1 - player]
-    ended = batch(transition, in_axes=(0, 0, 0, None))(state, action, noise_from_uniforms(u[:, :n], env), env)
-    done = ended.turn >= env.episode_turns
-    views = [
-        batch(observe_given_veil, in_axes=(0, None, None, 0))(ended, p, env, u[:, n + 5 + p] < env.veil) for p in (0, 1)
-    ]
-    terminal = jnp.stack([policy(params, v, jnp.full(len(action), p))[1] for p, v in enumerate(views)], axis=-1)
-    fresh = jax.vmap(lambda s: initial_state(jax.random.key(0), env).replace(flies=s < env.fly_spawn_prob))(
-        u[:, : env.world_width]
-    )
-    after = jax.tree_util.tree_map(lambda f, s: jnp.where(done.reshape((-1,) + (1,) * (s.ndim - 1)), f, s), fresh, ended)
-    expected = dict(
-        obs=obs, player=player, action=action, log_prob=log_prob, value=value,
-        gains=(ended.score - state.score).astype(jnp.float32), done=done,
-        terminal_value=terminal * done[:, None], partner_distressed=partner_d,
-        episode_score=jnp.where(done[:, None], ended.score, 0),
-    )
-    return after, expected
-
-
 def _random_states(key, games, env):
     """Mid-game states: rough ground, flies, any positions, energies (0 included), shown
     actions, pending obstacles, turns and players (games out of step with each other)."""
@@ -118,6 +90,11 @@ def _random_states(key, games, env):
     )
 
 
+def _fast_turn(policy, params, env):
+    """The library's one turn function with the agent deciding, as the trainer plays it."""
+    return jax.jit(lambda s, u: play_turn(agent(policy, params), env, s, u, agent_values(policy, params)))
+
+
 def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
     """20 turns of 8 games from random mid-game states (episode ends, veiled views, every
     action, partners in distress): each field of every `Transition` and every game state
@@ -126,13 +103,14 @@ def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
     games, turns = 8, 20
     state = _random_states(jax.random.key(0), games, ENV)
     packed = jax.vmap(pack)(state)
-    fast_turn = jax.jit(lambda s, u: play_packed_turn(policy, params, ENV, s, u))
-    reference_turn = jax.jit(lambda s, u: _reference_turn(policy, params, ENV, s, u))
+    fast_turn = _fast_turn(policy, params, ENV)
+    slow_turn = jax.jit(lambda s, u: reference_turn(policy, params, ENV, s, u))
     seen_actions, veiled_views, ends, distress = set(), 0, 0, 0
     for t, key in enumerate(jax.random.split(jax.random.key(1), turns)):
         u = turn_uniforms(key, games, ENV)
         packed, got = fast_turn(packed, u)
-        state, expected = reference_turn(state, u)
+        state, expected = slow_turn(state, u)
+        assert sorted(expected) == sorted(FIELDS) == sorted(got._fields)
         for name, value in expected.items():
             np.testing.assert_allclose(getattr(got, name), value, rtol=1e-6, atol=1e-6, err_msg=f"turn {t}: {name}")
         chex.assert_trees_all_equal(jax.vmap(unpack, in_axes=(0, None))(packed, ENV.world_width), state)
@@ -144,14 +122,42 @@ def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
     assert seen_actions == {0, 1, 2, 3} and veiled_views > 0 and ends >= 16 and distress > 0
 
 
-def test_packed_rollout_matches_its_turns_and_closes_with_the_lookahead():
-    """`packed_rollout` = its turns scanned, then one look-ahead turn whose next values
-    are both players' values of their views after it."""
+def test_staggered_games_and_their_turns_equal_the_unpacked_reference():
+    """The trainer's start (each game played alone by the agent for its own even offset)
+    and then 8 turns of the staggered games equal the plain reference field by field, and
+    the games really are out of step: every phase of the 6-turn episode is in play."""
     policy, params = _policy_and_params()
-    packed = start_packed_games(jax.random.key(2), ENV, 8)
-    final, transitions, lookahead = jax.jit(lambda s, k: packed_rollout(policy, params, ENV, s, k, 7))(
-        packed, jax.random.key(3)
-    )
+    games = 6
+    key = jax.random.key(4)
+    packed = jax.jit(lambda k: start_games(k, ENV, games, agent(policy, params)))(key)
+    state = reference_start(policy, params, ENV, key, games)
+    chex.assert_trees_all_equal(jax.vmap(unpack, in_axes=(0, None))(packed, ENV.world_width), state)
+    np.testing.assert_array_equal(packed.turn, reference_offsets(games, 6))
+    np.testing.assert_array_equal(packed.turn, [0, 0, 2, 2, 4, 4])
+    assert not np.any(packed.current_player)  # even offsets: Frog moves first everywhere
+    fast_turn = _fast_turn(policy, params, ENV)
+    slow_turn = jax.jit(lambda s, u: reference_turn(policy, params, ENV, s, u))
+    done = []
+    for t, k in enumerate(jax.random.split(jax.random.key(5), 8)):
+        u = turn_uniforms(k, games, ENV)
+        packed, got = fast_turn(packed, u)
+        state, expected = slow_turn(state, u)
+        for name in FIELDS:
+            np.testing.assert_allclose(getattr(got, name), expected[name], rtol=1e-6, atol=1e-6, err_msg=f"turn {t}: {name}")
+        done.append(np.asarray(got.done))
+    # games end where their offset says: after turns 5, 3 and 1 of the episode's 6 (then every 6)
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(done)[:, 0]), [5])
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(done)[:, 2]), [3])
+    np.testing.assert_array_equal(np.flatnonzero(np.asarray(done)[:, 4]), [1, 7])
+
+
+def test_rollout_matches_its_turns_and_closes_with_the_lookahead():
+    """`rollout` = its turns scanned, then one look-ahead turn whose next values are both
+    players' values of their views after it."""
+    policy, params = _policy_and_params()
+    packed = fresh_games(jax.random.key(2), ENV, 8)  # all at turn 0
+    play = jax.jit(lambda s, k: rollout(agent(policy, params), agent_values(policy, params), ENV, s, k, 7))
+    final, transitions, lookahead = play(packed, jax.random.key(3))
     assert transitions.obs.shape == (7, 8, 3 * ENV.world_width + 4)
     np.testing.assert_array_equal(transitions.player[:, 0], [0, 1, 0, 1, 0, 1, 0])
     np.testing.assert_array_equal(transitions.done[:, 0], [0, 0, 0, 0, 0, 1, 0])
@@ -175,7 +181,8 @@ def test_packed_truncation_bootstraps_from_the_pre_reset_view():
         ground=[1] * 32, flies=[False] * 32, position=(15, 16), energy=(7, 3), turn=9, current_player=1
     )
     packed = jax.tree_util.tree_map(lambda x: x[None], pack(state))
-    play = jax.jit(lambda s, k: packed_rollout(_energy_critic, None, env, s, k, num_steps=1))
+    critic = (agent(_energy_critic, None), agent_values(_energy_critic, None))
+    play = jax.jit(lambda s, k: rollout(*critic, env, s, k, num_steps=1))
     _, transitions, lookahead = play(packed, jax.random.key(1))
     assert bool(transitions.done[0, 0]) and int(transitions.player[0, 0]) == 1
     np.testing.assert_allclose(transitions.terminal_value[0, 0], [7, 3])

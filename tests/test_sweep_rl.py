@@ -134,17 +134,17 @@ def test_a_supervised_sweep_refuses_an_rl_section(tmp_path):
 def test_rl_outcomes_pick_the_trials_networks():
     line = {"epoch": 40, "env_turns": 81920, "return_agent": [1.0, 3.0, 5.0, None], "help_rate": [0.1, 0.2, 0.3, 0.4],
             "help_when_partner_distressed": [0.5, 0.6, None, 0.8]}  # fmt: skip
-    per_member = {"behaviour": [{"return": -1.5}, {"return": -2.5}], "oracle": {"return": [7.0, 9.0]}}
+    per_member = {"behaviour": [{"return": -1.5}, {"return": -2.5}], "oracle": {"return": [7.0, 9.0]}, "hop_jump": {"return": [6.0, 8.0]}}
     # Independent member 1: networks 2 and 3 (means over them, nulls skipped).
     assert rl_outcomes(line, per_member, 1, [2, 3]) == {
         "updates": 40, "env_turns": 81920, "return_agent": 5.0, "return_behaviour": -2.5, "return_oracle": 9.0,
-        "help_rate": pytest.approx(0.35), "help_when_partner_distressed": 0.8,
+        "return_hop_jump": 8.0, "help_rate": pytest.approx(0.35), "help_when_partner_distressed": 0.8,
     }  # fmt: skip
     # A single network's run stores scalars.
     single = {"epoch": 2, "env_turns": 64, "return_agent": 4.5, "help_rate": 0.25, "help_when_partner_distressed": None}
     assert rl_outcomes(single, {"behaviour": {"return": 1.0}}, 0, [0]) == {
         "updates": 2, "env_turns": 64, "return_agent": 4.5, "return_behaviour": 1.0, "return_oracle": None,
-        "help_rate": 0.25, "help_when_partner_distressed": None,
+        "return_hop_jump": None, "help_rate": 0.25, "help_when_partner_distressed": None,
     }  # fmt: skip
 
 
@@ -213,9 +213,9 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     sweep_dir = tmp_path / "out"
     help_rates = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
     for trial, help_rate in zip(sweep.trials[:-1], help_rates):  # the last trial is unfinished
-        _write_result(sweep_dir, trial, return_agent=10.0 + trial.index, return_behaviour=-3.0, return_oracle=12.0, help_rate=help_rate,
-                      help_when_partner_distressed=2 * help_rate, cmni=0.01 * trial.index, cmni_onpolicy=None, peak=0.9, env_turns=64, updates=4,
-                      p_init=0.01 * (1 + trial.index), p_init_onpolicy=None)  # fmt: skip
+        _write_result(sweep_dir, trial, return_agent=10.0 + trial.index, return_behaviour=-3.0, return_oracle=12.0, return_hop_jump=11.0,
+                      help_rate=help_rate, help_when_partner_distressed=2 * help_rate, cmni=0.01 * trial.index, cmni_onpolicy=None, peak=0.9,
+                      env_turns=64, updates=4, p_init=0.01 * (1 + trial.index), p_init_onpolicy=None)  # fmt: skip
     summary = write_summary(sweep, sweep_dir)
     assert summary["finished"] == 7 and summary["trials"] == 8
     rows = read_csv(sweep_dir / "summary.csv")
@@ -232,9 +232,9 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
     assert [(r["trial"], r["update"], r["cmni"]) for r in top[:1]] == [("0", "2", "0.9")]
     assert (sweep_dir / "figures" / "help_vs_theory.png").stat().st_size > 10_000
     report = (sweep_dir / "report.md").read_text()
-    assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 0.6 | 1.2 | 0.06 | - | 0/1 | - |" in report
+    assert "7 of 8 trials finished" in report and "| 1 | 0 | 0.5 | 1 | 16 | -3 | 12 | 11 | 0.6 | 1.2 | 0.06 | - | 0/1 | - |" in report
     # Mean ± sample sd over the seeds: trials 2 and 3; p_init 0.01 (trial 0) .. 0.07 (trial 6): 5 of 7 at or below 0.05.
-    assert "| 0 | 0 | 0.5 | 2 | 12.5 ± 0.71 | -3 ± 0 | 12 ± 0 | 0.25 ± 0.071 | 0.5 ± 0.14 | 0.025 ± 0.0071 | - | 2/2 | - |" in report
+    assert "| 0 | 0 | 0.5 | 2 | 12.5 ± 0.71 | -3 ± 0 | 12 ± 0 | 11 ± 0 | 0.25 ± 0.071 | 0.5 ± 0.14 | 0.025 ± 0.0071 | - | 2/2 | - |" in report
     assert "above the random-init null" in report and "5/7 on probe set (a), not tested on the on-policy probe set (b)" in report
 
 
@@ -277,6 +277,7 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
         assert (result["dependency"], result["updates"], result["env_turns"]) == (dependency, 4, 4 * 16 * 8)
         assert result["return_behaviour"] == baselines["behaviour"]["return"][member]
         assert result["return_oracle"] == baselines["oracle"]["return"][member]
+        assert result["return_hop_jump"] == baselines["hop_jump"]["return"][member]
         for key in ("return_agent", "help_rate", "help_when_partner_distressed"):
             assert result[key] == lines[4][key][member]
         # Its networks' checkpoints and on-policy probes, read through population.json.

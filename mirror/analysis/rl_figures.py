@@ -1,8 +1,8 @@
 """The figures of RL runs as PNG files (matplotlib, Agg canvas; no pyplot state).
 
 - `plot_learning_curve`: mean return per player per episode against env turns (one line
-  per population member, their mean bold), with the behaviour and label-oracle policies'
-  returns as horizontal lines;
+  per population member, their mean bold), with the behaviour, label-oracle and scripted
+  baselines' returns (hop_jump, helper and lone helper on both bases) as horizontal lines;
 - `plot_checkpoint_cmni`: the CMNI of one network across checkpoints on both probe sets,
   (a) the supervised test split and (b) the agents' own on-policy states, with the
   random-initialisation null band and, as filled or hollow dots, each checkpoint's
@@ -26,6 +26,8 @@ from mirror.analysis.figures import focus_on_curves, save_figure
 
 MEMBER_COLOURS = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#c62828", "#00838f", "#827717", "#4e342e")
 BEHAVIOUR_COLOUR, ORACLE_COLOUR = "#757575", "#d81b60"
+# The scripted baselines' lines: (colour, dash style) in the order they are given.
+SCRIPTED_STYLES = (("#6d4c41", "-."), ("#00897b", (0, (5, 2))), ("#00897b", (0, (1, 2))), ("#8e24aa", (0, (5, 2))), ("#8e24aa", (0, (1, 2))))
 TEST_COLOUR, ONPOLICY_COLOUR = "#2e7d32", "#1565c0"  # probe set (a) the test split, (b) on-policy states
 SWEEP_METRIC_LABELS = {
     "help_rate": "help rate",
@@ -47,10 +49,12 @@ def plot_learning_curve(path, env_turns, returns, **kwargs):
     return save_figure(learning_curve_figure(env_turns, returns, **kwargs), path)
 
 
-def learning_curve_figure(env_turns, returns, *, behaviour=None, oracle=None, member_labels=None, title="") -> Figure:
+def learning_curve_figure(env_turns, returns, *, behaviour=None, oracle=None, scripted=None, member_labels=None, title="") -> Figure:
     """env_turns[updates]; returns[updates] or [updates, members]: the mean return per player
     per episode; behaviour / oracle: the baselines' return, a scalar or float[members]
-    (members of different env params have their own baselines, drawn in their colour)."""
+    (members of different env params have their own baselines, drawn in their colour);
+    scripted: {label: return} of more baselines (e.g. "hop_jump", "helper (oracle)"),
+    drawn the same way (None values are skipped)."""
     x = np.asarray(env_turns, float)
     y = np.asarray(returns, float).reshape(len(x), -1)
     members = y.shape[1]
@@ -65,7 +69,11 @@ def learning_curve_figure(env_turns, returns, *, behaviour=None, oracle=None, me
     if members > 1:
         ax.plot(x, np.nanmean(y, axis=1), color="black", lw=2.2)
         handles.append(Line2D([], [], color="black", lw=2.2, label=f"mean of {members} members"))
-    for value, name, style, line_colour in ((behaviour, "behaviour policy", "--", BEHAVIOUR_COLOUR), (oracle, "label oracle", ":", ORACLE_COLOUR)):
+    lines = [(behaviour, "behaviour policy", "--", BEHAVIOUR_COLOUR), (oracle, "label oracle", ":", ORACLE_COLOUR)]
+    for i, (name, value) in enumerate((scripted or {}).items()):
+        line_colour, style = SCRIPTED_STYLES[i % len(SCRIPTED_STYLES)]
+        lines.append((value, name, style, line_colour))
+    for value, name, style, line_colour in lines:
         if value is None:
             continue
         levels = _per_member_baseline(value, members)

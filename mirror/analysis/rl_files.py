@@ -4,9 +4,12 @@ for the analysis and the report: plain JSON / JSON-lines parsing, nothing restor
     RUN_DIR/rl_run.json       marks an RL run: sharing, networks_per_member, members, probe, eval
     RUN_DIR/rl_metrics.jsonl  one line per update: env_turns, return_per_player ([2] or
                               [members][2]), help rates, losses, ... (NaN written as null)
-    RUN_DIR/baselines.json    {"behaviour": ..., "oracle": ...}: return_per_player, return,
-                              help_rate, help_when_partner_distressed, episodes; per member
-                              as lists (or a list of one dict per member), scalars for one
+    RUN_DIR/baselines.json    {"behaviour": ..., "oracle": ..., "hop_jump": ..., "helper_<base>",
+                              "lone_helper_<base>", "frozen_partner_<base>": ...}:
+                              return_per_player, return, help_rate,
+                              help_when_partner_distressed, help_when_partner_energy0,
+                              energy0_share, episodes; per member as lists (or a list of one
+                              dict per member), scalars for one
 """
 
 import json
@@ -18,6 +21,14 @@ from mirror.rl.checkpoints import BASELINES_FILE, RL_METRICS_FILE, RL_RUN_FILE, 
 from mirror.train.checkpoints import json_lines
 
 BASELINE_POLICIES = ("behaviour", "oracle")
+# The scripted baselines shown beside them (learning curve, report): (baselines.json name, label).
+SCRIPTED_LINES = (
+    ("hop_jump", "hop_jump"),
+    ("helper_hop_jump", "helper (hop_jump)"),
+    ("lone_helper_hop_jump", "lone helper (hop_jump)"),
+    ("helper_oracle", "helper (oracle)"),
+    ("lone_helper_oracle", "lone helper (oracle)"),
+)
 
 
 def read_json(path) -> dict | None:

@@ -172,7 +172,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     from mirror.analysis.analyse import init_draws
     from mirror.analysis.cmni import ACTOR_CRITIC_INIT
     from mirror.analysis.onpolicy import onpolicy_cmni
-    from mirror.analysis.rl_files import BASELINES_FILE, RL_RUN_FILE, baseline, read_json
+    from mirror.analysis.rl_files import BASELINES_FILE, RL_RUN_FILE, SCRIPTED_LINES, baseline, read_json
     from mirror.data.split import TEST
     from mirror.data.store import load_dataset
     from mirror.train.checkpoints import load_run
@@ -261,15 +261,16 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
                 title="CMNI across checkpoints on both probe sets" + (f" (network {n})" if len(networks) > 1 else ""),
             )
         )  # fmt: skip
-    # The learning curve: the agents' return in the fixed-key eval games of every checkpoint
-    # (the baselines' games). Training-game returns (rl_metrics.jsonl) exist only for the
-    # updates in which an episode ended: games start together, so most updates end none.
+    # The learning curve: the agents' return in the fixed-key report games of every
+    # checkpoint (the baselines' games), not the training games' (rl_metrics.jsonl).
     members = len(rl_run.get("members", [])) or max(1, len(networks) // per_member)
     baselines = read_json(run.run_dir / BASELINES_FILE)
+    scripted = {label: baseline(baselines, policy, "return", members) for policy, label in SCRIPTED_LINES}
     written.append(
         rl_figures.plot_learning_curve(
             fig_dir / "learning_curve.png", metrics["env_turns"][:, 0], metrics["return_agent"][:, ::per_member],
             behaviour=baseline(baselines, "behaviour", "return", members), oracle=baseline(baselines, "oracle", "return", members),
+            scripted={k: v for k, v in scripted.items() if v is not None},
         )
     )  # fmt: skip
     return RunAnalysis(run, config, analysis, out, written, Path(dataset.path), int(test.sum()), time.perf_counter() - start, onpolicy)

@@ -12,19 +12,20 @@ rounds, spread evenly over [0, R): from then on, at every collection step the ga
 cover every round of the episode equally (to within one game), whatever the number of
 rows asked for. The burn-in plays real rounds under the behaviour policy, so each game
 is in a state the rollout really reaches at that round; its rows are not kept.
+(`phase_offsets` and the masked `burn_in` loop are `mirror.env.rollout`'s, shared with
+the RL trainer and its on-policy probe.)
 """
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mirror.env.noise import noise_size
 from mirror.env.observation import observe_given_veil
 from mirror.env.packed import PackedState, unpack
 from mirror.env.params import EnvParams
-from mirror.env.rollout import batch_step
+from mirror.env.rollout import batch_step, burn_in, phase_offsets  # noqa: F401  (phase_offsets re-exported)
 
 
 class FrogRows(NamedTuple):
@@ -49,12 +50,6 @@ def episode_rounds(params: EnvParams) -> int:
     return params.episode_turns // 2
 
 
-def phase_offsets(num_games: int, rounds: int) -> np.ndarray:
-    """int32[num_games]: game g's burn-in rounds, g * rounds // num_games, so the offsets
-    cover [0, rounds) evenly (each round by the same number of games, to within one)."""
-    return (np.arange(num_games, dtype=np.int64) * rounds // num_games).astype(np.int32)
-
-
 def _play_round(params: EnvParams, probs, states: PackedState, round_key: jax.Array):
     """Frog's turn then Toad's for every game. Returns (states, veiled bool[games]): whether
     Frog's observation at the start of the round is veiled (drawn with the round's noise)."""
@@ -67,27 +62,16 @@ def _play_round(params: EnvParams, probs, states: PackedState, round_key: jax.Ar
 
 def make_burn_in(params: EnvParams, num_games: int, probs):
     """Returns jitted `burn_in(key, states, offsets) -> states`: game g plays offsets[g]
-    rounds (offsets int32[num_games] in [0, episode rounds)), the others wait.
-
-    One scan over the longest offset; a game past its own offset keeps its state.
-    """
+    rounds (offsets int32[num_games] in [0, episode rounds)), the others wait
+    (`mirror.env.rollout.burn_in`, with round i's key the i-th of `key`'s split)."""
     rounds = episode_rounds(params)
 
     @jax.jit
-    def burn_in(key: jax.Array, states: PackedState, offsets: jax.Array):
-        def round_(states, step):
-            index, round_key = step
-            played, _ = _play_round(params, probs, states, round_key)
-            go = index < offsets
-            return jax.tree_util.tree_map(
-                lambda new, old: jnp.where(go.reshape(go.shape + (1,) * (old.ndim - 1)), new, old), played, states
-            ), None
+    def burn_in_rounds(key: jax.Array, states: PackedState, offsets: jax.Array):
+        keys = jax.random.split(key, rounds - 1)
+        return burn_in(lambda s, k: _play_round(params, probs, s, k)[0], states, offsets, lambda i: keys[i])
 
-        steps = (jnp.arange(rounds - 1), jax.random.split(key, rounds - 1))
-        states, _ = jax.lax.scan(round_, states, steps)
-        return states
-
-    return burn_in
+    return burn_in_rounds
 
 
 def make_collect(params: EnvParams, num_games: int, num_rounds: int, probs):

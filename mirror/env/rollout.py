@@ -2,6 +2,11 @@
 
 Per turn, one RNG call draws every game's noise and action uniforms as a `[games, n]`
 block, which is much cheaper than splitting a key per game.
+
+**Staggered phases.** Games that all start at turn 0 stay in step: every batch of turns
+then shows the same phase of every episode. `phase_offsets` spreads games evenly over
+an episode and `burn_in` plays each game alone for its own offset (the dataset pipeline
+and the RL trainer and probe both start their games this way).
 """
 
 from typing import NamedTuple
@@ -65,6 +70,28 @@ def _fresh_state(fly_spawn_u: jax.Array, params: EnvParams) -> PackedState:
 def start_games(key: jax.Array, params: EnvParams, num_games: int) -> PackedState:
     """Packed start states of `num_games` games, one key each."""
     return jax.vmap(lambda k: pack(initial_state(k, params)))(jax.random.split(key, num_games))
+
+
+def phase_offsets(num_games: int, periods) -> jax.Array:
+    """int32[num_games]: game g's offset g * periods // num_games, so the offsets cover
+    [0, periods) evenly (each period by the same number of games, to within one).
+    `periods` may be traced (e.g. from a traced `EnvParams.episode_turns`)."""
+    return (jnp.arange(num_games, dtype=jnp.int32) * periods // num_games).astype(jnp.int32)
+
+
+def burn_in(play, states, offsets: jax.Array, step_key):
+    """Game g plays offsets[g] steps of `play(states, key) -> states` while the others
+    wait: a game past its own offset keeps its state. `step_key(i)` is the key of step i
+    (the same for every game). One loop up to the largest offset (offsets may be traced)."""
+
+    def step(i, states):
+        played = play(states, step_key(i))
+        go = i < offsets
+        return jax.tree_util.tree_map(
+            lambda new, old: jnp.where(go.reshape(go.shape + (1,) * (old.ndim - 1)), new, old), played, states
+        )
+
+    return jax.lax.fori_loop(0, jnp.max(offsets), step, states)
 
 
 def games_sharding(num_games: int):

@@ -10,8 +10,11 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                {seed, lr, dropout: 0.0, l2: 0.0, widths} (a transformer
                                torso's widths: its blocks' MLP hidden units, the CMNI layers)
     RUN_DIR/rl_run.json        marks an RL run: sharing, networks_per_member, num_inputs,
-                               members (RLMember.to_dict()), probe {games, turns, seed},
-                               eval {games, turns, seed, greedy}
+                               members (RLMember.to_dict()), probe {games, turns, seed,
+                               stream}, eval {games, turns, seed, greedy, select_stream
+                               (the games that choose the best checkpoint), report_stream
+                               (the held-out games of every reported number)}, helper
+                               {max_partner_energy, min_own_energy}
     RUN_DIR/checkpoints/<U>/   Orbax checkpoint after update U (every rl.checkpoint_every), items
                                "params"   the actor alone: torso and logits, no critic or
                                           value head (the supervised MLP's or transformer's
@@ -25,22 +28,33 @@ The layout extends the supervised run directory (`mirror.train.checkpoints`), so
                                           §5.6 mask applied, as the dataset's `inputs`),
                                           scenarios int8[networks, rows], idle_shown
                                           bool[networks, rows, 2] (as the dataset's)
-                               "metadata" JSON: epoch (= U), best_epoch (highest eval return so
-                                          far), best_return_agent, config_hash, rl_config_hash
+                               "metadata" JSON: epoch (= U), best_epoch (highest return in
+                                          the selection games so far), best_return_agent
+                                          (that return), config_hash, rl_config_hash
     RUN_DIR/metrics.jsonl      one line per checkpoint (written and fsynced before it): epoch,
                                env_turns, return_agent, return_per_player, help_rate,
-                               help_when_partner_distressed, wall_s (per-network lists when
-                               there is more than one network, else scalars)
-    RUN_DIR/rl_metrics.jsonl   one line per update: update, env_turns, return_per_player ([2],
-                               or [members][2]), entropy, policy_loss, value_loss (in the
-                               critic's units: normalised with rl.value_norm),
+                               help_when_partner_distressed, help_when_partner_energy0 (all
+                               in the held-out report games), return_agent_selection (in the
+                               selection games), selected_update (best_epoch so far), wall_s
+                               (per-network lists when there is more than one network, else
+                               scalars)
+    RUN_DIR/rl_metrics.jsonl   one line per update: update, env_turns, episodes (that ended in
+                               the update), return_per_player ([2], or [members][2]: pooled
+                               over those episodes; null when none ended, which staggered
+                               games avoid when num_envs * num_steps >= episode_turns and
+                               num_steps is even), entropy, policy_loss,
+                               value_loss in the critic's units (normalised with rl.value_norm),
                                explained_variance (1 - Var(target - value) / Var(target) over
                                the update's decisions, reward units), approx_kl, help_rate,
                                help_when_partner_distressed, wall_s (training seconds so far);
                                per-member lists for populations; NaN -> null
-    RUN_DIR/baselines.json     {"behaviour": {...}, "oracle": {...}}, each value a per-member list:
-                               return_per_player, return, help_rate,
-                               help_when_partner_distressed, episodes (the agent's eval games)
+    RUN_DIR/baselines.json     {policy: {...}} for the behaviour policy and every scripted
+                               baseline (`mirror.rl.baselines.SCRIPTED_BASELINES`: oracle,
+                               hop_jump, helper_<base>, lone_helper_<base>,
+                               frozen_partner_<base>, base in hop_jump, oracle), each value a
+                               per-member list: return_per_player, return, help_rate,
+                               help_when_partner_distressed, help_when_partner_energy0,
+                               energy0_share, episodes (the agents' report games)
 
 Readers for the analysis and the sweeps: `is_rl_run`, `read_rl_run`, `read_probes`,
 `read_rl_metrics`, `read_baselines`. Every item is read through
@@ -60,6 +74,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mirror.errors import CheckpointError, TrainError
+from mirror.rl.baselines import BASES
 from mirror.train.checkpoints import (
     CHECKPOINT_DIR,
     POPULATION_FILE,
@@ -237,16 +252,25 @@ def _mean(values) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def _baseline_mean(baselines: dict, policy: str, key: str = "return"):
+    entry = baselines.get(policy)
+    return None if entry is None or entry.get(key) is None else _mean(entry[key])
+
+
 def rl_summary(run_dir) -> dict:
     """The RL keys of a run's summary.json, from its last checkpoint's line, the baselines
     and rl_metrics.jsonl. Scalars are means over members (members' own values in the
     `_per_member` lists); per-player returns are [Frog, Toad] of the first member.
 
-    return_agent/behaviour/oracle: mean own score per player per complete episode in the
-    fixed-key eval games; help_rate, help_when_partner_distressed: the agent's, same games;
-    env_turns: trained turns, all members together; turns_per_s: env_turns per second of
-    training (compiled intervals; compile, evaluation and checkpoints excluded);
-    explained_variance: the critic's, at the last update (None for runs before it was logged)."""
+    return_agent/behaviour/oracle/hop_jump: mean own score per player per complete episode
+    in the held-out report games; return_helper, return_lone_helper: {"hop_jump": x,
+    "oracle": y} by base (a lone helper's own return); help_rate,
+    help_when_partner_distressed, help_when_partner_energy0: the agent's, same games;
+    selected_update: the checkpoint chosen in the selection games (first member),
+    return_agent_selected: its return in the report games; env_turns: trained turns, all
+    members together; turns_per_s: env_turns per second of training (compiled intervals;
+    compile, evaluation and checkpoints excluded); explained_variance: the critic's, at the
+    last update (None for runs before it was logged)."""
     run_dir = Path(run_dir)
     info = read_rl_run(run_dir)
     n_per = info["networks_per_member"]
@@ -256,8 +280,10 @@ def rl_summary(run_dir) -> dict:
     last = lines[-1]
     members = len(info["members"])
 
-    def per_member(key):
-        value = last[key]
+    def per_member(key, line=last):
+        value = line.get(key)
+        if value is None:
+            return [None] * members
         return value[::n_per] if members * n_per > 1 else [value]
 
     baselines = read_baselines(run_dir)
@@ -266,16 +292,29 @@ def rl_summary(run_dir) -> dict:
     explained = updates[-1].get("explained_variance") if updates else None
     explained = explained if isinstance(explained, list) else [explained]
     env_turns = int(last["env_turns"]) * members
+    by_epoch = {int(line["epoch"]): line for line in lines}
+    selected = per_member("selected_update")
+    selected_returns = [
+        per_member("return_agent", by_epoch[int(u)])[m] if u is not None and int(u) in by_epoch else None
+        for m, u in enumerate(selected)
+    ]
     out = {
         "updates": int(last["epoch"]),
         "members": members,
         "return_agent": _mean(per_member("return_agent")),
-        "return_behaviour": _mean(baselines["behaviour"]["return"]),
-        "return_oracle": _mean(baselines["oracle"]["return"]),
+        "return_behaviour": _baseline_mean(baselines, "behaviour"),
+        "return_oracle": _baseline_mean(baselines, "oracle"),
+        "return_hop_jump": _baseline_mean(baselines, "hop_jump"),
+        "return_helper": {b: _baseline_mean(baselines, f"helper_{b}") for b in BASES},
+        "return_lone_helper": {b: _baseline_mean(baselines, f"lone_helper_{b}") for b in BASES},
+        "return_frozen_partner": {b: _baseline_mean(baselines, f"frozen_partner_{b}") for b in BASES},
         "help_rate": _mean(per_member("help_rate")),
         "help_when_partner_distressed": _mean(per_member("help_when_partner_distressed")),
-        "help_rate_behaviour": _mean(baselines["behaviour"]["help_rate"]),
-        "help_rate_oracle": _mean(baselines["oracle"]["help_rate"]),
+        "help_when_partner_energy0": _mean(per_member("help_when_partner_energy0")),
+        "help_rate_behaviour": _baseline_mean(baselines, "behaviour", "help_rate"),
+        "help_rate_oracle": _baseline_mean(baselines, "oracle", "help_rate"),
+        "selected_update": selected[0],
+        "return_agent_selected": _mean(selected_returns),
         "env_turns": env_turns,
         "train_wall_s": wall,
         "turns_per_s": env_turns / wall if wall > 0 else None,

@@ -184,7 +184,13 @@ class RunSettings:
                       every game completes an episode)
     probe_games, probe_turns  the on-policy probe set (b) at each checkpoint: games x turns
                       decisions, all of them for a shared network, each player's half for
-                      an independent one (probe_turns even)
+                      an independent one (probe_turns even, <= env.episode_turns: the games
+                      are staggered over the episode and none shows an episode turn twice)
+    helper_max_partner_energy, helper_min_own_energy  K and M of the scripted helper
+                      baseline (spec §9): help when the partner's energy <= K and one's own
+                      >= M (and the partner is in reach). Defaults K = 0 (the partner is
+                      stalled: at energy 0 it can neither hop nor leap) and M = 1 (a help
+                      with no energy does nothing); integers in [0, env.max_energy]
     """
 
     ppo: RLConfig
@@ -196,8 +202,10 @@ class RunSettings:
     member_batching: str = "auto"
     eval_games: int = 256
     eval_turns: int = 400
-    probe_games: int = 16
-    probe_turns: int = 256
+    probe_games: int = 64
+    probe_turns: int = 64
+    helper_max_partner_energy: int = 0
+    helper_min_own_energy: int = 1
 
 
 POPULATION_LISTS = (
@@ -205,13 +213,15 @@ POPULATION_LISTS = (
     "population_dependencies", "population_veils",
 )  # fmt: skip
 RUN_INTS = ("eval_games", "eval_turns", "probe_games", "probe_turns")
+HELPER_ENERGIES = ("helper_max_partner_energy", "helper_min_own_energy")
 
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_run_fields(values: dict, episode_turns: int) -> None:
+def _check_run_fields(values: dict, env_params) -> None:
+    episode_turns, max_energy = int(env_params.episode_turns), int(env_params.max_energy)
     for name in POPULATION_LISTS:
         value = values.get(name, ())
         if not isinstance(value, (list, tuple)):
@@ -240,6 +250,12 @@ def _check_run_fields(values: dict, episode_turns: int) -> None:
         _fail("eval_turns", f">= env.episode_turns = {episode_turns} (so that episodes complete)", values["eval_turns"])
     if values.get("probe_turns", RunSettings.probe_turns) % 2:
         _fail("probe_turns", "an even positive integer (each player decides every second turn)", values["probe_turns"])
+    if values.get("probe_turns", RunSettings.probe_turns) > episode_turns:
+        _fail("probe_turns", f"<= env.episode_turns = {episode_turns} (no probe game shows an episode turn twice)", values["probe_turns"])
+    for name in HELPER_ENERGIES:
+        value = values.get(name, getattr(RunSettings, name))
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= max_energy:
+            _fail(name, f"an integer in [0, env.max_energy = {max_energy}]", value)
 
 
 def rl_settings(config) -> RunSettings:
@@ -273,7 +289,7 @@ def rl_settings(config) -> RunSettings:
         raise RLConfigError("model.transformer.residual_neurons = true is supervised-only: the RL torso reads out its blocks' MLP units; set it to false")
     torso = model.transformer.as_tuple() if model.kind == "transformer" else ()
     ppo = make_config(**ppo_values, hidden=tuple(model.widths), transformer=torso, activation=model.activation, seed=config.seed)
-    _check_run_fields(values, config.env_params.episode_turns)
+    _check_run_fields(values, config.env_params)
     run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}
     return RunSettings(ppo=ppo, **run_values)
 

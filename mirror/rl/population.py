@@ -15,7 +15,7 @@ with `independent` (Frog's at index 2m, Toad's at 2m + 1).
   init()                  runner state, leaves [members, ...]
   interval(runner)        `ppo.checkpoint_every` updates of every member; metrics [members, n, ...]
   evaluate(params, key)   the agents in fixed-key games (`mirror.rl.baselines.evaluate`), [members]
-  baselines(key)          behaviour and oracle policies in the same games, [members]
+  baselines(key)          the behaviour policy and the scripted baselines in the same games, [members]
   probe(params, key)      the on-policy probe set (b): [networks, rows, ...]
 """
 
@@ -29,15 +29,15 @@ from jax.sharding import PartitionSpec
 from mirror.agents.actor_critic import cmni_params
 from mirror.data.labels import scenario
 from mirror.data.processing import model_inputs
-from mirror.env import EnvParams, distressed
-from mirror.env import step as env_step
+from mirror.env import EnvParams
 from mirror.env.constants import IDLE_CODES
 from mirror.env.observation import cell_at, checked_layout, observer_position
 from mirror.env.validate import env_params_from_dict
-from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, oracle_policy
+from mirror.env.packed import bit_at
+from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, scripted_baselines
 from mirror.rl.config import RLConfigError, RunSettings, rl_settings
 from mirror.rl.ppo import make_policy, make_trainer
-from mirror.rl.selfplay import Games, own_view, start_games
+from mirror.rl.turns import agent, play_turn, start_games, turn_uniforms
 from mirror.train.sharding import POP_AXIS, padded_population, population_mesh
 
 
@@ -128,35 +128,38 @@ def own_view_idle_shown(view: jax.Array, partner_position: jax.Array) -> jax.Arr
 
 
 def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int, sharing: str):
-    """On-policy probe rows of one member: its agents play `num_turns` turns of `num_games`
-    fresh games (sampling, as trained) and every decision's own view is kept.
+    """On-policy probe rows of one member: its agents play `num_games` games (sampling, as
+    trained) and every decision's own view in `num_turns` turns of each is kept.
+
+    The games are staggered (`mirror.rl.turns.start_games`: game g first plays its own
+    even offset into the episode, spread evenly over it, by the same agents), so the rows
+    cover every phase of the episode equally; with num_turns <= episode_turns no game shows
+    an episode turn twice. A game whose window passes the end of its episode goes on in
+    the next episode of the same game (at most two episodes per game, the end of one and
+    the start of the next; games stay independent of each other).
 
     Returns inputs int8[networks, rows, 3W+4] (the model input, spec §5.6 mask applied,
     as the dataset's `inputs`), scenarios int8[networks, rows] (`scenario(self, partner)`)
     and idle_shown bool[networks, rows, 2]. A shared network gets every decision
-    (rows = games x turns); independent networks get their player's (turns / 2 each):
-    every game starts with Frog and the players alternate (spec §2)."""
+    (rows = turns x games); independent networks get their player's (turns / 2 each):
+    every game starts on an even turn (Frog's) and the players alternate (spec §2).
+    Rows are turn-major for each network: row = t * num_games + g for the network's t-th
+    turn of game g, so a row's game is `row % num_games` (what a null that shuffles whole
+    games relies on)."""
     start_key, turns_key = jax.random.split(key)
-    games = start_games(start_key, env_params, num_games)
+    decide = agent(policy, params)
+    states = start_games(start_key, env_params, num_games, decide)
 
-    def turn(games, k):
-        state = games.state
-        player = state.current_player
-        view = own_view(games.obs, player)
-        act_key, step_key = jax.random.split(k)
-        logits, _ = policy(params, view, player)
-        action = jax.random.categorical(act_key, logits).astype(jnp.int32)
-        both = jax.vmap(distressed)(state)  # [games, 2]
-        mine = jnp.take_along_axis(both, player[:, None], axis=1)[:, 0]
-        partner_d = jnp.take_along_axis(both, (1 - player)[:, None], axis=1)[:, 0]
-        partner_pos = jnp.take_along_axis(state.position, (1 - player)[:, None], axis=1)[:, 0]
-        rows = (model_inputs(view), scenario(mine, partner_d), own_view_idle_shown(view, partner_pos))
-        obs, state, _, _, _ = jax.vmap(env_step, in_axes=(0, 0, 0, None))(
-            jax.random.split(step_key, num_games), state, action, env_params
-        )
-        return Games(state, obs), rows
+    def turn(states, k):
+        player = states.current_player
+        own_position = jnp.take_along_axis(states.position, player[:, None], axis=1)[:, 0]
+        partner_position = jnp.take_along_axis(states.position, (1 - player)[:, None], axis=1)[:, 0]
+        mine = jax.vmap(bit_at)(states.rough, own_position)
+        states, t = play_turn(decide, env_params, states, turn_uniforms(k, num_games, env_params))
+        rows = (model_inputs(t.obs), scenario(mine, t.partner_distressed), own_view_idle_shown(t.obs, partner_position))
+        return states, rows
 
-    _, rows = jax.lax.scan(turn, games, jax.random.split(turns_key, num_turns))  # [turns, games, ...]
+    _, rows = jax.lax.scan(turn, states, jax.random.split(turns_key, num_turns))  # [turns, games, ...]
     networks = networks_per_member(sharing)
     # [turns, games] -> [turns / n, n, games] -> [n, turns / n * games]: turn t is player t % n's.
     return jax.tree.map(
@@ -218,8 +221,9 @@ class PopulationTrainer:
             return evaluate(agent_policy(policy, params), env, key, s.eval_games, s.eval_turns)
 
         def baselines_member(env, key):
-            policies = {"behaviour": behaviour_policy(), "oracle": oracle_policy(env)}
-            return {name: evaluate(act, env, key, s.eval_games, s.eval_turns) for name, act in policies.items()}
+            out = {"behaviour": evaluate(behaviour_policy(), env, key, s.eval_games, s.eval_turns)}
+            scripted = scripted_baselines(env, key, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy)
+            return {**out, **scripted}
 
         def probe_member(params, env, key):
             return collect_probe(policy, params, env, key, s.probe_games, s.probe_turns, ppo.sharing)
@@ -267,7 +271,8 @@ class PopulationTrainer:
         return self.unpad(self._evaluate(params, self.env, key))
 
     def baselines(self, key: jax.Array) -> dict:
-        """{"behaviour", "oracle"}: `evaluate`'s results [members], the agents' games."""
+        """{"behaviour": `evaluate`'s results, and `scripted_baselines`' entries}, leaves
+        [members, ...], in the agents' games of `key`."""
         return self.unpad(self._baselines(self.env, key))
 
     def probe(self, params, key: jax.Array) -> tuple:

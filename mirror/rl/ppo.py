@@ -1,7 +1,7 @@
 """Self-play PPO, PureJaxRL style: `make_train(config) -> train(key)`, one jitted program.
 
 One update = a rollout (`lax.scan` over `num_steps` turns of `num_envs` vmapped games),
-per-player GAE (a reverse `lax.scan`, see `selfplay.py`), then `update_epochs` passes of
+per-player GAE (a reverse `lax.scan`, see `credit.py`), then `update_epochs` passes of
 clipped PPO over shuffled minibatches (a `lax.scan` inside a `lax.scan`). Metrics come
 back as arrays; nothing in an update talks to the host.
 
@@ -35,8 +35,8 @@ from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
 from mirror.rl.config import RLConfig, validate
 from mirror.env.packed import PackedState
-from mirror.rl.packed_selfplay import packed_rollout, start_packed_games
-from mirror.rl.selfplay import Transition, per_player_gae, tail_carry
+from mirror.rl.credit import Transition, per_player_gae, tail_carry
+from mirror.rl.turns import agent, agent_values, rollout, start_games
 
 
 class Batch(NamedTuple):
@@ -94,7 +94,7 @@ class ValueNorm(NamedTuple):
 class RunnerState(NamedTuple):
     params: object  # shared: one network; independent: leaves with a leading axis 2 (Frog, Toad)
     opt_state: object
-    games: PackedState  # the games in play, bit-packed ([num_envs] leaves; see packed_selfplay.py)
+    games: PackedState  # the games in play, bit-packed ([num_envs] leaves; see turns.py)
     key: jax.Array
     update: jax.Array  # int32: updates done
     value_norm: ValueNorm | None = None  # with rl.value_norm: the value targets' statistics (one set per member)
@@ -272,7 +272,12 @@ def _nan_if_zero(count):
 
 def rollout_metrics(transitions: Transition) -> dict:
     """Per update, from the turns played (not the look-ahead). Sums and counts come back
-    with the means, so a driver can pool intervals exactly; means are NaN without data."""
+    with the means, so a driver can pool intervals exactly; means are NaN without data.
+
+    The return is pooled over the episodes that ended in the update (`episodes`). The games
+    are staggered over the episode, so with an even `num_steps` and num_envs * num_steps
+    >= episode_turns every update ends at least one; a smaller config has updates that end
+    none, where the return is NaN (null in rl_metrics.jsonl) and `episodes` is 0."""
     episodes = jnp.sum(transitions.done)
     return_sum = jnp.sum(transitions.episode_score, axis=(0, 1)).astype(jnp.float32)
     helps = transitions.action == HELP
@@ -311,7 +316,9 @@ def make_trainer(
     def init(key: jax.Array) -> RunnerState:
         params_key, games_key, run_key = jax.random.split(key, 3)
         params = init_params(config, params_key, obs_size(env_params.world_width))
-        games = start_packed_games(games_key, env_params, config.num_envs)
+        # Staggered over the episode (played there by the initial policy), so that every
+        # rollout holds every phase of the episode and episodes end in every update.
+        games = start_games(games_key, env_params, config.num_envs, agent(policy, params))
         norm = ValueNorm.start() if config.value_norm else None
         return RunnerState(params, opt_init(params), games, run_key, jnp.zeros((), jnp.int32), norm)
 
@@ -338,8 +345,9 @@ def make_trainer(
         key, rollout_key, epoch_key = jax.random.split(runner.key, 3)
         norm = runner.value_norm
         acting, acting_params = (denormalised(policy), (runner.params, norm)) if config.value_norm else (policy, runner.params)
-        games, transitions, lookahead = packed_rollout(
-            acting, acting_params, env_params, runner.games, rollout_key, config.num_steps
+        games, transitions, lookahead = rollout(
+            agent(acting, acting_params), agent_values(acting, acting_params), env_params, runner.games, rollout_key,
+            config.num_steps,
         )
         tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
         advantages, targets, _ = per_player_gae(transitions, tail, config.gamma, config.gae_lambda, w)

@@ -2,11 +2,14 @@
 `rl.checkpoint_every` updates, resume and the baselines (layout: `mirror.rl.checkpoints`).
 
 Per interval: one compiled call trains every member for `checkpoint_every` updates; its
-per-update metrics go to rl_metrics.jsonl; the agents are scored in fixed-key games
-(`mirror.rl.baselines.evaluate`, actions sampled from the policy as in training) and the
-on-policy probe set (b) is collected with a fixed key; the checkpoint's metrics line is
-written and fsynced, then the checkpoint is saved (asynchronously). The behaviour and
-oracle baselines are scored once, in the same games, when the run starts.
+per-update metrics go to rl_metrics.jsonl; the agents are scored in two sets of fixed-key
+games (`mirror.rl.baselines.evaluate`, actions sampled from the policy as in training):
+the selection games choose the best checkpoint (metadata `best_epoch`), the held-out
+report games give the numbers that are reported (metrics.jsonl, summary.json), so the
+checkpoint is never chosen on the games it is reported on. The on-policy probe set (b) is
+collected with a third fixed key; the checkpoint's metrics line is written and fsynced,
+then the checkpoint is saved (asynchronously). The behaviour policy and the scripted
+baselines are scored once, in the report games, when the run starts.
 
 Resume restores the runner state of the newest complete checkpoint (an unreadable newer
 one is set aside) and cuts both metrics files back to it, so the run continues bit for
@@ -67,11 +70,15 @@ from mirror.train.sharding import leads, member_sharding, replicated, spans_proc
 
 Log = Callable[[str], None]
 FOREIGN_ENTRIES = frozenset({"wandb"})  # W&B may write into the run directory before training
-EVAL_STREAM, PROBE_STREAM = 1, 2  # fixed keys: fold_in(key(seed), stream)
+# Fixed keys, fold_in(key(seed), stream): checkpoint selection, the probe, the held-out report.
+SELECT_STREAM, PROBE_STREAM, REPORT_STREAM = 1, 2, 3
 # Per-update values of rl_metrics.jsonl, from the trainer's metrics of the same name.
 UPDATE_KEYS = (
-    "entropy", "policy_loss", "value_loss", "explained_variance", "approx_kl", "help_rate", "help_when_partner_distressed",
+    "episodes", "entropy", "policy_loss", "value_loss", "explained_variance", "approx_kl", "help_rate",
+    "help_when_partner_distressed",
 )  # fmt: skip
+# The evaluation numbers of metrics.jsonl (held-out report games) and of baselines.json.
+EVAL_RATES = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0")
 
 
 class UpdateReport(NamedTuple):
@@ -135,7 +142,11 @@ def _write_run_files(run_dir: Path, config: Config, trainer: PopulationTrainer, 
             "num_inputs": obs_size(trainer.world_width),
             "members": [m.to_dict() for m in trainer.members],
             "probe": {"games": s.probe_games, "turns": s.probe_turns, "seed": config.seed, "stream": PROBE_STREAM},
-            "eval": {"games": s.eval_games, "turns": s.eval_turns, "seed": config.seed, "stream": EVAL_STREAM, "greedy": False},
+            "eval": {
+                "games": s.eval_games, "turns": s.eval_turns, "seed": config.seed, "greedy": False,
+                "select_stream": SELECT_STREAM, "report_stream": REPORT_STREAM,
+            },  # fmt: skip
+            "helper": {"max_partner_energy": s.helper_max_partner_energy, "min_own_energy": s.helper_min_own_energy},
             "batch_size": trainer.config.batch_size,
         },
     )
@@ -153,7 +164,7 @@ def network_widths(ppo) -> tuple:
 
 
 def _baselines_json(results: dict) -> dict:
-    keys = ("return_per_player", "return", "help_rate", "help_when_partner_distressed", "episodes")
+    keys = ("return_per_player", "return", *EVAL_RATES, "energy0_share", "episodes")
     return {name: {k: json_safe(r[k]) for k in keys} for name, r in host(results).items()}
 
 
@@ -208,13 +219,14 @@ def rl_run(
 def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, on_update, log: Log) -> RLRunResult:
     ppo, m_count = trainer.config, len(trainer.members)
     n_per = trainer.networks_per_member
-    eval_key, probe_key = fixed_key(config.seed, EVAL_STREAM), fixed_key(config.seed, PROBE_STREAM)
+    select_key, report_key = fixed_key(config.seed, SELECT_STREAM), fixed_key(config.seed, REPORT_STREAM)
+    probe_key = fixed_key(config.seed, PROBE_STREAM)
     runner, last, best_return, best_update = _restore_or_start(config, run_dir, trainer, manager, log)
     lead = leads(trainer.mesh)
     if (run_dir / BASELINES_FILE).is_file():
         baselines = read_baselines(run_dir)
     else:
-        baselines = _baselines_json(trainer.baselines(eval_key))
+        baselines = _baselines_json(trainer.baselines(report_key))
         if lead:
             write_json_atomic(run_dir / BASELINES_FILE, baselines)
     previous = read_rl_metrics(run_dir)
@@ -232,18 +244,20 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
         wall += seconds
         last += ppo.checkpoint_every
         params = runner.params
-        ev = host(trainer.evaluate(params, eval_key))
+        selection = host(trainer.evaluate(params, select_key))["return"]
+        ev = host(trainer.evaluate(params, report_key))  # held out: what is reported
         probe = trainer.probe(params, probe_key)
-        improved = ev["return"] > best_return  # NaN (no complete episode) never improves
-        best_return = np.where(improved, ev["return"], best_return)
+        improved = selection > best_return  # NaN (no complete episode) never improves
+        best_return = np.where(improved, selection, best_return)
         best_update = np.where(improved, last, best_update)
         line = {
             "epoch": last,
             "env_turns": last * ppo.batch_size,
             "return_agent": _per_network(ev["return"], m_count, n_per),
             "return_per_player": _per_network(ev["return_per_player"], m_count, n_per),
-            "help_rate": _per_network(ev["help_rate"], m_count, n_per),
-            "help_when_partner_distressed": _per_network(ev["help_when_partner_distressed"], m_count, n_per),
+            **{k: _per_network(ev[k], m_count, n_per) for k in EVAL_RATES},
+            "return_agent_selection": _per_network(selection, m_count, n_per),
+            "selected_update": _per_network(best_update, m_count, n_per),
             "wall_s": round(wall, 4),
         }
         metadata = {

@@ -41,7 +41,7 @@ from mirror.train.checkpoints import (
 
 # The RL columns of summary.csv, after the settings.
 RL_METRIC_COLUMNS = (
-    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
+    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
     "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update",
 )  # fmt: skip
 
@@ -76,6 +76,7 @@ def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[in
         "return_agent": _pick(last_line.get("return_agent"), networks),
         "return_behaviour": _baseline(baselines, "behaviour", member),
         "return_oracle": _baseline(baselines, "oracle", member),
+        "return_hop_jump": _baseline(baselines, "hop_jump", member),
         "help_rate": _pick(last_line.get("help_rate"), networks),
         "help_when_partner_distressed": _pick(last_line.get("help_when_partner_distressed"), networks),
     }

@@ -15,8 +15,8 @@ trial's rank among untrained networks of its architecture); the permutation p
 networks show too.
 
 RL sweeps (`mode: rl`) write summary.csv with RL_COLUMNS (returns of the agents and of
-the behaviour and oracle baselines, help rates, CMNI on both probe sets and their
-random-init p, env turns),
+the behaviour, oracle and hop_jump baselines, help rates, CMNI on both probe sets and
+their random-init p, env turns),
 the checkpoint tables by update, figures/help_vs_theory.png (help rate against D and
 w, CMNI against D) and a report table of help rate and CMNI by D, I and w.
 
@@ -46,13 +46,13 @@ COLUMNS = [
 CHECKPOINT_COLUMNS = ["trial", "lr", "hidden_layers", "width", "epoch", "val_loss", "mne", "cmni"]
 RL_COLUMNS = [
     "trial", "trial_id", "seed", "dependency", "veil", "partner_reward_weight", "lr", "sharing", "hidden_layers", "width",
-    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "help_rate",
+    "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
     "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update", "dir",
 ]  # fmt: skip
 RL_CHECKPOINT_COLUMNS = ["trial", "dependency", "veil", "partner_reward_weight", "update", "network", "cmni"]
 # The settings an RL theory table groups by, and the means it shows.
 RL_SETTINGS = ["dependency", "veil", "partner_reward_weight"]
-RL_MEANS = ["return_agent", "return_behaviour", "return_oracle", "help_rate", "help_when_partner_distressed", "cmni", "cmni_onpolicy"]
+RL_MEANS = ["return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate", "help_when_partner_distressed", "cmni", "cmni_onpolicy"]
 # The theory table's verdict columns: trials whose final CMNI is above the random-init
 # null (p_init <= ALPHA) out of those tested, on probe set (a) and on (b).
 RL_VERDICTS = {"above_init": "p_init", "above_init_onpolicy": "p_init_onpolicy"}

@@ -1,15 +1,15 @@
-"""Turn-based self-play over the jitted env, with per-player credit (spec §9).
+"""Per-player credit in turn-based self-play (spec §9): what a decision earned.
 
-Each env step is one decision of `state.current_player`, taken from its own view
-(`obs[player]`). A rollout is one time axis of turns `[T, games]`; the two players'
-decisions interleave on it, so each player's decisions form its own stream (every
-second turn, restarting at each new episode).
+A rollout is one time axis of turns `[T, games]` (`mirror.rl.turns.rollout`); each turn
+is one decision of `current_player`, so the two players' decisions interleave on it and
+each player's decisions form its own stream (every second turn, restarting at each new
+episode).
 
 Credit (spec §9): the reward of player p's decision at turn t is the sum, over turns
 t .. (p's next decision - 1), of `gain_p + w * gain_q`; its value target bootstraps
 from p's next decision, or, when the episode is truncated first, from the value of
-p's view of the pre-reset state (`info["terminal_obs"]`; truncation is not termination,
-so the bootstrap is kept and only the advantage recursion stops).
+p's view of the pre-reset state (`Transition.terminal_value`; truncation is not
+termination, so the bootstrap is kept and only the advantage recursion stops).
 
 `per_player_gae` computes this with one reverse `lax.scan` over turns, carrying for each
 player the value and advantage of its next decision and the reward accumulated since:
@@ -20,24 +20,15 @@ player the value and advantage of its next decision and the reward accumulated s
 
 The rollout's last decision of each player needs the gains and the state that follow
 the rollout. One extra look-ahead turn from the final state (sampled with the same
-policy, not kept: the next rollout restarts from the final state) supplies them, so
-the waiting player's last reward includes the partner's turn and bootstraps from its
-own next decision state, as inside the rollout.
-
-`rollout` here is the readable reference on `EnvState`s (the baselines and probes play
-this way); the trainer plays the same turns on bit-packed states (`packed_selfplay.py`),
-several times faster, and a differential test holds the two to the same transitions.
+policy, not kept: the next rollout restarts from the final state) supplies them
+(`Lookahead`), so the waiting player's last reward includes the partner's turn and
+bootstraps from its own next decision state, as inside the rollout.
 """
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-
-from mirror.env import EnvParams, distressed, reset, step
-
-# policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits f32[B, 4], value f32[B])
-Policy = Callable[[object, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
 
 class Transition(NamedTuple):
@@ -55,84 +46,11 @@ class Transition(NamedTuple):
     episode_score: jax.Array  # int32[2]: final scores of the episode that ended (0 unless done)
 
 
-class Games(NamedTuple):
-    """The games in play: env states [games] and both players' views obs int8[games, 2, 3W+4]."""
-
-    state: object
-    obs: jax.Array
-
-
-def start_games(key: jax.Array, env_params: EnvParams, num_envs: int) -> Games:
-    obs, state = jax.vmap(reset, in_axes=(0, None))(jax.random.split(key, num_envs), env_params)
-    return Games(state, obs)
-
-
-def own_view(obs_both: jax.Array, player: jax.Array) -> jax.Array:
-    """obs_both int8[B, 2, 100], player int32[B] -> int8[B, 3W+4]."""
-    return jnp.take_along_axis(obs_both, player[:, None, None], axis=1)[:, 0]
-
-
-def both_values(policy: Policy, params, obs_both: jax.Array) -> jax.Array:
-    """f32[B, 2]: each player's value of its own view."""
-    batch = obs_both.shape[0]
-    values = [policy(params, obs_both[:, p], jnp.full((batch,), p, jnp.int32))[1] for p in (0, 1)]
-    return jnp.stack(values, axis=-1)
-
-
-def play_turn(policy: Policy, params, env_params: EnvParams, games: Games, key: jax.Array):
-    """One decision in every game: sample the acting player's action, step, record it."""
-    state = games.state
-    num_envs = games.obs.shape[0]
-    player = state.current_player
-    obs = own_view(games.obs, player)
-    logits, value = policy(params, obs, player)
-    action_key, step_key = jax.random.split(key)
-    action = jax.random.categorical(action_key, logits).astype(jnp.int32)
-    log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
-    partner_d = jnp.take_along_axis(jax.vmap(distressed)(state), (1 - player)[:, None], axis=1)[:, 0]
-    step_keys = jax.random.split(step_key, num_envs)
-    batch_step = jax.vmap(step, in_axes=(0, 0, 0, None))
-    next_obs, next_state, gains, done, info = batch_step(step_keys, state, action, env_params)
-    # All games start together, so episodes end on the same turn: skip the terminal values
-    # on the other turns (under a vmap over runs this becomes a select, still correct).
-    terminal_value = jax.lax.cond(
-        jnp.any(done),
-        lambda: both_values(policy, params, info["terminal_obs"]) * done[:, None],
-        lambda: jnp.zeros((num_envs, 2), jnp.float32),
-    )
-    transition = Transition(
-        obs=obs,
-        player=player,
-        action=action,
-        log_prob=log_prob,
-        value=value,
-        gains=gains.astype(jnp.float32),
-        done=done,
-        terminal_value=terminal_value,
-        partner_distressed=partner_d,
-        episode_score=jnp.where(done[:, None], info["episode_score"], 0),
-    )
-    return Games(next_state, next_obs), transition
-
-
 class Lookahead(NamedTuple):
     """The turn after a rollout (not trained on) and both players' values of the state after it."""
 
     turn: Transition
     next_values: jax.Array  # f32[games, 2]
-
-
-def rollout(policy: Policy, params, env_params: EnvParams, games: Games, key: jax.Array, num_steps: int):
-    """`num_steps` turns of every game, plus the look-ahead turn that closes each player's
-    last decision. Returns (games after num_steps turns, Transition [T, games], Lookahead)."""
-    scan_key, look_key = jax.random.split(key)
-
-    def turn(games, k):
-        return play_turn(policy, params, env_params, games, k)
-
-    games, transitions = jax.lax.scan(turn, games, jax.random.split(scan_key, num_steps))
-    after, look = play_turn(policy, params, env_params, games, look_key)
-    return games, transitions, Lookahead(look, both_values(policy, params, after.obs))
 
 
 class GaeCarry(NamedTuple):
