@@ -13,6 +13,7 @@ from mirror.agents.mlp import init_params, pad_params, unit_masks
 from mirror.analysis.cmni import ACTOR_CRITIC_INIT, cmni, init_params_batch, permutation_null
 from mirror.analysis.groups import cmni_groups
 from mirror.analysis.onpolicy import game_shifted_groups, onpolicy_cmni
+from mirror.analysis.variants import cmni_variants
 from mirror.data.processing import model_inputs
 from mirror.env.constants import layout_of
 
@@ -66,9 +67,12 @@ def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
             groups = cmni_groups(scenarios[c, n], idle[c, n])
             want = cmni(one, x, groups, unit_mask=[m[0, n] for m in masks], activation="relu", chunk_rows=64)
             np.testing.assert_allclose(got.cmni[c, n], want.cmni, rtol=1e-5, atol=1e-8)
+            scaled = cmni_variants(one, x, groups, None, unit_mask=[m[0, n] for m in masks], activation="relu", chunk_rows=64)
+            np.testing.assert_allclose(got.cmni_scaled[c, n], scaled.values["cmni_scaled"], rtol=1e-5, atol=1e-8)
             np.testing.assert_allclose(got.layer_cmni[c, n], want.layer_cmni, rtol=1e-5, atol=1e-8)
             np.testing.assert_array_equal(got.counts[c, n], want.counts)
     assert (got.cmni > 0).sum() >= 3 and len(np.unique(got.cmni)) == 4  # a non-trivial comparison
+    assert len(np.unique(got.cmni_scaled)) == 4 and not np.allclose(got.cmni_scaled, got.cmni)
     assert np.isnan(got.p_permutation).all() and got.null.shape == (checkpoints, networks, 0)
 
 
@@ -95,7 +99,10 @@ def test_onpolicy_cmni_hand_checked():
     """Checkpoint 0: energy means none 1, frog 3, toad 2 -> the unit's MNS = min(2, 1) = 1,
     output 0 copies it (MNS 1), outputs 1-3 are flat: CMNI = 2 / (1 + 4) = 0.4. The
     excluded row (Frog distressed, Toad not idle; energy 50) and the own-code column (x100)
-    change nothing. Checkpoint 1: toad mean below none -> 0. Checkpoint 2: no toad rows -> NaN."""
+    change nothing. Checkpoint 1: toad mean below none -> 0. Checkpoint 2: no toad rows -> NaN.
+    cmni_scaled: the unit's energies over the six rows of groups 0-2 (0 2 3 3 1 3) have mean 2
+    and sd sqrt(8 / 6), so its term and output 0's are 1 / sqrt(4 / 3); the flat outputs
+    score 0: 2 / sqrt(4 / 3) / 5 = 0.4 sqrt(3) / 2."""
     params = _stack([_probe_unit_model([1, 0, 0, 0])] * 3)
     params = jax.tree.map(lambda a: a[:, None], params)  # [checkpoints 3, networks 1, ...]
     scen = np.asarray([0, 0, 1, 1, 2, 2, 1], np.int8)
@@ -113,6 +120,8 @@ def test_onpolicy_cmni_hand_checked():
     assert np.isnan(got.cmni[2, 0])
     np.testing.assert_array_equal(got.counts[:, 0], [[2, 2, 2], [2, 2, 2], [2, 2, 0]])
     np.testing.assert_allclose(got.layer_cmni[0, 0], [1.0, 0.25], rtol=1e-6)
+    np.testing.assert_allclose(got.cmni_scaled[:2, 0], [0.4 * np.sqrt(3) / 2, 0.0], rtol=1e-6)
+    assert np.isnan(got.cmni_scaled[2, 0])
 
 
 def test_onpolicy_cmni_rejects_mismatched_probe_shapes():
@@ -369,7 +378,7 @@ def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys, tiny_da
     rows = read_csv(tmp_path / "out" / "cmni.csv")
     header = list(rows[0])
     assert header[:7] == ["checkpoint", "epoch", "member", "env_turns", "return_agent", "help_rate", "help_when_partner_distressed"]
-    assert header[-3:] == ["cmni_onpolicy", "p_onpolicy", "p_init_onpolicy"] and "val_loss" not in header
+    assert header[-4:] == ["cmni_onpolicy", "p_onpolicy", "p_init_onpolicy", "cmni_scaled_onpolicy"] and "val_loss" not in header
     assert len(rows) == len(UPDATES) * 2
     by = {(int(r["checkpoint"]), int(r["member"])): r for r in rows}
     assert by[(1, 0)]["epoch"] == "4" and by[(1, 0)]["env_turns"] == "4000" and by[(2, 1)]["return_agent"] == "4"
@@ -391,6 +400,7 @@ def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys, tiny_da
         assert float(r["cmni_onpolicy"]) == pytest.approx(float(want.cmni[c, n]), rel=1e-6)
         assert float(r["p_onpolicy"]) == pytest.approx(float(want.p_permutation[c, n]))
         assert float(r["p_init_onpolicy"]) == pytest.approx(float(want.p_init[c, n]))
+        assert float(r["cmni_scaled_onpolicy"]) == pytest.approx(float(want.cmni_scaled[c, n]), rel=1e-6)
     # The init null is the actor-critic's (orthogonal) initialisation.
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["rl"]["init_null"] == ACTOR_CRITIC_INIT and summary["rl"]["probe_rows_per_network"] == PROBE_ROWS

@@ -32,6 +32,10 @@ when the label sequence is stationary within a game; the wrap-around joins a gam
 turn to its first, one seam per game. With T offsets per game the null has T^G equally
 likely relabellings, far more than K.
 
+The scale-free CMNI (`cmni_scaled`, `mirror.analysis.variants`) is computed here too, on
+each model's own rows: every neuron's deltas divided by its activation standard deviation
+over that model's rows of groups 0-2 pooled (floored as there), one more pass over the rows.
+
 Like the test split's permutation null, it only shows that the groups' activations differ:
 a row's group is written in its input (the distress code), so any network that reads its
 input passes it, an untrained one included. Whether training built more than an untrained
@@ -51,6 +55,8 @@ from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.cmni import (
     cmni_of_means,
     cmni_stats,
+    flat_layer_of,
+    flat_neuron_mask,
     flatten_models,
     full_unit_mask,
     hidden_activations_t,
@@ -61,6 +67,7 @@ from mirror.analysis.cmni import (
     scan_rows,
 )
 from mirror.analysis.groups import CMNI_GROUPS, cmni_groups
+from mirror.analysis.variants import floored_scale, mns_terms
 from mirror.data.processing import model_inputs
 
 
@@ -75,6 +82,7 @@ class OnPolicyCMNI(NamedTuple):
     null: np.ndarray  # [..., K] the game-wise permutation null's CMNIs (K = 0 without permutations)
     init_null: np.ndarray = np.zeros((0,))  # [..., S] random initialisations' CMNI on the same rows (S = 0: none)
     p_init: np.ndarray = np.zeros((0,))  # [...] (1 + #{init >= observed}) / (S + 1); NaN without draws
+    cmni_scaled: np.ndarray = np.zeros((0,))  # [...] the scale-free CMNI on the same rows (NaN where a group has no rows)
 
 
 def own_rows_group_sums(flat_params, flat_masks, inputs, labels, *, groups: int, activation: str, chunk_rows: int):
@@ -115,6 +123,30 @@ def _onpolicy_stats(flat_params, flat_masks, inputs, groups, *, activation, chun
 
 
 _onpolicy_flat = jax.jit(_onpolicy_stats, static_argnames=("activation", "chunk_rows"))
+
+
+@functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
+def _onpolicy_scaled_flat(flat_params, flat_masks, inputs, groups, stats, counts, *, activation, chunk_rows):
+    """cmni_scaled [models] of every model on its own rows inputs[models, rows, F] (groups
+    [models, rows]), from its `_onpolicy_stats` (group means, deltas): the centred squares
+    about each neuron's pooled mean over the model's rows of groups 0-2, then
+    `variants.floored_scale` and `variants.mns_terms` as the test split's cmni_scaled."""
+    models, rows, features = inputs.shape
+    forward = jax.vmap(functools.partial(neuron_activations_t, activation=activation))
+    total = jnp.maximum(counts.sum(-1), 1).astype(jnp.float32)  # [models]
+    pooled = jnp.einsum("mng,mg->mn", jnp.nan_to_num(stats["mu"]), counts.astype(jnp.float32)) / total[:, None]
+
+    def chunk_squares(x_t, lab):
+        a = forward(flat_params, flat_masks, x_t.reshape(models, features, -1))  # [models, neurons, chunk]
+        inside = (lab >= 0) & (lab < CMNI_GROUPS)  # [models, chunk]; padding rows are -1
+        d = jnp.where(inside[:, None, :], a - pooled[:, :, None], 0.0)
+        return jnp.sum(d * d, axis=-1)
+
+    flat_inputs = inputs.transpose(1, 0, 2).reshape(rows, models * features)
+    squares = scan_rows(chunk_squares, jnp.zeros(pooled.shape, jnp.float32), flat_inputs, groups, chunk_rows)
+    mask = flat_neuron_mask(flat_params, flat_masks)
+    scale = floored_scale(jnp.sqrt(squares / total[:, None]), mask, flat_layer_of(flat_params, flat_masks))
+    return mns_terms(stats["d_frog"] / scale, stats["d_toad"] / scale, mask).sum(-1) / mask.sum(-1)
 
 
 @functools.partial(jax.jit, static_argnames=("activation", "chunk_rows"))
@@ -192,9 +224,11 @@ def onpolicy_cmni(
     x = np.asarray(model_inputs(inputs.reshape(-1, rows, features)), np.int8)
     flat_params, flat_masks = flatten_models(params, full_unit_mask(params, unit_mask))
     stats, counts = _onpolicy_flat(flat_params, flat_masks, x, jnp.asarray(groups, jnp.int32), activation=activation, chunk_rows=chunk_rows)
+    scaled = _onpolicy_scaled_flat(flat_params, flat_masks, x, jnp.asarray(groups, jnp.int32), stats, counts, activation=activation, chunk_rows=chunk_rows)
     counts = np.asarray(counts)
     defined = (counts > 0).all(axis=-1)
     cmni_values = np.where(defined, np.asarray(stats["cmni"]), np.nan)
+    scaled_values = np.where(defined, np.asarray(scaled), np.nan)
     null = np.zeros((len(groups), 0), np.float32)
     p = np.full(len(groups), np.nan)
     if permutations:
@@ -217,6 +251,7 @@ def onpolicy_cmni(
         null=shape(null),
         init_null=shape(init_null),
         p_init=shape(p_init),
+        cmni_scaled=shape(scaled_values),
     )
 
 

@@ -166,7 +166,8 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     with the actor-critic's initialisation as the random-init null, the CMNI on the
     on-policy probe rows (b) with its game-wise permutation null and the same random
     initialisations on those rows, cmni.csv with the RL metrics (env_turns, return_agent,
-    help rates) and cmni_onpolicy (+ p_onpolicy, p_init_onpolicy), and the RL figures
+    help rates) and cmni_onpolicy (+ p_onpolicy, p_init_onpolicy, and cmni_scaled_onpolicy:
+    the scale-free variant on the same rows), and the RL figures
     (learning curve, CMNI on both probe sets) in place of Figure 2."""
     from mirror.analysis import rl_figures
     from mirror.analysis.analyse import init_draws
@@ -221,6 +222,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
         extra["p_onpolicy"] = onpolicy.p_permutation
     if config.analysis.init_seeds:
         extra["p_init_onpolicy"] = onpolicy.p_init
+    extra["cmni_scaled_onpolicy"] = onpolicy.cmni_scaled
     networks = np.arange(len(run.members))
     # The RL headline (returns, help rates, turns) goes into summary.json here too, so a
     # later `mirror cmni RUN_DIR` rewrites summary.json without losing it.
@@ -236,6 +238,7 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
             "onpolicy_null": ONPOLICY_NULL,
             "onpolicy": [
                 {"network": int(n), "checkpoint": int(c), "epoch": int(run.epochs[c]), "cmni_onpolicy": _finite(onpolicy.cmni[c, n]),
+                 "cmni_scaled_onpolicy": _finite(onpolicy.cmni_scaled[c, n]),
                  "p_onpolicy": _finite(onpolicy.p_permutation[c, n]), "p_init_onpolicy": _finite(onpolicy.p_init[c, n]),
                  **_init_stats(onpolicy.init_null[c, n]), "rows_per_group": dict(zip(("none", "frog", "toad"), map(int, onpolicy.counts[c, n])))}
                 for n, c in zip(networks, selected)
