@@ -133,18 +133,19 @@ def test_a_supervised_sweep_refuses_an_rl_section(tmp_path):
 
 def test_rl_outcomes_pick_the_trials_networks():
     line = {"epoch": 40, "env_turns": 81920, "return_agent": [1.0, 3.0, 5.0, None], "help_rate": [0.1, 0.2, 0.3, 0.4],
-            "help_when_partner_distressed": [0.5, 0.6, None, 0.8]}  # fmt: skip
+            "help_when_partner_distressed": [0.5, 0.6, None, 0.8], "help_when_partner_energy0": [0.0, 0.1, 0.2, 0.6]}  # fmt: skip
     per_member = {"behaviour": [{"return": -1.5}, {"return": -2.5}], "oracle": {"return": [7.0, 9.0]}, "hop_jump": {"return": [6.0, 8.0]}}
     # Independent member 1: networks 2 and 3 (means over them, nulls skipped).
     assert rl_outcomes(line, per_member, 1, [2, 3]) == {
         "updates": 40, "env_turns": 81920, "return_agent": 5.0, "return_behaviour": -2.5, "return_oracle": 9.0,
         "return_hop_jump": 8.0, "help_rate": pytest.approx(0.35), "help_when_partner_distressed": 0.8,
+        "help_when_partner_energy0": pytest.approx(0.4),
     }  # fmt: skip
     # A single network's run stores scalars.
     single = {"epoch": 2, "env_turns": 64, "return_agent": 4.5, "help_rate": 0.25, "help_when_partner_distressed": None}
     assert rl_outcomes(single, {"behaviour": {"return": 1.0}}, 0, [0]) == {
         "updates": 2, "env_turns": 64, "return_agent": 4.5, "return_behaviour": 1.0, "return_oracle": None,
-        "return_hop_jump": None, "help_rate": 0.25, "help_when_partner_distressed": None,
+        "return_hop_jump": None, "help_rate": 0.25, "help_when_partner_distressed": None, "help_when_partner_energy0": None,
     }  # fmt: skip
 
 
@@ -164,6 +165,51 @@ def test_init_rank_p_of_a_trials_networks_hand_worked():
     assert init_rank_p([0.2, np.nan], init) == pytest.approx(4 / 5)  # network 1 left out: draws 0.1 .. 0.4, three at or above 0.2
     assert init_rank_p([1.0, 1.0], init) == pytest.approx(1 / 5)
     assert init_rank_p([np.nan, np.nan], init) is None and init_rank_p([0.2, 0.4], np.zeros((2, 0))) is None
+
+
+def test_scaled_outcomes_z_init_hand_worked():
+    """Two networks, 4 init draws: draw means 0.15, 0.25, 0.35, 0.45 (mean 0.3, sample sd
+    sqrt(0.05 / 3)); the networks' mean cmni_scaled 0.5 -> z = 0.2 / sqrt(0.05 / 3); no draw
+    reaches 0.5 -> p = 1 / 5."""
+    from mirror.sweep.rl_trial import scaled_outcomes
+
+    init = np.array([[0.1, 0.2, 0.3, 0.4], [0.2, 0.3, 0.4, 0.5]])
+    out = scaled_outcomes([0.4, 0.6], init, np.array([np.nan, 0.7]))
+    assert out == {
+        "cmni_scaled": pytest.approx(0.5), "cmni_scaled_onpolicy": pytest.approx(0.7), "init_scaled_mean": pytest.approx(0.3),
+        "init_scaled_sd": pytest.approx(np.sqrt(0.05 / 3)), "z_init": pytest.approx(0.2 / np.sqrt(0.05 / 3)), "p_init_scaled": pytest.approx(1 / 5),
+    }  # fmt: skip
+    # Network 1 without a value: network 0 against its own draws (mean 0.25, sd sqrt(1 / 60)).
+    assert scaled_outcomes([0.4, np.nan], init, None)["z_init"] == pytest.approx(0.15 / np.sqrt(0.05 / 3))
+    none = scaled_outcomes([0.4, 0.6], np.zeros((2, 0)), None)
+    assert none["z_init"] is None and none["init_scaled_mean"] is None and none["cmni_scaled_onpolicy"] is None and none["cmni_scaled"] == pytest.approx(0.5)
+    assert scaled_outcomes([0.4], np.full((1, 3), 0.2), None)["z_init"] is None  # identical draws: sd 0, no z
+
+
+def test_return_trend_over_the_last_quarter_hand_worked():
+    """Updates 1..12: the last quarter is updates 10, 11, 12 (above 9); returns 5, 7, 9 there
+    -> slope 2 per update, fitted change 2 x 12 / 4 = 6 over the quarter, relative to its
+    mean return 7: 6 / 7. Earlier updates do not count."""
+    from mirror.sweep.rl_trial import return_trend
+
+    updates = np.arange(1, 13)
+    returns = np.r_[np.full(9, -100.0), 5.0, 7.0, 9.0]
+    out = return_trend(updates, returns)
+    assert out == {"return_slope": pytest.approx(2.0), "return_change_last_quarter": pytest.approx(6 / 7)}
+    returns[-2:] = np.nan  # one finite update left in the quarter: no slope
+    assert return_trend(updates, returns) == {"return_slope": None, "return_change_last_quarter": None}
+    assert return_trend([], []) == {"return_slope": None, "return_change_last_quarter": None}
+
+
+def test_training_returns_read_both_layouts():
+    from mirror.sweep.rl_trial import training_returns
+
+    population = [{"update": 1, "return_per_player": [[1.0, 3.0], [5.0, None]]}, {"update": 2, "return_per_player": None}]
+    updates, returns = training_returns(population, 0)
+    np.testing.assert_array_equal(updates, [1, 2])
+    np.testing.assert_array_equal(returns, [2.0, np.nan])
+    assert np.isnan(training_returns(population, 1)[1]).all()  # a player without a finished episode: no return
+    np.testing.assert_array_equal(training_returns([{"update": 3, "return_per_player": [4.0, 6.0]}], 0)[1], [5.0])
 
 
 def test_trial_directory_reads_as_its_own_run(tmp_path):
@@ -189,7 +235,12 @@ def test_trial_directory_reads_as_its_own_run(tmp_path):
     np.testing.assert_array_equal(agents.params["hidden_0"]["kernel"], saved[UPDATES[-1]]["hidden_0"]["kernel"][2:4])
 
     (run_dir / "baselines.json").write_text(json.dumps({"behaviour": {"return": [1.0, 2.0]}, "oracle": {"return": [8.0, 9.0]}}))
+    # Training returns of updates 1..8 (member 1: 10 + u, as the mean of 9 + u and 11 + u):
+    # the last quarter (updates 7, 8) rises by 1 per update, 2 over the quarter, mean 17.5.
+    lines = [{"update": u, "return_per_player": [[0.0, 0.0], [9.0 + u, 11.0 + u]]} for u in range(1, 9)]
+    (run_dir / "rl_metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     row = finish_rl_trial(out, trial, 1, run_dir, cmni_outcomes(list(UPDATES), [0.3, 0.4], None))
+    assert (row["return_slope"], row["return_change_last_quarter"]) == (pytest.approx(1.0), pytest.approx(2 / 17.5))
     assert json.loads((out / RESULT_FILE).read_text()) == row
     assert (row["dependency"], row["return_behaviour"], row["return_oracle"], row["return_agent"]) == (0.0, 2.0, 9.0, 0.0)
     assert (row["sharing"], row["updates"], row["cmni"], row["peak_update"]) == ("independent", UPDATES[-1], 0.4, UPDATES[-1])
@@ -278,7 +329,7 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
         assert result["return_behaviour"] == baselines["behaviour"]["return"][member]
         assert result["return_oracle"] == baselines["oracle"]["return"][member]
         assert result["return_hop_jump"] == baselines["hop_jump"]["return"][member]
-        for key in ("return_agent", "help_rate", "help_when_partner_distressed"):
+        for key in ("return_agent", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0"):
             assert result[key] == lines[4][key][member]
         # Its networks' checkpoints and on-policy probes, read through population.json.
         assert list(load_run(out).epochs) == [2, 4]
@@ -288,6 +339,15 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
         assert load_agents(out).env_params.dependency == dependency  # `mirror play --agent TRIAL_DIR`
         final = read_csv(out / "cmni.csv")[-1]
         assert int(final["epoch"]) == 4 and float(final["cmni"]) == pytest.approx(result["cmni"])
+        # The theory measures: the last checkpoint's cmni_scaled on both probe sets, z_init
+        # against the trial's own random-init draws (summary.json's init baseline).
+        assert float(final["cmni_scaled"]) == pytest.approx(result["cmni_scaled"])
+        if result["cmni_scaled_onpolicy"] is not None:
+            assert float(final["cmni_scaled_onpolicy"]) == pytest.approx(result["cmni_scaled_onpolicy"])
+        baseline = json.loads((out / "summary.json").read_text())["init_baseline"]["cmni_scaled"]
+        assert (result["init_scaled_mean"], result["init_scaled_sd"]) == (pytest.approx(baseline["mean"]), pytest.approx(baseline["sd"]))
+        assert result["z_init"] == pytest.approx((result["cmni_scaled"] - baseline["mean"]) / baseline["sd"])
+        assert result["return_slope"] is None  # 4 updates: only update 4 lies in the last quarter (above 3)
         assert result["cmni_onpolicy"] is None or np.isfinite(result["cmni_onpolicy"])
         assert float(row["return_agent"]) == pytest.approx(result["return_agent"]) and row["dir"] == result["dir"]
     report = (sweep_dir / "report.md").read_text()
@@ -321,22 +381,31 @@ def test_progress_line_of_a_large_population_shows_its_spread():
 
 def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path):
     """On-policy rows that miss a CMNI group in every network give NaN CMNIs: the trial's
-    cmni_onpolicy is None (valid JSON in result.json), and finite networks are averaged."""
+    cmni_onpolicy is None (valid JSON in result.json), and finite networks are averaged.
+    The theory measures come from the LAST checkpoint (cmni_scaled, its init draws)."""
     import types
 
     import mirror.analysis.run_analysis as run_analysis
     from mirror.sweep.run import analyse_rl_trial
 
     def fake(onpolicy):
+        scaled = np.array([[0.9, 0.9], [0.2, 0.4]])  # checkpoint 0 is not the measured one
         done = types.SimpleNamespace(
-            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32)), init_null=np.zeros((2, 0))),
-            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32), init_null=np.zeros((2, 2, 0))),
+            analysis=types.SimpleNamespace(result=types.SimpleNamespace(cmni=np.array([[0.1, 0.3], [0.2, 0.4]], np.float32)), init_null=np.zeros((2, 0)),
+                                           variants={"cmni_scaled": scaled}, variant_init_null={"cmni_scaled": np.array([[0.0, 0.2], [0.2, 0.4]])}),
+            onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32), init_null=np.zeros((2, 2, 0)), cmni_scaled=2 * np.array(onpolicy)),
             run=types.SimpleNamespace(epochs=np.array([2, 4])),
-        )
+        )  # fmt: skip
         monkeypatch.setattr(run_analysis, "analyse_run", lambda out, to: done)
 
     fake([[0.5, 0.5], [np.nan, np.nan]])
     out = analyse_rl_trial(tmp_path, lambda line: None)
-    assert out == {"cmni": pytest.approx(0.3), "cmni_onpolicy": None, "p_init": None, "p_init_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4}
+    assert {k: out[k] for k in ("cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update")} == {
+        "cmni": pytest.approx(0.3), "cmni_onpolicy": None, "p_init": None, "p_init_onpolicy": None, "peak_cmni": pytest.approx(0.3), "peak_update": 4,
+    }  # fmt: skip
+    # Draw means 0.1 and 0.3 (mean 0.2, sd sqrt(0.02)); the last checkpoint's cmni_scaled 0.3.
+    assert out["cmni_scaled"] == pytest.approx(0.3) and out["cmni_scaled_onpolicy"] is None
+    assert out["z_init"] == pytest.approx(0.1 / np.sqrt(0.02)) and out["p_init_scaled"] == pytest.approx(2 / 3)
     fake([[np.nan, np.nan], [np.nan, 0.25]])
-    assert analyse_rl_trial(tmp_path, lambda line: None)["cmni_onpolicy"] == 0.25
+    out = analyse_rl_trial(tmp_path, lambda line: None)
+    assert out["cmni_onpolicy"] == 0.25 and out["cmni_scaled_onpolicy"] == pytest.approx(0.5)

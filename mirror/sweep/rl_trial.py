@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE
+from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE, read_rl_metrics
 from mirror.sweep.plan import networks_of
 from mirror.sweep.spec import Trial
 from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
@@ -39,10 +39,16 @@ from mirror.train.checkpoints import (
 )
 
 
-# The RL columns of summary.csv, after the settings.
+# The RL columns of summary.csv, after the settings. The theory experiment's measures
+# (docs/theory_experiment.md, `mirror theory`): help_when_partner_energy0 (help_e0),
+# help_when_partner_distressed, cmni_scaled (cmni_a) and cmni_scaled_onpolicy (cmni_b) at
+# the last checkpoint, z_init, p_init_scaled, the return trend over the last quarter of
+# training, and ablation_gap: left None here, filled by the ablation step.
 RL_METRIC_COLUMNS = (
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
-    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update",
+    "help_when_partner_distressed", "help_when_partner_energy0", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy",
+    "peak_cmni", "peak_update", "cmni_scaled", "cmni_scaled_onpolicy", "init_scaled_mean", "init_scaled_sd", "z_init",
+    "p_init_scaled", "return_slope", "return_change_last_quarter", "ablation_gap",
 )  # fmt: skip
 
 
@@ -69,7 +75,8 @@ def _baseline(baselines: dict, policy: str, member: int, key: str = "return"):
 
 def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[int]) -> dict:
     """The trial's RL numbers from its population run's last metrics line (RL_CONTRACT:
-    per-network lists or scalars) and baselines.json: returns, help rates, env turns."""
+    per-network lists or scalars) and baselines.json: returns, help rates (in the held-out
+    report games), env turns."""
     return {
         "updates": last_line.get("epoch"),
         "env_turns": _pick(last_line.get("env_turns"), networks),
@@ -79,7 +86,42 @@ def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[in
         "return_hop_jump": _baseline(baselines, "hop_jump", member),
         "help_rate": _pick(last_line.get("help_rate"), networks),
         "help_when_partner_distressed": _pick(last_line.get("help_when_partner_distressed"), networks),
+        "help_when_partner_energy0": _pick(last_line.get("help_when_partner_energy0"), networks),
     }
+
+
+def training_returns(lines: list[dict], member: int) -> tuple[np.ndarray, np.ndarray]:
+    """(updates, returns) float[lines] of one member from its run's rl_metrics.jsonl lines:
+    the mean over Frog and Toad of the update's training return (return_per_player: [2], or
+    [members][2] in a population), NaN where no episode ended in the update."""
+    updates, returns = [], []
+    for line in lines:
+        value = line.get("return_per_player")
+        if isinstance(value, list) and value and isinstance(value[0], list):
+            value = value[member]
+        players = [v for v in (value or []) if v is not None]
+        updates.append(float(line["update"]))
+        returns.append(float(np.mean(players)) if len(players) == 2 else math.nan)
+    return np.asarray(updates, np.float64), np.asarray(returns, np.float64)
+
+
+def return_trend(updates, returns) -> dict:
+    """The return over the last quarter of training (updates above 3/4 of the last one):
+    return_slope, its least-squares slope per update, and return_change_last_quarter, the
+    fitted change over the quarter (slope x last update / 4) relative to the quarter's mean
+    |return| (0.02: still rising by 2 %). None without two finite updates in the quarter
+    (or, for the relative change, with a zero mean)."""
+    updates, returns = np.asarray(updates, np.float64), np.asarray(returns, np.float64)
+    none = {"return_slope": None, "return_change_last_quarter": None}
+    if not len(updates):
+        return none
+    last = updates.max()
+    keep = (updates > 0.75 * last) & np.isfinite(returns)
+    if np.unique(updates[keep]).size < 2:
+        return none
+    slope = float(np.polyfit(updates[keep], returns[keep], 1)[0])
+    mean = abs(float(returns[keep].mean()))
+    return {"return_slope": slope, "return_change_last_quarter": float(slope * last / 4 / mean) if mean > 0 else None}
 
 
 def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | None, p_init: float | None = None, p_init_onpolicy: float | None = None) -> dict:
@@ -91,6 +133,32 @@ def cmni_outcomes(updates: list[int], cmni: list[float], cmni_onpolicy: float | 
     peak, peak_update = max(finite) if finite else (None, None)
     final = cmni[-1] if cmni and cmni[-1] is not None and math.isfinite(cmni[-1]) else None
     return {"cmni": final, "cmni_onpolicy": cmni_onpolicy, "p_init": p_init, "p_init_onpolicy": p_init_onpolicy, "peak_cmni": peak, "peak_update": peak_update}
+
+
+def scaled_outcomes(scaled, init_scaled, scaled_onpolicy) -> dict:
+    """The theory experiment's CMNI measures at the trial's last checkpoint, means over its
+    networks: scaled[networks] the actor's cmni_scaled on probe set (a), init_scaled
+    [networks, S] the random initialisations' (draw s of every network averaged, as
+    `init_rank_p`), scaled_onpolicy[networks] cmni_scaled on probe set (b) (None: not
+    computed). Returns cmni_scaled, cmni_scaled_onpolicy, init_scaled_mean, init_scaled_sd
+    (sample sd over the draws), z_init = (cmni_scaled - mean) / sd, p_init_scaled (the
+    rank, `init_rank_p`); None where undefined (no finite network, fewer than 2 draws, a
+    zero sd)."""
+    scaled, init = np.asarray(scaled, np.float64), np.asarray(init_scaled, np.float64)
+    out = {"cmni_scaled": _finite_mean(scaled), "cmni_scaled_onpolicy": None if scaled_onpolicy is None else _finite_mean(scaled_onpolicy),
+           "init_scaled_mean": None, "init_scaled_sd": None, "z_init": None, "p_init_scaled": init_rank_p(scaled, init)}  # fmt: skip
+    ok = np.isfinite(scaled) & np.isfinite(init).all(axis=-1)
+    if init.shape[-1] < 2 or not ok.any():
+        return out
+    draws = init[ok].mean(axis=0)
+    mean, sd = float(draws.mean()), float(draws.std(ddof=1)) if np.ptp(draws) > 0 else 0.0  # identical draws: exactly 0, not rounding
+    out.update(init_scaled_mean=mean, init_scaled_sd=sd, z_init=(float(scaled[ok].mean()) - mean) / sd if sd > 0 else None)
+    return out
+
+
+def _finite_mean(values) -> float | None:
+    values = np.asarray(values, np.float64)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else None
 
 
 def init_rank_p(observed, init) -> float | None:
@@ -163,6 +231,7 @@ def finish_rl_trial(out: Path, trial: Trial, member: int, run_dir: Path, cmni: d
     path = Path(run_dir) / BASELINES_FILE
     baselines = json.loads(path.read_text()) if path.is_file() else {}
     outcomes = rl_outcomes(lines[max(lines)] if lines else {}, baselines, member, networks_of(trial.config, member))
+    outcomes.update(return_trend(*training_returns(read_rl_metrics(run_dir), member)))
     row = rl_result_row(trial, out, outcomes, cmni)
     write_json_atomic(out / RESULT_FILE, row)
     return row

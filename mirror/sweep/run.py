@@ -210,22 +210,27 @@ def train_rl_population(config, run_dir: Path, *, resume: bool, log: Log) -> Non
 
 def analyse_rl_trial(out: Path, log: Log) -> dict:
     """CMNI of the trial's networks at every checkpoint on both probe sets (tables and
-    figures in the trial's directory), as `cmni_outcomes` (means over the trial's networks)."""
+    figures in the trial's directory), as `cmni_outcomes` and, for the last checkpoint,
+    `scaled_outcomes` (means over the trial's networks)."""
     from mirror.analysis.run_analysis import analyse_run
-    from mirror.sweep.rl_trial import cmni_outcomes, init_rank_p
+    from mirror.sweep.rl_trial import cmni_outcomes, init_rank_p, scaled_outcomes
 
     done = analyse_run(out, out)
     per_network = np.asarray(done.analysis.result.cmni, np.float64)  # [checkpoints, networks]
     cmni = per_network.mean(axis=1)
     p_init = init_rank_p(per_network[-1], done.analysis.init_null)  # the final checkpoint against random init, probe set (a)
-    onpolicy = p_init_onpolicy = None  # no probe set (b), or its rows miss a CMNI group in every network
+    onpolicy = p_init_onpolicy = scaled_onpolicy = None  # no probe set (b), or its rows miss a CMNI group in every network
     if done.onpolicy is not None:
         final = np.asarray(done.onpolicy.cmni[-1], np.float64)
         onpolicy = float(final[np.isfinite(final)].mean()) if np.isfinite(final).any() else None
         p_init_onpolicy = init_rank_p(final, done.onpolicy.init_null[-1])
+        scaled_onpolicy = done.onpolicy.cmni_scaled[-1]
     shown = "-" if onpolicy is None else f"{onpolicy:.5f}"
     log(f"  trial {out.name}: CMNI {cmni[-1]:.5f} on probe set (a), {shown} on-policy (b), {len(cmni)} checkpoints")
-    return cmni_outcomes([int(e) for e in done.run.epochs], [float(c) for c in cmni], onpolicy, p_init, p_init_onpolicy)
+    # The theory experiment's measures: the last checkpoint (its training length is fixed in advance).
+    variants = done.analysis.variants
+    scaled = scaled_outcomes(variants["cmni_scaled"][-1], done.analysis.variant_init_null["cmni_scaled"], scaled_onpolicy)
+    return {**cmni_outcomes([int(e) for e in done.run.epochs], [float(c) for c in cmni], onpolicy, p_init, p_init_onpolicy), **scaled}
 
 
 def run_rl_population(population: Population, sweep: Sweep, sweep_dir: Path, log: Log) -> list[dict]:

@@ -16,7 +16,8 @@ networks show too.
 
 RL sweeps (`mode: rl`) write summary.csv with RL_COLUMNS (returns of the agents and of
 the behaviour, oracle and hop_jump baselines, help rates, CMNI on both probe sets and
-their random-init p, env turns),
+their random-init p, env turns, and the theory experiment's measures that `mirror theory`
+tests: `mirror.sweep.theory`),
 the checkpoint tables by update, figures/help_vs_theory.png (help rate against D and
 w, CMNI against D) and a report table of help rate and CMNI by D, I and w.
 
@@ -47,7 +48,9 @@ CHECKPOINT_COLUMNS = ["trial", "lr", "hidden_layers", "width", "epoch", "val_los
 RL_COLUMNS = [
     "trial", "trial_id", "seed", "dependency", "veil", "partner_reward_weight", "lr", "sharing", "hidden_layers", "width",
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
-    "help_when_partner_distressed", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy", "peak_cmni", "peak_update", "dir",
+    "help_when_partner_distressed", "help_when_partner_energy0", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy",
+    "peak_cmni", "peak_update", "cmni_scaled", "cmni_scaled_onpolicy", "init_scaled_mean", "init_scaled_sd", "z_init",
+    "p_init_scaled", "return_slope", "return_change_last_quarter", "ablation_gap", "dir",
 ]  # fmt: skip
 RL_CHECKPOINT_COLUMNS = ["trial", "dependency", "veil", "partner_reward_weight", "update", "network", "cmni"]
 # The settings an RL theory table groups by, and the means it shows.
