@@ -1,4 +1,5 @@
-"""`mirror sweep CONFIG`: train and analyse every trial of a sweep, then summarise it."""
+"""`mirror sweep CONFIG`: train and analyse every trial of a sweep, then summarise it.
+`mirror theory SWEEP_DIR`: the pre-registered theory tests on an RL sweep's trials."""
 
 from pathlib import Path
 
@@ -29,6 +30,39 @@ def register(sub) -> None:
     cmd.add_argument("--summary-only", action="store_true", help="only rebuild the summary from finished trials")
     cmd.add_argument("--dry-run", action="store_true", help="print the trials and populations, run nothing")
     cmd.set_defaults(func=sweep_command, accepts_overrides=True)
+
+    from mirror.analysis.hypotheses import PERMUTATIONS, POWER_DESIGNS, SEED
+
+    theory = sub.add_parser("theory", help="the pre-registered theory tests (H1-H6) on an RL sweep directory", description=THEORY_HELP)
+    theory.add_argument("sweep_dir", metavar="SWEEP_DIR", help="an RL sweep's directory (sweeps/<name>), finished or partial")
+    theory.add_argument("--json", metavar="PATH", help="also write the results' JSON to PATH (SWEEP_DIR/hypotheses.json is always written)")
+    theory.add_argument("--permutations", type=int, default=PERMUTATIONS, help=f"permutations or sign flips per test (registered: {PERMUTATIONS})")
+    theory.add_argument("--seed", type=int, default=SEED, help=f"seed of the permutations and power simulations (registered: {SEED})")
+    theory.add_argument("--power-designs", type=int, default=POWER_DESIGNS, help=f"simulated designs per power evaluation (registered: {POWER_DESIGNS}; 0: no power)")
+    theory.set_defaults(func=theory_command)
+
+
+THEORY_HELP = (
+    "Test the hypotheses H1-H6 of docs/theory_experiment.md (pre-registered) on the finished trials of an RL sweep "
+    "directory: one-sided Spearman permutation and sign-flip tests with seeds as units, Holm's correction over the seven "
+    "primary tests, each test's power by simulation, and the exploratory secondary tests. Writes SWEEP_DIR/hypotheses.md, "
+    "SWEEP_DIR/hypotheses.json and SWEEP_DIR/figures/theory_help_e0.png, theory_cmni_vs_help.png. Reads only the trials' "
+    "result.json files; a run with other --permutations, --seed or --power-designs than the registered ones says so in hypotheses.md."
+)
+
+
+def theory_command(args, overrides) -> int:
+    from mirror.sweep.theory import run_theory
+
+    for name in ("permutations", "power_designs"):
+        value = getattr(args, name)
+        if value < (1 if name == "permutations" else 0):
+            raise UsageError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'permutations' else '0 or more'}, got {value}")
+    done = run_theory(Path(args.sweep_dir), json_path=args.json, permutations=args.permutations, seed=args.seed, power_designs=args.power_designs)
+    for entry in done["primary"]:
+        print(f"{entry['hypothesis']}: {entry['verdict']}")
+    print("written: " + ", ".join(str(p) for p in done["files"]))
+    return 0
 
 
 def sweep_command(args, overrides) -> int:

@@ -1,0 +1,299 @@
+"""`mirror theory SWEEP_DIR`: the pre-registered tests of `docs/theory_experiment.md` on an
+RL sweep's finished trials (`mirror.analysis.hypotheses`), written next to its summary.
+
+    SWEEP_DIR/hypotheses.md     the primary tests (hypothesis, trials, statistic, p,
+                                Holm-adjusted p, verdict, power), the exploratory ones, the
+                                per-trial random-init ranks, the trials still climbing
+    SWEEP_DIR/hypotheses.json   the same, every number, and each trial's measures
+    SWEEP_DIR/figures/theory_help_e0.png        help_e0 as a D x w heatmap per veil (mean over seeds)
+    SWEEP_DIR/figures/theory_cmni_vs_help.png   cmni_a against help_e0, one point per trial,
+                                                coloured by its (D, I, w) setting
+
+Only the trials' result.json files are read (every finished trial of the sweep directory,
+in plan order), so the tests can be rerun on any RL sweep directory, whole or partial,
+without its config. A result row maps to the registered measures by `MEASURE_COLUMNS`;
+a sweep whose rows lack one (trials finished before the column existed) is refused with
+the column named. H6's ablation gaps come in through one hook, `ablation_gaps`.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from mirror.analysis import hypotheses
+from mirror.errors import UsageError
+from mirror.sweep.trial import RESULT_FILE
+from mirror.train.checkpoints import write_json_atomic, write_text_atomic
+
+# The registered measures (docs/theory_experiment.md) -> the result-row column holding them.
+MEASURE_COLUMNS = {
+    "dependency": "dependency",
+    "veil": "veil",
+    "partner_reward_weight": "partner_reward_weight",
+    "seed": "seed",
+    "help_e0": "help_when_partner_energy0",
+    "help_distressed": "help_when_partner_distressed",
+    "cmni_a": "cmni_scaled",
+    "cmni_b": "cmni_scaled_onpolicy",
+    "z_init": "z_init",
+    "p_init_scaled": "p_init_scaled",
+}
+ABLATION_COLUMN = "ablation_gap"
+TREND_COLUMNS = ("return_slope", "return_change_last_quarter")
+STILL_CLIMBING = 0.02  # a trial whose fitted return changed by more than 2 % over its last quarter
+HELP_FIGURE, CMNI_FIGURE = "theory_help_e0.png", "theory_cmni_vs_help.png"
+
+
+def read_results(sweep_dir: Path) -> list[dict]:
+    """Every finished trial's result row: plan.json's trials in order (else every
+    trials/*/result.json by name). Refuses a directory without finished trials and a
+    supervised sweep."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise UsageError(f"{sweep_dir} is not a directory (give the sweep directory, e.g. sweeps/<name>)")
+    plan = sweep_dir / "plan.json"
+    if plan.is_file():
+        paths = [sweep_dir / entry["dir"] / RESULT_FILE for entry in json.loads(plan.read_text())["entries"]]
+    else:
+        paths = sorted((sweep_dir / "trials").glob(f"*/{RESULT_FILE}"))
+    rows = [json.loads(p.read_text()) for p in paths if p.is_file()]
+    if not rows:
+        raise UsageError(f"{sweep_dir} has no finished trial (no trials/*/{RESULT_FILE}): run `mirror sweep CONFIG --sweep-dir {sweep_dir}` first")
+    if any("partner_reward_weight" not in r for r in rows):
+        raise UsageError(f"{sweep_dir} is not an RL sweep (its trials have no partner_reward_weight): `mirror theory` tests `mode: rl` sweeps")
+    return rows
+
+
+def trial_measures(rows: list[dict], sweep_dir: Path | str = "the sweep") -> dict:
+    """measure -> float64[trials] (None -> NaN) for `hypotheses.theory_tests`, plus
+    ablation_gap (`ablation_gaps`). Refuses rows that lack a needed column, naming it."""
+    missing = sorted({c for r in rows for c in MEASURE_COLUMNS.values() if c not in r}, key=list(MEASURE_COLUMNS.values()).index)
+    if missing:
+        raise UsageError(
+            f"{sweep_dir}: the trials' result rows lack the column(s) {', '.join(missing)} that `mirror theory` needs "
+            f"({', '.join(m for m, c in MEASURE_COLUMNS.items() if c in missing)} of docs/theory_experiment.md). Trials finished "
+            "before these columns existed: delete their result.json and rerun `mirror sweep CONFIG` (the trained populations are reused)"
+        )  # fmt: skip
+    out = {m: _column(rows, c) for m, c in MEASURE_COLUMNS.items()}
+    out["ablation_gap"] = ablation_gaps(rows)
+    return out
+
+
+def ablation_gaps(rows: list[dict]) -> np.ndarray | None:
+    """H6's hook: float64[trials] of each trial's ablation_gap (the drop in help_e0 when its
+    K top-MNS hidden units are mean-ablated, minus the mean drop for random units;
+    docs/theory_experiment.md), read from its result row's `ablation_gap` column, which the
+    ablation step fills (NaN where a trial has none). None when no trial has one: H6 is
+    then reported as not computed."""
+    gaps = _column(rows, ABLATION_COLUMN)
+    return gaps if np.isfinite(gaps).any() else None
+
+
+def _column(rows: list[dict], column: str) -> np.ndarray:
+    return np.asarray([np.nan if r.get(column) is None else float(r[column]) for r in rows], np.float64)
+
+
+def run_theory(
+    sweep_dir, *, json_path=None, permutations: int = hypotheses.PERMUTATIONS, seed: int = hypotheses.SEED,
+    power_designs: int = hypotheses.POWER_DESIGNS,
+) -> dict:  # fmt: skip
+    """Run the tests on SWEEP_DIR's finished trials and write hypotheses.md, hypotheses.json
+    (and a copy at `json_path`) and the two figures; returns the tests' dict with `files`."""
+    sweep_dir = Path(sweep_dir)
+    rows = read_results(sweep_dir)
+    measures = trial_measures(rows, sweep_dir)
+    try:
+        tests = hypotheses.theory_tests(measures, permutations=permutations, seed=seed, power_designs=power_designs)
+    except ValueError as err:
+        raise UsageError(f"{sweep_dir}: {err}") from None
+    training = training_trend(rows)
+    values = [{"trial": r.get("trial"), "dir": r.get("dir"), **{m: _json_float(measures[m][i]) for m in MEASURE_COLUMNS},
+               "ablation_gap": None if measures["ablation_gap"] is None else _json_float(measures["ablation_gap"][i]),
+               **{c: r.get(c) for c in TREND_COLUMNS}} for i, r in enumerate(rows)]  # fmt: skip
+    report = _finite_json({"sweep_dir": str(sweep_dir), "measures": {**MEASURE_COLUMNS, "ablation_gap": ABLATION_COLUMN}, **tests, "training": training, "trial_values": values})
+    files = [_save(help_figure(measures), sweep_dir / "figures" / HELP_FIGURE), _save(cmni_figure(measures, tests), sweep_dir / "figures" / CMNI_FIGURE)]
+    write_json_atomic(sweep_dir / "hypotheses.json", report)
+    files.append(sweep_dir / "hypotheses.json")
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(json_path), report)
+        files.append(Path(json_path))
+    write_text_atomic(sweep_dir / "hypotheses.md", markdown(sweep_dir, report))
+    files.append(sweep_dir / "hypotheses.md")
+    return {**report, "files": files}
+
+
+def _json_float(value) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _finite_json(value):
+    """A JSON-ready copy: NaN and infinities -> None (strict JSON), numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def training_trend(rows: list[dict]) -> dict:
+    """The trials still climbing: those whose fitted return changed by more than
+    STILL_CLIMBING (relative) over their last quarter of training."""
+    changes = [(r.get("trial"), r.get("return_change_last_quarter")) for r in rows]
+    known = [(t, c) for t, c in changes if c is not None and math.isfinite(c)]
+    climbing = [t for t, c in known if c > STILL_CLIMBING]
+    return {"threshold": STILL_CLIMBING, "trials_with_trend": len(known), "still_climbing": climbing,
+            "max_change": max((c for _, c in known), default=None)}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- hypotheses.md
+
+
+def _p(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _statistic(entry: dict) -> str:
+    return entry["statistic_name"] if entry.get("statistic") is None else f"{entry['statistic_name']} = {entry['statistic']:.3g}"
+
+
+def _power_cell(entry: dict) -> str:
+    power = entry.get("power")
+    if power is None:
+        return "-"
+    return power["words"] if power.get("effect") is not None else "not estimated: " + power["reason"]
+
+
+def markdown(sweep_dir: Path, report: dict) -> str:
+    registered = report["permutations"] == hypotheses.PERMUTATIONS and report["power_designs"] == hypotheses.POWER_DESIGNS and report["seed"] == hypotheses.SEED
+    out = [
+        "# The theory experiment: the pre-registered tests",
+        "",
+        f"Sweep `{Path(sweep_dir).name}`: {report['trials']} finished trials. The hypotheses, measures and tests are those of "
+        "`docs/theory_experiment.md` (pre-registered): one-sided, the seed (trial) as the unit, "
+        f"{report['permutations']:,} permutations or sign flips from seed {report['seed']} (every arrangement enumerated where "
+        f"there are fewer), {report['correction']} at alpha = {report['alpha']:g}. Power: the smallest effect each test detects "
+        f"with {report['power_target']:.0%} power at its Holm level, by simulation ({report['power_designs']} designs, normal "
+        "seed noise with each (D, I, w) setting's observed sd, the same test).",
+        "",
+    ]
+    if not registered:
+        out += [f"**Departure from the registered plan:** {report['permutations']:,} permutations, seed {report['seed']}, "
+                f"{report['power_designs']} power designs (registered: {hypotheses.PERMUTATIONS:,}, {hypotheses.SEED}, {hypotheses.POWER_DESIGNS}).", ""]  # fmt: skip
+    out += ["## Primary tests", "", "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict | power (80 %) |", "|---|---|---|---|---|---|---|"]
+    for e in report["primary"]:
+        short = ("supported" if e["supported"] else "not supported") if e["testable"] else e["status"]
+        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {_p(e['p'])} | {_p(e['p_holm'])} | {short} | {_power_cell(e)} |")
+    out += ["", "Verdicts:", ""] + [f"- **{e['hypothesis']}** {e['verdict']}." for e in report["primary"]]
+    out += [
+        "",
+        "p: exact where every arrangement was enumerated, else (1 + #{draws >= observed}) / (draws + 1). Power: the effect in the "
+        "measure's units (and in units of the pooled within-setting sd of the seeds) detected with 80 % power at the test's Holm level; a verdict of \"not supported\" "
+        "is not evidence of no effect below it.",
+        "",
+        "## Exploratory (secondary measures, not corrected)",
+        "",
+        "| test | trials | statistic | p (uncorrected) |",
+        "|---|---|---|---|",
+    ]
+    for e in report["secondary"]:
+        p = _p(e["p"]) if e["testable"] else f"{e['status']}: {e['reason']}"
+        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {p} |")
+    out += ["", f"Per-trial random-initialisation ranks (p_init_scaled, cmni_a on probe set a): {report['init_ranks']['verdict']}.", ""]
+    training = report["training"]
+    out += ["## Training length", ""]
+    if training["trials_with_trend"]:
+        climbing = training["still_climbing"]
+        out += [f"Return over each trial's last quarter of training: {len(climbing)} of {training['trials_with_trend']} trials changed by more than "
+                f"{training['threshold']:.0%} (fitted, relative: return_change_last_quarter)" + (f": trial{'s' if len(climbing) > 1 else ''} {', '.join(map(str, climbing))}." if climbing else ".")]  # fmt: skip
+    else:
+        out += ["No trial has a return trend (return_change_last_quarter): too few updates in the last quarter, or none recorded."]
+    out += [
+        "",
+        "## Figures",
+        "",
+        f"![help_e0 by D and w, per veil](figures/{HELP_FIGURE})",
+        "",
+        f"![cmni_a against help_e0, one point per trial](figures/{CMNI_FIGURE})",
+        "",
+    ]
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _save(fig, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=130)
+    return path
+
+
+def help_figure(m: dict):
+    """help_e0 as a D (columns) x w (rows) heatmap of the mean over seeds, one panel per veil,
+    each cell annotated with its mean and trial count."""
+    from matplotlib.figure import Figure
+
+    veils = np.unique(m["veil"][np.isfinite(m["veil"])])
+    ds, ws = np.unique(m["dependency"]), np.unique(m["partner_reward_weight"])
+    fig = Figure(figsize=(4.2 * len(veils) + 1, 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(veils), squeeze=False)[0])
+    finite = m["help_e0"][np.isfinite(m["help_e0"])]
+    top = max(float(finite.max()), 1e-9) if finite.size else 1.0
+    image = None
+    for ax, veil in zip(axes, veils):
+        grid = np.full((len(ws), len(ds)), np.nan)
+        for i, w in enumerate(ws):
+            for j, d in enumerate(ds):
+                pick = (m["veil"] == veil) & (m["partner_reward_weight"] == w) & (m["dependency"] == d) & np.isfinite(m["help_e0"])
+                if pick.any():
+                    grid[i, j] = m["help_e0"][pick].mean()
+                    ax.text(j, i, f"{grid[i, j]:.3g}\n({int(pick.sum())})", ha="center", va="center", fontsize=8,
+                            color="white" if grid[i, j] < 0.5 * top else "black")  # readable on viridis's dark and light ends
+        image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
+        ax.set_xticks(range(len(ds)), [f"{d:g}" for d in ds])
+        ax.set_yticks(range(len(ws)), [f"{w:g}" for w in ws])
+        ax.set_xlabel("dependency D")
+        ax.set_ylabel("prosocial weight w")
+        ax.set_title(f"veil I = {veil:g}")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), label="help_e0 (mean over seeds)")
+    fig.suptitle("help_e0: the share of help while the partner is at energy 0 (cell: mean, trials)")
+    return fig
+
+
+def cmni_figure(m: dict, tests: dict):
+    """cmni_a against help_e0: one point per trial, coloured by its (D, I, w) setting
+    (marker: the veil), with H3a's statistic in the title."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 5), layout="constrained")
+    ax = fig.subplots()
+    keep = np.isfinite(m["help_e0"]) & np.isfinite(m["cmni_a"])
+    settings = sorted({(d, i, w) for d, i, w in zip(m["dependency"][keep], m["veil"][keep], m["partner_reward_weight"][keep])})
+    colours = colormaps["tab20"].resampled(max(len(settings), 1))
+    for k, (d, i, w) in enumerate(settings):
+        pick = keep & (m["dependency"] == d) & (m["veil"] == i) & (m["partner_reward_weight"] == w)
+        ax.scatter(m["help_e0"][pick], m["cmni_a"][pick], s=30, alpha=0.85, color=colours(k), marker="o" if i == 0 else "^",
+                   label=f"D={d:g}, I={i:g}, w={w:g}")  # fmt: skip
+    h3a = next(e for e in tests["primary"] if e["hypothesis"] == "H3a")
+    stat = f"Spearman rho = {h3a['statistic']:.3g}, p = {h3a['p']:.3g}" if h3a.get("statistic") is not None else h3a["verdict"]
+    ax.set_title(f"cmni_a against help_e0, one point per trial ({int(keep.sum())} trials; H3a: {stat})", fontsize=9)
+    ax.set_xlabel("help_e0 (share of help while the partner is at energy 0)")
+    ax.set_ylabel("cmni_a (cmni_scaled on probe set a, last checkpoint)")
+    ax.grid(alpha=0.3)
+    if settings:
+        fig.legend(loc="outside right upper", fontsize=7, title="setting", title_fontsize=8)
+    return fig
