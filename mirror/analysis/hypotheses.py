@@ -16,8 +16,9 @@ The tests, all one-sided in the registered direction:
 - **Sign-flip test** (`sign_flip_test`, H4, H5, H6): the mean of per-unit values against
   the means with every sign flipped at random (symmetric about 0 under the null).
 
-Each uses `permutations` (10,000) draws from `np.random.default_rng((seed, stream))`, a
-stream per test, so the same trials give the same p-values. When the test has at most
+Each uses `permutations` (10,000) draws from `np.random.default_rng((seed, crc32(test
+name), 0))` (an integer seed, as the analysis' other permutation nulls take), a stream per
+test, so the same trials give the same p-values. When the test has at most
 that many distinct arrangements (sign vectors, or orderings of the values within the
 strata), every one is enumerated instead and p is exact: the share of arrangements,
 the observed one included, whose statistic reaches the observed. Otherwise p =
@@ -335,7 +336,6 @@ class _Spec(NamedTuple):
     run: Callable[[], PermutationTest] | None = None
     power: Callable[[float], tuple] | None = None  # level -> (power_of, smallest p[, rho_of])
     sigma: float | None = None  # the reference noise sd in the measure's units (None or 0: power not defined)
-    scale: np.ndarray | None = None  # [units] each unit's simulated noise sd / sigma
     effect_words: str = ""  # what the effect is, e.g. "rise in help_e0 per unit of D"
 
 
@@ -378,7 +378,6 @@ def _spearman_spec(name, claim, t, keep, x_name, y_name, *, strata_name, permute
         power=lambda level: spearman_power(x, strata, level, scale=scale, designs=config["power_designs"], permutations=config["permutations"],
                                            seed=config["seed"], stream=name),  # fmt: skip
         sigma=sigma,
-        scale=scale,
         effect_words=f"rise in {_label(y_name)} per unit of {_label(x_name)}",
     )
 
@@ -397,7 +396,6 @@ def _sign_flip_spec(name, claim, values, settings, statistic: str, *, unit_name:
         power=lambda level: sign_flip_power(len(values), level, scale=scale, designs=config["power_designs"], permutations=config["permutations"],
                                             seed=config["seed"], stream=name),  # fmt: skip
         sigma=sigma,
-        scale=scale,
         effect_words=effect_words,
     )
 
@@ -414,6 +412,7 @@ def veil_pairs(t: dict, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarra
     finite `measure`: (differences I=1 minus I=0 [pairs], the I=0 trials' indices, the I=1
     trials'). The seed value identifies the seed index (a grid sweep gives every setting the
     same seeds)."""
+
     def where(veil):
         keep = (t["veil"] == veil) & np.isfinite(t[measure])
         return {(d, w, s): i for i, (d, w, s) in enumerate(zip(t["dependency"], t["partner_reward_weight"], t["seed"])) if keep[i]}
@@ -441,7 +440,6 @@ def _h4_spec(name, t, measure, config) -> _Spec:
         power=lambda level: sign_flip_power(len(diff), level, scale=scale, designs=config["power_designs"], permutations=config["permutations"],
                                             seed=config["seed"], stream=name),  # fmt: skip
         sigma=sigma,
-        scale=scale,
         effect_words=f"mean I = 1 minus I = 0 difference in {measure}",
     )
 
