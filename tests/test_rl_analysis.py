@@ -76,6 +76,24 @@ def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
     assert np.isnan(got.p_permutation).all() and got.null.shape == (checkpoints, networks, 0)
 
 
+def test_onpolicy_cmni_scaled_of_a_transformer_equals_its_variant_on_its_own_rows():
+    """A transformer's neurons (every one row by row, outputs included) take the same scaled
+    pass: each network's on-policy cmni_scaled = `cmni_variants` on that network's rows."""
+    from mirror.agents.transformer import init_transformer_params
+
+    rng = np.random.default_rng(4)
+    keys = jax.random.split(jax.random.key(2), 2)
+    trees = [init_transformer_params(k, num_inputs=F, depth=1, d_model=8, heads=2, mlp_ratio=2) for k in keys]
+    params = jax.tree.map(lambda a: a[None], _stack(trees))  # [checkpoints 1, networks 2, ...]
+    inputs, scenarios, idle = random_probes(rng, (1, 2), 200)
+    got = onpolicy_cmni(params, None, inputs, scenarios, idle, activation="relu", chunk_rows=64)
+    for n in range(2):
+        x = np.asarray(model_inputs(inputs[0, n]))
+        want = cmni_variants(trees[n], x, cmni_groups(scenarios[0, n], idle[0, n]), None, activation="relu", chunk_rows=64)
+        np.testing.assert_allclose(got.cmni_scaled[0, n], want.values["cmni_scaled"], rtol=1e-5, atol=1e-8)
+    assert np.all(got.cmni_scaled > 0)
+
+
 def _probe_unit_model(out_weight):
     """One hidden unit reading the energy input (+100 x the own-code input, which the §5.6
     mask zeroes) and 4 linear outputs with weights out_weight."""
