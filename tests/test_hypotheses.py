@@ -269,6 +269,17 @@ def test_a_sweep_without_a_needed_column_is_refused_naming_it(tmp_path, capsys, 
     assert not (sweep_dir / "hypotheses.md").exists()
 
 
+def test_trials_sharing_a_setting_and_seed_are_refused(tmp_path, capsys):
+    """Seeds are the units: two trials with the same D, I, w and seed (a sweep over another
+    field too, e.g. rl.lr) cannot be paired or counted once each."""
+    sweep, sweep_dir = write_fake_sweep(tmp_path)
+    path = sweep_dir / "trials" / f"t0001-{sweep.trials[1].trial_id}" / "result.json"
+    row = json.loads(path.read_text())
+    path.write_text(json.dumps({**row, "seed": 0}))  # trial 1 becomes a second seed 0 of trial 0's setting
+    assert main(["theory", str(sweep_dir), *CHEAP]) == 2
+    assert "the trials must differ in (D, I, w, seed)" in capsys.readouterr().err
+
+
 def test_theory_refuses_an_empty_or_supervised_sweep(tmp_path, capsys):
     assert main(["theory", str(tmp_path / "nowhere")]) == 2
     assert "is not a directory" in capsys.readouterr().err

@@ -24,6 +24,7 @@ import numpy as np
 
 from mirror.analysis import hypotheses
 from mirror.errors import UsageError
+from mirror.files import require_writable
 from mirror.sweep.trial import RESULT_FILE
 from mirror.train.checkpoints import write_json_atomic, write_text_atomic
 
@@ -104,6 +105,9 @@ def run_theory(
     sweep_dir = Path(sweep_dir)
     rows = read_results(sweep_dir)
     measures = trial_measures(rows, sweep_dir)
+    require_writable(sweep_dir, "sweep directory", UsageError)  # before the tests, not after
+    if json_path:
+        require_writable(Path(json_path).parent, "--json directory", UsageError)
     try:
         tests = hypotheses.theory_tests(measures, permutations=permutations, seed=seed, power_designs=power_designs)
     except ValueError as err:
