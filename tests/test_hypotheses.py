@@ -124,6 +124,29 @@ def test_spearman_power_grows_with_the_effect():
     assert smallest == pytest.approx(1 / 1001) and abs(rho_of(0.0)) < 0.05 and rho_of(1.0) < rho_of(6.0) < 1
 
 
+def _grid_trials(**measures):
+    d, i, w, seed = (a.ravel().astype(float) for a in np.meshgrid([0, 0.5, 1], [0, 1], [0, 1], range(3), indexing="ij"))
+    base = {"dependency": d, "veil": i, "partner_reward_weight": w, "seed": seed}
+    rest = {m: np.full(d.size, np.nan) for m in h.MEASURES if m not in base}
+    return {**base, **rest, **{k: v(d, i, w, seed) if callable(v) else v for k, v in measures.items()}}
+
+
+def test_untestable_tests_say_why_and_enter_holm_with_p_one():
+    """No help_e0 anywhere (no decision with the partner at energy 0): H1-H3 cannot run;
+    a constant help_e0 (nobody helps) neither. They enter Holm with p = 1, so H5's
+    adjusted p is its p times the 7 registered tests."""
+    t = _grid_trials(z_init=lambda d, i, w, s: 1.0 + 0.1 * s, cmni_a=lambda d, i, w, s: 0.1 + 0.01 * i)
+    out = h.theory_tests(t, permutations=200, power_designs=0)
+    by = {e["hypothesis"]: e for e in out["primary"]}
+    assert by["H1"]["verdict"] == "not testable: 0 of the 18 trials with w = 0 have a value of both D and help_e0; the test needs at least 3"
+    assert by["H5"]["p"] == pytest.approx(1 / 201) and by["H5"]["p_holm"] == pytest.approx(7 / 201) and by["H5"]["supported"]
+    assert by["H4"]["p"] == pytest.approx(1 / 201) and by["H4"]["p_holm"] == pytest.approx(7 / 201)  # ties with H5: both times 7, then made monotone
+    t["help_e0"] = np.zeros(36)
+    by = {e["hypothesis"]: e for e in h.theory_tests(t, permutations=200, power_designs=0)["primary"]}
+    assert by["H1"]["verdict"] == "not testable: help_e0 takes the single value 0 in all 18 trials"
+    assert by["H6"]["status"] == "not computed" and not by["H6"]["testable"]
+
+
 # ----------------------------------------------------------------------------- the command on a hand-written sweep
 
 GRID = {"env.dependency": [0.0, 0.5, 1.0], "env.veil": [0.0, 1.0], "rl.partner_reward_weight": [0.0, 1.0]}

@@ -353,15 +353,18 @@ def _untestable(entry: dict, reason: str, status: str = "not testable") -> _Spec
     return _Spec({**entry, "testable": False, "status": status, "reason": reason})
 
 
-def _spearman_spec(name, claim, t, keep, x_name, y_name, *, strata_name, permuted: str, config) -> _Spec:
-    """Spearman rho(x, y) over the kept trials with a finite y; `permuted` names the
-    permuted variable (x: within strata_name strata; y: across all trials)."""
+def _spearman_spec(name, claim, t, keep, x_name, y_name, *, strata_name, permuted: str, config, selection: str = "") -> _Spec:
+    """Spearman rho(x, y) over the kept trials (`selection` says which, e.g. "w = 0") with
+    finite values; `permuted` names the permuted variable (x: within strata_name strata; y:
+    across all trials)."""
+    selected = int(keep.sum())
     keep = keep & np.isfinite(t[x_name]) & np.isfinite(t[y_name])
     x, y = t[x_name][keep], t[y_name][keep]
     entry = _entry(name, claim, f"Spearman rho({_label(x_name)}, {_label(y_name)})", int(keep.sum()),
                    test=f"permutation of {_label(permuted)} " + (f"within each {strata_name} stratum" if strata_name else "across trials"))  # fmt: skip
     if keep.sum() < 3:
-        return _untestable(entry, f"{int(keep.sum())} trials have {_label(x_name)} and {_label(y_name)}; the test needs at least 3")
+        where = f"the {selected} trials with {selection}" if selection else f"the {selected} trials"
+        return _untestable(entry, f"{int(keep.sum())} of {where} have a value of both {_label(x_name)} and {_label(y_name)}; the test needs at least 3")
     for var, v in ((x_name, x), (y_name, y)):
         if np.unique(v).size < 2:
             return _untestable(entry, f"{_label(var)} takes the single value {v[0]:g} in all {len(v)} trials")
@@ -469,9 +472,9 @@ def primary_specs(t: dict, config: dict) -> list[_Spec]:
     z_keep = np.isfinite(z)
     return [
         _spearman_spec("H1", "at w = 0, help_e0 rises with D", t, t["partner_reward_weight"] == 0, "dependency", "help_e0",
-                       strata_name="veil", permuted="dependency", config=config),
+                       strata_name="veil", permuted="dependency", config=config, selection="w = 0"),
         _spearman_spec("H2", "at D = 0, help_e0 rises with w", t, t["dependency"] == 0, "partner_reward_weight", "help_e0",
-                       strata_name="veil", permuted="partner_reward_weight", config=config),
+                       strata_name="veil", permuted="partner_reward_weight", config=config, selection="D = 0"),
         _spearman_spec("H3a", "across trials, cmni_a rises with help_e0", t, every, "help_e0", "cmni_a", strata_name=None, permuted="cmni_a", config=config),
         _spearman_spec("H3b", "across trials, cmni_b rises with help_e0", t, every, "help_e0", "cmni_b", strata_name=None, permuted="cmni_b", config=config),
         _h4_spec("H4", t, "cmni_a", config),
@@ -486,9 +489,9 @@ def secondary_specs(t: dict, config: dict) -> list[_Spec]:
     with cmni_b."""
     return [
         _spearman_spec("H1 (help_distressed)", "at w = 0, help_distressed rises with D", t, t["partner_reward_weight"] == 0, "dependency",
-                       "help_distressed", strata_name="veil", permuted="dependency", config=config),
+                       "help_distressed", strata_name="veil", permuted="dependency", config=config, selection="w = 0"),
         _spearman_spec("H2 (help_distressed)", "at D = 0, help_distressed rises with w", t, t["dependency"] == 0, "partner_reward_weight",
-                       "help_distressed", strata_name="veil", permuted="partner_reward_weight", config=config),
+                       "help_distressed", strata_name="veil", permuted="partner_reward_weight", config=config, selection="D = 0"),
         _h4_spec("H4 (cmni_b)", t, "cmni_b", config),
     ]  # fmt: skip
 
