@@ -275,6 +275,8 @@ def test_summary_has_the_rl_keys(rl_dir):
     stakes = summary["stakes"]
     assert stakes["games"] == 8 and list(stakes["by_dependency"]) == ["1"]
     assert set(stakes["by_dependency"]["1"]) == {"base", "pair_return", "cooperative_surplus", "help_incentive", "partner_stake", "energy0_share"}
+    report = (rl_dir / "report.md").read_text()
+    assert "## Stakes of the regime" in report and "help incentive" in report
     assert "cmni" in summary or "selected" in summary or len(summary) > 15  # the analysis summary is kept
 
 
