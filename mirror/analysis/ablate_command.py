@@ -119,6 +119,7 @@ def probe_a_mns(agents) -> tuple[np.ndarray, int]:
 def ablate_member(subject: Subject, spec, mode: str, draws: int) -> dict:
     """The JSON-ready result of one member (see `mirror.analysis.ablation.ablation_test`)."""
     from mirror.analysis.ablation import ablation_test, ablation_values
+    from mirror.analysis.neurons import neuron_name
     from mirror.rl.run import fixed_key
 
     agents, evaluation = subject.agents, subject.evaluation
@@ -149,8 +150,7 @@ def ablate_member(subject: Subject, spec, mode: str, draws: int) -> dict:
         "ablated": result["ablated"],
     }
     if mns is not None:
-        widths = agents.widths
-        names = [f"L{i + 1}N{u}" for i, w in enumerate(widths) for u in range(w)]
+        names = [neuron_name(i, u) for i, w in enumerate(agents.widths) for u in range(w)]
         out["test_rows"] = test_rows
         out["mns"] = [{name: float(mns[n, names.index(name)]) for name in result["units"][n]} for n in range(networks)]
     if result["random"] is not None:
@@ -233,7 +233,9 @@ def ablate_command(args, overrides=()) -> int:
     if spec.kind == "random" and args.seeds < 1:
         raise UsageError(f"--units {spec} needs --seeds >= 1 (the random draws), got {args.seeds}")
     if args.json:
-        require_writable(args.json, "--json", UsageError)
+        if Path(args.json).is_dir():
+            raise UsageError(f"--json {args.json} is a directory; give a file path")
+        require_writable(Path(args.json).absolute().parent, "--json's directory", UsageError)
     run_dir, checkpoint = parse_agent(args.target)
     run_dir = run_dir.absolute()
     rl_run = _check_rl_run(run_dir)

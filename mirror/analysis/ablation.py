@@ -250,7 +250,8 @@ def no_masks(widths: Sequence[int], ablations: int = 1) -> list[np.ndarray]:
     return [np.zeros((ablations, 2, w), bool) for w in widths]
 
 
-def pick(rates: dict, index) -> dict:
+def rates_at(rates: dict, index) -> dict:
+    """One ablation's (or a slice of ablations') values of `evaluate_ablations`' result."""
     return {k: v[index] for k, v in rates.items()}
 
 
@@ -317,8 +318,8 @@ def ablation_test(
     rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared)
     first_random = 1 if spec.kind == "random" else 2
     out = {
-        "intact": pick(rates, 0),
-        "ablated": None if spec.kind == "random" else pick(rates, 1),
+        "intact": rates_at(rates, 0),
+        "ablated": None if spec.kind == "random" else rates_at(rates, 1),
         "units": [unit_names([m[n] for m in chosen]) for n in range(2)],
         "counts": counts,
         "random": None,
@@ -360,11 +361,11 @@ def ablation_curve(
             stacks.append(network_random_masks(draw_key, counts[-1], widths, draws))
     masks = [np.concatenate([s[i] for s in stacks]) for i in range(len(widths))]
     rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared)
-    intact = pick(rates, 0)
+    intact = rates_at(rates, 0)
     per_k = 1 + draws
     out = {"k": np.asarray(ks), "intact": intact, "counts": np.stack(counts)}
     out["top_mns"] = {r: np.asarray([rates[r][1 + i * per_k] for i in range(len(ks))]) for r in RATES}
-    summaries = [summarise_draws(pick(rates, slice(2 + i * per_k, (i + 1) * per_k + 1))) for i in range(len(ks))]
+    summaries = [summarise_draws(rates_at(rates, slice(2 + i * per_k, (i + 1) * per_k + 1))) for i in range(len(ks))]
     out["random_mean"] = {r: np.asarray([s["mean"][r] for s in summaries]) for r in RATES}
     out["random_sd"] = {r: np.asarray([s["sd"][r] for s in summaries]) for r in RATES}
     out["gap"] = {
