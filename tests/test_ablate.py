@@ -397,3 +397,31 @@ def test_command_refuses_what_it_cannot_ablate(tiny_rl_run, tmp_path, capsys, mo
     monkeypatch.setattr(watch, "load_agents", as_transformer)
     code, _, err = ablate(capsys, tiny_rl_run, "--units", "L1N0")
     assert code == 2 and "transformer actors: mirror ablate takes MLP actors only" in err
+
+
+def test_command_on_independent_networks(tmp_path, capsys):
+    """Two networks per member: named units are ablated in both, and the intact agents are
+    each network's own policy playing its player, in the run's report games."""
+    from test_play_agent import UPDATES, WIDTHS as FIXTURE_WIDTHS, make_rl_run
+
+    run = tmp_path / "run"
+    saved = make_rl_run(run, sharing="independent", member_envs=({"dependency": 0.5}, {"dependency": 1.0}), activation="tanh")
+    rl_run = json.loads((run / "rl_run.json").read_text())
+    rl_run["eval"] = {"games": 4, "turns": 40, "seed": 3, "report_stream": REPORT_STREAM, "greedy": False}
+    (run / "rl_run.json").write_text(json.dumps(rl_run))
+    code, out, err = ablate(capsys, f"{run}:{UPDATES[0]}", "--units", "L1N1,L2N4", "--mode", "zero", "--member", "1", "--json", tmp_path / "i.json")
+    assert code == 0, err
+    result = json.loads((tmp_path / "i.json").read_text())["members"][0]
+    assert result["networks"] == [2, 3] and result["ablated_units"] == [["L1N1", "L2N4"]] * 2 and result["dependency"] == 1.0
+    assert "Frog's network: ablated units: L1N1, L2N4" in out and "Toad's network: ablated units: L1N1, L2N4" in out
+    nets = [jax.tree.map(lambda a: a[n], saved[UPDATES[0]]) for n in (2, 3)]
+
+    def policy(p, obs, player):
+        logits = policy_logits(p, obs, FIXTURE_WIDTHS, "tanh")
+        return logits, jnp.zeros(logits.shape[:-1])
+
+    env = EnvParams(episode_turns=20, dependency=1.0)
+    reference = evaluate(per_player(agent(policy, nets[0]), agent(policy, nets[1])), env, fixed_key(3, REPORT_STREAM), 4, 40)
+    for k in A.RATES:
+        expected = float(reference[k])
+        assert result["intact"][k] == (None if np.isnan(expected) else pytest.approx(expected, abs=1e-6))
