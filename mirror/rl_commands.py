@@ -1,5 +1,6 @@
 """`mirror rl`: self-play PPO, checkpoints, CMNI and the report (see `mirror.rl_experiment`)."""
 
+import json
 from pathlib import Path
 
 from mirror.errors import UsageError
@@ -27,6 +28,7 @@ def register(sub) -> None:
         "all processes save each checkpoint together; needs --run-dir or --resume",
     )
     rl.set_defaults(func=rl_command, accepts_overrides=True)
+    register_stakes(sub)
 
 
 def default_rl_config_path() -> Path:
@@ -90,3 +92,51 @@ def distributed_mesh():
 
     jax.distributed.initialize(shutdown_timeout_seconds=DISTRIBUTED_WAIT_S)
     return population_mesh(jax.devices())
+
+
+STAKES_HELP = (
+    "Play the scripted policies (hop_jump, the oracle, helper and lone helper on each base, a "
+    "frozen partner) in thousands of whole episodes for each D, and report the regime's "
+    "stakes with 95%% intervals over games: the cooperative surplus, the help incentive and "
+    "the partner stake (own score per 100 decisions, against the selfish base), and the share "
+    "of decisions at energy 0. Env fields come from --config (default: configs/rl_quickstart.yaml) "
+    "and --env.FIELD VALUE overrides (--env.preset stakes); K and M of the helper from "
+    "rl.helper_max_partner_energy and rl.helper_min_own_energy."
+)
+
+
+def register_stakes(sub) -> None:
+    p = sub.add_parser("stakes", help="does the partner matter? regime diagnostics of scripted pairs per D", description=STAKES_HELP)
+    p.add_argument("--config", help="YAML config whose env (and rl helper K, M) to use (default: configs/rl_quickstart.yaml)")
+    p.add_argument("--dependency", type=float, nargs="+", default=[0.0, 0.5, 1.0], metavar="D", help="values of D (default: 0 0.5 1)")
+    p.add_argument("--games", type=int, default=4096, help="whole episodes per pairing (default 4096)")
+    p.add_argument("--seed", type=int, default=0, help="the games' key")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=stakes_command, accepts_overrides=True)
+
+
+def stakes_command(args, overrides=()) -> int:
+    import jax
+
+    from mirror.config import load_config
+    from mirror.rl.config import rl_settings
+    from mirror.rl.stakes import stakes_by_dependency, stakes_table
+
+    if args.games < 2:
+        raise UsageError(f"--games must be an integer >= 2 (a 95% interval needs two games), got {args.games}")
+    bad = [d for d in args.dependency if not 0.0 <= d <= 1.0]
+    if bad:
+        raise UsageError(f"--dependency values must be in [0, 1], got {bad}")
+    config = load_config(args.config or default_rl_config_path(), list(overrides))
+    settings = rl_settings(config)
+    results = stakes_by_dependency(
+        config.env, args.dependency, jax.random.key(args.seed), args.games,
+        settings.helper_max_partner_energy, settings.helper_min_own_energy,
+    )
+    print(stakes_table(results))
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {path}")
+    return 0

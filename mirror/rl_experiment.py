@@ -3,7 +3,8 @@
 dataset (probe set (a), built or reused from the cache) -> RL training with a checkpoint
 every `rl.checkpoint_every` updates (probe set (b), evaluation, baselines; see
 `mirror.rl.run`) -> CMNI and the neuron analyses over every checkpoint -> summary.json
-(the analysis summary plus the RL headline, `mirror.rl.checkpoints.rl_summary`) ->
+(the analysis summary plus the RL headline, `mirror.rl.checkpoints.rl_summary`, and the
+regime's stakes, `run_stakes`) ->
 report.md. A label with a test share but no rows in probe set (a) (help at D = 0: the
 env never produces it, `mirror.data.label_reach`) has its share dropped and the others
 renormalised (`mirror.data.split.holdout_label_shares`), logged, and recorded in
@@ -129,12 +130,37 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, tracker, mesh=
         analysis = analyse_run(run_dir, run_dir, progress=step, log=log)
     timings["cmni"] = time.perf_counter() - start
 
-    summary = {**json.loads((run_dir / "summary.json").read_text()), **rl_summary(run_dir), **probe_a, "run_timings_s": timings}
+    start = time.perf_counter()
+    stakes = run_stakes(config)
+    timings["stakes"] = time.perf_counter() - start
+    summary = {
+        **json.loads((run_dir / "summary.json").read_text()), **rl_summary(run_dir), **probe_a, "stakes": stakes,
+        "run_timings_s": timings,
+    }  # fmt: skip
     write_json_atomic(run_dir / "summary.json", summary)
     report = write_rl_report(run_dir)
     tracker.summary({k: v for k, v in summary.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
     log(f"analysed {len(analysis.run.epochs)} checkpoint(s) x {len(analysis.run.members)} network(s) in {timings['cmni']:.1f} s")
     return {**summary, "run_dir": str(run_dir), "report": str(report)}
+
+
+STAKES_STREAM = 4  # the stakes' games: fold_in(key(seed), 4), apart from the run's other fixed keys
+
+
+def run_stakes(config: Config) -> dict:
+    """summary.json's `stakes`: the regime diagnostics of spec §10 (`mirror stakes`) for the
+    run's env at each D of its members, over `rl.eval_games` whole episodes per pairing."""
+    from mirror.rl.config import rl_settings
+    from mirror.rl.population import member_env_params, rl_members
+    from mirror.rl.run import fixed_key
+    from mirror.rl.stakes import stakes_by_dependency
+
+    settings = rl_settings(config)
+    dependencies = sorted({float(member_env_params(config, m).dependency) for m in rl_members(config)})
+    return stakes_by_dependency(
+        config.env, dependencies, fixed_key(config.seed, STAKES_STREAM), settings.eval_games,
+        settings.helper_max_partner_energy, settings.helper_min_own_energy,
+    )  # fmt: skip
 
 
 def format_rl_headline(h: dict) -> str:

@@ -231,6 +231,21 @@ def _probe_a_shares(summary: dict) -> list[str]:
     return [text, ""]
 
 
+def _stakes(summary: dict) -> list[str]:
+    """The regime's stakes (spec §10, `mirror stakes`) for the run's env, if measured."""
+    stakes = summary.get("stakes")
+    if not stakes:
+        return []
+    from mirror.rl.stakes import stakes_table
+
+    return [
+        "## Stakes of the regime", "",
+        "Scripted pairs in the run's env (`mirror stakes`, docs/stakes.md): does the partner matter? "
+        "Against the selfish base, own score per 100 decisions, mean [normal 95 % interval over games].", "",
+        "```", stakes_table(stakes), "```", "",
+    ]  # fmt: skip
+
+
 def build_rl_report(run_dir) -> str:
     """The report.md text of the RL run in `run_dir`."""
     run_dir = Path(run_dir)
@@ -249,6 +264,7 @@ def build_rl_report(run_dir) -> str:
     out += _setup(rl_run, config, summary, lines)
     out += _returns(summary, baselines, read_jsonl(run_dir / "metrics.jsonl"), members)
     out += _help(summary, baselines, members)
+    out += _stakes(summary)
     out += _cmni(rows, summary, networks, networks // members) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
     if config_text:
         out += ["## Resolved config", "", "```yaml", config_text.rstrip(), "```", ""]

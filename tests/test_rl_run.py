@@ -271,6 +271,12 @@ def test_summary_has_the_rl_keys(rl_dir):
     last = json.loads((rl_dir / "metrics.jsonl").read_text().splitlines()[-1])
     assert summary["return_agent"] == last["return_agent"]
     assert len(summary["return_agent_per_player"]) == 2
+    # the regime's stakes (spec §10) at the run's D, over rl.eval_games whole episodes
+    stakes = summary["stakes"]
+    assert stakes["games"] == 8 and list(stakes["by_dependency"]) == ["1"]
+    assert set(stakes["by_dependency"]["1"]) == {"base", "pair_return", "cooperative_surplus", "help_incentive", "partner_stake", "energy0_share"}
+    report = (rl_dir / "report.md").read_text()
+    assert "## Stakes of the regime" in report and "help incentive" in report
     assert "cmni" in summary or "selected" in summary or len(summary) > 15  # the analysis summary is kept
 
 

@@ -14,5 +14,7 @@
 - `live`: a cheap per-epoch CMNI of a fresh checkpoint, for live tracking;
 - RL runs (issue 12): `onpolicy` (CMNI where every checkpoint has its own probe rows),
   `rl_files` (reading rl_run.json, rl_metrics.jsonl, baselines.json), `rl_figures`
-  (learning curve, CMNI on both probe sets, help rate against D for sweeps).
+  (learning curve, CMNI on both probe sets, help rate against D for sweeps);
+  `ablation` (actor units fixed at their mean or zero in the report games: `mirror ablate`,
+  `ablate_command`).
 """

@@ -26,6 +26,9 @@ def register(sub) -> None:
     for field in dataclasses.fields(AnalysisConfig):
         cmd.add_argument(f"--analysis.{field.name}", dest=f"analysis__{field.name}", metavar="VALUE", help=f"default {field.default!r}")
     cmd.set_defaults(func=cmni_command, accepts_overrides=True)
+    from mirror.analysis import ablate_command
+
+    ablate_command.register(sub)  # `mirror ablate`
 
 
 def declared_overrides(args) -> list[str]:

@@ -47,6 +47,7 @@ class Agents:
     activation: str
     env_params: EnvParams
     sharing: str  # "shared", "independent" or "supervised"
+    dataset_path: str | None = None  # the run's dataset (probe set (a): its test split)
 
     def describe(self) -> str:
         frog, toad = self.networks
@@ -124,7 +125,7 @@ def load_agents(run_dir: str | Path, checkpoint: str | None = None, member: int 
     return Agents(
         run_dir=run_dir, kind="supervised" if rl_run is None else "rl", checkpoint=int(run.epochs[index]),
         networks=networks, params=params, widths=widths, activation=config.model.activation,
-        env_params=env_params, sharing=sharing,
+        env_params=env_params, sharing=sharing, dataset_path=run.dataset_path,
     )  # fmt: skip
 
 
