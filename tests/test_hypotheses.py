@@ -11,6 +11,7 @@ import yaml
 
 from mirror.analysis import hypotheses as h
 from mirror.cli import main
+from mirror.errors import UsageError
 
 # ----------------------------------------------------------------------------- statistics
 
@@ -181,6 +182,7 @@ def _planted(trial, jitter):
         "z_init": 2.0 + 0.3 * jitter[4],
         "p_init_scaled": 0.03 if d > 0 else 0.2,
         "return_change_last_quarter": 0.05 if trial.index == 3 else 0.001,
+        "updates": 200,
     }
 
 
@@ -261,6 +263,39 @@ def test_h6_reads_the_ablation_gaps_and_needs_five_helping_trials(tmp_path):
     _, sweep_dir = write_fake_sweep(few, lambda trial, values: {**with_gap(trial, values), "help_when_partner_energy0": 0.5 if trial.index < 4 else 0.0})
     h6 = run_theory(sweep_dir, permutations=500, power_designs=0)["primary"][-1]
     assert not h6["testable"] and h6["verdict"] == "not testable: 4 helping trials (help_e0 >= 0.1) have an ablation_gap; H6 needs at least 5"
+
+
+def _ablation_json(gap, *, draws=100, checkpoint=200, units="top-mns:4"):
+    """What `mirror ablate TRIAL_DIR --units top-mns:4 --mode mean --seeds 100 --json ...`
+    writes (docs/ablation.md), cut to the keys the hook reads."""
+    member = {"member": 0, "checkpoint": checkpoint, "units": units, "mode": "mean", "random": {"draws": draws}, "ablation_gap": gap}
+    return json.dumps({"run_dir": "TRIAL_DIR", "checkpoint": "last", "members": [member]})
+
+
+def test_h6_reads_each_trials_ablation_json_and_flags_departures(tmp_path):
+    """Without the column, TRIAL_DIR/ablation.json (`mirror ablate`'s --json) gives the gap;
+    a result row's ablation_gap wins over the file; a file from another design than the
+    registered one (draws, checkpoint) is named as a departure."""
+    from mirror.sweep.theory import run_theory
+
+    sweep, sweep_dir = write_fake_sweep(tmp_path, lambda trial, values: {**values, "ablation_gap": 0.3} if trial.index == 20 else values)
+    for trial in sweep.trials:
+        if float(trial.fields["env.dependency"]) > 0:  # the 32 helping trials
+            out = next((sweep_dir / "trials").glob(f"*-{trial.trial_id}"))
+            odd = {"draws": 20} if trial.index == 21 else {"checkpoint": 100} if trial.index == 22 else {}
+            (out / "ablation.json").write_text(_ablation_json(0.04 + 0.001 * trial.index, **odd))
+    report = run_theory(sweep_dir, permutations=500, power_designs=0)
+    h6 = report["primary"][-1]
+    assert h6["testable"] and h6["units"] == 32 and h6["verdict"].startswith("supported")
+    gaps = [0.3 if t.index == 20 else 0.04 + 0.001 * t.index for t in sweep.trials if float(t.fields["env.dependency"]) > 0]
+    assert h6["statistic"] == pytest.approx(np.mean(gaps))
+    assert report["ablation"]["gaps_from"] == {"result.json": 1, "ablation.json": 31}
+    assert report["ablation"]["departures"] == {"21": ["draws 20"], "22": ["checkpoint 100 (the trial's last: 200)"]}
+    md = (sweep_dir / "hypotheses.md").read_text()
+    assert "**Departure from the registered ablation** (top-mns:4, mean, 100 random draws, the last checkpoint): trial 21: draws 20; trial 22: checkpoint 100" in md
+    (out / "ablation.json").write_text("{}")
+    with pytest.raises(UsageError, match="is not `mirror ablate`'s --json output"):
+        run_theory(sweep_dir, permutations=500, power_designs=0)
 
 
 def test_theory_tests_match_the_library_on_the_rows(tmp_path):

@@ -452,7 +452,7 @@ def _h6_spec(t, config) -> _Spec:
                    "mean ablation_gap", 0, test="sign-flip over trials")  # fmt: skip
     gap = t.get("ablation_gap")
     if gap is None or not np.isfinite(gap).any():
-        return _untestable(entry, "no trial has an ablation_gap (the ablation step has not run on this sweep)", "not computed")
+        return _untestable(entry, "no trial has an ablation_gap (the ablation step has not run on this sweep, or gave no finite gap)", "not computed")
     helping = np.isfinite(t["help_e0"]) & (t["help_e0"] >= HELPING)
     keep = helping & np.isfinite(gap)
     extra = {"helping_trials": int(helping.sum()), "helping_without_gap": int((helping & ~np.isfinite(gap)).sum())}

@@ -13,7 +13,10 @@ Only the trials' result.json files are read (every finished trial of the sweep d
 in plan order), so the tests can be rerun on any RL sweep directory, whole or partial,
 without its config. A result row maps to the registered measures by `MEASURE_COLUMNS`;
 a sweep whose rows lack one (trials finished before the column existed) is refused with
-the column named. H6's ablation gaps come in through one hook, `ablation_gaps`.
+the column named. H6's ablation gaps come in through one hook, `ablation_gaps`: a trial's
+`ablation_gap` column, else its `ablation.json` as `mirror ablate` writes it:
+
+    uv run mirror ablate TRIAL_DIR --units top-mns:4 --mode mean --seeds 100 --json TRIAL_DIR/ablation.json
 """
 
 import json
@@ -42,6 +45,10 @@ MEASURE_COLUMNS = {
     "p_init_scaled": "p_init_scaled",
 }
 ABLATION_COLUMN = "ablation_gap"
+ABLATION_FILE = "ablation.json"  # `mirror ablate TRIAL_DIR ... --json TRIAL_DIR/ablation.json`
+# H6's registered ablation (docs/theory_experiment.md): the K = 4 top-MNS units mean-ablated
+# against 100 random draws, at the measured (last) checkpoint.
+REGISTERED_ABLATION = {"units": "top-mns:4", "mode": "mean", "draws": 100}
 TREND_COLUMNS = ("return_slope", "return_change_last_quarter")
 STILL_CLIMBING = 0.02  # a trial whose fitted return changed by more than 2 % over its last quarter
 HELP_FIGURE, CMNI_FIGURE = "theory_help_e0.png", "theory_cmni_vs_help.png"
@@ -69,7 +76,8 @@ def read_results(sweep_dir: Path) -> list[dict]:
 
 def trial_measures(rows: list[dict], sweep_dir: Path | str = "the sweep") -> dict:
     """measure -> float64[trials] (None -> NaN) for `hypotheses.theory_tests`, plus
-    ablation_gap (`ablation_gaps`). Refuses rows that lack a needed column, naming it."""
+    ablation_gap (`ablation_gaps`: None when no trial has one). Refuses rows that lack a
+    needed column, naming it."""
     missing = sorted({c for r in rows for c in MEASURE_COLUMNS.values() if c not in r}, key=list(MEASURE_COLUMNS.values()).index)
     if missing:
         raise UsageError(
@@ -78,18 +86,39 @@ def trial_measures(rows: list[dict], sweep_dir: Path | str = "the sweep") -> dic
             "before these columns existed: delete their result.json and rerun `mirror sweep CONFIG` (the trained populations are reused)"
         )  # fmt: skip
     out = {m: _column(rows, c) for m, c in MEASURE_COLUMNS.items()}
-    out["ablation_gap"] = ablation_gaps(rows)
+    gaps = [entry["ablation_gap"] for entry in ablation_gaps(rows, Path(sweep_dir))]
+    out["ablation_gap"] = np.asarray([np.nan if g is None else g for g in gaps], np.float64) if any(g is not None for g in gaps) else None
     return out
 
 
-def ablation_gaps(rows: list[dict]) -> np.ndarray | None:
-    """H6's hook: float64[trials] of each trial's ablation_gap (the drop in help_e0 when its
-    K top-MNS hidden units are mean-ablated, minus the mean drop for random units;
-    docs/theory_experiment.md), read from its result row's `ablation_gap` column, which the
-    ablation step fills (NaN where a trial has none). None when no trial has one: H6 is
-    then reported as not computed."""
-    gaps = _column(rows, ABLATION_COLUMN)
-    return gaps if np.isfinite(gaps).any() else None
+def ablation_gaps(rows: list[dict], sweep_dir: Path) -> list[dict]:
+    """H6's hook, one entry per trial: {"ablation_gap", "source", "departures"}. The gap (the
+    drop in help_e0 when the trial's K top-MNS hidden units are mean-ablated, minus the mean
+    drop for random units; docs/theory_experiment.md) comes from the result row's
+    `ablation_gap` column when it holds one, else from TRIAL_DIR/ablation.json (`mirror
+    ablate`'s --json: its first member, the trial's), else None. `departures` names what of
+    an ablation.json differs from REGISTERED_ABLATION (units, mode, draws) or was not taken
+    at the trial's last checkpoint."""
+    out = []
+    for row in rows:
+        if row.get(ABLATION_COLUMN) is not None:
+            out.append({"ablation_gap": float(row[ABLATION_COLUMN]), "source": "result.json", "departures": []})
+            continue
+        path = sweep_dir / str(row.get("dir", "")) / ABLATION_FILE
+        if not row.get("dir") or not path.is_file():
+            out.append({"ablation_gap": None, "source": None, "departures": []})
+            continue
+        try:
+            member = json.loads(path.read_text())["members"][0]
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise UsageError(f"{path} is not `mirror ablate`'s --json output (no members[0]); rerun mirror ablate TRIAL_DIR --json {path}") from None
+        found = {"units": member.get("units"), "mode": member.get("mode"), "draws": (member.get("random") or {}).get("draws")}
+        departures = [f"{k} {found[k]}" for k, v in REGISTERED_ABLATION.items() if k in found and found[k] != v]
+        if member.get("checkpoint") != row.get("updates"):  # the measured checkpoint is the trial's last
+            departures.append(f"checkpoint {member.get('checkpoint')} (the trial's last: {row.get('updates')})")
+        gap = member.get("ablation_gap")
+        out.append({"ablation_gap": None if gap is None else float(gap), "source": ABLATION_FILE, "departures": departures})
+    return out
 
 
 def _column(rows: list[dict], column: str) -> np.ndarray:
@@ -113,10 +142,18 @@ def run_theory(
     except ValueError as err:
         raise UsageError(f"{sweep_dir}: {err}") from None
     training = training_trend(rows)
+    ablation = ablation_gaps(rows, sweep_dir)
     values = [{"trial": r.get("trial"), "dir": r.get("dir"), **{m: _json_float(measures[m][i]) for m in MEASURE_COLUMNS},
-               "ablation_gap": None if measures["ablation_gap"] is None else _json_float(measures["ablation_gap"][i]),
-               **{c: r.get(c) for c in TREND_COLUMNS}} for i, r in enumerate(rows)]  # fmt: skip
-    report = _finite_json({"sweep_dir": str(sweep_dir), "measures": {**MEASURE_COLUMNS, "ablation_gap": ABLATION_COLUMN}, **tests, "training": training, "trial_values": values})
+               "ablation_gap": a["ablation_gap"], "ablation_source": a["source"], **{c: r.get(c) for c in TREND_COLUMNS}}
+              for i, (r, a) in enumerate(zip(rows, ablation))]  # fmt: skip
+    sources = {"result.json": 0, ABLATION_FILE: 0}
+    for a in ablation:
+        if a["ablation_gap"] is not None:
+            sources[a["source"]] += 1
+    ablation_report = {"registered": REGISTERED_ABLATION, "gaps_from": sources,
+                       "departures": {str(r.get("trial")): a["departures"] for r, a in zip(rows, ablation) if a["departures"]}}  # fmt: skip
+    report = _finite_json({"sweep_dir": str(sweep_dir), "measures": {**MEASURE_COLUMNS, "ablation_gap": f"{ABLATION_COLUMN} or TRIAL_DIR/{ABLATION_FILE}"},
+                           **tests, "ablation": ablation_report, "training": training, "trial_values": values})  # fmt: skip
     files = [_save(help_figure(measures), sweep_dir / "figures" / HELP_FIGURE), _save(cmni_figure(measures, tests), sweep_dir / "figures" / CMNI_FIGURE)]
     write_json_atomic(sweep_dir / "hypotheses.json", report)
     files.append(sweep_dir / "hypotheses.json")
@@ -197,6 +234,15 @@ def markdown(sweep_dir: Path, report: dict) -> str:
         short = ("supported" if e["supported"] else "not supported") if e["testable"] else e["status"]
         out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {_p(e['p'])} | {_p(e['p_holm'])} | {short} | {_power_cell(e)} |")
     out += ["", "Verdicts:", ""] + [f"- **{e['hypothesis']}** {e['verdict']}." for e in report["primary"]]
+    ablation = report["ablation"]
+    if sum(ablation["gaps_from"].values()):
+        registered = ablation["registered"]
+        out += ["", f"H6's ablation gaps: {ablation['gaps_from']['result.json']} from the result rows' ablation_gap, "
+                    f"{ablation['gaps_from'][ABLATION_FILE]} from the trials' {ABLATION_FILE} (`mirror ablate`)."]  # fmt: skip
+        if ablation["departures"]:
+            listed = "; ".join(f"trial {t}: {', '.join(d)}" for t, d in ablation["departures"].items())
+            out += ["", f"**Departure from the registered ablation** ({registered['units']}, {registered['mode']}, {registered['draws']} random draws, "
+                        f"the last checkpoint): {listed}."]  # fmt: skip
     out += [
         "",
         "p: exact where every arrangement was enumerated, else (1 + #{draws >= observed}) / (draws + 1). Power: the effect in the "
