@@ -214,7 +214,14 @@ def _power_cell(entry: dict) -> str:
 
 
 def markdown(sweep_dir: Path, report: dict) -> str:
-    registered = report["permutations"] == hypotheses.PERMUTATIONS and report["power_designs"] == hypotheses.POWER_DESIGNS and report["seed"] == hypotheses.SEED
+    """hypotheses.md: the plan in one paragraph, then each section."""
+    lines = _plan_lines(sweep_dir, report) + _primary_lines(report) + _secondary_lines(report) + _training_lines(report["training"])
+    lines += ["## Figures", "", f"![help_e0 by D and w, per veil](figures/{HELP_FIGURE})", "",
+              f"![cmni_a against help_e0, one point per trial](figures/{CMNI_FIGURE})", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _plan_lines(sweep_dir: Path, report: dict) -> list[str]:
     out = [
         "# The theory experiment: the pre-registered tests",
         "",
@@ -226,10 +233,15 @@ def markdown(sweep_dir: Path, report: dict) -> str:
         "seed noise with each (D, I, w) setting's observed sd, the same test).",
         "",
     ]
-    if not registered:
-        out += [f"**Departure from the registered plan:** {report['permutations']:,} permutations, seed {report['seed']}, "
-                f"{report['power_designs']} power designs (registered: {hypotheses.PERMUTATIONS:,}, {hypotheses.SEED}, {hypotheses.POWER_DESIGNS}).", ""]  # fmt: skip
-    out += ["## Primary tests", "", "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict | power (80 %) |", "|---|---|---|---|---|---|---|"]
+    settings = (report["permutations"], report["seed"], report["power_designs"])
+    if settings != (hypotheses.PERMUTATIONS, hypotheses.SEED, hypotheses.POWER_DESIGNS):
+        out += [f"**Departure from the registered plan:** {settings[0]:,} permutations, seed {settings[1]}, {settings[2]} power designs "
+                f"(registered: {hypotheses.PERMUTATIONS:,}, {hypotheses.SEED}, {hypotheses.POWER_DESIGNS}).", ""]  # fmt: skip
+    return out
+
+
+def _primary_lines(report: dict) -> list[str]:
+    out = ["## Primary tests", "", "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict | power (80 %) |", "|---|---|---|---|---|---|---|"]
     for e in report["primary"]:
         short = ("supported" if e["supported"] else "not supported") if e["testable"] else e["status"]
         out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {_p(e['p'])} | {_p(e['p_holm'])} | {short} | {_power_cell(e)} |")
@@ -243,39 +255,30 @@ def markdown(sweep_dir: Path, report: dict) -> str:
             listed = "; ".join(f"trial {t}: {', '.join(d)}" for t, d in ablation["departures"].items())
             out += ["", f"**Departure from the registered ablation** ({registered['units']}, {registered['mode']}, {registered['draws']} random draws, "
                         f"the last checkpoint): {listed}."]  # fmt: skip
-    out += [
+    return out + [
         "",
         "p: exact where every arrangement was enumerated, else (1 + #{draws >= observed}) / (draws + 1). Power: the effect in the "
-        "measure's units (and in units of the pooled within-setting sd of the seeds) detected with 80 % power at the test's Holm level; a verdict of \"not supported\" "
-        "is not evidence of no effect below it.",
+        "measure's units (and in units of the pooled within-setting sd of the seeds) detected with 80 % power at the test's Holm "
+        'level; a verdict of "not supported" is not evidence of no effect below it.',
         "",
-        "## Exploratory (secondary measures, not corrected)",
-        "",
-        "| test | trials | statistic | p (uncorrected) |",
-        "|---|---|---|---|",
     ]
+
+
+def _secondary_lines(report: dict) -> list[str]:
+    out = ["## Exploratory (secondary measures, not corrected)", "", "| test | trials | statistic | p (uncorrected) |", "|---|---|---|---|"]
     for e in report["secondary"]:
         p = _p(e["p"]) if e["testable"] else f"{e['status']}: {e['reason']}"
         out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {p} |")
-    out += ["", f"Per-trial random-initialisation ranks (p_init_scaled, cmni_a on probe set a): {report['init_ranks']['verdict']}.", ""]
-    training = report["training"]
-    out += ["## Training length", ""]
-    if training["trials_with_trend"]:
-        climbing = training["still_climbing"]
-        out += [f"Return over each trial's last quarter of training: {len(climbing)} of {training['trials_with_trend']} trials changed by more than "
-                f"{training['threshold']:.0%} (fitted, relative: return_change_last_quarter)" + (f": trial{'s' if len(climbing) > 1 else ''} {', '.join(map(str, climbing))}." if climbing else ".")]  # fmt: skip
-    else:
-        out += ["No trial has a return trend (return_change_last_quarter): too few updates in the last quarter, or none recorded."]
-    out += [
-        "",
-        "## Figures",
-        "",
-        f"![help_e0 by D and w, per veil](figures/{HELP_FIGURE})",
-        "",
-        f"![cmni_a against help_e0, one point per trial](figures/{CMNI_FIGURE})",
-        "",
-    ]
-    return "\n".join(out)
+    return out + ["", f"Per-trial random-initialisation ranks (p_init_scaled, cmni_a on probe set a): {report['init_ranks']['verdict']}.", ""]
+
+
+def _training_lines(training: dict) -> list[str]:
+    if not training["trials_with_trend"]:
+        return ["## Training length", "", "No trial has a return trend (return_change_last_quarter): too few updates in the last quarter, or none recorded.", ""]
+    climbing = training["still_climbing"]
+    listed = f": trial{'s' if len(climbing) > 1 else ''} {', '.join(map(str, climbing))}." if climbing else "."
+    return ["## Training length", "", f"Return over each trial's last quarter of training: {len(climbing)} of {training['trials_with_trend']} trials changed "
+            f"by more than {training['threshold']:.0%} (fitted, relative: return_change_last_quarter){listed}", ""]  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- figures
