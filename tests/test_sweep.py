@@ -392,8 +392,8 @@ def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypat
     config = load_config(None, {"data": {**TINY["data"], "cache_dir": str(tmp_path)}})
     real = pipeline.generate_arrays
 
-    def racing(config, progress=None):
-        out = real(config, progress)
+    def racing(config, progress=None, **kwargs):
+        out = real(config, progress, **kwargs)
         monkeypatch.setattr(pipeline, "generate_arrays", real)
         pipeline.build_dataset(config)  # another shard writes the same dataset meanwhile
         return out
