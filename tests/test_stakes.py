@@ -130,7 +130,7 @@ def test_the_stakes_preset_meets_its_criteria_by_its_own_diagnostics(tmp_path, c
     from mirror.cli import main
 
     out = tmp_path / "stakes.json"
-    assert main(["stakes", "--env.preset", "stakes", "--dependency", "0", "1", "--games", "1024", "--json", str(out)]) == 0
+    assert main(["stakes", "--env.preset", "stakes", "--dependency", "0", "1", "--games", "512", "--json", str(out)]) == 0
     assert "help incentive at D = 1 minus D = 0" in capsys.readouterr().out
     import json
 
