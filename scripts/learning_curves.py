@@ -101,7 +101,8 @@ def main() -> None:
         if not (Path(run_dir) / "rl_metrics.jsonl").exists():
             sys.exit(f"{label}: {run_dir} has no rl_metrics.jsonl")
     data = [curves(Path(d)) for _, d in runs]
-    fig, axes = plt.subplots(len(ROWS), len(runs), figsize=(5.2 * len(runs), 2.6 * len(ROWS)), sharex=True, squeeze=False)
+    size = (5.2 * len(runs), 2.6 * len(ROWS))
+    fig, axes = plt.subplots(len(ROWS), len(runs), figsize=size, sharex=True, squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for col, ((label, run_dir), run) in enumerate(zip(runs, data)):
         for (name, value), style in zip(baselines(Path(run_dir)).items(), ("--", "-.", ":")):
