@@ -1,6 +1,6 @@
 """CMNI of many checkpoints at once (`mirror.analysis.cmni`) against per-checkpoint loops.
 
-The workload of issue 5: 170 checkpoints of the paper's 2 x 17 MLP on 100,000 test rows.
+The benchmark workload: 170 checkpoints of the paper's 2 x 17 MLP on 100,000 test rows.
 Every synthetic row feeds the CMNI (groups none / Frog / Toad with shares 0.7 / 0.1 /
 0.2), so the vectorised code gets no head start from skipping rows. Three timings:
 

@@ -16,7 +16,7 @@ member-rows per epoch, e.g. 475,000 rows for 64 members) and their seconds per e
 are projected linearly to the full size (the per-step cost does not depend on the
 number of rows); `measured_rows` says which.
 
-The small transformer (`model.kind: transformer`, issue 14; the default 2 blocks,
+The small transformer (`model.kind: transformer`; the default 2 blocks,
 d = 32, 2 heads, MLP ratio 2, the same dropout, batch, loss and populations) is timed the
 same way beside the MLP (`--models`): its epochs cost far more per row, so it is measured
 on at most `--transformer-rows` rows and projected like a large population. Its figures sit

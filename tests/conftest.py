@@ -206,7 +206,7 @@ def tiny_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
 
 # ----------------------------------------------------------------------------- transformer runs
 
-# The tiny transformer run (issue 14): one block, d = 8 (16 pooled hidden units), a
+# The tiny transformer run: one block, d = 8 (16 pooled hidden units), a
 # population of two on 1,000 training rows of the tiny dataset, 5 epochs of batch 2 (long
 # enough for the resume test to kill a copy of it in the middle).
 TINY_TRANSFORMER = [

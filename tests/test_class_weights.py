@@ -1,4 +1,4 @@
-"""Class balance (issue 13): `train.class_weights` (none | balanced) and per-class recall
+"""Class balance: `train.class_weights` (none | balanced) and per-class recall
 and precision in test_metrics.json and report.md."""
 
 import json

@@ -1,4 +1,4 @@
-"""Dataset format 2 (issue 13): rows spread evenly over the episode's phases at any size,
+"""Dataset format 2: rows spread evenly over the episode's phases at any size,
 Frog's and Toad's true positions as metadata, and manifest tallies checked on load."""
 
 import json

@@ -1,4 +1,4 @@
-"""Every failure named (issue 11): the error paths that used to end in a traceback, and the
+"""Every failure named: the error paths that used to end in a traceback, and the
 bad states that went unnoticed. Each gives one line `mirror CMD: error: ...` naming the
 file, field or directory, exit code 2 and no traceback; nothing written is lost."""
 

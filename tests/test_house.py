@@ -1,4 +1,4 @@
-"""One name, one job (issue 11, "the house"): unit masks from one function, padding from
+"""One name, one job ("the house"): unit masks from one function, padding from
 one function, each per-epoch value stored once (metrics.jsonl or the checkpoint, never
 both), and resume cutting a metrics line whose checkpoint never completed."""
 

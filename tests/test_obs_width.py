@@ -1,4 +1,4 @@
-"""The observation size 3W+4 carried through the pipeline at every world width (issue 11).
+"""The observation size 3W+4 carried through the pipeline at every world width.
 
 Before the fix, a dataset with `env.world_width` < 32 had its label in input column 3W+4
 (the dedupe keys were laid out for 100 inputs) and zeros after it. These tests build tiny

@@ -1,4 +1,4 @@
-"""The transformer as the RL actor-critic torso (issue 14): `model.kind: transformer` in
+"""The transformer as the RL actor-critic torso: `model.kind: transformer` in
 `mirror rl`. Shapes and CMNI neurons (value head excluded), the checkpoints' params read
 as a supervised transformer, populations, an end-to-end run with its CMNI.
 

@@ -1,4 +1,4 @@
-"""Sweeps (issue 7): trial expansion, populations, shards, 1 vs 8 devices, resume."""
+"""Sweeps: trial expansion, populations, shards, 1 vs 8 devices, resume."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Sweeps over `model.kind` and the settings comparison (issue 14): populations by kind and
+"""Sweeps over `model.kind` and the settings comparison: populations by kind and
 shape, unchanged MLP trial ids, bad axis values, comparison.md / figures/comparison.png."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Training (spec §8, issue 4): losses, the jitted epoch, populations with padding,
+"""Training (spec §8): losses, the jitted epoch, populations with padding,
 checkpoints, early stopping, resume after SIGKILL and the error paths."""
 
 import json

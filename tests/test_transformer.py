@@ -1,4 +1,4 @@
-"""The transformer agent (issue 14): shapes, permutation invariance without position
+"""The transformer agent: shapes, permutation invariance without position
 embeddings, config errors, populations, run directories, CMNI and resume after a kill."""
 
 import os

@@ -1,5 +1,5 @@
 """The supervised model of a config: `model.kind` picks the MLP (spec §8) or the
-transformer (issue 14). Both take x[batch, 3W+4] and return (outputs[batch, 4],
+transformer. Both take x[batch, 3W+4] and return (outputs[batch, 4],
 activations: list of [batch, units]); this module is the one place that chooses.
 
 A model is described by a hashable `Arch` (static in the jitted programs)."""

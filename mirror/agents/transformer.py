@@ -1,4 +1,4 @@
-"""A small pre-LayerNorm transformer with the MLP's calling convention (issue 14).
+"""A small pre-LayerNorm transformer with the MLP's calling convention.
 
 Tokens (W + 1 of them at world width W):
 - one per world cell: the cell's ground, players-line and fly codes, each looked up in

@@ -1,4 +1,4 @@
-"""Actor-critic with the transformer torso (issue 14, `model.kind: transformer` in `mirror rl`).
+"""Actor-critic with the transformer torso (`model.kind: transformer` in `mirror rl`).
 
     x[batch, 3W+4] -> the supervised `Transformer`'s tokens, position embeddings, blocks,
                       final LayerNorm and mean over the cell tokens (`pooled`, [batch, d_model])

@@ -12,7 +12,7 @@
 - `run_analysis`: `analyse_run(run_dir, out_dir)`, the whole analysis of a run directory
   (what `mirror cmni` (`command`) and `mirror run` call);
 - `live`: a cheap per-epoch CMNI of a fresh checkpoint, for live tracking;
-- RL runs (issue 12): `onpolicy` (CMNI where every checkpoint has its own probe rows),
+- RL runs: `onpolicy` (CMNI where every checkpoint has its own probe rows),
   `rl_files` (reading rl_run.json, rl_metrics.jsonl, baselines.json), `rl_figures`
   (learning curve, CMNI on both probe sets, help rate against D for sweeps);
   `ablation` (actor units fixed at their mean or zero in the report games: `mirror ablate`,

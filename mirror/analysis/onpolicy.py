@@ -1,4 +1,4 @@
-"""CMNI on on-policy probe rows (issue 12, probe set (b)): every model has its own rows.
+"""CMNI on on-policy probe rows (probe set (b)): every model has its own rows.
 
 An RL run collects, at each checkpoint, the states its own agents visit (`mirror.rl`
 writes them per checkpoint and network). So unlike the test split, which every model

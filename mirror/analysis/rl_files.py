@@ -1,4 +1,4 @@
-"""Reading what an RL run writes beside its checkpoints (issue 12 run-directory contract),
+"""Reading what an RL run writes beside its checkpoints (the RL run-directory contract),
 for the analysis and the report: plain JSON / JSON-lines parsing, nothing restored.
 
     RUN_DIR/rl_run.json       marks an RL run: sharing, networks_per_member, members, probe, eval

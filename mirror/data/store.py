@@ -1,4 +1,4 @@
-"""Datasets on disk: a directory of `.npy` arrays plus `manifest.json` (spec §5, issue 3).
+"""Datasets on disk: a directory of `.npy` arrays plus `manifest.json` (spec §5).
 
 Written to a temporary directory and renamed into place, so an interrupted write never
 leaves a directory that looks complete. The temporary directory's name records its
@@ -9,7 +9,7 @@ positions, episode phases) against the arrays, and names the file or field that 
 `write_dataset` computes those tallies itself, so every dataset on disk has them. Arrays
 load with `allow_pickle=False` only.
 
-Format 2 (issue 13) adds `positions.npy` (Frog's and Toad's true positions) and
+Format 2 adds `positions.npy` (Frog's and Toad's true positions) and
 `episode_rounds.npy` (each row's round within its episode), both metadata, never model
 inputs, and rows spread evenly over the episode (`rollout.burn_in`). Format-1 datasets
 are refused with a message saying to regenerate them.
@@ -34,7 +34,7 @@ from mirror.env.constants import OBS_SIZE, obs_size, world_width_of
 from mirror.errors import DatasetError
 from mirror.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 
-FORMAT_VERSION = 2  # 2: positions.npy, episode_rounds.npy, staggered phases, tallies (issue 13)
+FORMAT_VERSION = 2  # 2: positions.npy, episode_rounds.npy, staggered phases, tallies
 MANIFEST = "manifest.json"
 INPUT_WIDTH = "input_width"  # a trailing dimension that is the dataset's own (see `input_width`)
 
@@ -227,7 +227,7 @@ def load_dataset(path: str | Path, verify: bool = True) -> Dataset:
             edited = array.dtype == dtype and array.shape[1:] == tail  # only the row count differs
             hint = f" ({MANIFEST} says rows = {rows!r}: was it edited?)" if edited else ""
             if name == "inputs" and array.ndim == 2 and array.shape[1] == OBS_SIZE != width:
-                # Before issue 11, narrow worlds were stored as 100 columns with the label among them.
+                # Older datasets stored narrow worlds as 100 columns with the label among them.
                 hint = f" (written before the world-width fix, with the label leaked into the inputs: delete {path} and build it again)"
             raise DatasetError(
                 f"{file} has dtype {array.dtype} and shape {array.shape}; expected {np.dtype(dtype)} and {(rows,) + tail}{hint}"

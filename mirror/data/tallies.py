@@ -1,6 +1,6 @@
 """The manifest's tallies: counts computed from a dataset's arrays, written beside them and
 recomputed on every load, so an edited manifest can never describe a dataset that is not
-there (issue 3, issue 13).
+there.
 
 Every array is covered: the row count of each by its shape (`store.load_dataset`), and
 - `counts`: rows per split x label x scenario (splits, labels, scenarios);

@@ -1,4 +1,4 @@
-"""A sweep's settings side by side (issue 14): e.g. an MLP against a transformer.
+"""A sweep's settings side by side: e.g. an MLP against a transformer.
 
 A *setting* is the trials that differ only in their seed. When a sweep has at most
 MAX_SETTINGS of them, `write_comparison` writes
