@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS
+from mirror.agents.heads import actor_critic_heads
 from mirror.agents.transformer_actor_critic import TransformerActorCritic
 
 
@@ -67,13 +68,7 @@ class ActorCritic(nn.Module):
             kernel = nn.initializers.orthogonal(np.sqrt(2))
             h = act(nn.Dense(width, kernel_init=kernel, bias_init=zeros, name=f"hidden_{i}")(h))
             activations.append(h)
-        logits = value = None
-        if self.role != "critic":
-            policy_kernel = nn.initializers.orthogonal(0.01)
-            logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(h)
-            activations.append(logits)
-        if self.role != "actor":
-            value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(h)[..., 0]
+        logits, value = actor_critic_heads(h, self.role, self.num_actions, activations)
         return logits, value, activations
 
 

@@ -29,6 +29,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mirror.agents.heads import actor_critic_heads
 from mirror.agents.mlp import NUM_ACTIONS
 from mirror.agents.transformer import DEFAULTS, pooled_trunk
 
@@ -54,14 +55,7 @@ class TransformerActorCritic(nn.Module):
         # The supervised Transformer's trunk, layer for layer (same names, so the
         # parameter trees coincide up to the heads).
         pooled, activations = pooled_trunk(self, x, BLOCK_INIT)
-        zeros = nn.initializers.zeros
-        logits = value = None
-        if self.role != "critic":
-            policy_kernel = nn.initializers.orthogonal(0.01)
-            logits = nn.Dense(self.num_actions, kernel_init=policy_kernel, bias_init=zeros, name="output")(pooled)
-            activations.append(logits)
-        if self.role != "actor":
-            value = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0), bias_init=zeros, name="value")(pooled)[..., 0]
+        logits, value = actor_critic_heads(pooled, self.role, self.num_actions, activations)
         return logits, value, activations
 
 
