@@ -28,9 +28,9 @@ def main() -> None:
 
     import jax
 
-    from mirror.config import load_config
     from mirror.data.pipeline import generate_arrays, generating_config
     from mirror.data.store import write_dataset
+    from mirror.runs.config import load_config
 
     test_rows = args.test_rows or min(100_000, rows // 20)  # small runs need fewer: label 3 is rare
     config = load_config(

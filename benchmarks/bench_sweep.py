@@ -50,9 +50,9 @@ def time_size(size: int, config, train, epochs: int) -> dict:
     import jax
     import numpy as np
 
+    from mirror.base.sharding import padded_population, population_mesh
     from mirror.train.loop import make_train
     from mirror.train.population import Member
-    from mirror.train.sharding import padded_population, population_mesh
 
     mesh = population_mesh()
     padded = padded_population(size, mesh.size)
@@ -103,7 +103,7 @@ def main() -> None:
 
     import jax
 
-    from mirror.config import load_config
+    from mirror.runs.config import load_config
     from mirror.train.loop import member_mapping
 
     rows = args.rows or (20_000 if args.quick else 100_000)

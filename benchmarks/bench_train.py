@@ -70,7 +70,7 @@ MODEL_NAMES = {
 def time_population(size: int, train, val, unroll: int, rows: int, repeats: int, model: str = "mlp") -> dict:
     import jax
 
-    from mirror.config import load_config
+    from mirror.runs.config import load_config
     from mirror.train.loop import Split, make_train
 
     config = load_config(None, ["--train.scan_unroll", str(unroll), *MODEL_OVERRIDES[model], *population_overrides(size)])

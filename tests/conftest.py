@@ -110,8 +110,8 @@ def dataset_cache(tmp_path_factory) -> Path:
 
 
 def build(data_args, cache: Path):
-    from mirror.config import load_config
     from mirror.data.pipeline import build_dataset
+    from mirror.runs.config import load_config
 
     return build_dataset(load_config(None, [*data_args, "--data.cache_dir", str(cache)]))[0]
 

@@ -1,4 +1,4 @@
-"""`mirror ablate` (`mirror.analysis.ablation`): actor units fixed at their mean (or zero)
+"""`mirror ablate` (`mirror.rl.ablation`): actor units fixed at their mean (or zero)
 in the run's report games, beside the intact agents.
 
 Most tests use a hand-built actor whose helping hangs on known units: L1N2 = relu(own
@@ -15,18 +15,17 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import copy_run
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
-from mirror.analysis import ablation as A
 from mirror.cli import main
 from mirror.env import HELP, EnvParams
 from mirror.env.constants import ENERGY_INDEX, HOP, OBS_SIZE
+from mirror.rl import ablation as A
 from mirror.rl.baselines import evaluate
 from mirror.rl.ppo import policy_logits
-from mirror.rl.run import REPORT_STREAM, fixed_key
 from mirror.rl.turns import agent, per_player
-
-from conftest import copy_run
+from mirror.runs.rl_run import REPORT_STREAM, fixed_key
 
 WIDTHS = (17, 17)  # the tiny RL run's actor (the config's default 2 x 17)
 GAMES, TURNS = 8, 200  # the tiny RL run's report games: one whole episode per game
@@ -386,15 +385,15 @@ def test_command_refuses_what_it_cannot_ablate(tiny_rl_run, tmp_path, capsys, mo
     assert code == 2 and "is not an RL run" in err
     code, _, err = ablate(capsys, tmp_path / "missing", "--units", "L1N0")
     assert code == 2 and "is not a directory" in err
-    import mirror.rl.watch as watch
+    import mirror.cli.ablate as ablate_command
 
-    real = watch.load_agents
+    real = ablate_command.load_agents
 
     def as_transformer(*args, **kwargs):
         agents = real(*args, **kwargs)
         return agents.__class__(**{**agents.__dict__, "params": {**agents.params, "position": np.zeros((2, 1))}})
 
-    monkeypatch.setattr(watch, "load_agents", as_transformer)
+    monkeypatch.setattr(ablate_command, "load_agents", as_transformer)
     code, _, err = ablate(capsys, tiny_rl_run, "--units", "L1N0")
     assert code == 2 and "transformer actors: mirror ablate takes MLP actors only" in err
 
@@ -402,7 +401,8 @@ def test_command_refuses_what_it_cannot_ablate(tiny_rl_run, tmp_path, capsys, mo
 def test_command_on_independent_networks(tmp_path, capsys):
     """Two networks per member: named units are ablated in both, and the intact agents are
     each network's own policy playing its player, in the run's report games."""
-    from test_play_agent import UPDATES, WIDTHS as FIXTURE_WIDTHS, make_rl_run
+    from test_play_agent import UPDATES, make_rl_run
+    from test_play_agent import WIDTHS as FIXTURE_WIDTHS
 
     run = tmp_path / "run"
     saved = make_rl_run(run, sharing="independent", member_envs=({"dependency": 0.5}, {"dependency": 1.0}), activation="tanh")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from mirror.analysis.circuits import circuit_label, circuits, source_summary, weight_zscores
-from mirror.analysis.figures import plot_circuits, plot_layer_means, plot_training
 from mirror.analysis.neurons import DIFFERENTIATING, MIRROR, OTHER, mirror_candidates, mirror_rank, neuron_roles
 from mirror.env.constants import HELP, LEAP
+from mirror.runs.figures import plot_circuits, plot_layer_means, plot_training
 
 # Paper Table 4: mean activation of the 17 first-layer neurons (none, frog, toad, both).
 TABLE_4 = np.array([
@@ -150,7 +150,7 @@ def read_csv(path):
 @pytest.mark.slow  # trains the tiny run, then `mirror cmni` twice
 def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     from mirror.cli import main
-    from mirror.train.checkpoints import load_run
+    from mirror.runs.checkpoints import load_run
 
     out = tmp_path / "analysis"
     argv = ["cmni", str(trained_run), "--out", str(out), "--analysis.permutations", "19", "--analysis.init_seeds", "4"]

@@ -8,17 +8,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import TINY_DATA, TINY_TRAIN
 
+from mirror.base.errors import ConfigError
+from mirror.base.hashing import config_hash
 from mirror.cli import main
-from mirror.config import ConfigError, config_hash, load_config
-from mirror.report import PAPER, per_class_section
-from mirror.train.checkpoints import TrainError
+from mirror.runs.checkpoints import TrainError
+from mirror.runs.config import load_config
+from mirror.runs.report import PAPER, per_class_section
+from mirror.runs.train_run import train_run, training_config_hash
 from mirror.train.class_metrics import per_class_metrics
 from mirror.train.loop import Split, make_train
 from mirror.train.losses import class_weights, row_loss, weighted_row_loss
-from mirror.train.run import train_run, training_config_hash
-
-from conftest import TINY_DATA, TINY_TRAIN
 
 
 def synthetic_split(key, rows: int, balanced: bool = False) -> Split:

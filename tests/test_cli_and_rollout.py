@@ -8,6 +8,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from conftest import xla_env
 
 from mirror.cli import main
 from mirror.env import EnvParams, initial_state, transition
@@ -16,7 +17,6 @@ from mirror.env.packed import pack, unpack
 from mirror.env.policy import BEHAVIOUR_PROBS, actions_from_uniforms
 from mirror.env.rollout import batch_step, make_rollout
 from mirror.env.validate import env_params_from_dict
-from conftest import xla_env
 
 
 def test_play_prints_frames_and_final_scores(capsys):

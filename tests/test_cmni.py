@@ -18,9 +18,9 @@ from mirror.analysis.cmni import (
     permutation_null,
     permuted_groups,
 )
+from mirror.analysis.config import AnalysisConfig
 from mirror.analysis.groups import BOTH, EXCLUDED, FROG, NONE, TOAD, cmni_groups, leak_scenario
 from mirror.analysis.moments import scenario_moments
-from mirror.config import AnalysisConfig
 
 CHECKPOINTS, MEMBERS = 3, 2
 

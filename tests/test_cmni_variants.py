@@ -8,6 +8,7 @@ from test_cmni import stacked
 from test_cmni_reference import reference_activations
 
 from mirror.analysis.cmni import cmni, permutation_null, permuted_groups
+from mirror.analysis.config import AnalysisConfig
 from mirror.analysis.variants import (
     ABSOLUTE_FLOOR,
     RELATIVE_FLOOR,
@@ -19,7 +20,7 @@ from mirror.analysis.variants import (
     stratified_permutations,
     variant_permutation_null,
 )
-from mirror.config import AnalysisConfig, ConfigError
+from mirror.base.errors import ConfigError
 from mirror.env.constants import layout_of
 
 F = 100  # 3W + 4 inputs at W = 32
@@ -260,7 +261,7 @@ def scenario_rows(groups):
 def test_analyse_checkpoints_carries_every_variant_and_cmni_csv_its_columns():
     from mirror.analysis.analyse import analyse_checkpoints
     from mirror.analysis.groups import cmni_groups
-    from mirror.analysis.outputs import VARIANT_COLUMNS, cmni_rows
+    from mirror.runs.outputs import VARIANT_COLUMNS, cmni_rows
 
     params = models(8)  # [checkpoints 2, members 2]
     inputs, labels, groups = rows(6)

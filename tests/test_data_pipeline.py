@@ -5,14 +5,13 @@ import json
 import jax
 import numpy as np
 import pytest
+from conftest import SMALL_DATA as SMALL
 
-from mirror.config import load_config
 from mirror.data.dedupe import UniqueRows, hash_rows, row_keys
 from mirror.data.pipeline import build_dataset, dataset_path, generate_arrays
 from mirror.data.split import TEST, TRAIN, VALIDATION, assign_splits, holdout_label_counts
 from mirror.data.store import ARRAYS, DatasetError, load_dataset, write_dataset
-
-from conftest import SMALL_DATA as SMALL
+from mirror.runs.config import load_config
 
 
 def small_config(cache_dir, *extra):
@@ -165,7 +164,7 @@ def test_generation_stops_with_a_clear_error_when_rows_run_out(tmp_path):
 
 
 def test_odd_episode_length_is_rejected_before_work(tmp_path):
-    from mirror.config import ConfigError
+    from mirror.base.errors import ConfigError
 
     with pytest.raises(ConfigError, match="env.episode_turns = 201 is invalid: expected an even integer"):
         small_config(tmp_path, "--env.episode_turns", "201")

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import SMALL_DATA
 
-from mirror.config import load_config
 from mirror.data import pipeline
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.rollout import make_burn_in, phase_offsets
@@ -18,8 +18,7 @@ from mirror.data.store import ARRAYS, FORMAT_VERSION, DatasetError, load_dataset
 from mirror.data.tallies import phase_coverage
 from mirror.env.constants import layout_of
 from mirror.env.rollout import start_games
-
-from conftest import SMALL_DATA
+from mirror.runs.config import load_config
 
 
 def test_phase_offsets_spread_games_evenly_over_the_episode():

@@ -14,10 +14,10 @@ import jax
 import numpy as np
 import pytest
 
+from mirror.base.files import lock_run_dir, make_writer_dir
 from mirror.cli import main
 from mirror.data.store import ARRAYS, write_dataset
-from mirror.files import lock_run_dir, make_writer_dir
-from mirror.train.checkpoints import load_run
+from mirror.runs.checkpoints import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -243,7 +243,7 @@ def test_edited_manifest_counts_are_noticed(tiny, tmp_path, capsys):
 
 HOLD_LOCK = """\
 import sys
-from mirror.files import lock_run_dir
+from mirror.base.files import lock_run_dir
 with lock_run_dir(sys.argv[1]):
     print("locked", flush=True)
     sys.stdin.read()  # until the test closes stdin (or kills this process)
@@ -326,7 +326,7 @@ def test_stale_tmp_dirs_of_killed_writers_are_removed(tmp_path):
 
 
 def test_config_helpers_are_public():
-    from mirror.config import merge, set_dotted
+    from mirror.runs.config import merge, set_dotted
 
     tree = {"data": {"rows": 1, "games": 2}}
     set_dotted(tree, "train.lr", 0.5)
@@ -368,8 +368,8 @@ def test_cmni_names_a_damaged_rl_checkpoint_item_and_the_rl_fix(rl_copy, capsys,
 
 @pytest.mark.parametrize("item", ["params", "probe", "metadata"])
 def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy, item):
-    from mirror.errors import CheckpointError
-    from mirror.rl.checkpoints import read_probes
+    from mirror.base.errors import CheckpointError
+    from mirror.runs.rl_checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "4", item)
     with pytest.raises(CheckpointError) as err:
@@ -382,7 +382,7 @@ def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy
 def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
     """The runner state is resume's alone: the analysis loaders read a run whose last
     rl_state is damaged as they read the whole run (`--resume` repairs it, below)."""
-    from mirror.rl.checkpoints import read_probes
+    from mirror.runs.rl_checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "6", "rl_state")
     damaged, whole = load_run(rl_copy), load_run(tiny_rl_run)
@@ -393,8 +393,8 @@ def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
 
 @pytest.mark.parametrize("item", ["params", "rl_state", "probe", "metadata"])
 def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, rl_copy, item):
-    from mirror.rl.checkpoints import read_probes
-    from mirror.rl.run import resume_rl_config, rl_run
+    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.rl_run import resume_rl_config, rl_run
 
     truncate_item(rl_copy / "checkpoints" / "6", item)
     logs = []

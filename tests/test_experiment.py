@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mirror.cli import main
-from mirror.report import trajectory
+from mirror.runs.report import trajectory
 
 sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.finished_wandb_log
 from conftest import SMALL_DATA  # noqa: E402
@@ -109,7 +109,7 @@ def test_report_gives_every_variant_with_its_nulls_from_cmni_csv(run_dir):
     the matching diagnostics are summary.json's."""
     import csv
 
-    from mirror.report import VARIANT_MEANING
+    from mirror.runs.report import VARIANT_MEANING
 
     report = (run_dir / "report.md").read_text()
     with open(run_dir / "cmni.csv", newline="") as fh:

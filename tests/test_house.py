@@ -14,10 +14,9 @@ from hypothesis import strategies as st
 
 from mirror.agents.mlp import MLP, init_params, pad_params, unit_masks, unpad_params
 from mirror.analysis.cmni import init_params_batch, param_widths
-from mirror.config import load_config
 from mirror.data.pipeline import build_dataset
-from mirror.train import run as run_module
-from mirror.train.checkpoints import (
+from mirror.runs import train_run as run_module
+from mirror.runs.checkpoints import (
     CHECKPOINT_KEYS,
     METRICS_FILE,
     TrainError,
@@ -26,9 +25,10 @@ from mirror.train.checkpoints import (
     read_metadata,
     trim_metrics,
 )
+from mirror.runs.config import load_config
+from mirror.runs.train_run import train_run
 from mirror.train.loop import make_hyper
 from mirror.train.population import Member
-from mirror.train.run import train_run
 
 SMALL_DATA = [
     "--data.rows", "6000", "--data.test_rows", "150", "--data.games", "128",
@@ -206,8 +206,8 @@ def test_each_epoch_value_is_stored_once_and_a_killed_save_is_trimmed_on_resume(
 def _save_run(run_dir: Path, cache: Path, dataset, npz: bool, monkeypatch) -> dict:
     """A one-checkpoint run written directly (no training), as a single process or, with
     `npz`, as a process of a multi-host sweep would write it."""
-    from mirror.train import checkpoints
-    from mirror.train.checkpoints import append_metrics, save_checkpoint, split_epoch_record, write_run_files
+    from mirror.runs import checkpoints
+    from mirror.runs.checkpoints import append_metrics, save_checkpoint, split_epoch_record, write_run_files
     from mirror.train.loop import TrainState
     from mirror.train.population import members_from_config
 

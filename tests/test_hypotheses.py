@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from mirror.analysis import hypotheses as h
+from mirror.base.errors import UsageError
 from mirror.cli import main
-from mirror.errors import UsageError
 
 # ----------------------------------------------------------------------------- statistics
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mirror.cli import main
-from mirror.config import TrackingConfig
-from mirror.tracking import MemberTrackers, Tracker, TrackingError, open_member_trackers, resolve_mode
+from mirror.runs.config import TrackingConfig
+from mirror.runs.tracking import MemberTrackers, Tracker, TrackingError, open_member_trackers, resolve_mode
 
 sys.path.insert(0, str(Path(__file__).parent))  # test_tracking.read_wandb_log
 
@@ -92,7 +92,7 @@ def test_offline_run_logs_each_epoch_while_training_runs(offline_run):
 
 @pytest.mark.slow
 def test_analyse_run_writes_what_mirror_cmni_writes(offline_run, tmp_path, capsys):
-    from mirror.analysis.run_analysis import analyse_run
+    from mirror.runs.analysis import analyse_run
 
     result = analyse_run(offline_run, tmp_path / "lib", overrides=["--analysis.checkpoint", "last"])
     assert main(["cmni", str(offline_run), "--out", str(tmp_path / "cli"), "--analysis.checkpoint", "last"]) == 0
@@ -148,10 +148,10 @@ class Recording(Tracker):
 
 @pytest.mark.slow
 def test_each_member_is_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch, cache):
-    import mirror.tracking
+    import mirror.runs.tracking
 
     Recording.opened = []
-    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
     run = tmp_path / "pop"
     args = [("2" if a == "3" and TINY[i - 1] == "--train.epochs" else a) for i, a in enumerate(TINY)]
     assert main(["run", *args, "--train.population_seeds", "[0, 1]", "--data.cache_dir", str(cache), "--run-dir", str(run)]) == 0
@@ -181,7 +181,7 @@ def test_each_member_is_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_pat
 
 
 def test_trackers_open_before_the_dataset(tmp_path, monkeypatch, capsys):
-    import mirror.tracking
+    import mirror.runs.tracking
 
     seen = []
 
@@ -189,7 +189,7 @@ def test_trackers_open_before_the_dataset(tmp_path, monkeypatch, capsys):
         seen.append((tmp_path / "cache").exists())
         raise TrackingError("no tracker today")
 
-    monkeypatch.setattr(mirror.tracking, "open_tracker", refuse)
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", refuse)
     assert main(["run", *TINY, "--data.cache_dir", str(tmp_path / "cache"), "--run-dir", str(tmp_path / "run")]) == 2
     assert seen == [False]
     assert capsys.readouterr().err.strip() == "mirror run: error: no tracker today"
@@ -275,7 +275,7 @@ def test_epochs_are_logged_once_in_increasing_order():
 
 
 def test_a_failed_open_finishes_the_runs_already_open_and_removes_their_directory(tmp_path, monkeypatch):
-    import mirror.tracking
+    import mirror.runs.tracking
 
     finished = []
 
@@ -291,7 +291,7 @@ def test_a_failed_open_finishes_the_runs_already_open_and_removes_their_director
         Path(run_dir, "wandb").mkdir(parents=True)
         return Opened()
 
-    monkeypatch.setattr(mirror.tracking, "open_tracker", open_one)
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", open_one)
     run = tmp_path / "new" / "run"
     with pytest.raises(TrackingError, match="m1 failed"):
         open_member_trackers(TrackingConfig(mode="offline"), [("m0", {}, run), ("m1", {}, run)], group="g")
@@ -301,7 +301,7 @@ def test_a_failed_open_finishes_the_runs_already_open_and_removes_their_director
 
 @pytest.mark.slow
 def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_before(tmp_path, monkeypatch, cache):
-    import mirror.tracking
+    import mirror.runs.tracking
 
     class Interrupting(Recording):
         def log_metrics(self, metrics, step=None):
@@ -310,7 +310,7 @@ def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_b
                 raise KeyboardInterrupt  # as a Ctrl-C while epoch 2 is logged
 
     Recording.opened = []
-    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Interrupting(run_dir, name))
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Interrupting(run_dir, name))
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         main(["run", *TINY, "--data.cache_dir", str(cache), "--run-dir", str(run)])
@@ -319,7 +319,7 @@ def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_b
     assert first.calls[-1][:2] == ("finish", 1)
 
     Recording.opened = []
-    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": Recording(run_dir, name))
     assert main(["run", "--resume", str(run)]) == 0
     (second,) = Recording.opened
     logged = [(c[1], c[2], c[3]) for c in second.calls if c[0] == "metrics" and c[1] is not None]
@@ -339,7 +339,7 @@ def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_b
 def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch, cache):
     import yaml
 
-    import mirror.tracking
+    import mirror.runs.tracking
 
     class TrialRecording(Tracker):
         mode = "recording"
@@ -358,7 +358,7 @@ def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_p
         def summary(self, values):
             self.calls.append(("summary", None, dict(values), (self.trial_dir / "result.json").exists()))
 
-    monkeypatch.setattr(mirror.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": TrialRecording(run_dir, name))
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": TrialRecording(run_dir, name))
     spec = {
         "name": "s",
         "data": {"rows": 12000, "test_rows": 400, "games": 128, "rounds_per_chunk": 64, "test_label_shares": [0.4, 0.4, 0.15, 0.05], "cache_dir": str(cache)},

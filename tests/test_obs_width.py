@@ -11,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mirror.config import load_config
 from mirror.data.pipeline import build_dataset
+from mirror.runs.config import load_config
 
 # Each width compiles its own rollout (~10-20 s on a loaded CPU): the developer loop
 # (`-m "not slow"`) checks three, the full suite five.
@@ -157,8 +157,8 @@ def test_a_model_trains_and_is_analysed_on_a_width_16_dataset(data_dir, tmp_path
     import csv
 
     from mirror.cli import main
-    from mirror.train.checkpoints import load_run
-    from mirror.train.run import train_run
+    from mirror.runs.checkpoints import load_run
+    from mirror.runs.train_run import train_run
 
     test_set = ["--data.test_rows", "300", "--data.test_label_shares", "[0.4,0.4,0.15,0.05]"]
     config = tiny_config(data_dir, 16, *test_set, "--train.epochs", "2", "--train.lr", "1.0e-3", "--model.width", "6")

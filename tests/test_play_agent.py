@@ -10,20 +10,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import copy_run
 
 from mirror.agents.actor_critic import cmni_params, init_actor_critic
 from mirror.cli import main
-from mirror.config import load_config
 from mirror.data.processing import model_inputs
 from mirror.env import observe
 from mirror.env.constants import ACTION_NAMES, obs_size
 from mirror.rl.config import make_config
 from mirror.rl.ppo import init_params, make_policy, policy_logits
-from mirror.rl.watch import load_agents, parse_agent, play_agents
-from mirror.train.checkpoints import open_manager, save_checkpoint, write_json_atomic, write_run_files
+from mirror.runs.checkpoints import open_manager, save_checkpoint, write_json_atomic, write_run_files
+from mirror.runs.config import load_config
+from mirror.runs.watch import load_agents, parse_agent, play_agents
 from mirror.train.population import Member
-
-from conftest import copy_run
 
 WIDTHS = (6, 5)
 UPDATES = (2, 4)

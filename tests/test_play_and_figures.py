@@ -14,13 +14,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.transforms import Bbox
 from test_analysis import TABLE_4, circuit_model, table_4_differences
 
-from mirror.analysis import figures
 from mirror.analysis.circuits import circuits
 from mirror.analysis.neurons import neuron_roles
 from mirror.cli import main
 from mirror.env import EnvParams, observe_given_veil, render, state_from_values, transition
 from mirror.env.constants import HELP, HELPING, HOP, JUMP, JUMPING, LEAP
 from mirror.env.noise import Noise
+from mirror.runs import figures
 from mirror.sweep import summary
 
 FRAME_STATS = re.compile(r"^turn\s+(\d+)\s+Frog e=\s*\d+ s=\s*(\d+) .*Toad e=\s*\d+ s=\s*(\d+)")

@@ -7,17 +7,16 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_DATA, overrides, rl_values
 
+from mirror.base.errors import DatasetError
 from mirror.cli import main
-from mirror.config import load_config
 from mirror.data.label_reach import help_dependency_threshold, impossible_labels, rightmost_cell
 from mirror.data.pipeline import build_dataset, dataset_path
 from mirror.data.split import TEST, assign_splits, holdout_label_counts, holdout_label_shares
 from mirror.env.constants import HELP, LEAP
 from mirror.env.params import EnvParams
-from mirror.errors import DatasetError
-
-from conftest import TINY_DATA, overrides, rl_values
+from mirror.runs.config import load_config
 
 BEHAVIOUR = (0.5, 0.25, 0.125, 0.125)
 

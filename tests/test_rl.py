@@ -22,9 +22,9 @@ from mirror.rl import (
     oracle_policy,
 )
 from mirror.rl.baselines import behaviour_policy, oracle_action
+from mirror.rl.credit import Lookahead, Transition, per_player_gae, tail_carry
 from mirror.rl.driver import train_in_intervals
 from mirror.rl.ppo import Batch, init_params, ppo_loss
-from mirror.rl.credit import Lookahead, Transition, per_player_gae, tail_carry
 from mirror.rl.turns import agent, play_turn, turn_uniforms
 
 SMALL = dict(num_envs=16, num_steps=8, updates=2, checkpoint_every=1, num_minibatches=2, update_epochs=2)

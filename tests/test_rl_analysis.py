@@ -333,10 +333,10 @@ def _fake_rl_run(run_dir, dataset, dataset_cache, *, networks=2, permutations=5)
     import types
 
     import yaml
-
     from conftest import TINY_DATA
-    from mirror.config import load_config
-    from mirror.train.checkpoints import open_manager, save_checkpoint
+
+    from mirror.runs.checkpoints import open_manager, save_checkpoint
+    from mirror.runs.config import load_config
 
     run_dir.mkdir(parents=True)
     config = load_config(None, [*TINY_DATA, "--data.cache_dir", str(dataset_cache), "--model.width", "5", "--analysis.permutations", str(permutations),
@@ -382,14 +382,14 @@ def rl_run(tmp_path, tiny_dataset, dataset_cache):
 
 def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys, tiny_dataset):
     """`mirror cmni RUN_DIR` on an RL run: the probes come from the RL layer's reader
-    (`mirror.rl.checkpoints.read_probes`, stood in for here)."""
+    (`mirror.runs.rl_checkpoints.read_probes`, stood in for here where the analysis reads it)."""
     from mirror.cli import main
-    from mirror.rl import checkpoints
-    from mirror.train.checkpoints import load_run
+    from mirror.runs import analysis as run_analysis
+    from mirror.runs.checkpoints import load_run
 
     run_dir, probes, (inputs, scenarios, idle) = rl_run
-    monkeypatch.setattr(checkpoints, "read_probes", lambda d: probes if d == run_dir.absolute() else None)
-    monkeypatch.setattr(checkpoints, "rl_summary", lambda d: {"return_agent": 1.5} if d == run_dir.absolute() else None)
+    monkeypatch.setattr(run_analysis, "read_probes", lambda d: probes if d == run_dir.absolute() else None)
+    monkeypatch.setattr(run_analysis, "rl_summary", lambda d: {"return_agent": 1.5} if d == run_dir.absolute() else None)
     assert main(["cmni", str(run_dir), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "member 1: selected epoch 4" in printed and "on-policy states (b): CMNI" in printed
@@ -442,7 +442,7 @@ def _legend_labels(fig):
 def test_learning_curve_figure_lines_and_baselines(tmp_path):
     from test_play_and_figures import assert_legends_hide_nothing, assert_png_matches
 
-    from mirror.analysis import rl_figures
+    from mirror.runs import rl_figures
 
     turns = np.arange(1, 41) * 16384.0
     returns = 3.0 * (1 - np.exp(-turns / 2e5))  # rises into the upper right corner
@@ -477,7 +477,7 @@ def test_learning_curve_figure_lines_and_baselines(tmp_path):
 def test_checkpoint_cmni_figure_both_probe_sets(tmp_path):
     from test_play_and_figures import assert_legends_hide_nothing
 
-    from mirror.analysis import rl_figures
+    from mirror.runs import rl_figures
 
     x = np.arange(1, 11) * 1e5
     test = 0.001 + 0.006 * (1 - np.exp(-np.arange(10) / 3))
@@ -516,7 +516,7 @@ def _sweep_rows():
 def test_help_by_dependency_figure_one_line_per_w_panels_per_veil(tmp_path):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from mirror.analysis import rl_figures
+    from mirror.runs import rl_figures
 
     rows = _sweep_rows()
     d, mean, std, seeds = rl_figures.sweep_cells(rows, "help_rate")[(0.0, 0.5)]
@@ -594,7 +594,7 @@ def _report_run(run_dir, *, networks_per_member=1):
 
 
 def test_rl_report_from_the_run_files(tmp_path):
-    from mirror.rl_report import build_rl_report, write_rl_report
+    from mirror.runs.rl_report import build_rl_report, write_rl_report
 
     run_dir = _report_run(tmp_path / "run")
     text = build_rl_report(run_dir)
@@ -636,7 +636,7 @@ def test_rl_report_from_the_run_files(tmp_path):
 
 
 def test_rl_report_before_the_analysis(tmp_path):
-    from mirror.rl_report import build_rl_report
+    from mirror.runs.rl_report import build_rl_report
 
     run_dir = _report_run(tmp_path / "run")
     (run_dir / "cmni.csv").unlink()
@@ -647,7 +647,7 @@ def test_rl_report_before_the_analysis(tmp_path):
 
 
 def test_rl_report_names_independent_networks_by_player(tmp_path):
-    from mirror.rl_report import build_rl_report, network_name
+    from mirror.runs.rl_report import build_rl_report, network_name
 
     assert network_name(3, 2) == "member 1, Toad's network" and network_name(2, 2) == "member 1, Frog's network"
     run_dir = _report_run(tmp_path / "run", networks_per_member=2)  # cmni.csv has networks 0 and 1 only
@@ -658,7 +658,7 @@ def test_rl_report_names_independent_networks_by_player(tmp_path):
 
 
 def test_rl_files_read_both_per_member_layouts(tmp_path):
-    from mirror.analysis.rl_files import baseline, is_rl_run, read_jsonl, returns_per_member
+    from mirror.runs.rl_files import baseline, is_rl_run, read_jsonl, returns_per_member
 
     path = tmp_path / "rl_metrics.jsonl"
     path.write_text('{"update": 1, "env_turns": 10, "return_per_player": [[1, 2], [3, null]]}\n{"update": 2, "env_turns": 20, "return_per_player": [[2, 2], [4, 4]]}\n{"update": 3, "env')
@@ -682,9 +682,9 @@ def test_rl_files_read_both_per_member_layouts(tmp_path):
 
 
 def test_rl_selected_checkpoint_is_the_metadata_best_epoch(tmp_path):
-    from mirror.analysis.run_analysis import rl_metrics, rl_selected
-    from mirror.errors import TrainError
-    from mirror.train.checkpoints import LoadedRun
+    from mirror.base.errors import TrainError
+    from mirror.runs.analysis import rl_metrics, rl_selected
+    from mirror.runs.checkpoints import LoadedRun
 
     def run(best, networks, **line):
         metadata = [{"epoch": u, "best_epoch": best, **line} for u in UPDATES]

@@ -18,17 +18,16 @@ import jax
 import numpy as np
 import pytest
 import yaml
-
-from mirror.config import load_config
-from mirror.rl.checkpoints import RL_ITEMS, open_rl_manager, read_baselines
-from mirror.rl.run import rl_run
-from mirror.rl_commands import default_rl_config_path
-from mirror.sweep.spec import load_sweep
-from mirror.sweep.trial import trial_dir
-from mirror.train.checkpoints import restore_items
-
 from conftest import TINY_RL, overrides, rl_values, xla_env
 from test_errors import truncate_item
+
+from mirror.cli.rl_commands import default_rl_config_path
+from mirror.runs.checkpoints import restore_items
+from mirror.runs.config import load_config
+from mirror.runs.rl_checkpoints import RL_ITEMS, open_rl_manager, read_baselines
+from mirror.runs.rl_run import rl_run
+from mirror.sweep.spec import load_sweep
+from mirror.sweep.trial import trial_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SLURM_PORTS = 61440  # Slurm's coordinator port: 61440 + job id % 4096 (jax's SlurmCluster)

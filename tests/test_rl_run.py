@@ -14,12 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from conftest import TINY_RL, copy_run, overrides, rl_values, xla_env
 
+from mirror.base.errors import TrainError
 from mirror.cli import main
-from mirror.config import load_config
 from mirror.data.labels import idle_shown
-from mirror.errors import TrainError
-from mirror.rl.checkpoints import (
+from mirror.rl.config import RLConfigError, rl_config
+from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_members
+from mirror.runs.checkpoints import load_run
+from mirror.runs.config import load_config
+from mirror.runs.rl_checkpoints import (
     RL_ITEMS,
     open_rl_manager,
     read_baselines,
@@ -27,12 +31,7 @@ from mirror.rl.checkpoints import (
     read_rl_metrics,
     read_rl_run,
 )
-from mirror.rl.config import RLConfigError, rl_config
-from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_members
-from mirror.rl.run import rl_run
-from mirror.train.checkpoints import load_run
-
-from conftest import TINY_RL, copy_run, overrides, rl_values, xla_env
+from mirror.runs.rl_run import rl_run
 
 
 def tiny_config(cache: Path, **rl):
@@ -287,7 +286,7 @@ def test_the_checkpoint_is_chosen_in_selection_games_and_reported_in_held_out_on
     from mirror.env.validate import env_params_from_dict
     from mirror.rl.baselines import agent_policy, evaluate
     from mirror.rl.ppo import policy_logits
-    from mirror.rl.run import REPORT_STREAM, SELECT_STREAM, fixed_key
+    from mirror.runs.rl_run import REPORT_STREAM, SELECT_STREAM, fixed_key
 
     lines = [json.loads(x) for x in (rl_dir / "metrics.jsonl").read_text().splitlines()]
     best, best_update, expected = -np.inf, 0, []
@@ -384,11 +383,11 @@ VICTIM = """
 import os, sys, time
 from pathlib import Path
 
-import mirror.rl.run
+import mirror.runs.rl_run
 from mirror.cli import main
 
 stop_at, marker = int(sys.argv[1]), Path(sys.argv[2])
-run = mirror.rl.run.rl_run
+run = mirror.runs.rl_run.rl_run
 
 
 def rl_run(config, run_dir, *, on_update=None, **kwargs):
@@ -402,7 +401,7 @@ def rl_run(config, run_dir, *, on_update=None, **kwargs):
     return run(config, run_dir, on_update=stop, **kwargs)
 
 
-mirror.rl.run.rl_run = rl_run  # `mirror rl` looks it up when it starts training
+mirror.runs.rl_run.rl_run = rl_run  # `mirror rl` looks it up when it starts training
 sys.exit(main(sys.argv[3:]))
 """
 
@@ -482,7 +481,7 @@ def test_independent_networks_are_two_per_member(dataset_cache, tmp_path):
 MESH_SCRIPT = """
 import json, sys
 import jax, numpy as np
-from mirror.config import load_config
+from mirror.runs.config import load_config
 from mirror.rl.population import PopulationTrainer
 trainer = PopulationTrainer(load_config(None, json.loads(sys.argv[1])))
 assert trainer.mesh is not None and trainer.mesh.size == 2 and trainer.padded == 4, (trainer.mesh, trainer.padded)

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from rl_reference import FIELDS, reference_offsets, reference_start, reference_turn
 
 from mirror.env import EnvParams, state_from_values
 from mirror.env.constants import ACTION_CODES, FROG_IDLE, ROUGH, SOLID
@@ -15,8 +16,6 @@ from mirror.rl import RLConfig, make_policy
 from mirror.rl.credit import per_player_gae, tail_carry
 from mirror.rl.ppo import init_params, minibatch_order
 from mirror.rl.turns import agent, agent_values, fresh_games, play_turn, rollout, start_games, turn_uniforms
-
-from rl_reference import FIELDS, reference_offsets, reference_start, reference_turn
 
 
 @pytest.mark.parametrize("steps, envs, minibatches", [(8, 16, 4), (5, 12, 3), (4, 6, 4)])

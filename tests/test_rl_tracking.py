@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import TINY_RL, overrides, rl_values
-from mirror.tracking import Tracker
+
+from mirror.runs.tracking import Tracker
 
 
 class Recording(Tracker):
@@ -36,7 +36,7 @@ class Recording(Tracker):
 
 
 def test_each_update_is_tracked_as_its_interval_ends(tmp_path, monkeypatch, dataset_cache, tiny_dataset):
-    import mirror.rl_experiment
+    import mirror.runs.rl_experiment
     from mirror.cli import main
 
     opened = []
@@ -46,7 +46,7 @@ def test_each_update_is_tracked_as_its_interval_ends(tmp_path, monkeypatch, data
         opened.append(Recording(run_dir))
         return opened[-1]
 
-    monkeypatch.setattr(mirror.rl_experiment, "open_tracker", open_recording)
+    monkeypatch.setattr(mirror.runs.rl_experiment, "open_tracker", open_recording)
     run_dir = tmp_path / "run"
     assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
     (tracker,) = opened

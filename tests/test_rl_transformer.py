@@ -15,21 +15,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import overrides, rl_values
 
 from mirror.agents.actor_critic import cmni_params
 from mirror.agents.transformer import Transformer, init_transformer_params
 from mirror.agents.transformer_actor_critic import TransformerActorCritic, init_transformer_actor_critic
 from mirror.analysis.cmni import ACTOR_CRITIC_INIT, init_transformer_batch, neuron_layout
 from mirror.cli import main
-from mirror.config import load_config
 from mirror.env.constants import obs_size
 from mirror.rl.config import RLConfig, RLConfigError, make_config, rl_settings
-from mirror.rl.ppo import init_params, make_policy, policy_input, policy_logits
 from mirror.rl.population import PopulationTrainer
-from mirror.rl.run import rl_config_hash
-from mirror.train.checkpoints import load_run
-
-from conftest import overrides, rl_values
+from mirror.rl.ppo import init_params, make_policy, policy_input, policy_logits
+from mirror.runs.checkpoints import load_run
+from mirror.runs.config import load_config
+from mirror.runs.rl_run import rl_config_hash
 
 ARCH = (1, 8, 2, 2)  # depth, d_model, heads, mlp_ratio: 16 block MLP units
 TORSO = {"kind": "transformer", "transformer": dict(zip(("depth", "d_model", "heads", "mlp_ratio"), ARCH))}
@@ -140,7 +139,7 @@ def checkpoint_items(run_dir: Path) -> dict:
     """update -> {"params", "rl_state"} as host arrays."""
     import orbax.checkpoint as ocp
 
-    from mirror.rl.checkpoints import open_rl_manager
+    from mirror.runs.rl_checkpoints import open_rl_manager
 
     manager = open_rl_manager(run_dir, read_only=True)
     try:
@@ -171,7 +170,7 @@ def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_ca
     """Member 1 of the run's population (seed 3, lr 3e-3) after 2 updates is bit-identical,
     runner state and all (params with the value head, optimizer, games, key), to the same
     trial trained alone."""
-    from mirror.rl.checkpoints import flatten_state
+    from mirror.runs.rl_checkpoints import flatten_state
 
     alone = PopulationTrainer(load_config(None, transformer_values(dataset_cache, population_seeds=[3], population_lrs=[3e-3])))
     runner = alone.init()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mirror.env import EnvParams
 from mirror.env.constants import DEPENDENCY_GRID
 from mirror.env.dynamics import scroll_anchor
-from mirror.env.reference import Player, RefParams, ReferenceGame
+from mirror.env.reference import Player, ReferenceGame, RefParams
 
 WIDTH = 32
 

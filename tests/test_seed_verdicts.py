@@ -10,12 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mirror.analysis import figures
-from mirror.analysis.run_analysis import members_are_seeds
 from mirror.analysis.seeds import (
-    bootstrap_mean_ci, expanded_alpha, init_baseline, init_baseline_words, leave_one_out_peaks, rise_and_fall, rise_and_fall_words, sign_flip_p, t975,
+    bootstrap_mean_ci,
+    expanded_alpha,
+    init_baseline,
+    init_baseline_words,
+    leave_one_out_peaks,
+    rise_and_fall,
+    rise_and_fall_words,
+    sign_flip_p,
+    t975,
 )  # fmt: skip
-from mirror.report import figure2_shape, seeds_section
+from mirror.runs import figures
+from mirror.runs.analysis import members_are_seeds
+from mirror.runs.report import figure2_shape, seeds_section
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import TINY_DATA, TINY_TRAIN  # noqa: E402
@@ -208,7 +216,7 @@ def test_report_section_states_the_verdicts():
 @pytest.mark.slow  # trains a 2-seed tiny population (3 epochs), then `mirror cmni`
 def test_summary_json_of_a_real_tiny_population(tiny_dataset, dataset_cache, tmp_path):
     from mirror.cli import main
-    from mirror.report import write_report
+    from mirror.runs.report import write_report
 
     run = tmp_path / "pop"
     train = [*TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN, "--train.population_seeds", "[0, 1]", "--tracking.mode", "disabled"]

@@ -11,9 +11,18 @@ import pytest
 from mirror.analysis.cmni import cmni, permutation_null, permuted_groups
 from mirror.analysis.neurons import DIFFERENTIATING, MIRROR, OTHER, neuron_roles
 from mirror.analysis.significance import (
-    NeuronNull, NeuronP, above_init, benjamini_hochberg, frog_toad_permutations, init_p_values, neuron_null_mns, neuron_p_values, significant_roles,
+    NeuronNull,
+    NeuronP,
+    above_init,
+    benjamini_hochberg,
+    frog_toad_permutations,
+    init_p_values,
+    neuron_null_mns,
+    neuron_p_values,
+    significant_roles,
 )  # fmt: skip
-from mirror.config import ConfigError, load_config
+from mirror.base.errors import ConfigError
+from mirror.runs.config import load_config
 
 # ----------------------------------------------------------------------------- Benjamini-Hochberg
 
@@ -261,8 +270,8 @@ def test_roles_paper_keeps_the_paper_thresholds(planted_analysis):
 
 
 def test_neurons_csv_and_report_name_the_tests(planted_analysis, tmp_path):
-    from mirror.analysis.outputs import neuron_rows
-    from mirror.report import role_method
+    from mirror.runs.outputs import neuron_rows
+    from mirror.runs.report import role_method
 
     a, paper = planted_analysis
     header, rows = neuron_rows(a, np.array([7]))
@@ -288,7 +297,7 @@ def test_neurons_csv_and_report_name_the_tests(planted_analysis, tmp_path):
 
 def test_untested_neurons_without_permutations(planted_analysis):
     from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.analysis.outputs import neuron_rows
+    from mirror.runs.outputs import neuron_rows
 
     params = stacked(planted_network(), planted_network())  # the fixture's shapes: compiled already
     inputs, scenarios, idle = planted_rows()
@@ -318,7 +327,7 @@ def test_roles_config_is_validated_with_clear_errors():
     assert load_config(None, ["--analysis.init_seeds", "0", "--analysis.roles", "paper"]).analysis.init_seeds == 0
     # a config built in code, never validated, is caught by the analysis before any work
     from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.config import AnalysisConfig
+    from mirror.analysis.config import AnalysisConfig
 
     with pytest.raises(ConfigError, match="analysis.permutations"):
         analyse_checkpoints(0, None, None, [], np.zeros((1, 10)), None, None, None, AnalysisConfig(permutations=0))

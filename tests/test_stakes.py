@@ -158,7 +158,7 @@ def test_bad_input_is_one_line_naming_the_field(args, words, capsys):
 
 
 def test_a_preset_is_spelled_out_and_explicit_fields_win():
-    from mirror.config import load_config
+    from mirror.runs.config import load_config
 
     config = load_config(None, ["--env.preset", "stakes", "--env.help_gift", "3"])
     assert config.env["preset"] == "stakes" and config.env["help_gift"] == 3 and config.env["max_energy"] == 10

@@ -10,18 +10,18 @@ import jax
 import numpy as np
 import pytest
 import yaml
+from conftest import xla_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mirror.base.errors import ConfigError
 from mirror.cli import main
-from mirror.config import ConfigError
+from mirror.runs.checkpoints import load_run
 from mirror.sweep import run as sweep_run
 from mirror.sweep.plan import member_of, parse_shard, populations, shard_trials, width_bucket
 from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import write_summary
 from mirror.sweep.trial import RESULT_FILE, finished_result, trial_dir
-from mirror.train.checkpoints import load_run
-from conftest import xla_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,7 @@ def test_a_trial_matches_the_same_model_trained_alone(tiny_sweep, tmp_path):
     import jax
 
     from mirror.data.pipeline import build_dataset
-    from mirror.train.run import train_run
+    from mirror.runs.train_run import train_run
 
     path, root = tiny_sweep
     sweep = load_sweep(path)
@@ -386,8 +386,8 @@ def test_two_processes_under_a_slurm_environment_split_the_sweep(tiny_sweep, dat
 
 @pytest.mark.slow  # builds the tiny dataset twice
 def test_a_dataset_finished_first_by_another_shard_is_reused(tmp_path, monkeypatch):
-    from mirror.config import load_config
     from mirror.data import pipeline
+    from mirror.runs.config import load_config
 
     config = load_config(None, {"data": {**TINY["data"], "cache_dir": str(tmp_path)}})
     real = pipeline.generate_arrays
@@ -446,7 +446,7 @@ def test_analysis_in_member_chunks_matches_one_call(tiny_sweep, tmp_path, monkey
     """Large populations are analysed a few members at a time (bounded memory): the
     trials' CMNI, permutation and random-init p-values are those of one call."""
     from mirror.data.pipeline import build_dataset
-    from mirror.report import read_csv
+    from mirror.runs.report import read_csv
 
     path, root = tiny_sweep
     sweep = load_sweep(path)

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from mirror.analysis import seeds
+from mirror.base.errors import ConfigError
 from mirror.cli import main
-from mirror.config import ConfigError
 from mirror.sweep.compare import (
     COLOURS,
     MAX_SETTINGS,
@@ -224,7 +224,7 @@ def test_a_tiny_transformer_sweep_trains_analyses_and_compares(tmp_path, dataset
     assert cmni[1].split(",")[cmni[0].split(",").index("neurons")] == "8"  # 1 block x 4 pooled hidden units + 4 outputs
     assert len(json.loads((trial / "summary.json").read_text())["variant_init_null"]["cmni"]) == 2
     # the trial reads as a single run: its member's checkpoints of the (unpadded) population
-    from mirror.train.checkpoints import load_run
+    from mirror.runs.checkpoints import load_run
 
     run, population = load_run(trial), load_run(json.loads((trial / "population.json").read_text())["run_dir"])
     assert "position" in run.params and run.epochs.tolist() == [1, 2]

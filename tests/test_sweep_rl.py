@@ -10,18 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_play_agent import UPDATES, make_rl_run
 
+from mirror.base.errors import ConfigError
+from mirror.base.hashing import config_hash
 from mirror.cli import main
-from mirror.config import ConfigError, config_hash
-from mirror.report import read_csv
-from mirror.rl.watch import load_agents
+from mirror.runs.checkpoints import load_run
+from mirror.runs.report import read_csv
+from mirror.runs.watch import load_agents
 from mirror.sweep.plan import networks_of, populations, rl_member_of
 from mirror.sweep.rl_trial import cmni_outcomes, finish_rl_trial, rl_outcomes, rl_result_row, write_rl_trial_files
 from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import RL_COLUMNS, rl_theory_rows, write_summary
 from mirror.sweep.trial import RESULT_FILE, trial_dir
-from mirror.train.checkpoints import load_run
-from test_play_agent import UPDATES, make_rl_run
 
 THEORY = Path(__file__).resolve().parents[1] / "configs" / "sweep_rl_theory.yaml"
 
@@ -298,8 +299,8 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
     probes, its analysis and its row of summary.csv, which agree with the population run's
     files. A sweep killed after one trial was analysed resumes without training again and
     analyses only the other trial."""
-    from mirror.rl.checkpoints import read_baselines, read_probes
-    from mirror.train.checkpoints import read_metrics
+    from mirror.runs.checkpoints import read_metrics
+    from mirror.runs.rl_checkpoints import read_baselines, read_probes
 
     rl = {"num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 1,
           "eval_games": 8, "eval_turns": 40, "probe_games": 4, "probe_turns": 40}  # fmt: skip
@@ -370,7 +371,7 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
 
 def test_progress_line_of_a_large_population_shows_its_spread():
     """A 36-member sweep population logs the spread of its members, not 36 numbers."""
-    from mirror.rl.run import interval_line
+    from mirror.runs.rl_run import interval_line
 
     line = {"epoch": 10, "env_turns": 100, "return_agent": [1.0, 2.0, None, 4.0, 5.0], "help_rate": [0.5, 0.25]}
     assert interval_line(line, 50, 1.0) == (
@@ -385,7 +386,7 @@ def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path
     The theory measures come from the LAST checkpoint (cmni_scaled, its init draws)."""
     import types
 
-    import mirror.analysis.run_analysis as run_analysis
+    import mirror.sweep.run as sweep_run
     from mirror.sweep.run import analyse_rl_trial
 
     def fake(onpolicy):
@@ -396,7 +397,7 @@ def test_trial_without_on_policy_cmni_records_none_not_nan(monkeypatch, tmp_path
             onpolicy=types.SimpleNamespace(cmni=np.array(onpolicy, np.float32), init_null=np.zeros((2, 2, 0)), cmni_scaled=2 * np.array(onpolicy)),
             run=types.SimpleNamespace(epochs=np.array([2, 4])),
         )  # fmt: skip
-        monkeypatch.setattr(run_analysis, "analyse_run", lambda out, to: done)
+        monkeypatch.setattr(sweep_run, "analyse_run", lambda out, to: done)
 
     fake([[0.5, 0.5], [np.nan, np.nan]])
     out = analyse_rl_trial(tmp_path, lambda line: None)

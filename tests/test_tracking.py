@@ -1,20 +1,21 @@
 """W&B tracking: modes, lazy import, and an offline run's files."""
 
 import json
-import time
 import subprocess
 import sys
+import time
 
 import pytest
 
-from mirror.config import ConfigError, TrackingConfig, load_config
-from mirror.tracking import Tracker, open_tracker, resolve_mode
+from mirror.base.errors import ConfigError
+from mirror.runs.config import TrackingConfig, load_config
+from mirror.runs.tracking import Tracker, open_tracker, resolve_mode
 
 
 @pytest.mark.slow
 def test_disabled_is_a_no_op_and_imports_nothing(tmp_path):
     code = (
-        "import sys; from mirror.tracking import open_tracker; from mirror.config import TrackingConfig;"
+        "import sys; from mirror.runs.tracking import open_tracker; from mirror.runs.config import TrackingConfig;"
         f"t = open_tracker(TrackingConfig(mode='disabled'), {str(tmp_path)!r}, 'x', {{}});"
         "t.log_metrics({'a': 1}); t.finish(); print('wandb' in sys.modules)"
     )

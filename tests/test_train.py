@@ -16,13 +16,15 @@ import numpy as np
 import optax
 import pytest
 import yaml
+from conftest import TINY_DATA, TINY_TRAIN, copy_run, run_epochs
 
 from mirror.agents.mlp import unit_dropout
+from mirror.base.errors import ConfigError
+from mirror.base.hashing import config_hash
 from mirror.cli import main
-from mirror.config import ConfigError, config_hash, load_config
-from mirror.train import run as run_module
 from mirror.data.store import load_dataset
-from mirror.train.checkpoints import (
+from mirror.runs import train_run as run_module
+from mirror.runs.checkpoints import (
     TrainError,
     load_run,
     open_manager,
@@ -30,13 +32,13 @@ from mirror.train.checkpoints import (
     restore_stacked,
     save_checkpoint,
 )
+from mirror.runs.config import load_config
+from mirror.runs.train_run import EarlyStopping, split_dataset, train_run
 from mirror.train.loop import Split, TrainState, make_train
 from mirror.train.losses import l2_penalty, row_loss
 from mirror.train.population import Member, members_from_config
 from mirror.train.randomness import HASH_PRNG, feistel_permutation, hash_key
-from mirror.train.run import EarlyStopping, split_dataset, train_run
 
-from conftest import TINY_DATA, TINY_TRAIN, copy_run, run_epochs
 
 def tiny_config(dataset_cache, *extra):
     """The shared tiny run's config (conftest), with `extra` overrides."""

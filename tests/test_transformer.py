@@ -12,14 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_epochs
 
 from mirror.agents.models import l2_leaf
 from mirror.agents.transformer import Transformer, init_transformer_params
-from mirror.config import ConfigError, load_config
+from mirror.base.errors import ConfigError
 from mirror.env.constants import layout_of
+from mirror.runs.config import load_config
 from mirror.train.loop import Split, make_train
 from mirror.train.population import members_from_config
-from conftest import run_epochs
 
 W = 8  # a small world: 3W + 4 = 28 inputs, 9 tokens
 INPUTS = 3 * W + 4
@@ -224,7 +225,7 @@ def test_transformer_run_resumes_bit_exactly_after_a_sigkill(tiny_transformer_ru
     from conftest import tiny_transformer_args
     from test_train import assert_same_run, wait_for_checkpoint
 
-    from mirror.train.checkpoints import load_run
+    from mirror.runs.checkpoints import load_run
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(private_jax_cache(tmp_path / "jax-cache"))}
     killed, log = tmp_path / "killed", tmp_path / "killed.log"
@@ -327,7 +328,7 @@ def test_cmni_on_a_transformer_run_directory(tiny_transformer_run, tiny_dataset,
     from mirror.analysis.groups import cmni_groups
     from mirror.cli import main
     from mirror.data.split import TEST
-    from mirror.train.checkpoints import load_run
+    from mirror.runs.checkpoints import load_run
 
     run_dir = copy_run(tiny_transformer_run, tmp_path / "run")
     assert main(["cmni", str(run_dir), "--analysis.permutations", "4", "--analysis.init_seeds", "2"]) == 0
@@ -343,7 +344,7 @@ def test_cmni_on_a_transformer_run_directory(tiny_transformer_run, tiny_dataset,
     np.testing.assert_allclose([float(r["cmni"]) for r in rows], expected.ravel(), rtol=1e-6)
     # the live per-epoch CMNI (W&B) agrees with the file (one checkpoint rather than all
     # of them batched: float32 sums may differ in the last bits)
-    from mirror.analysis.live import EpochCMNI
+    from mirror.runs.live import EpochCMNI
 
     live = EpochCMNI(run.config, tiny_dataset, [m.widths for m in run.members])
     np.testing.assert_allclose(live(jax.tree.map(lambda a: a[-1], run.params)), expected[-1], rtol=1e-5)
@@ -354,7 +355,7 @@ def test_cmni_on_a_transformer_run_directory(tiny_transformer_run, tiny_dataset,
 
 
 def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
-    from mirror.train.run import training_config_hash
+    from mirror.runs.train_run import training_config_hash
 
     default = load_config(None, [])
     assert "kind" not in default.to_dict()["model"] and "transformer" not in default.to_dict()["model"]
@@ -371,11 +372,11 @@ def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
 
 
 def test_residual_neurons_read_out_each_blocks_stream_and_change_nothing_else(tmp_path):
+    from conftest import rl_values
+
     from mirror.agents.transformer import neuron_widths, transformer_of_params
     from mirror.analysis.cmni import neuron_activations_t, neuron_layout
     from mirror.rl.config import RLConfigError
-
-    from conftest import rl_values
 
     arch = dict(depth=2, d_model=8, heads=2, mlp_ratio=2)
     plain = random_params(0, **arch)

@@ -37,10 +37,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS
 from mirror.agents.heads import actor_critic_heads
+from mirror.agents.mlp import ACTIVATIONS, NUM_ACTIONS
 from mirror.agents.transformer_actor_critic import TransformerActorCritic
-
 
 ROLES = ("both", "actor", "critic")
 CRITIC_STREAM = 1  # the separate critic's key: fold_in(the network's key, CRITIC_STREAM)

@@ -5,7 +5,7 @@
 of every checkpoint and member (clean and with the published leak), its scale-free and
 composition-matched variants (`mirror.analysis.variants`), the permutation and
 random-initialisation nulls of every variant, and, for one selected checkpoint per member, moments,
-roles, weight z-scores and circuits. `mirror.analysis.outputs` writes them out.
+roles, weight z-scores and circuits. `mirror.runs.outputs` writes them out.
 """
 
 import dataclasses
@@ -21,12 +21,12 @@ from mirror.agents.models import model_num_inputs
 from mirror.agents.transformer import is_transformer_params
 from mirror.analysis.circuits import circuits, weight_zscores
 from mirror.analysis.cmni import CMNIResult, cmni, init_params_batch, init_transformer_batch, neuron_layout, param_widths
+from mirror.analysis.config import AnalysisConfig
 from mirror.analysis.groups import cmni_groups, leak_scenario
 from mirror.analysis.moments import Moments, scenario_moments
 from mirror.analysis.neurons import mirror_rank, neuron_roles
 from mirror.analysis.significance import NeuronP, above_init, init_p_values, neuron_null_mns, neuron_p_values, significant_roles, untested
 from mirror.analysis.variants import LABELS, VARIANTS, cmni_variants, energy_edges, match_cells, variant_permutation_null
-from mirror.config import AnalysisConfig
 
 
 @dataclasses.dataclass

@@ -22,7 +22,8 @@ strongly:
 
 import numpy as np
 
-from mirror.analysis.neurons import DIFFERENTIATING, MIRROR, neuron_name
+from mirror.agents.units import neuron_name
+from mirror.analysis.neurons import DIFFERENTIATING, MIRROR
 from mirror.env.constants import ACTION_NAMES, HELP
 
 CIRCUITS = ("self-preservation", "tactical help", "empathy help")

@@ -16,6 +16,8 @@ All functions take numpy arrays with any leading model axes and neurons last.
 
 import numpy as np
 
+from mirror.agents.units import neuron_name
+
 OTHER, MIRROR, DIFFERENTIATING = 0, 1, 2
 ROLE_NAMES = ("other", "mirror", "differentiating")
 
@@ -68,6 +70,3 @@ def mirror_candidates(mns, layer_of, neuron_mask, layer: int) -> np.ndarray:
     return idx[np.argsort(-mns[idx], kind="stable")]
 
 
-def neuron_name(layer: int, unit: int) -> str:
-    """The paper's names: L1N3 is unit 3 of the first hidden layer; the outputs are the last layer."""
-    return f"L{layer + 1}N{unit}"

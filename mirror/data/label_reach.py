@@ -23,6 +23,7 @@ still be missing from a small dataset.
 """
 
 from mirror.env.constants import DEPENDENCY_GRID, HELP, HOP, LEAP
+from mirror.env.dynamics import dependency_steps
 from mirror.env.params import EnvParams
 
 LEAP_RULE = "the oracle leaps only when the cell ahead is rough (spec §5.4 rules 4, 5)"
@@ -41,8 +42,6 @@ def _ceil_div(a: int, b: int) -> int:
 
 def dependency_step(dependency: float) -> int:
     """D as an integer number of 1/DEPENDENCY_GRID steps, rounded as the game rounds it."""
-    from mirror.env.dynamics import dependency_steps
-
     return int(dependency_steps(dependency))
 
 

@@ -28,23 +28,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mirror.config import Config, config_hash
+from mirror.base.files import require_writable
+from mirror.base.hashing import config_hash
+from mirror.data.config import DatasetSource
 from mirror.data.dedupe import UniqueRows, key_bytes, row_inputs, row_keys
+from mirror.data.label_reach import impossible_labels
 from mirror.data.labels import frog_distress, idle_shown, oracle_label, scenario, toad_distress
 from mirror.data.processing import model_inputs, process_rows
 from mirror.data.rollout import episode_rounds, make_burn_in, make_collect, phase_offsets
-from mirror.data.label_reach import impossible_labels
 from mirror.data.split import absent_label_error, assign_splits, holdout_label_counts, holdout_label_shares, require_possible_labels
 from mirror.data.store import FORMAT_VERSION, Dataset, DatasetError, load_dataset, write_dataset
 from mirror.data.tallies import coverage_of_counts
 from mirror.env.constants import ACTION_NAMES, layout_of, obs_size
-from mirror.files import require_writable
 from mirror.env.rollout import start_games
 
 Progress = Callable[[int, int], None]  # (unique rows so far, target)
 
 
-def generating_config(config: Config) -> dict:
+def generating_config(config: DatasetSource) -> dict:
     """Everything that determines the dataset's bytes (and nothing that doesn't)."""
     data = dataclasses.asdict(config.data)
     data.pop("cache_dir")
@@ -57,11 +58,11 @@ def generating_config(config: Config) -> dict:
     }
 
 
-def dataset_path(config: Config) -> Path:
+def dataset_path(config: DatasetSource) -> Path:
     return Path(config.data.cache_dir).absolute() / f"frog-toad-{config_hash(generating_config(config))}"
 
 
-def make_chunk_fn(config: Config):
+def make_chunk_fn(config: DatasetSource):
     """`chunk(key, states) -> (states, inputs, labels, scenarios, idle_shown, positions,
     episode_rounds)` on device.
 
@@ -91,12 +92,12 @@ def make_chunk_fn(config: Config):
     return chunk
 
 
-def label_reasons(config: Config) -> dict[int, str]:
+def label_reasons(config: DatasetSource) -> dict[int, str]:
     """{label: why these settings never produce it} (`label_reach.impossible_labels`)."""
     return impossible_labels(config.env_params, config.data.behaviour_probs)
 
 
-def generate_arrays(config: Config, progress: Progress | None = None, *, drop_absent_labels: bool = False) -> tuple[dict, dict]:
+def generate_arrays(config: DatasetSource, progress: Progress | None = None, *, drop_absent_labels: bool = False) -> tuple[dict, dict]:
     """Run the pipeline in memory. Returns (arrays, stats); see the module docstring for
     `drop_absent_labels`."""
     data, params = config.data, config.env_params
@@ -162,7 +163,7 @@ def generate_arrays(config: Config, progress: Progress | None = None, *, drop_ab
 
 
 def build_dataset(
-    config: Config, progress: Progress | None = None, force: bool = False, *, drop_absent_labels: bool = False
+    config: DatasetSource, progress: Progress | None = None, force: bool = False, *, drop_absent_labels: bool = False
 ) -> tuple[Dataset, bool]:
     """Return the cached dataset for this config, generating it first if needed.
 
@@ -200,7 +201,7 @@ def build_dataset(
     return _strict(load_dataset(path), config, drop_absent_labels), False
 
 
-def _strict(dataset: Dataset, config: Config, drop_absent_labels: bool) -> Dataset:
+def _strict(dataset: Dataset, config: DatasetSource, drop_absent_labels: bool) -> Dataset:
     """The dataset, unless its test split dropped a label that this build needs (a cached
     probe set (a) of an RL run with the same settings)."""
     dropped = dataset.manifest.get("test_labels_dropped") or {}

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mirror.base.errors import DatasetError
 from mirror.env.constants import ACTION_NAMES
-from mirror.errors import DatasetError
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")

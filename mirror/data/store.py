@@ -29,10 +29,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mirror.base.errors import DatasetError
+from mirror.base.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 from mirror.data.tallies import check_ranges, check_tallies, tallies
 from mirror.env.constants import OBS_SIZE, obs_size, world_width_of
-from mirror.errors import DatasetError
-from mirror.files import make_writer_dir, remove_stale_writer_dirs, require_writable
 
 FORMAT_VERSION = 2  # 2: positions.npy, episode_rounds.npy, staggered phases, tallies
 MANIFEST = "manifest.json"

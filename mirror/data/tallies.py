@@ -13,7 +13,10 @@ The inputs are covered by the row count and their sha256.
 
 import numpy as np
 
-from mirror.errors import DatasetError
+from mirror.base.errors import DatasetError
+from mirror.data.labels import SCENARIO_NAMES
+from mirror.data.split import SPLIT_NAMES
+from mirror.env.constants import ACTION_NAMES
 
 PLAYERS = ("frog", "toad")
 TENTHS = 10
@@ -21,10 +24,6 @@ TENTHS = 10
 
 def counts_table(arrays: dict) -> dict:
     """{split: {label: {scenario: count}}} with names from the spec."""
-    from mirror.data.labels import SCENARIO_NAMES
-    from mirror.data.split import SPLIT_NAMES
-    from mirror.env.constants import ACTION_NAMES
-
     table = {}
     key = (arrays["splits"].astype(np.int64) * 4 + arrays["labels"]) * 4 + arrays["scenarios"]
     counts = np.bincount(key, minlength=len(SPLIT_NAMES) * 16).reshape(len(SPLIT_NAMES), 4, 4)

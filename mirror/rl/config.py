@@ -4,7 +4,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from mirror.agents.mlp import ACTIVATIONS
-from mirror.errors import ConfigError
+from mirror.base.errors import ConfigError
 
 SHARING = ("shared", "independent")
 CRITICS = ("separate", "shared")
@@ -156,7 +156,7 @@ def make_config(**fields) -> RLConfig:
     return validate(RLConfig(**fields))
 
 
-# --- the `rl:` section of a run config (`mirror.config.Config.rl`) -----------------------
+# --- the `rl:` section of a run config (`mirror.runs.config.Config.rl`) -----------------------
 
 # RLConfig fields that a run config sets elsewhere: one source for the architecture and seed.
 FROM_OTHER_SECTIONS = {
@@ -259,7 +259,7 @@ def _check_run_fields(values: dict, env_params) -> None:
 
 
 def rl_settings(config) -> RunSettings:
-    """The `rl:` section of a `mirror.config.Config`, checked in full before any work:
+    """The `rl:` section of a `mirror.runs.config.Config`, checked in full before any work:
     unknown fields, fields that belong to another section and bad values raise
     `RLConfigError` naming `rl.<field>`. The torso is `model.widths` with
     `model.activation`, or `model.transformer` when `model.kind` is transformer; the seed
@@ -299,7 +299,7 @@ LEGACY_TRAINING = {"critic": "shared", "clip_value": True, "value_norm": False}
 
 
 def hashed_rl_section(config) -> dict:
-    """The `rl:` section as the training hashes read it (`mirror.rl.run.rl_config_hash`,
+    """The `rl:` section as the training hashes read it (`mirror.runs.rl_run.rl_config_hash`,
     RL sweep trial ids): as written, except that the `LEGACY_TRAINING` fields enter with
     their resolved values unless these are the legacy ones. A config that resolves to the
     legacy values hashes as the runs trained before those fields did (so such a run

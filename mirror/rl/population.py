@@ -5,7 +5,7 @@ overrides (D, I). Everything of a member is a traced value (EnvParams fields are
 leaves), so one program serves the whole population: `lax.map` over members on a CPU
 (one after another: a member's results are bit-identical whatever the population),
 `jax.vmap` on accelerators (`rl.member_batching`, as `train.member_batching`). With more
-than one local device the members are split over the `pop` mesh (`mirror.train.sharding`)
+than one local device the members are split over the `pop` mesh (`mirror.base.sharding`)
 with `jax.shard_map`, padded to a multiple of the devices.
 
 A *network* is what CMNI analyses: one per member with `sharing: shared`, two per member
@@ -27,18 +27,18 @@ import numpy as np
 from jax.sharding import PartitionSpec
 
 from mirror.agents.actor_critic import cmni_params
+from mirror.base.sharding import POP_AXIS, padded_population, population_mesh
 from mirror.data.labels import scenario
 from mirror.data.processing import model_inputs
 from mirror.env import EnvParams
 from mirror.env.constants import IDLE_CODES
 from mirror.env.observation import cell_at, checked_layout, observer_position
-from mirror.env.validate import env_params_from_dict
 from mirror.env.packed import bit_at
+from mirror.env.validate import env_params_from_dict
 from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, scripted_baselines
 from mirror.rl.config import RLConfigError, RunSettings, rl_settings
 from mirror.rl.ppo import make_policy, make_trainer
 from mirror.rl.turns import agent, play_turn, start_games, turn_uniforms
-from mirror.train.sharding import POP_AXIS, padded_population, population_mesh
 
 
 @dataclasses.dataclass(frozen=True)

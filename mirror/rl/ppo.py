@@ -33,8 +33,8 @@ from mirror.agents.transformer import is_transformer_params, transformer_of_para
 from mirror.data.processing import model_inputs
 from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
-from mirror.rl.config import RLConfig, validate
 from mirror.env.packed import PackedState
+from mirror.rl.config import RLConfig, validate
 from mirror.rl.credit import Transition, per_player_gae, tail_carry
 from mirror.rl.turns import agent, agent_values, rollout, start_games
 

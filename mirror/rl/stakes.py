@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mirror.env import EnvParams
+from mirror.env.validate import env_params_from_dict
 from mirror.rl.baselines import BASES, scripted_baselines
 
 MEASURES = ("cooperative_surplus", "help_incentive", "partner_stake", "energy0_share")
@@ -102,8 +103,6 @@ def stakes_by_dependency(env: dict, dependencies, key: jax.Array, games: int, ma
     """The stakes of the env section `env` at each D (JSON-able). Every D plays the same
     key's games; `help_incentive_rise` is the help incentive at the largest D minus that at
     the smallest, game by game."""
-    from mirror.env.validate import env_params_from_dict
-
     per_d = {float(d): stakes_per_game(env_params_from_dict({**env, "dependency": float(d)}), key, games, max_partner_energy, min_own_energy) for d in dependencies}
     out = {
         "env": dict(env),

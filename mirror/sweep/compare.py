@@ -29,10 +29,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from mirror.analysis import seeds
-from mirror.analysis.figures import VARIANT_TITLES, save_figure
 from mirror.analysis.variants import VARIANTS
 from mirror.env.constants import ACTION_NAMES
-from mirror.report import read_csv
+from mirror.runs.checkpoints import abstract_params
+from mirror.runs.figures import VARIANT_TITLES, save_figure
+from mirror.runs.report import read_csv
 from mirror.sweep.spec import Sweep, Trial
 
 MAX_SETTINGS = 6
@@ -102,8 +103,6 @@ def settings_of(trials: list[Trial]) -> list[tuple[str, list[Trial]]]:
 def parameter_count(trial: Trial) -> int:
     """Trainable parameters of the trial's model at its true shape (no padding)."""
     import jax
-
-    from mirror.train.checkpoints import abstract_params
 
     shapes = abstract_params(trial.config, trial.config.model.widths, 1)
     return int(sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(shapes)))

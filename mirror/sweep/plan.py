@@ -22,11 +22,12 @@ does not depend on which trials are already finished or on how many devices a sh
 
 import dataclasses
 
-from mirror.config import Config, config_hash, load_config
+from mirror.base.hashing import config_hash
+from mirror.base.sharding import padded_population
+from mirror.rl.config import RLConfig
+from mirror.runs.config import Config, load_config
 from mirror.sweep.spec import Trial
 from mirror.train.population import Member
-from mirror.train.sharding import padded_population
-
 
 # What varies between the members of an RL population (the rl section's lists, zipped):
 # rl.population_<list> <- (the trial's value of) field.
@@ -42,8 +43,6 @@ RL_MEMBER_LISTS = {
 def rl_member_of(trial: Trial) -> dict:
     """The trial as an RL population member, in `mirror.rl.population.RLMember.to_dict()`
     form: {seed, lr, partner_reward_weight, env: {dependency, veil}}."""
-    from mirror.rl.config import RLConfig
-
     c = trial.config
     params = c.env_params
     return {

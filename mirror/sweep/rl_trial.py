@@ -12,7 +12,7 @@
         cmni.csv, summary.json, ...   the analysis on probe set (a)
         result.json      its summary row; written last, so it marks the trial finished
 
-`mirror.train.checkpoints.load_run` reads the directory as a run of its own (its networks,
+`mirror.runs.checkpoints.load_run` reads the directory as a run of its own (its networks,
 its dataset), so `mirror cmni` and `mirror play --agent` work on it.
 """
 
@@ -23,11 +23,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mirror.rl.checkpoints import BASELINES_FILE, RL_RUN_FILE, read_rl_metrics
-from mirror.sweep.plan import networks_of
-from mirror.sweep.spec import Trial
-from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
-from mirror.train.checkpoints import (
+from mirror.rl.config import rl_config
+from mirror.runs.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
     MEMBERS_FILE,
@@ -37,7 +34,10 @@ from mirror.train.checkpoints import (
     write_json_atomic,
     write_text_atomic,
 )
-
+from mirror.runs.rl_checkpoints import BASELINES_FILE, RL_RUN_FILE, read_rl_metrics
+from mirror.sweep.plan import networks_of
+from mirror.sweep.spec import Trial
+from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
 
 # The RL columns of summary.csv, after the settings. The theory experiment's measures
 # (docs/theory_experiment.md, `mirror theory`): help_when_partner_energy0 (help_e0),
@@ -176,8 +176,6 @@ def init_rank_p(observed, init) -> float | None:
 
 def rl_settings_row(trial: Trial, out: Path) -> dict:
     """The RL trial's identity and settings: the first columns of its summary row."""
-    from mirror.rl.config import rl_config
-
     c, ppo = trial.config, rl_config(trial.config)
     return {
         **trial_identity(trial, out),

@@ -5,7 +5,7 @@
     SWEEP_DIR/trials/t<i>-<id>/    one trial (see `mirror.sweep.trial`)
     SWEEP_DIR/summary.csv, figures/, report.md   (see `mirror.sweep.summary`)
 
-Per population: its trials' W&B runs open (see `mirror.live_tracking`), its dataset is
+Per population: its trials' W&B runs open (see `mirror.runs.live_tracking`), its dataset is
 built or reused from the cache (one per distinct env and data setting), the population trains
 (resuming from its last checkpoint when a run was killed; each epoch is logged to the
 trials' W&B runs as it ends), every checkpoint of every member is analysed at once, and each trial's files are
@@ -22,10 +22,23 @@ from typing import Callable
 import jax
 import numpy as np
 
+from mirror.agents.mlp import unit_masks
+from mirror.analysis.analyse import analyse_checkpoints
+from mirror.analysis.cmni import analysed_widths
+from mirror.base.sharding import population_mesh
+from mirror.data.pipeline import build_dataset
+from mirror.data.split import TEST
+from mirror.runs.analysis import analyse_run
+from mirror.runs.checkpoints import CONFIG_FILE, TrainError, load_run, write_json_atomic
+from mirror.runs.live import EpochCMNI
+from mirror.runs.live_tracking import LiveTracking
+from mirror.runs.rl_run import rl_run
+from mirror.runs.tracking import open_member_trackers
+from mirror.runs.train_run import train_run
 from mirror.sweep.plan import Population, populations, shard_trials
+from mirror.sweep.rl_trial import cmni_outcomes, finish_rl_trial, init_rank_p, scaled_outcomes, write_rl_trial_files
 from mirror.sweep.spec import Sweep
 from mirror.sweep.trial import finished_result, member_epochs, trial_dir, write_diverged_trial, write_trial
-from mirror.train.checkpoints import CONFIG_FILE, write_json_atomic
 
 Log = Callable[[str], None]
 
@@ -47,8 +60,6 @@ def write_plan(sweep: Sweep, sweep_dir: Path) -> None:
 def run_sweep(sweep: Sweep, sweep_dir: str | Path, *, shard=(0, 1), mesh=None, log: Log = print, advance=None) -> dict:
     """Train and analyse every unfinished trial of `shard`; returns counts and timings.
     `advance(n)` reports trials finished so far (for a progress bar)."""
-    from mirror.train.sharding import population_mesh
-
     sweep_dir = Path(sweep_dir).absolute()
     sweep_dir.mkdir(parents=True, exist_ok=True)
     write_plan(sweep, sweep_dir)
@@ -119,9 +130,6 @@ def run_population(population: Population, sweep: Sweep, sweep_dir: Path, mesh, 
 def open_trial_tracking(population: Population, sweep: Sweep, sweep_dir: Path):
     """One tracker per trial of the population (padding members get none), writing into
     the trial's directory."""
-    from mirror.live_tracking import LiveTracking
-    from mirror.tracking import open_member_trackers
-
     tracking = population.config.tracking
     runs = [
         (f"{sweep.name}-t{t.index:04d}", {**t.config.to_dict(), "sweep_fields": t.fields}, trial_dir(sweep_dir, t))
@@ -132,10 +140,6 @@ def open_trial_tracking(population: Population, sweep: Sweep, sweep_dir: Path):
 
 
 def _train_and_analyse(population: Population, sweep: Sweep, sweep_dir: Path, mesh, log: Log, live) -> list[dict]:
-    from mirror.analysis.live import EpochCMNI
-    from mirror.data.pipeline import build_dataset
-    from mirror.train.run import train_run
-
     config = population.config
     run_dir = live.run_dir
     resume = (run_dir / CONFIG_FILE).is_file()
@@ -158,12 +162,6 @@ def _train_and_analyse(population: Population, sweep: Sweep, sweep_dir: Path, me
 def analyse_population(population: Population, sweep: Sweep, sweep_dir: Path, run_dir: Path, dataset, test_metrics, log: Log) -> list[dict]:
     """Every checkpoint of every member at once (in member chunks of at most
     ANALYSIS_MODELS models, which bounds memory), then one directory per trial."""
-    from mirror.agents.mlp import unit_masks
-    from mirror.analysis.analyse import analyse_checkpoints
-    from mirror.analysis.cmni import analysed_widths
-    from mirror.data.split import TEST
-    from mirror.train.checkpoints import TrainError, load_run
-
     start = time.perf_counter()
     run = load_run(run_dir)
     config = population.config
@@ -203,8 +201,6 @@ def train_rl_population(config, run_dir: Path, *, resume: bool, log: Log) -> Non
     give the members) in `run_dir`, in the RL_CONTRACT layout (checkpoints/, metrics.jsonl,
     rl_run.json, baselines.json, members.json, dataset.json).
     """
-    from mirror.rl.run import rl_run
-
     rl_run(config, run_dir, resume=resume, log=log)
 
 
@@ -212,9 +208,6 @@ def analyse_rl_trial(out: Path, log: Log) -> dict:
     """CMNI of the trial's networks at every checkpoint on both probe sets (tables and
     figures in the trial's directory), as `cmni_outcomes` and, for the last checkpoint,
     `scaled_outcomes` (means over the trial's networks)."""
-    from mirror.analysis.run_analysis import analyse_run
-    from mirror.sweep.rl_trial import cmni_outcomes, init_rank_p, scaled_outcomes
-
     done = analyse_run(out, out)
     per_network = np.asarray(done.analysis.result.cmni, np.float64)  # [checkpoints, networks]
     cmni = per_network.mean(axis=1)
@@ -236,9 +229,6 @@ def analyse_rl_trial(out: Path, log: Log) -> dict:
 def run_rl_population(population: Population, sweep: Sweep, sweep_dir: Path, log: Log) -> list[dict]:
     """Train one RL population (resuming a killed one), then give every trial its
     directory: its own probe-(a) dataset, its networks' analysis, its result row."""
-    from mirror.data.pipeline import build_dataset
-    from mirror.sweep.rl_trial import finish_rl_trial, write_rl_trial_files
-
     run_dir = sweep_dir / "populations" / population.population_id
     resume = (run_dir / CONFIG_FILE).is_file()
     if run_dir.exists() and not resume:

@@ -58,9 +58,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from mirror.config import Config, ConfigError, config_hash, load_config, merge, parse_overrides, read_yaml_mapping, set_dotted
+from mirror.base.errors import ConfigError
+from mirror.base.hashing import config_hash
 from mirror.env.params import EnvParams
-from mirror.rl.config import hashed_rl_section
+from mirror.rl.config import FROM_OTHER_SECTIONS, POPULATION_LISTS, RLConfig, hashed_rl_section, rl_config
+from mirror.runs.config import Config, load_config, merge, parse_overrides, read_yaml_mapping, set_dotted
 
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform", "choice")
 SWEEP_KEYS = ("mode", "base", "grid", "random", "trials", "seeds", "max_population", "trial_figures")
@@ -103,8 +105,6 @@ KIND_FIELDS = {
 
 def rl_fields() -> list[str]:
     """The `rl.*` fields a sweep may vary: every RLConfig setting of one run."""
-    from mirror.rl.config import FROM_OTHER_SECTIONS, RLConfig
-
     return [f.name for f in dataclasses.fields(RLConfig) if f.name not in FROM_OTHER_SECTIONS]
 
 
@@ -272,8 +272,6 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> Sweep:
 def _check_mode_base(base: Config, mode: str) -> None:
     """An RL sweep needs an `rl:` section and builds the population lists itself; a
     supervised sweep has no use for one."""
-    from mirror.rl.config import POPULATION_LISTS
-
     rl = dict(getattr(base, "rl", {}) or {})
     if mode == "supervised" and rl:
         raise ConfigError("the base config has an `rl:` section but sweep.mode is supervised; set `mode: rl` in the sweep section")
@@ -286,8 +284,6 @@ def _check_mode_base(base: Config, mode: str) -> None:
 def check_rl_trial(config: Config) -> None:
     """An RL trial's settings, validated before any work; the error names rl.<field> (and
     says where the architecture and seed come from instead)."""
-    from mirror.rl.config import rl_config
-
     rl_config(config)
 
 

@@ -32,9 +32,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mirror.analysis.outputs import write_csv
-from mirror.analysis.rl_figures import help_by_dependency_figure
-from mirror.report import read_csv
+from mirror.runs.outputs import write_csv
+from mirror.runs.report import read_csv
+from mirror.runs.rl_figures import help_by_dependency_figure
 from mirror.sweep.compare import write_comparison
 from mirror.sweep.spec import Sweep
 from mirror.sweep.trial import finished_result

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from mirror.analysis import hypotheses
-from mirror.errors import UsageError
-from mirror.files import require_writable
+from mirror.base.errors import UsageError
+from mirror.base.files import require_writable
+from mirror.runs.checkpoints import write_json_atomic, write_text_atomic
 from mirror.sweep.trial import RESULT_FILE
-from mirror.train.checkpoints import write_json_atomic, write_text_atomic
 
 # The registered measures (docs/theory_experiment.md) -> the result-row column holding them.
 MEASURE_COLUMNS = {

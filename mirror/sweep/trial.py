@@ -10,7 +10,7 @@
 
 The trial's epochs end where its member stopped (early stopping or divergence); later
 checkpoints of the population hold its frozen parameters and are not part of the trial.
-`mirror.train.checkpoints.load_run` reads a trial directory as a normal single run.
+`mirror.runs.checkpoints.load_run` reads a trial directory as a normal single run.
 """
 
 import dataclasses
@@ -22,10 +22,7 @@ import numpy as np
 import yaml
 
 from mirror.analysis.analyse import CheckpointAnalysis
-from mirror.analysis.outputs import write_analysis_outputs
-from mirror.sweep.spec import Trial
-from mirror.train.run import SINGLE_MODEL_KEYS
-from mirror.train.checkpoints import (
+from mirror.runs.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
     MEMBERS_FILE,
@@ -37,6 +34,10 @@ from mirror.train.checkpoints import (
     write_json_atomic,
     write_text_atomic,
 )
+from mirror.runs.outputs import write_analysis_outputs
+from mirror.runs.report import write_report
+from mirror.runs.train_run import SINGLE_MODEL_KEYS
+from mirror.sweep.spec import Trial
 
 RESULT_FILE = "result.json"
 
@@ -143,8 +144,6 @@ def write_trial(
         summary_extra=init_draws,
     )  # fmt: skip
     if test_metrics is not None:
-        from mirror.report import write_report
-
         write_report(out)
     result = result_row(trial, out, mine, epochs, metrics, test_metrics and entry, run.metadata[n - 1], member)
     write_json_atomic(out / RESULT_FILE, result)

@@ -40,7 +40,9 @@ from jax.sharding import Mesh, PartitionSpec
 
 from mirror.agents.mlp import NUM_ACTIONS, init_params, pad_params, unit_masks
 from mirror.agents.models import Arch, arch_of, build_model, init_model_params, l2_leaf
-from mirror.config import Config, ConfigError
+from mirror.base.errors import ConfigError
+from mirror.base.sharding import POP_AXIS, member_sharding, replicated
+from mirror.train.config import TrainSource
 from mirror.train.losses import class_weights, weighted_row_loss
 from mirror.train.population import (
     Member,
@@ -49,7 +51,6 @@ from mirror.train.population import (
     validate_members,
 )
 from mirror.train.randomness import feistel_permutation, hash_key
-from mirror.train.sharding import POP_AXIS, member_sharding, replicated
 
 GATHER_CHUNK_STEPS = 1024  # 25,600 rows at batch 25: 2.5 MB of int8 inputs per member
 
@@ -162,7 +163,7 @@ def _init_unpadded(key, arch, num_inputs):
     return init_model_params(key, arch, num_inputs=num_inputs)
 
 
-def init_member_params(config: Config, member: Member, widths: tuple, num_inputs: int):
+def init_member_params(config: TrainSource, member: Member, widths: tuple, num_inputs: int):
     """A member's parameters for `num_inputs` model inputs, initialised at its true widths,
     zero-padded to `widths` (transformers are never padded)."""
     init_key, _ = member_keys(member.seed)
@@ -387,10 +388,10 @@ def member_mapping(member_batching: str) -> str:
     return member_batching
 
 
-def make_train(config: Config, train: Split, members: list[Member] | None = None, mesh: Mesh | None = None) -> Trainer:
+def make_train(config: TrainSource, train: Split, members: list[Member] | None = None, mesh: Mesh | None = None) -> Trainer:
     """The training functions for `members` (default: from the config) on `train`.
 
-    With a `mesh` (`mirror.train.sharding.population_mesh`) the members are split over its
+    With a `mesh` (`mirror.base.sharding.population_mesh`) the members are split over its
     devices along the `pop` axis; their number must be a multiple of the mesh size."""
     members = members_from_config(config) if members is None else list(members)
     validate_members(members)

@@ -8,7 +8,8 @@ train together zero-padded to the widest width per layer; `mirror.agents.mlp`'s
 
 import dataclasses
 
-from mirror.config import Config, ConfigError
+from mirror.base.errors import ConfigError
+from mirror.train.config import TrainSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,13 +24,13 @@ class Member:
         return {**dataclasses.asdict(self), "widths": list(self.widths)}
 
 
-def is_population(config: Config) -> bool:
+def is_population(config: TrainSource) -> bool:
     """True when any population list is set (results then hold per-member lists)."""
     m, t = config.model, config.train
     return any(len(v) for v in (t.population_seeds, t.population_lrs, t.population_l2s, m.population_widths, m.population_dropouts))
 
 
-def members_from_config(config: Config) -> list[Member]:
+def members_from_config(config: TrainSource) -> list[Member]:
     """One member per entry of the (zipped) population lists, or the single model."""
     m, t = config.model, config.train
     lists = {
