@@ -283,7 +283,7 @@ def main() -> None:
     rows = trials(args.sweep_dir)
     if args.only != "ablation":
         path = args.out / "theory_learning_curves.png"
-        learning_curves_figure(rows).savefig(path, dpi=110)
+        learning_curves_figure(rows).savefig(path, dpi=90)
         print(f"wrote {path}")
     if args.only != "curves":
         if args.replot:
