@@ -160,7 +160,7 @@ def learning_curves_figure(rows: list[dict]) -> Figure:
 
 def ablation_of_trial(trial: Path, ks, draws: int) -> dict:
     """`ablation_curve` of member 0 of a trial, loaded as `mirror ablate TRIAL --mode mean` loads it."""
-    from mirror.cli.ablate import DRAW_STREAM, load_subject, probe_a_mns
+    from mirror.runs.ablation import DRAW_STREAM, load_subject, probe_a_mns
     from mirror.rl.ablation import ablation_curve, ablation_values
     from mirror.runs.rl_checkpoints import read_probes, read_rl_run
     from mirror.runs.rl_run import fixed_key
@@ -182,7 +182,7 @@ def ablation_of_trial(trial: Path, ks, draws: int) -> dict:
 
 
 def compute_ablation(rows: list[dict], ks, draws: int, limit: int | None) -> dict:
-    from mirror.cli.ablate import json_value
+    from mirror.runs.ablation import json_value
 
     helping = [r for r in rows if r["help_e0"] is not None and r["help_e0"] >= HELPING]
     if limit:

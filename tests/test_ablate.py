@@ -385,15 +385,15 @@ def test_command_refuses_what_it_cannot_ablate(tiny_rl_run, tmp_path, capsys, mo
     assert code == 2 and "is not an RL run" in err
     code, _, err = ablate(capsys, tmp_path / "missing", "--units", "L1N0")
     assert code == 2 and "is not a directory" in err
-    import mirror.cli.ablate as ablate_command
+    import mirror.runs.ablation as run_ablation
 
-    real = ablate_command.load_agents
+    real = run_ablation.load_agents
 
     def as_transformer(*args, **kwargs):
         agents = real(*args, **kwargs)
         return agents.__class__(**{**agents.__dict__, "params": {**agents.params, "position": np.zeros((2, 1))}})
 
-    monkeypatch.setattr(ablate_command, "load_agents", as_transformer)
+    monkeypatch.setattr(run_ablation, "load_agents", as_transformer)
     code, _, err = ablate(capsys, tiny_rl_run, "--units", "L1N0")
     assert code == 2 and "transformer actors: mirror ablate takes MLP actors only" in err
 

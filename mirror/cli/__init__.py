@@ -6,7 +6,7 @@ commands.py    run, demo, play
 data.py        mirror data
 train.py       mirror train
 rl_commands.py mirror rl, mirror stakes
-cmni.py        mirror cmni (and the `ablate` subcommand's registration)
+cmni.py        mirror cmni
 ablate.py      mirror ablate
 sweep.py       mirror sweep, mirror theory
 """

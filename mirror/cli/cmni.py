@@ -9,7 +9,6 @@ import numpy as np
 from mirror.analysis.analyse import ANALYSIS_STEPS
 from mirror.analysis.config import AnalysisConfig
 from mirror.base.errors import UsageError
-from mirror.cli import ablate as ablate_command
 from mirror.runs.analysis import analyse_run
 from mirror.runs.checkpoints import TrainError
 from mirror.runs.progress import step_bar
@@ -32,7 +31,6 @@ def register(sub) -> None:
     for field in dataclasses.fields(AnalysisConfig):
         cmd.add_argument(f"--analysis.{field.name}", dest=f"analysis__{field.name}", metavar="VALUE", help=f"default {field.default!r}")
     cmd.set_defaults(func=cmni_command, accepts_overrides=True)
-    ablate_command.register(sub)  # `mirror ablate`
 
 
 def declared_overrides(args) -> list[str]:
