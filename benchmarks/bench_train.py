@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import describe_device, write_json  # noqa: E402
 
-PAPER_TRAIN_ROWS = 3_800_000  # the figure for the paper's training split
+PAPER_TRAIN_ROWS = 3_800_000  # the paper's training split, as the benchmark's target states it
 PAPER_VAL_ROWS = 1_180_000  # 20% of the 5.9M non-test rows
 
 

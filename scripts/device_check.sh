@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every benchmark at accelerator scale in one call (<= 8 minutes on one GPU), for the first
-# session that is lent a device:
+# Every benchmark at accelerator scale in one call (<= 8 minutes on one GPU), on a machine
+# with an accelerator:
 #
 #     PYTHONPATH=. bash scripts/device_check.sh          # on the device image (JAX with CUDA)
 #     DEVICE_CHECK_SCALE=tiny bash scripts/device_check.sh   # a seconds-long smoke run on a CPU
