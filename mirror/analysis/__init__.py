@@ -8,13 +8,11 @@
 - `circuits`: weight z-scores and distress-activated circuits;
 - `seeds`: verdicts over seeds: the rise-and-fall drop with a bootstrap CI, trained
   against random initialisation;
-- `analyse`, `report`, `figures`: every analysis of a stack of checkpoints, and its files;
-- `run_analysis`: `analyse_run(run_dir, out_dir)`, the whole analysis of a run directory
-  (what `mirror cmni` (`command`) and `mirror run` call);
-- `live`: a cheap per-epoch CMNI of a fresh checkpoint, for live tracking;
-- RL runs: `onpolicy` (CMNI where every checkpoint has its own probe rows),
-  `rl_files` (reading rl_run.json, rl_metrics.jsonl, baselines.json), `rl_figures`
-  (learning curve, CMNI on both probe sets, help rate against D for sweeps);
-  `ablation` (actor units fixed at their mean or zero in the report games: `mirror ablate`,
-  `ablate_command`).
+- `significance`: per-neuron permutation tests and neuron roles;
+- `variants`: the scale-free and composition-matched CMNIs;
+- `onpolicy`: the CMNI where every checkpoint has its own probe rows (RL probe set (b));
+- `hypotheses`: the registered tests of the theory experiment;
+- `analyse`: every analysis of a stack of checkpoints, in memory.
+
+Run directories, figures and reports are `mirror.runs`' job.
 """

@@ -9,8 +9,10 @@ driver.py    the host loop over checkpoint intervals
 scripted.py  scripted policies (hop_jump, oracle, helper, frozen partner) as per-game functions
 baselines.py the behaviour and scripted baselines, and the evaluation that scores any policy
 population.py members (seed, lr, w, D, I) trained together in one compiled program
-checkpoints.py the RL run directory and its readers (`read_rl_run`, `read_probes`, ...)
-run.py       `rl_run`: checkpoints, probes, evaluation, baselines and resume
+stakes.py    the regime diagnostics: what a partner's distress is worth, per D
+ablation.py  agents with chosen actor units fixed at their mean or zero, in games
+
+A run directory (checkpoints, probes, resume) is `mirror.runs.rl_run`'s job.
 """
 
 from mirror.rl.baselines import (
