@@ -1,0 +1,17 @@
+"""Run directories: everything that reads or writes a run or a config file, above the
+pure library (env, agents, data, train, rl, analysis) and below the sweeps and commands.
+
+config.py          the composed `Config` (YAML + `--section.field` overrides, validated)
+train_run.py       a supervised run: the epoch loop with checkpoints, early stopping, resume
+rl_run.py          an RL run: training intervals, checkpoints, probes, evaluation, resume
+checkpoints.py     supervised checkpoints and `load_run` (every checkpoint stacked)
+rl_checkpoints.py  the RL run directory and its readers
+analysis.py        `analyse_run(run_dir, out_dir)`: the CMNI and neuron analyses of a run
+outputs.py, figures.py, rl_figures.py, rl_files.py   what an analysis writes and reads
+report.py, rl_report.py   report.md of each kind of run (shared helpers in report.py)
+tracking.py, live_tracking.py, live.py   Weights & Biases, and the live per-epoch CMNI
+experiment.py, rl_experiment.py   `mirror run` / `mirror rl`: dataset -> training -> analysis -> report
+watch.py           a trained run's agents, restored for `mirror play --agent`
+ablation.py        a run's agents and probe rows under ablation (`mirror ablate`)
+progress.py        progress bars
+"""
