@@ -16,7 +16,7 @@ import numpy as np
 from mirror.analysis.groups import cmni_groups
 from mirror.base.errors import require
 from mirror.data.config import DataConfig
-from mirror.data.memory import dataset
+from mirror.data.memory import MEMORY_DATA, dataset
 from mirror.data.split import TEST
 from mirror.env.params import EnvParams
 
@@ -26,11 +26,10 @@ POOL_FACTOR = 25  # unique rows generated per probe row: enough help rows for a 
 
 
 def probe_data(rows: int) -> DataConfig:
-    """The default data settings of a probe set of `rows` rows: a pool of 25 x `rows`
-    unique rows (at least 10,000) and `PROBE_LABEL_SHARES`."""
-    return DataConfig(
-        rows=max(POOL_FACTOR * rows, 10_000), test_rows=rows, test_label_shares=PROBE_LABEL_SHARES, games=1024,
-        rounds_per_chunk=64,
+    """The default data settings of a probe set of `rows` rows: `MEMORY_DATA` with a pool
+    of 25 x `rows` unique rows (at least 10,000) and `PROBE_LABEL_SHARES`."""
+    return dataclasses.replace(
+        MEMORY_DATA, rows=max(POOL_FACTOR * rows, 10_000), test_rows=rows, test_label_shares=PROBE_LABEL_SHARES
     )
 
 

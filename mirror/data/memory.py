@@ -17,6 +17,10 @@ from mirror.data.config import DataConfig, DatasetSpec
 from mirror.data.pipeline import generate_arrays
 from mirror.env.params import EnvParams
 
+# The default settings in memory: `DataConfig`'s but smaller chunks (1,024 games x 64
+# rounds = 65,536 raw rows each, where a run's 4,096 x 256 suit millions of rows).
+MEMORY_DATA = DataConfig(games=1024, rounds_per_chunk=64)
+
 
 def seed_of(key: jax.Array) -> int:
     """The dataset seed (an int in [0, 2**31)) that `key` stands for: 31 random bits of it."""
@@ -31,7 +35,7 @@ def dataset(
     memory from `key`.
 
     `data` gives the other data settings (behaviour policy, test label shares, validation
-    share, games and chunk sizes); its `rows`, `test_rows` and `seed` are replaced by
+    share, games and chunk sizes; default `MEMORY_DATA`); its `rows`, `test_rows` and `seed` are replaced by
     `rows`, `test_rows` and `seed_of(key)`. `drop_absent_labels`: a label the game never
     produces gives up its test share (`mirror.data.split.holdout_label_shares`) instead of
     raising.
@@ -41,7 +45,7 @@ def dataset(
     idle_shown bool[rows, 2], splits int8[rows] (0 train, 1 validation, 2 test: exactly
     `test_rows` test rows), positions int8[rows, 2], episode_rounds int32[rows].
     """
-    settings = dataclasses.replace(data or DataConfig(), rows=rows, test_rows=test_rows, seed=-1)
+    settings = dataclasses.replace(data or MEMORY_DATA, rows=rows, test_rows=test_rows, seed=-1)
     settings.validate()
     arrays, _ = generate_arrays(DatasetSpec(settings, env_params, seed_of(key)), drop_absent_labels=drop_absent_labels)
     return arrays
