@@ -36,7 +36,11 @@ MODEL_KINDS = ("mlp", "transformer")
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The paper's MLP (spec §8), or a small transformer (`kind: transformer`; activation,
-    dropout and kernel_init then apply to its blocks, the MLP widths are unused)."""
+    dropout and kernel_init then apply to its blocks, the MLP widths are unused).
+
+    The MLP's params: hidden_i {kernel [fan_in, width], bias [width]} for i < hidden_layers
+    (fan_in 3W+4 for the first), output {kernel [width, 4], bias [4]}; a population has
+    leaves [members, ...]. Input int8/f32[rows, 3W+4], output f32[rows, 4]."""
 
     kind: str = "mlp"  # one of MODEL_KINDS
     transformer: TransformerConfig = TransformerConfig()

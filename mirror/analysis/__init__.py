@@ -1,6 +1,7 @@
 """The paper's analyses (spec §7, paper §5-6), vectorised over checkpoints and members.
 
 - `groups`: which test rows feed which scenario mean; the published leak;
+- `probe`: probe set (a) in memory from a key (`mirror.probe_set`);
 - `cmni`: CMNI, MNE, per-layer CMNI and per-neuron mu / dFrog / dToad / MNS for every
   model at once; permutation and random-initialisation null baselines;
 - `moments`: mean, variance, skewness, excess kurtosis per neuron and scenario;

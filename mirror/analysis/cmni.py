@@ -345,6 +345,8 @@ def cmni(params, inputs, groups, *, unit_mask=None, activation: str = "relu", ch
     inputs int8[rows, 3W+4] (model inputs, spec §5.6; see `groups.leak_scenario` for the
     published leak); groups int8[rows] from `groups.cmni_groups` (rows outside 0-2 are
     ignored); unit_mask: None or bool[..., units] per hidden layer (padded populations).
+    Returns a `CMNIResult`: `.cmni` float32[...], one per model; per-neuron fields
+    [..., neurons] (see the class).
     """
     masks = full_unit_mask(params, unit_mask)
     lead = model_axes(params)
@@ -416,8 +418,10 @@ def permuted_groups(seed: int, groups: np.ndarray, permutations: int) -> np.ndar
 
 def permutation_null(seed: int, params, inputs, groups, *, permutations: int = 200, unit_mask=None, activation: str = "relu", chunk_rows: int = 512):
     """CMNI with the group labels of the CMNI rows (groups 0-2) permuted, K times:
-    float32[..., K]. Group sizes are kept; the K permutations (`permuted_groups(seed,
-    CMNI rows' groups, K)`) are shared by all models."""
+    float32[..., K] for params with leading model axes `...`, inputs int8[rows, 3W+4] and
+    groups int8[rows] as in `cmni`. Group sizes are kept; the K = `permutations`
+    permutations (`permuted_groups(seed, CMNI rows' groups, K)`, from the int `seed`) are
+    shared by all models."""
     masks = full_unit_mask(params, unit_mask)
     lead = model_axes(params)
     flat_params, flat_masks = flatten_models(params, masks)
@@ -493,6 +497,9 @@ def init_transformer_batch(key, seeds: int, like, *, num_inputs: int, activation
 
 
 def init_null(key, widths, inputs, groups, *, seeds: int = 32, activation: str = "relu", kernel_init: str = "glorot_uniform", chunk_rows: int = 512):
-    """CMNI of the architecture at random initialisation: float32[seeds]."""
+    """CMNI of the architecture at random initialisation: float32[seeds], the i-th network
+    drawn from `jax.random.split(key, seeds)[i]` (`init_params_batch`) with hidden `widths`
+    (e.g. (17, 17)) and measured on inputs int8[rows, 3W+4], groups int8[rows] as in `cmni`.
+    kernel_init="actor_critic" draws an RL actor's initialisation (`ACTOR_CRITIC_INIT`)."""
     params = init_params_batch(key, seeds, widths, num_inputs=inputs.shape[1], activation=activation, kernel_init=kernel_init)
     return cmni(params, inputs, groups, activation=activation, chunk_rows=chunk_rows).cmni

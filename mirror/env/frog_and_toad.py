@@ -140,13 +140,18 @@ def initial_state(key: jax.Array, params: EnvParams) -> EnvState:
 
 
 def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
+    """A new episode of one game: (obs int8[2, 3W+4] (Frog's view, Toad's view), state
+    (`EnvState`: ground int8[W], position int32[2], ...)). `jax.vmap` over keys for many."""
     state_key, obs_key = jax.random.split(key)
     state = initial_state(state_key, params)
     return observe_both(state, params, obs_key), state
 
 
 def step(key: jax.Array, state: EnvState, action, params: EnvParams):
-    """One turn with auto-reset at truncation. Returns (obs, state, rewards, done, info)."""
+    """One turn of one game (the current player's `action`, an int32 scalar 0-3: hop, jump,
+    leap, help) with auto-reset at truncation. Returns (obs int8[2, 3W+4], state,
+    rewards int32[2] (each player's score gained), done bool[], info {terminal_obs
+    int8[2, 3W+4], episode_score int32[2]}). `jax.vmap` over games for a batch."""
     noise_key, obs_key, reset_key = jax.random.split(key, 3)
     next_state = transition(state, action, sample_noise(noise_key, params), params)
     rewards = next_state.score - state.score

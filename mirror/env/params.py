@@ -9,6 +9,8 @@ class EnvParams:
 
     `world_width` is static (it sets array shapes); every other field is a traced leaf,
     so `jax.vmap` over a batch of `EnvParams` (e.g. several dependency values) works.
+    Every field is a scalar; a batch has leaves [n]. Observations are int8[3W+4] (100 at
+    the default W = 32).
     """
 
     max_energy: int = 20  # energy cap, also the starting energy

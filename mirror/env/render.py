@@ -11,7 +11,7 @@ _ACTION = {0: "idle", JUMPING: "jump", LEAPING: "leap", HELPING: "help"}
 
 
 def render(state: EnvState) -> str:
-    """A string of 4 lines: flies (`*`), players (`F`, `T`, lower case in distress,
+    """One game's state (unbatched leaves: ground int8[W], ...) -> a string of 4 lines: flies (`*`), players (`F`, `T`, lower case in distress,
     `X` when both share a cell), ground (`=` solid, `#` rough), energy and score."""
     ground = np.asarray(state.ground)
     flies = np.asarray(state.flies)

@@ -99,6 +99,10 @@ def rates(counts: dict, player=None) -> dict:
 def evaluate(decide, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int) -> dict:
     """Play and score a policy (jittable; `num_games`, `num_turns` static).
 
+    `decide`: a policy, e.g. a trained member's
+    `agent_policy(make_policy(config), jax.tree.map(lambda x: x[m], runner.params))`
+    (`mirror.rl`), `behaviour_policy()` or a scripted one.
+
     The same key gives every policy the same start states and the same env noise on each
     turn (common random numbers: the turn's uniforms do not depend on the policy), so
     policies compare in the same games.

@@ -18,6 +18,11 @@ class RLConfigError(ConfigError):
 class RLConfig:
     """Every field is documented once, here.
 
+    Shapes it sets: each update plays a rollout of [num_steps, num_envs] turns
+    (batch_size = num_envs * num_steps rows); the actor maps model inputs f32[3W+4] through
+    the torso `hidden` to 4 logits, stored as the supervised MLP's params (hidden_i kernel
+    [fan_in, width], output kernel [hidden[-1], 4]).
+
     Sizes (static: they set array shapes)
       num_envs          games played in parallel (vmapped)
       num_steps         turns per game per rollout (each turn is one decision)

@@ -17,9 +17,13 @@ with `independent` (Frog's at index 2m, Toad's at 2m + 1).
   evaluate(params, key)   the agents in fixed-key games (`mirror.rl.baselines.evaluate`), [members]
   baselines(key)          the behaviour policy and the scripted baselines in the same games, [members]
   probe(params, key)      the on-policy probe set (b): [networks, rows, ...]
+
+`make_population_train(config, env_params, members=n)` is the notebook's version: n seeds
+of one `RLConfig` in one game, `train(key)` as PureJaxRL's, networks ready for the CMNI.
 """
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +40,8 @@ from mirror.env.observation import cell_at, checked_layout, observer_position
 from mirror.env.packed import bit_at
 from mirror.env.validate import env_params_from_dict
 from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, scripted_baselines
-from mirror.rl.config import RLConfigError, RunSettings, rl_settings
-from mirror.rl.ppo import make_policy, make_trainer
+from mirror.rl.config import RLConfig, RLConfigError, RunSettings, rl_settings
+from mirror.rl.ppo import make_policy, make_train, make_trainer
 from mirror.rl.turns import agent, play_turn, start_games, turn_uniforms
 
 
@@ -309,3 +313,34 @@ def host(tree):
         return np.asarray(jax.device_get(x))
 
     return jax.tree.map(fetch, tree)
+
+
+class PopulationResult(NamedTuple):
+    """What `make_population_train`'s `train(key)` returns."""
+
+    params: object  # the analysed networks, `network_params` layout: leaves [networks, ...]
+    runner: object  # `mirror.rl.ppo.RunnerState` of every member: leaves [members, ...]
+    metrics: dict  # every update's metrics (`mirror.rl.ppo.rollout_metrics` and losses): [members, updates, ...]
+
+
+def make_population_train(config: RLConfig, env_params: EnvParams | None = None, *, members: int = 1):
+    """`train(key) -> PopulationResult`: `members` self-play PPO runs of `config` in the game
+    `env_params`, member m trained by `mirror.rl.ppo.make_train(config, env_params)` from
+    key `jax.random.split(key, members)[m]`, all in one jittable function (`lax.map` over
+    the members on a CPU, `jax.vmap` elsewhere: `rl.member_batching` "auto").
+
+    `params` are the analysed networks, ready for `cmni`: the actor's layers in the
+    supervised MLP's layout (no critic), leaves [networks, ...], networks = members with
+    `sharing: shared`, 2 x members with `independent` (Frog's network of member m at 2m,
+    Toad's at 2m + 1). A population over learning rates, reward weights or games is
+    `PopulationTrainer` (what `mirror rl` runs)."""
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise RLConfigError(f"members must be a positive integer, got {members!r}")
+    train_one = make_train(config, env_params)
+    mapping = member_mapping("auto")
+
+    def train(key: jax.Array) -> PopulationResult:
+        runner, metrics = map_members(train_one, (jax.random.split(key, members),), mapping)
+        return PopulationResult(network_params(runner.params, config.sharing), runner, metrics)
+
+    return train

@@ -9,7 +9,11 @@ from mirror.base.errors import require
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Supervised training (spec §8): Adam, MSE on one-hot targets, L2 on hidden kernels."""
+    """Supervised training (spec §8): Adam, MSE on one-hot targets, L2 on hidden kernels.
+
+    Shapes it sets: minibatches of [batch_size] rows (inputs int8[batch_size, 3W+4], labels
+    int8[batch_size]), rows // batch_size steps per epoch; one member per entry of
+    `population_seeds` (params and metrics then lead with [members])."""
 
     loss: str = "mse"  # "mse" (paper) or "cross_entropy"
     lr: float = 4e-6  # Adam learning rate
