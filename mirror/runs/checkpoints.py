@@ -43,11 +43,12 @@ resume sets it aside in RUN_DIR/corrupt-checkpoints/ and continues from the newe
 checkpoint that reads.
 """
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -320,42 +321,71 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
     a complete checkpoint is a CheckpointError naming it and its first unreadable item:
     Orbax and TensorStore raise bare Exceptions with pages of detail."""
     where = Path(manager.directory) / str(epoch)
-    _drop_late_read_callbacks()
 
     def args(names):
         return ocp.args.Composite(
             **{name: ocp.args.JsonRestore() if name == "metadata" else array_restore(where, name, like[name], sharding) for name in names}
         )
 
-    try:
-        restored = manager.restore(epoch, args=args(like))
-        return {name: restored[name] for name in like}
-    except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
-        cause = err
-    for name in like:  # which item: read each alone
+    with tidy_event_loops():
         try:
-            manager.restore(epoch, args=args([name]))
-        except Exception as err:  # noqa: BLE001
-            raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
+            restored = manager.restore(epoch, args=args(like))
+            return {name: restored[name] for name in like}
+        except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
+            cause = err
+        for name in like:  # which item: read each alone
+            try:
+                manager.restore(epoch, args=args([name]))
+            except Exception as err:  # noqa: BLE001
+                raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
     raise CheckpointError(f"checkpoint {where} cannot be read, it is truncated or corrupted ({_root_cause(cause)})") from cause
 
 
-def _drop_late_read_callbacks() -> None:
-    """A failed restore leaves TensorStore reads in flight; those that finish after Orbax's
-    event loop has closed raise "Event loop is closed" into `sys.unraisablehook`, which
-    prints tracebacks after the one-line error. Only those are dropped (once installed,
-    the hook stays: it passes everything else on)."""
-    if getattr(sys.unraisablehook, "drops_late_reads", False):
-        return
-    previous = sys.unraisablehook
+class _TidyEventLoop(asyncio.SelectorEventLoop):
+    """An event loop that cancels and awaits its pending tasks before it closes, as
+    `asyncio.run` does, and drops what other threads still hand it once it is closed (the
+    callback of a read that was finishing while it was cancelled: nothing waits for it)."""
 
-    def hook(unraisable) -> None:
-        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
-            return
-        previous(unraisable)
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        try:
+            return super().call_soon_threadsafe(callback, *args, context=context)
+        except RuntimeError:
+            if self.is_closed():
+                return None
+            raise
 
-    hook.drops_late_reads = True
-    sys.unraisablehook = hook
+    def close(self) -> None:
+        if not self.is_closed() and not self.is_running():
+            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        super().close()
+
+
+class _TidyEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _TidyEventLoop()
+
+
+@contextlib.contextmanager
+def tidy_event_loops():
+    """Every event loop made inside cancels its pending tasks before it closes.
+
+    Orbax (0.12) runs each restore in a fresh event loop that it closes without cancelling
+    what is still pending: when one array of an item cannot be read, `asyncio.gather`
+    raises at once and the other TensorStore reads stay in flight. Each of them, once done,
+    calls back into the closed loop, and "RuntimeError: Event loop is closed" tracebacks
+    follow the one-line error (at exit, when the reads are slow). Here the reads are
+    cancelled before the loop closes, and a callback that was already on its way when the
+    loop closed is dropped."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_TidyEventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 def _root_cause(err: BaseException) -> str:
