@@ -369,7 +369,7 @@ def test_cmni_names_a_damaged_rl_checkpoint_item_and_the_rl_fix(rl_copy, capsys,
 @pytest.mark.parametrize("item", ["params", "probe", "metadata"])
 def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy, item):
     from mirror.base.errors import CheckpointError
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "4", item)
     with pytest.raises(CheckpointError) as err:
@@ -382,7 +382,7 @@ def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy
 def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
     """The runner state is resume's alone: the analysis loaders read a run whose last
     rl_state is damaged as they read the whole run (`--resume` repairs it, below)."""
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "6", "rl_state")
     damaged, whole = load_run(rl_copy), load_run(tiny_rl_run)
@@ -393,7 +393,7 @@ def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
 
 @pytest.mark.parametrize("item", ["params", "rl_state", "probe", "metadata"])
 def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, rl_copy, item):
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
     from mirror.runs.rl_run import resume_rl_config, rl_run
 
     truncate_item(rl_copy / "checkpoints" / "6", item)
