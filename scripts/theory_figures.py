@@ -162,7 +162,7 @@ def ablation_of_trial(trial: Path, ks, draws: int) -> dict:
     """`ablation_curve` of member 0 of a trial, loaded as `mirror ablate TRIAL --mode mean` loads it."""
     from mirror.runs.ablation import DRAW_STREAM, load_subject, probe_a_mns
     from mirror.rl.ablation import ablation_curve, ablation_values
-    from mirror.runs.rl_checkpoints import read_probes, read_rl_run
+    from mirror.runs.checkpoints import read_probes, read_rl_run
     from mirror.runs.rl_run import fixed_key
 
     trial = trial.absolute()

@@ -369,7 +369,7 @@ def test_cmni_names_a_damaged_rl_checkpoint_item_and_the_rl_fix(rl_copy, capsys,
 @pytest.mark.parametrize("item", ["params", "probe", "metadata"])
 def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy, item):
     from mirror.base.errors import CheckpointError
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "4", item)
     with pytest.raises(CheckpointError) as err:
@@ -382,7 +382,7 @@ def test_a_damaged_middle_rl_checkpoint_is_named_by_the_analysis_loaders(rl_copy
 def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
     """The runner state is resume's alone: the analysis loaders read a run whose last
     rl_state is damaged as they read the whole run (`--resume` repairs it, below)."""
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
 
     truncate_item(rl_copy / "checkpoints" / "6", "rl_state")
     damaged, whole = load_run(rl_copy), load_run(tiny_rl_run)
@@ -393,7 +393,7 @@ def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
 
 @pytest.mark.parametrize("item", ["params", "rl_state", "probe", "metadata"])
 def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, rl_copy, item):
-    from mirror.runs.rl_checkpoints import read_probes
+    from mirror.runs.checkpoints import read_probes
     from mirror.runs.rl_run import resume_rl_config, rl_run
 
     truncate_item(rl_copy / "checkpoints" / "6", item)
@@ -410,3 +410,86 @@ def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, 
     jax.tree.map(np.testing.assert_array_equal, again.params, original.params)
     assert again.metadata == original.metadata
     jax.tree.map(np.testing.assert_array_equal, read_probes(rl_copy), read_probes(tiny_rl_run))
+
+
+# --- nothing but the one line: reads a failed restore left in flight ----------------------
+# Orbax runs each restore in an event loop of its own and closes it when the restore fails,
+# with the other TensorStore reads of the damaged item still in flight; each of them used to
+# call back into the closed loop when done ("RuntimeError: Event loop is closed" tracebacks
+# after the one-line error, or at exit). `tidy_event_loops` cancels them before the loop
+# closes and drops a callback already on its way.
+
+ERROR_COMMANDS = """\
+import json, sys
+from mirror.cli import main
+for argv in json.loads(sys.argv[1]):
+    print(main(argv), flush=True)
+"""
+
+
+def test_damaged_checkpoints_give_the_one_line_and_nothing_else(tiny_run, tiny_rl_run, tmp_path):
+    from conftest import copy_run, xla_env
+
+    run, rl = copy_run(tiny_run, tmp_path / "run"), copy_run(tiny_rl_run, tmp_path / "rl")
+    truncate_arrays(run / "checkpoints" / "3")
+    truncate_item(rl / "checkpoints" / "6", "params")
+    commands = [
+        ["cmni", str(run), "--out", str(tmp_path / "out")],
+        ["cmni", str(rl), "--out", str(tmp_path / "rl_out")],
+        ["play", "--agent", str(rl), "--fps", "0"],
+        ["ablate", str(rl), "--units", "L1N1"],
+    ]
+    done = subprocess.run(
+        [sys.executable, "-c", ERROR_COMMANDS, json.dumps(commands)],
+        cwd=ROOT, env=xla_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.stdout.split() == ["2"] * len(commands), done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == len(commands), done.stderr  # no traceback, no warning: the errors alone
+    expected = [("cmni", run / "checkpoints" / "3", "params"), ("cmni", rl / "checkpoints" / "6", "params")]
+    expected += [("play", rl / "checkpoints" / "6", "params"), ("ablate", rl / "checkpoints" / "6", "params")]
+    for line, (command, checkpoint, item) in zip(lines, expected):
+        assert line.startswith(f"mirror {command}: error: checkpoint {checkpoint} cannot be read: its {item} item is truncated"), line
+
+
+def test_reads_left_in_flight_never_call_back_into_a_closed_loop(monkeypatch):
+    import asyncio
+
+    import tensorstore as ts
+
+    from mirror.runs.checkpoints import tidy_event_loops
+
+    def failed_restore():
+        """A restore whose first read fails while a second is still in flight, in a fresh
+        loop closed afterwards (as Orbax runs it)."""
+        promise, read = ts.Promise.new()
+        loop = asyncio.new_event_loop()
+
+        async def second():
+            return await read
+
+        async def restore():
+            asyncio.ensure_future(second())
+            await asyncio.sleep(0)
+            raise OSError("the first read failed")
+
+        with pytest.raises(OSError):
+            loop.run_until_complete(restore())
+        loop.close()
+        return promise, read, loop
+
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda hook_args: unraisable.append(str(hook_args.exc_value)))
+    promise, read, _ = failed_restore()
+    promise.set_result(1)  # the late read: into the closed loop
+    assert unraisable == ["Event loop is closed"]
+    unraisable.clear()
+    with tidy_event_loops():
+        promise, read, loop = failed_restore()
+    assert read.cancelled()  # cancelled before the loop closed
+    promise.set_result(1)
+    assert loop.call_soon_threadsafe(print) is None  # a callback on its way as the loop closed: dropped
+    assert unraisable == []
+    plain = asyncio.new_event_loop()
+    plain.close()
+    assert not isinstance(plain, type(loop))  # only restores get such loops

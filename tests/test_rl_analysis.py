@@ -382,7 +382,7 @@ def rl_run(tmp_path, tiny_dataset, dataset_cache):
 
 def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys, tiny_dataset):
     """`mirror cmni RUN_DIR` on an RL run: the probes come from the RL layer's reader
-    (`mirror.runs.rl_checkpoints.read_probes`, stood in for here where the analysis reads it)."""
+    (`mirror.runs.checkpoints.read_probes`, stood in for here where the analysis reads it)."""
     from mirror.cli import main
     from mirror.runs import analysis as run_analysis
     from mirror.runs.checkpoints import load_run
@@ -658,7 +658,8 @@ def test_rl_report_names_independent_networks_by_player(tmp_path):
 
 
 def test_rl_files_read_both_per_member_layouts(tmp_path):
-    from mirror.runs.rl_files import baseline, is_rl_run, read_jsonl, returns_per_member
+    from mirror.runs.checkpoints import is_rl_run
+    from mirror.runs.rl_files import baseline, read_jsonl, returns_per_member
 
     path = tmp_path / "rl_metrics.jsonl"
     path.write_text('{"update": 1, "env_turns": 10, "return_per_player": [[1, 2], [3, null]]}\n{"update": 2, "env_turns": 20, "return_per_player": [[2, 2], [4, 4]]}\n{"update": 3, "env')
@@ -688,7 +689,7 @@ def test_rl_selected_checkpoint_is_the_metadata_best_epoch(tmp_path):
 
     def run(best, networks, **line):
         metadata = [{"epoch": u, "best_epoch": best, **line} for u in UPDATES]
-        return LoadedRun(None, None, np.asarray(UPDATES), metadata, [[5]] * networks, (5,), "", [None] * networks, tmp_path)
+        return LoadedRun(None, None, np.asarray(UPDATES), metadata, [[5]] * networks, (5,), "", [None] * networks, tmp_path, "rl")
 
     np.testing.assert_array_equal(rl_selected(run(4, 2), "best", 2), [1, 1])  # one for the run
     np.testing.assert_array_equal(rl_selected(run([6, 2], 2), "best", 1), [2, 0])  # per network

@@ -24,7 +24,8 @@ from test_errors import truncate_item
 from mirror.cli.rl_commands import default_rl_config_path
 from mirror.runs.checkpoints import restore_items
 from mirror.runs.config import load_config
-from mirror.runs.rl_checkpoints import RL_ITEMS, open_rl_manager, read_baselines
+from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager
+from mirror.runs.rl_files import read_baselines
 from mirror.runs.rl_run import rl_run
 from mirror.sweep.spec import load_sweep
 from mirror.sweep.trial import trial_dir

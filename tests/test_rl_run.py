@@ -21,16 +21,9 @@ from mirror.cli import main
 from mirror.data.labels import idle_shown
 from mirror.rl.config import RLConfigError, rl_config
 from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_members
-from mirror.runs.checkpoints import load_run
+from mirror.runs.checkpoints import RL_ITEMS, Network, load_run, open_rl_manager, read_probes, read_rl_run
 from mirror.runs.config import load_config
-from mirror.runs.rl_checkpoints import (
-    RL_ITEMS,
-    open_rl_manager,
-    read_baselines,
-    read_probes,
-    read_rl_metrics,
-    read_rl_run,
-)
+from mirror.runs.rl_files import read_baselines, read_rl_metrics
 from mirror.runs.rl_run import rl_run
 
 
@@ -197,13 +190,14 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     assert info["probe"] == {"games": 4, "turns": 16, "seed": 0, "stream": 2}
     assert info["eval"] == {"games": 8, "turns": 200, "seed": 0, "greedy": False, "select_stream": 1, "report_stream": 3}
     assert info["helper"] == {"max_partner_energy": 0, "min_own_energy": 1}
-    assert json.loads((rl_dir / "members.json").read_text()) == [{"seed": 0, "lr": 2.5e-3, "dropout": 0.0, "l2": 0.0, "widths": [17, 17]}]
+    assert json.loads((rl_dir / "members.json").read_text()) == [{"seed": 0, "lr": 2.5e-3, "widths": [17, 17]}]  # a Network
     # a checkpoint after updates 2, 4 and 6, each with the four items
     assert sorted(int(p.name) for p in (rl_dir / "checkpoints").iterdir()) == [2, 4, 6]
     for update in (2, 4, 6):
         assert {p.name for p in (rl_dir / "checkpoints" / str(update)).iterdir()} >= set(RL_ITEMS)
     # load_run (what `mirror cmni` reads) sees the actor-critic without its value head
     run = load_run(rl_dir)
+    assert run.kind == "rl" and run.members == [Network(seed=0, lr=2.5e-3, widths=(17, 17))]
     assert run.epochs.tolist() == [2, 4, 6]
     assert sorted(run.params) == ["hidden_0", "hidden_1", "output"]
     assert run.params["hidden_0"]["kernel"].shape == (3, 1, 100, 17) and run.params["output"]["kernel"].shape == (3, 1, 17, 4)
@@ -506,3 +500,21 @@ def test_population_split_over_two_devices_equals_one_device(tmp_path, populatio
         assert len(split.files) == len(leaves)
         for i, leaf in enumerate(leaves):
             np.testing.assert_array_equal(np.asarray(leaf), split[f"arr_{i}"])
+
+
+def test_rl_runs_with_stand_in_members_still_load(tiny_run, tiny_rl_run, tmp_path):
+    """Older RL runs wrote each network as a supervised Member (dropout 0, l2 0): they load
+    as the same Networks and checkpoints; the run's kind comes from rl_run.json."""
+    from conftest import copy_run
+
+    from mirror.train.population import Member
+
+    old = copy_run(tiny_rl_run, tmp_path / "old")
+    entries = json.loads((old / "members.json").read_text())
+    (old / "members.json").write_text(json.dumps([{**e, "dropout": 0.0, "l2": 0.0} for e in entries], indent=2) + "\n")
+    then, now = load_run(old), load_run(tiny_rl_run)
+    assert then.kind == now.kind == "rl" and then.members == now.members
+    assert then.widths == now.widths and then.padded_widths == now.padded_widths
+    jax.tree.map(np.testing.assert_array_equal, then.params, now.params)
+    supervised = load_run(tiny_run)
+    assert supervised.kind == "supervised" and all(isinstance(m, Member) for m in supervised.members)

@@ -139,7 +139,7 @@ def checkpoint_items(run_dir: Path) -> dict:
     """update -> {"params", "rl_state"} as host arrays."""
     import orbax.checkpoint as ocp
 
-    from mirror.runs.rl_checkpoints import open_rl_manager
+    from mirror.runs.checkpoints import open_rl_manager
 
     manager = open_rl_manager(run_dir, read_only=True)
     try:
@@ -170,7 +170,7 @@ def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_ca
     """Member 1 of the run's population (seed 3, lr 3e-3) after 2 updates is bit-identical,
     runner state and all (params with the value head, optimizer, games, key), to the same
     trial trained alone."""
-    from mirror.runs.rl_checkpoints import flatten_state
+    from mirror.runs.checkpoints import flatten_state
 
     alone = PopulationTrainer(load_config(None, transformer_values(dataset_cache, population_seeds=[3], population_lrs=[3e-3])))
     runner = alone.init()

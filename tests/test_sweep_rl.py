@@ -300,7 +300,8 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
     files. A sweep killed after one trial was analysed resumes without training again and
     analyses only the other trial."""
     from mirror.runs.checkpoints import read_metrics
-    from mirror.runs.rl_checkpoints import read_baselines, read_probes
+    from mirror.runs.checkpoints import read_probes
+    from mirror.runs.rl_files import read_baselines
 
     rl = {"num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 1,
           "eval_games": 8, "eval_turns": 40, "probe_games": 4, "probe_turns": 40}  # fmt: skip

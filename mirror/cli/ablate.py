@@ -13,7 +13,7 @@ from mirror.base.errors import UsageError
 from mirror.base.files import require_writable
 from mirror.rl.ablation import check_units, parse_units
 from mirror.runs.ablation import ablate_member, check_rl_run, json_value, load_subject, member_indices
-from mirror.runs.rl_checkpoints import read_probes
+from mirror.runs.checkpoints import read_probes
 from mirror.runs.watch import parse_agent
 
 DEFAULT_SEEDS = 20

@@ -12,7 +12,7 @@ from mirror.base.errors import UsageError
 from mirror.runs.analysis import analyse_run
 from mirror.runs.checkpoints import TrainError
 from mirror.runs.progress import step_bar
-from mirror.runs.rl_files import is_rl_run
+from mirror.runs.checkpoints import is_rl_run
 
 HELP = (
     "Analyse every checkpoint of a run from `mirror train`. Analysis fields can be overridden: "

@@ -4,10 +4,10 @@ pure library (env, agents, data, train, rl, analysis) and below the sweeps and c
 config.py          the composed `Config` (YAML + `--section.field` overrides, validated)
 train_run.py       a supervised run: the epoch loop with checkpoints, early stopping, resume
 rl_run.py          an RL run: training intervals, checkpoints, probes, evaluation, resume
-checkpoints.py     supervised checkpoints and `load_run` (every checkpoint stacked)
-rl_checkpoints.py  the RL run directory and its readers
+checkpoints.py     the checkpoints of both run kinds (`run_kind`), and `load_run` (every checkpoint stacked)
 analysis.py        `analyse_run(run_dir, out_dir)`: the CMNI and neuron analyses of a run
-outputs.py, figures.py, rl_figures.py, rl_files.py   what an analysis writes and reads
+rl_files.py        an RL run's JSON files (rl_run.json aside): metrics, baselines, summary
+outputs.py, figures.py, rl_figures.py   what an analysis writes
 report.py, rl_report.py   report.md of each kind of run (shared helpers in report.py)
 tracking.py, live_tracking.py, live.py   Weights & Biases, and the live per-epoch CMNI
 experiment.py, rl_experiment.py   `mirror run` / `mirror rl`: dataset -> training -> analysis -> report

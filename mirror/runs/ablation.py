@@ -7,7 +7,7 @@ What is read from the run (the loaders of `mirror play --agent` and `mirror cmni
 - the evaluation: rl_run.json `eval` (games, turns, seed, greedy) in the report games,
   key fold_in(key(seed), report_stream): the games of the run's reported numbers;
 - the mean activations: the checkpoint's on-policy probe rows (b), each network's own
-  (`mirror.runs.rl_checkpoints.read_probes`);
+  (`mirror.runs.checkpoints.read_probes`);
 - MNS (top-mns and random units only): the CMNI (spec §7, without the leak) of each
   network on probe set (a), the test split of the run's dataset.json;
 - random draws: key fold_in(key(seed), DRAW_STREAM), draw d from fold_in(that, d).
@@ -26,7 +26,7 @@ from mirror.base.errors import UsageError
 from mirror.data.split import TEST
 from mirror.data.store import load_dataset
 from mirror.rl.ablation import ablation_test, ablation_values
-from mirror.runs.rl_checkpoints import is_rl_run, read_rl_run
+from mirror.runs.checkpoints import is_rl_run, read_rl_run
 from mirror.runs.rl_run import fixed_key
 from mirror.runs.watch import load_agents
 

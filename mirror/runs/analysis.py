@@ -26,9 +26,8 @@ from mirror.base.errors import ConfigError, TrainError
 from mirror.data.split import TEST
 from mirror.data.store import load_dataset
 from mirror.runs import rl_figures
-from mirror.runs.checkpoints import POPULATION_FILE, load_run
-from mirror.runs.rl_checkpoints import read_probes, rl_summary
-from mirror.runs.rl_files import BASELINES_FILE, RL_RUN_FILE, SCRIPTED_LINES, baseline, is_rl_run, read_json
+from mirror.runs.checkpoints import POPULATION_FILE, RL_RUN_FILE, is_rl_run, load_run, read_probes
+from mirror.runs.rl_files import BASELINES_FILE, SCRIPTED_LINES, baseline, read_json, rl_summary
 
 
 def analysis_config(run_config: Config, config_file: str | None = None, overrides: list[str] = ()) -> Config:
@@ -75,7 +74,7 @@ def analyse_run(
 
     An RL run (RUN_DIR/rl_run.json) is analysed the same way on the test split (probe set
     (a)), plus the CMNI on its on-policy probe rows (b) (`probes`, default
-    `mirror.runs.rl_checkpoints.read_probes(run_dir)`): see `analyse_rl_run`."""
+    `mirror.runs.checkpoints.read_probes(run_dir)`): see `analyse_rl_run`."""
     if is_rl_run(run_dir):
         return analyse_rl_run(run_dir, out_dir, config_file=config_file, overrides=overrides, progress=progress, log=log, probes=probes)
     start = time.perf_counter()

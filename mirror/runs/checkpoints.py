@@ -1,6 +1,10 @@
-"""A training run on disk, and restoring every checkpoint of it at once for analysis.
+"""A run on disk, supervised or RL, and restoring every checkpoint of it at once for analysis.
 
-Run directory layout (other stages read it):
+A run's kind is "rl" when its directory holds rl_run.json (`run_kind`), else "supervised".
+Both kinds share the files below and Orbax's checkpoints; `load_run` reads either
+(`LoadedRun.kind`), and `mirror cmni RUN_DIR` analyses either.
+
+Supervised run directory layout (other stages read it):
 
     RUN_DIR/config.yaml        the resolved config (`yaml.safe_dump(config.to_dict())`)
     RUN_DIR/dataset.json       the dataset's manifest plus its absolute "path"
@@ -13,6 +17,63 @@ Run directory layout (other stages read it):
     RUN_DIR/test_metrics.json  test accuracy, confusion matrix (rows predicted, columns
                                actual) and per-class recall and precision per member,
                                at its best and last epoch
+
+RL run directory layout (`mirror rl`, `mirror.runs.rl_run`; the JSON files beside the
+checkpoints: `mirror.runs.rl_files`):
+
+    RUN_DIR/config.yaml        the resolved config, `rl:` section included
+    RUN_DIR/dataset.json       probe set (a): the supervised dataset of this config's data
+                               and env sections (its test split is analysed)
+    RUN_DIR/members.json       one entry PER NETWORK, {seed, lr, widths} (`Network`; a
+                               transformer torso's widths: its blocks' MLP hidden units, the
+                               CMNI layers); older RL runs hold the supervised Member
+                               format here (dropout 0, l2 0) and load alike
+    RUN_DIR/rl_run.json        marks an RL run: sharing, networks_per_member, num_inputs,
+                               members (RLMember.to_dict()), probe {games, turns, seed,
+                               stream}, eval {games, turns, seed, greedy, select_stream
+                               (the games that choose the best checkpoint), report_stream
+                               (the held-out games of every reported number)}, helper
+                               {max_partner_energy, min_own_energy}
+    RUN_DIR/checkpoints/<U>/   Orbax checkpoint after update U (every rl.checkpoint_every), items
+                               "params"   the actor alone: torso and logits, no critic or
+                                          value head (the supervised MLP's or transformer's
+                                          layout, `cmni_params`), leaves [networks, ...]
+                               "rl_state" the runner state of every member (params incl. the
+                                          critic, optimizer, games, key as key data,
+                                          update, value-target statistics), a flat dict
+                                          of leaves [members, ...]
+                               "probe"    probe set (b) at this checkpoint: inputs
+                                          int8[networks, rows, 3W+4] (the model input, spec
+                                          §5.6 mask applied, as the dataset's `inputs`),
+                                          scenarios int8[networks, rows], idle_shown
+                                          bool[networks, rows, 2] (as the dataset's)
+                               "metadata" JSON: epoch (= U), best_epoch (highest return in
+                                          the selection games so far), best_return_agent
+                                          (that return), config_hash, rl_config_hash
+    RUN_DIR/metrics.jsonl      one line per checkpoint (written and fsynced before it): epoch,
+                               env_turns, return_agent, return_per_player, help_rate,
+                               help_when_partner_distressed, help_when_partner_energy0 (all
+                               in the held-out report games), return_agent_selection (in the
+                               selection games), selected_update (best_epoch so far), wall_s
+                               (per-network lists when there is more than one network, else
+                               scalars)
+    RUN_DIR/rl_metrics.jsonl   one line per update: update, env_turns, episodes (that ended in
+                               the update), return_per_player ([2], or [members][2]: pooled
+                               over those episodes; null when none ended, which staggered
+                               games avoid when num_envs * num_steps >= episode_turns and
+                               num_steps is even), entropy, policy_loss,
+                               value_loss in the critic's units (normalised with rl.value_norm),
+                               explained_variance (1 - Var(target - value) / Var(target) over
+                               the update's decisions, reward units), approx_kl, help_rate,
+                               help_when_partner_distressed, wall_s (training seconds so far);
+                               per-member lists for populations; NaN -> null
+    RUN_DIR/baselines.json     {policy: {...}} for the behaviour policy and every scripted
+                               baseline (`mirror.rl.baselines.SCRIPTED_BASELINES`: oracle,
+                               hop_jump, helper_<base>, lone_helper_<base>,
+                               frozen_partner_<base>, base in hop_jump, oracle), each value a
+                               per-member list: return_per_player, return, help_rate,
+                               help_when_partner_distressed, help_when_partner_energy0,
+                               energy0_share, episodes (the agents' report games)
 
 A sweep trial's directory has no checkpoints/ of its own: its population.json names the
 population run, its member index (RL trials: "networks", its network indices) and how
@@ -43,11 +104,13 @@ resume sets it aside in RUN_DIR/corrupt-checkpoints/ and continues from the newe
 checkpoint that reads.
 """
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import sys
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -71,8 +134,11 @@ TEST_METRICS_FILE = "test_metrics.json"
 POPULATION_FILE = "population.json"  # a sweep trial: its checkpoints are a member of this run's
 CHECKPOINT_DIR = "checkpoints"
 CORRUPT_DIR = "corrupt-checkpoints"  # unreadable checkpoints set aside by a resume
-RL_RUN_FILE = "rl_run.json"  # marks an RL run (its layout: `mirror.runs.rl_checkpoints`)
+RL_RUN_FILE = "rl_run.json"  # marks an RL run
 ITEMS = ("params", "opt_state", "metadata")
+RL_ITEMS = ("params", "rl_state", "probe", "metadata")  # an RL run's checkpoint items
+PROBE_FIELDS = ("inputs", "scenarios", "idle_shown")
+KINDS = ("supervised", "rl")
 # What an epoch's checkpoint metadata holds (the state resume needs); the rest of an
 # epoch's record goes to metrics.jsonl. Each value is stored in exactly one of the two.
 CHECKPOINT_KEYS = (
@@ -107,8 +173,30 @@ def write_run_files(run_dir: Path, config: Config, dataset_manifest: dict, datas
     write_json_atomic(run_dir / MEMBERS_FILE, [member.to_dict() for member in members])
 
 
-def read_members(run_dir: Path) -> list[Member]:
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """One network of an RL run, as its members.json records it: the seed and learning
+    rate of its population member and its true hidden widths (what the analysis reads)."""
+
+    seed: int
+    lr: float
+    widths: tuple
+
+    def to_dict(self) -> dict:
+        return {"seed": self.seed, "lr": self.lr, "widths": list(self.widths)}
+
+
+def run_kind(run_dir: Path) -> str:
+    """"rl" when the run directory holds rl_run.json, else "supervised" (`KINDS`)."""
+    return "rl" if is_rl_run(run_dir) else "supervised"
+
+
+def read_members(run_dir: Path) -> list[Member] | list[Network]:
+    """members.json: a Member per member of a supervised run, a Network per network of an
+    RL run (older RL runs' entries carry dropout 0 and l2 0 as well, which are dropped)."""
     entries = json.loads((Path(run_dir) / MEMBERS_FILE).read_text())
+    if run_kind(run_dir) == "rl":
+        return [Network(seed=entry["seed"], lr=entry["lr"], widths=tuple(entry["widths"])) for entry in entries]
     return [Member(**{**entry, "widths": tuple(entry["widths"])}) for entry in entries]
 
 
@@ -248,7 +336,7 @@ def _quiet_read_only(record: logging.LogRecord) -> bool:
 
 def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS, collective: bool = False) -> ocp.CheckpointManager:
     """The run's Orbax CheckpointManager (absolute path; keeps every checkpoint). `items`:
-    the checkpoint's item names (RL runs: `mirror.runs.rl_checkpoints.RL_ITEMS`); "metadata" is JSON.
+    the checkpoint's item names (RL runs: `RL_ITEMS`); "metadata" is JSON.
 
     On a multi-host run (jax.process_count() > 1) a process checkpoints its runs alone
     (a sweep: every process its own populations), unless `collective`: every process
@@ -320,42 +408,71 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
     a complete checkpoint is a CheckpointError naming it and its first unreadable item:
     Orbax and TensorStore raise bare Exceptions with pages of detail."""
     where = Path(manager.directory) / str(epoch)
-    _drop_late_read_callbacks()
 
     def args(names):
         return ocp.args.Composite(
             **{name: ocp.args.JsonRestore() if name == "metadata" else array_restore(where, name, like[name], sharding) for name in names}
         )
 
-    try:
-        restored = manager.restore(epoch, args=args(like))
-        return {name: restored[name] for name in like}
-    except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
-        cause = err
-    for name in like:  # which item: read each alone
+    with tidy_event_loops():
         try:
-            manager.restore(epoch, args=args([name]))
-        except Exception as err:  # noqa: BLE001
-            raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
+            restored = manager.restore(epoch, args=args(like))
+            return {name: restored[name] for name in like}
+        except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
+            cause = err
+        for name in like:  # which item: read each alone
+            try:
+                manager.restore(epoch, args=args([name]))
+            except Exception as err:  # noqa: BLE001
+                raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
     raise CheckpointError(f"checkpoint {where} cannot be read, it is truncated or corrupted ({_root_cause(cause)})") from cause
 
 
-def _drop_late_read_callbacks() -> None:
-    """A failed restore leaves TensorStore reads in flight; those that finish after Orbax's
-    event loop has closed raise "Event loop is closed" into `sys.unraisablehook`, which
-    prints tracebacks after the one-line error. Only those are dropped (once installed,
-    the hook stays: it passes everything else on)."""
-    if getattr(sys.unraisablehook, "drops_late_reads", False):
-        return
-    previous = sys.unraisablehook
+class _TidyEventLoop(asyncio.SelectorEventLoop):
+    """An event loop that cancels and awaits its pending tasks before it closes, as
+    `asyncio.run` does, and drops what other threads still hand it once it is closed (the
+    callback of a read that was finishing while it was cancelled: nothing waits for it)."""
 
-    def hook(unraisable) -> None:
-        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
-            return
-        previous(unraisable)
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        try:
+            return super().call_soon_threadsafe(callback, *args, context=context)
+        except RuntimeError:
+            if self.is_closed():
+                return None
+            raise
 
-    hook.drops_late_reads = True
-    sys.unraisablehook = hook
+    def close(self) -> None:
+        if not self.is_closed() and not self.is_running():
+            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        super().close()
+
+
+class _TidyEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return _TidyEventLoop()
+
+
+@contextlib.contextmanager
+def tidy_event_loops():
+    """Every event loop made inside cancels its pending tasks before it closes.
+
+    Orbax (0.12) runs each restore in a fresh event loop that it closes without cancelling
+    what is still pending: when one array of an item cannot be read, `asyncio.gather`
+    raises at once and the other TensorStore reads stay in flight. Each of them, once done,
+    calls back into the closed loop, and "RuntimeError: Event loop is closed" tracebacks
+    follow the one-line error (at exit, when the reads are slow). Here the reads are
+    cancelled before the loop closes, and a callback that was already on its way when the
+    loop closed is dropped."""
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(_TidyEventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 def _root_cause(err: BaseException) -> str:
@@ -412,7 +529,9 @@ class LoadedRun:
     """Every checkpoint of a run, stacked for vectorised analysis.
 
     params: MLP params pytree of numpy arrays [checkpoints, members, ...], padded to
-    `padded_widths` (members = 1 for a single run); padded units have zero weights.
+    `padded_widths` (members = 1 for a single run); padded units have zero weights. An RL
+    run's "members" are its networks (the actors alone, the supervised MLP's or
+    transformer's layout), `members` its Networks.
     """
 
     config: Config
@@ -422,8 +541,9 @@ class LoadedRun:
     widths: list  # per member: its true hidden widths
     padded_widths: tuple
     dataset_path: str
-    members: list  # Member per member
+    members: list  # Member per member (supervised), Network per network (RL)
     run_dir: Path
+    kind: str  # "supervised" or "rl" (`run_kind`)
 
     def metric(self, name: str) -> np.ndarray:
         """f64[checkpoints, members] of a per-member metadata entry (null -> nan)."""
@@ -492,6 +612,7 @@ def load_run(run_dir: str | Path, *, need_dataset: bool = True) -> LoadedRun:
         dataset_path=json.loads((run_dir / DATASET_FILE).read_text())["path"] if (run_dir / DATASET_FILE).is_file() else None,
         members=members,
         run_dir=run_dir,
+        kind=run_kind(run_dir),
     )
 
 
@@ -536,4 +657,136 @@ def _load_trial(trial_dir: Path) -> LoadedRun:
         dataset_path=json.loads(own.read_text())["path"] if own.is_file() else population.dataset_path,
         members=[population.members[i] for i in networks],
         run_dir=trial_dir,
+        kind=population.kind,
     )
+
+
+# ----------------------------------------------------------------------------- RL runs
+
+
+def is_rl_run(run_dir) -> bool:
+    return (Path(run_dir) / RL_RUN_FILE).is_file()
+
+
+def read_rl_run(run_dir) -> dict:
+    path = Path(run_dir) / RL_RUN_FILE
+    if not path.is_file():
+        raise TrainError(f"{run_dir} is not an RL run: {RL_RUN_FILE} is missing")
+    return json.loads(path.read_text())
+
+
+def open_rl_manager(run_dir, read_only: bool = False, collective: bool = False) -> ocp.CheckpointManager:
+    """The run's checkpoint manager (`open_manager`); `collective`:
+    every process of a run split over all processes' devices opens it and saves together."""
+    return open_manager(run_dir, read_only=read_only, items=RL_ITEMS, collective=collective)
+
+
+
+# --- the runner state as a flat dict of arrays ----------------------------------------
+
+
+def _leaf_name(i: int, path) -> str:
+    return f"{i:03d}_" + re.sub(r"[^A-Za-z0-9_]+", "_", jax.tree_util.keystr(path)).strip("_")
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def flatten_state(runner) -> dict:
+    """The runner state as {name: array}; typed PRNG keys become their key data (Orbax
+    saves plain arrays only)."""
+    leaves = jax.tree_util.tree_flatten_with_path(runner)[0]
+    return {_leaf_name(i, path): jax.random.key_data(x) if _is_key(x) else x for i, (path, x) in enumerate(leaves)}
+
+
+def unflatten_state(flat: dict, abstract_runner):
+    """Inverse of `flatten_state` onto the structure of `abstract_runner`."""
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract_runner)
+    out = []
+    for i, (path, a) in enumerate(leaves):
+        value = flat[_leaf_name(i, path)]
+        out.append(jax.random.wrap_key_data(value) if _is_key(a) else value)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def abstract_flat_state(abstract_runner) -> dict:
+    """`flatten_state` of an abstract runner state (ShapeDtypeStructs)."""
+    return jax.eval_shape(flatten_state, abstract_runner)
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+
+def save_rl_checkpoint(manager, update: int, *, params, rl_state: dict, probe: dict, metadata: dict) -> None:
+    """Save update `update` (asynchronously); an existing checkpoint is never replaced.
+    Every process of a run split over several saves it together (global arrays)."""
+    if update in manager.all_steps():
+        raise TrainError(f"checkpoint {update} already exists in {manager.directory}; checkpoints are never overwritten")
+    saved = manager.save(
+        update,
+        args=ocp.args.Composite(
+            params=array_save(params),
+            rl_state=array_save(rl_state),
+            probe=array_save(probe),
+            metadata=ocp.args.JsonSave(metadata),
+        ),
+    )
+    if not saved:
+        raise TrainError(f"Orbax declined to save checkpoint {update} in {manager.directory}")
+
+
+def restore_rl_state(manager, update: int, abstract_runner, sharding=None):
+    """(runner state, metadata) of checkpoint `update`, its arrays on `sharding` (default:
+    this process's first device). Every item is read, params and probe too (resume needs
+    neither, but a checkpoint it continues from must be whole): CheckpointError names the
+    first item that cannot be read."""
+    like = {"rl_state": abstract_flat_state(abstract_runner), "params": None, "probe": None, "metadata": None}
+    restored = restore_items(manager, update, like, sharding)
+    return unflatten_state(restored["rl_state"], abstract_runner), restored["metadata"]
+
+
+def read_rl_metadata(manager, update: int) -> dict | None:
+    """The metadata item of checkpoint `update`, or None when it cannot be read."""
+    try:
+        with tidy_event_loops():
+            restored = manager.restore(update, args=ocp.args.Composite(metadata=ocp.args.JsonRestore()))
+    except Exception:  # noqa: BLE001  (whatever Orbax raises; the full restore reports it)
+        return None
+    return restored.metadata if isinstance(restored.metadata, dict) else None
+
+
+def read_probes(run_dir) -> dict:
+    """Probe set (b) of every checkpoint: inputs int8[checkpoints, networks, rows, 3W+4],
+    scenarios int8[checkpoints, networks, rows], idle_shown bool[checkpoints, networks, rows, 2],
+    updates int[checkpoints]."""
+    run_dir = Path(run_dir).absolute()
+    read_rl_run(run_dir)
+    if (run_dir / POPULATION_FILE).is_file():  # a sweep trial: its networks of the population's run
+        pointer = json.loads((run_dir / POPULATION_FILE).read_text())
+        population = read_probes(pointer["run_dir"])
+        networks = pointer.get("networks", [pointer["member"]])
+        n = int(pointer["checkpoints"])
+        out = {k: population[k][:n, networks] for k in PROBE_FIELDS}
+        return {**out, "updates": population["updates"][:n]}
+    if not (run_dir / CHECKPOINT_DIR).is_dir():
+        raise TrainError(f"{run_dir} has no {CHECKPOINT_DIR}/ yet")
+    manager = open_rl_manager(run_dir, read_only=True)
+    try:
+        updates = sorted(manager.all_steps())
+        if not updates:
+            raise TrainError(f"{run_dir} has no complete checkpoint yet")
+        probes = []
+        for update in updates:
+            try:
+                probe = restore_items(manager, update, {"probe": dict.fromkeys(PROBE_FIELDS, 0)})["probe"]
+            except CheckpointError as err:
+                raise with_fix(err, run_dir, updates, update) from None
+            probes.append({k: np.asarray(probe[k]) for k in PROBE_FIELDS})
+    finally:
+        manager.close()
+    out = {k: np.stack([p[k] for p in probes]) for k in PROBE_FIELDS}
+    out["updates"] = np.asarray(updates, np.int64)
+    return out
+
+

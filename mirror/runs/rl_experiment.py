@@ -3,7 +3,7 @@
 dataset (probe set (a), built or reused from the cache) -> RL training with a checkpoint
 every `rl.checkpoint_every` updates (probe set (b), evaluation, baselines; see
 `mirror.runs.rl_run`) -> CMNI and the neuron analyses over every checkpoint -> summary.json
-(the analysis summary plus the RL headline, `mirror.runs.rl_checkpoints.rl_summary`, and the
+(the analysis summary plus the RL headline, `mirror.runs.rl_files.rl_summary`, and the
 regime's stakes, `run_stakes`) ->
 report.md. A label with a test share but no rows in probe set (a) (help at D = 0: the
 env never produces it, `mirror.data.label_reach`) has its share dropped and the others
@@ -30,7 +30,7 @@ from mirror.rl.stakes import stakes_by_dependency
 from mirror.runs.analysis import analyse_run
 from mirror.runs.checkpoints import write_json_atomic
 from mirror.runs.progress import progress_bar, step_bar
-from mirror.runs.rl_checkpoints import rl_summary
+from mirror.runs.rl_files import rl_summary
 from mirror.runs.rl_report import write_rl_report
 from mirror.runs.rl_run import fixed_key, rl_run
 

@@ -20,7 +20,6 @@ import yaml
 from mirror.runs.rl_files import (
     BASELINES_FILE,
     RL_METRICS_FILE,
-    RL_RUN_FILE,
     SCRIPTED_LINES,
     as_float,
     baseline,
@@ -28,6 +27,7 @@ from mirror.runs.rl_files import (
     read_jsonl,
     returns_per_member,
 )
+from mirror.runs.checkpoints import RL_RUN_FILE
 from mirror.runs.report import read_csv
 from mirror.rl.stakes import stakes_table
 

@@ -1,5 +1,5 @@
 """An RL run: the interval loop around `PopulationTrainer`, with a checkpoint every
-`rl.checkpoint_every` updates, resume and the baselines (layout: `mirror.runs.rl_checkpoints`).
+`rl.checkpoint_every` updates, resume and the baselines (layout: `mirror.runs.checkpoints`).
 
 Per interval: one compiled call trains every member for `checkpoint_every` updates; its
 per-update metrics go to rl_metrics.jsonl; the agents are scored in two sets of fixed-key
@@ -35,22 +35,6 @@ from mirror.base.hashing import config_hash
 from mirror.env.constants import obs_size
 from mirror.base.errors import CheckpointError, TrainError
 from mirror.base.files import has_content, lock_run_dir
-from mirror.runs.rl_checkpoints import (
-    BASELINES_FILE,
-    RL_METRICS_FILE,
-    RL_RUN_FILE,
-    flatten_state,
-    is_rl_run,
-    json_safe,
-    open_rl_manager,
-    read_baselines,
-    read_rl_metadata,
-    read_rl_metrics,
-    read_rl_run,
-    restore_rl_state,
-    save_rl_checkpoint,
-    trim_rl_metrics,
-)
 from mirror.rl.config import hashed_rl_section, rl_settings
 from mirror.rl.population import PopulationTrainer, host, rl_members
 from mirror.runs.checkpoints import (
@@ -58,14 +42,23 @@ from mirror.runs.checkpoints import (
     DATASET_FILE,
     MEMBERS_FILE,
     METRICS_FILE,
+    RL_RUN_FILE,
+    Network,
     append_json_lines,
+    flatten_state,
+    is_rl_run,
+    open_rl_manager,
     read_metrics,
+    read_rl_metadata,
+    read_rl_run,
+    restore_rl_state,
+    save_rl_checkpoint,
     set_aside_checkpoint,
     trim_metrics,
     write_json_atomic,
     write_text_atomic,
 )
-from mirror.train.population import Member
+from mirror.runs.rl_files import BASELINES_FILE, RL_METRICS_FILE, json_safe, read_baselines, read_rl_metrics, trim_rl_metrics
 from mirror.base.sharding import leads, member_sharding, replicated, spans_processes, sync_processes
 from mirror.runs.config import Config, load_config
 
@@ -130,7 +123,7 @@ def _write_run_files(run_dir: Path, config: Config, trainer: PopulationTrainer, 
         write_json_atomic(run_dir / DATASET_FILE, {**dataset.manifest, "path": str(Path(dataset.path).absolute())})
     widths = network_widths(trainer.config)
     networks = [
-        Member(seed=m.seed, lr=m.lr, dropout=0.0, l2=0.0, widths=widths)
+        Network(seed=m.seed, lr=m.lr, widths=widths)
         for m in trainer.members
         for _ in range(trainer.networks_per_member)
     ]

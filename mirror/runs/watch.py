@@ -28,7 +28,7 @@ from mirror.env import EnvParams, reset, step
 from mirror.env.constants import ACTION_NAMES
 from mirror.env.validate import env_params_from_dict
 from mirror.base.errors import UsageError
-from mirror.runs import rl_checkpoints as checkpoints
+from mirror.runs import checkpoints
 from mirror.rl.ppo import policy_logits
 from mirror.runs.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, MEMBERS_FILE, POPULATION_FILE, load_run
 

@@ -30,11 +30,12 @@ from mirror.runs.checkpoints import (
     MEMBERS_FILE,
     METRICS_FILE,
     POPULATION_FILE,
+    RL_RUN_FILE,
     read_metrics,
     write_json_atomic,
     write_text_atomic,
 )
-from mirror.runs.rl_checkpoints import BASELINES_FILE, RL_RUN_FILE, read_rl_metrics
+from mirror.runs.rl_files import BASELINES_FILE, read_rl_metrics
 from mirror.sweep.plan import networks_of
 from mirror.sweep.spec import Trial
 from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
