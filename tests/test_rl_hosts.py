@@ -21,7 +21,7 @@ import yaml
 from conftest import TINY_RL, overrides, rl_values, xla_env
 from test_errors import truncate_item
 
-from mirror.cli.rl_commands import default_rl_config_path
+from mirror.cli.rl import default_rl_config_path
 from mirror.runs.checkpoints import restore_items
 from mirror.runs.config import load_config
 from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager

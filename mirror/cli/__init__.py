@@ -5,7 +5,7 @@ main.py        the parser and `main(argv)`; one-line errors for everything a use
 commands.py    run, demo, play
 data.py        mirror data
 train.py       mirror train
-rl_commands.py mirror rl, mirror stakes
+rl.py          mirror rl, mirror stakes
 cmni.py        mirror cmni
 ablate.py      mirror ablate
 sweep.py       mirror sweep, mirror theory
