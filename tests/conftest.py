@@ -105,6 +105,39 @@ def pytest_configure(config: pytest.Config) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
 
 
+# ----------------------------------------------------------------------------- scheduling
+
+# Seconds each test file took (tests/test_<name>.py: without its slow tests, with them) in
+# a cold two-worker session, setup included. pytest-xdist's `--dist loadfile` hands out
+# whole files in collection order, so the longest go first and the short ones fill the gaps
+# at the end (`--no-loadscope-reorder` keeps this order; xdist's own puts the files with the
+# most tests first, which left the few long ones to run alone at the end). An estimate, not
+# a measurement: a file not listed counts as 5 s.
+FILE_SECONDS = {
+    "rl_run": (102, 240), "sweep": (2, 206), "rl": (85, 149), "train": (35, 147), "errors": (132, 136),
+    "rl_hosts": (0, 133), "transformer": (118, 118), "rl_critic": (88, 88), "rl_analysis": (85, 85),
+    "obs_width": (37, 77), "rl_transformer": (77, 77), "live_tracking": (2, 73), "ablate": (70, 70),
+    "probe_labels": (11, 55), "sweep_rl": (54, 54), "stakes": (44, 44), "significance": (43, 43),
+    "reference_diff": (20, 42), "cmni": (38, 38), "cli_and_rollout": (12, 35), "rl_speed_paths": (31, 31),
+    "data_pipeline": (20, 29), "sweep_compare": (0, 25), "experiment": (0, 22), "house": (6, 21),
+    "play_agent": (20, 20), "play_and_figures": (19, 19), "seed_verdicts": (2, 19), "properties": (17, 17),
+    "rl_scripted": (15, 15), "class_weights": (15, 15), "processing": (12, 12), "cmni_variants": (12, 12),
+    "analysis": (1, 12), "dataset_phases": (11, 11), "hypotheses": (9, 9), "rl_tracking": (8, 8),
+}  # fmt: skip
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` and `-k` have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (see FILE_SECONDS); the tests of a file keep their order."""
+    with_slow = {item.path.stem for item in items if item.get_closest_marker("slow")}
+
+    def seconds(stem: str) -> float:
+        fast, everything = FILE_SECONDS.get(stem.removeprefix("test_"), (5, 5))
+        return everything if stem in with_slow else fast
+
+    items.sort(key=lambda item: -seconds(item.path.stem))
+
+
 # ----------------------------------------------------------------------------- datasets
 
 
