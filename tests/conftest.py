@@ -1,7 +1,8 @@
 """Shared test fixtures, and a JAX compilation cache on disk for the whole session.
 
 Datasets, the trained tiny run and the tiny RL run are built once per session
-(session-scoped fixtures); tests that change them work on a copy. The RL tests use the one
+(session-scoped fixtures), by whichever pytest-xdist worker asks first, in a directory all
+the workers share (`built_once`); tests that change them work on a copy. The RL tests use the one
 tiny RL config (`TINY_RL`) wherever they can, so each of its programs compiles once (a
 new shape or population size is a new compile). Long end-to-end tests are marked `slow`:
 
@@ -69,10 +70,10 @@ def _jax_cache_dir(config: pytest.Config) -> Path | None:
         return Path(setting).absolute()
     if getattr(config, "cache", None) is None:  # pytest -p no:cacheprovider
         return None
-    # One cache per pytest-xdist worker: two processes writing the same entry at once can
-    # leave a torn file for the other to read.
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    return Path(config.cache.mkdir("jax-compilation-cache" + (f"-{worker}" if worker else "")))
+    # One cache for all pytest-xdist workers: a program one worker compiled, the other
+    # loads. JAX writes a cache file in place, so every read and write holds the cache's
+    # file lock (`JAX_COMPILATION_CACHE_MAX_SIZE`, see pytest_configure).
+    return Path(config.cache.mkdir("jax-compilation-cache"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -94,19 +95,84 @@ def pytest_configure(config: pytest.Config) -> None:
     # subprocesses too. Programs that compile in under 0.1 s are not worth a file.
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
+    # A size limit turns on the cache's file lock (the `filelock` package) around every read
+    # and write, so that the workers and their subprocesses can share it: 64 GiB is never reached.
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(64 << 30))
     import jax
 
     jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+
+
+# ----------------------------------------------------------------------------- scheduling
+
+# Seconds each test file took (tests/test_<name>.py: without its slow tests, with them) in
+# a cold two-worker session, setup included. pytest-xdist's `--dist loadfile` hands out
+# whole files in collection order, so the longest go first and the short ones fill the gaps
+# at the end (`--no-loadscope-reorder` keeps this order; xdist's own puts the files with the
+# most tests first, which left the few long ones to run alone at the end). An estimate, not
+# a measurement: a file not listed counts as 5 s.
+FILE_SECONDS = {
+    "rl_run": (102, 240), "sweep": (2, 206), "rl": (85, 149), "train": (35, 147), "errors": (132, 136),
+    "rl_hosts": (0, 133), "transformer": (118, 118), "rl_critic": (88, 88), "rl_analysis": (85, 85),
+    "obs_width": (37, 77), "rl_transformer": (77, 77), "live_tracking": (2, 73), "ablate": (70, 70),
+    "probe_labels": (11, 55), "sweep_rl": (54, 54), "stakes": (44, 44), "significance": (43, 43),
+    "reference_diff": (20, 42), "cmni": (38, 38), "cli_and_rollout": (12, 35), "rl_speed_paths": (31, 31),
+    "data_pipeline": (20, 29), "sweep_compare": (0, 25), "experiment": (0, 22), "house": (6, 21),
+    "play_agent": (20, 20), "play_and_figures": (19, 19), "seed_verdicts": (2, 19), "properties": (17, 17),
+    "rl_scripted": (15, 15), "class_weights": (15, 15), "processing": (12, 12), "cmni_variants": (12, 12),
+    "analysis": (1, 12), "dataset_phases": (11, 11), "hypotheses": (9, 9), "rl_tracking": (8, 8),
+}  # fmt: skip
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` and `-k` have deselected
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (see FILE_SECONDS); the tests of a file keep their order."""
+    with_slow = {item.path.stem for item in items if item.get_closest_marker("slow")}
+
+    def seconds(stem: str) -> float:
+        fast, everything = FILE_SECONDS.get(stem.removeprefix("test_"), (5, 5))
+        return everything if stem in with_slow else fast
+
+    items.sort(key=lambda item: -seconds(item.path.stem))
 
 
 # ----------------------------------------------------------------------------- datasets
 
 
+def shared_dir(tmp_path_factory) -> Path:
+    """A directory of this pytest session shared by all its pytest-xdist workers (each
+    worker's basetemp is a folder of the session's)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+def built_once(tmp_path_factory, name: str, make) -> Path:
+    """`shared_dir / name`, made by `make(path)` once for the whole session: the first
+    worker to ask makes it while holding a file lock, the others wait for the lock and
+    find it done (a worker that failed half way leaves no "done" mark: the next one starts over)."""
+    from filelock import FileLock
+
+    shared = shared_dir(tmp_path_factory)
+    path, done = shared / name, shared / f"{name}.done"
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(path, ignore_errors=True)
+            make(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def dataset_cache(tmp_path_factory) -> Path:
-    """One dataset cache directory for the session: a config built once is reused."""
-    return tmp_path_factory.mktemp("datasets")
+    """One dataset cache directory for the session, shared by the workers: a config built
+    once is reused (the dataset cache is safe for concurrent writers)."""
+    path = shared_dir(tmp_path_factory) / "datasets"
+    path.mkdir(exist_ok=True)
+    return path
 
 
 def build(data_args, cache: Path):
@@ -116,16 +182,24 @@ def build(data_args, cache: Path):
     return build_dataset(load_config(None, [*data_args, "--data.cache_dir", str(cache)]))[0]
 
 
+def build_shared(data_args, cache: Path, name: str):
+    """`build`, one worker at a time: the first builds the dataset, the others load it."""
+    from filelock import FileLock
+
+    with FileLock(cache.parent / f"{name}.lock"):
+        return build(data_args, cache)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(dataset_cache):
     """The 20,000-row dataset (spec §5), in `dataset_cache`."""
-    return build(TINY_DATA, dataset_cache)
+    return build_shared(TINY_DATA, dataset_cache, "tiny_dataset")
 
 
 @pytest.fixture(scope="session")
 def small_dataset(dataset_cache):
     """The 12,000-row dataset, in `dataset_cache`."""
-    return build(SMALL_DATA, dataset_cache)
+    return build_shared(SMALL_DATA, dataset_cache, "small_dataset")
 
 
 # ----------------------------------------------------------------------------- runs
@@ -150,9 +224,10 @@ def tiny_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     (`copy_run`) before changing anything in it."""
     from mirror.cli import main
 
-    run_dir = tmp_path_factory.mktemp("tiny_run") / "run"
-    assert main(["train", "--run-dir", str(run_dir), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN]) == 0
-    return run_dir
+    def make(path):
+        assert main(["train", "--run-dir", str(path / "run"), *TINY_DATA, "--data.cache_dir", str(dataset_cache), *TINY_TRAIN]) == 0
+
+    return built_once(tmp_path_factory, "tiny_run", make) / "run"
 
 
 def copy_run(run_dir: Path, target: Path) -> Path:
@@ -199,9 +274,10 @@ def tiny_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     Shared: read it, or copy it (`copy_run`) before changing anything in it."""
     from mirror.cli import main
 
-    run_dir = tmp_path_factory.mktemp("tiny_rl_run") / "run"
-    assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
-    return run_dir
+    def make(path):
+        assert main(["rl", "--run-dir", str(path / "run"), *overrides(rl_values(dataset_cache))]) == 0
+
+    return built_once(tmp_path_factory, "tiny_rl_run", make) / "run"
 
 
 # ----------------------------------------------------------------------------- transformer runs
@@ -227,6 +303,7 @@ def tiny_transformer_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     before changing anything in it."""
     from mirror.cli import main
 
-    run_dir = tmp_path_factory.mktemp("tiny_transformer_run") / "run"
-    assert main(tiny_transformer_args(run_dir, dataset_cache)) == 0
-    return run_dir
+    def make(path):
+        assert main(tiny_transformer_args(path / "run", dataset_cache)) == 0
+
+    return built_once(tmp_path_factory, "tiny_transformer_run", make) / "run"

@@ -1,12 +1,5 @@
 """The transformer agent: shapes, permutation invariance without position
-embeddings, config errors, populations, run directories, CMNI and resume after a kill."""
-
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
+embeddings, config errors, populations, run directories, CMNI and resume after an interruption."""
 
 import jax
 import jax.numpy as jnp
@@ -201,53 +194,46 @@ def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
 
 # -- run directories ----------------------------------------------------------------
 
-def private_jax_cache(target: Path) -> Path:
-    """A compilation cache for subprocesses that may be killed: the session's compiled
-    programs hard-linked (copied where links fail) into a directory of their own. JAX writes
-    cache files in place, so a SIGKILL may cut one short; it is never one of the session's,
-    and JAX never rewrites a file that exists."""
-    target.mkdir()
-    session = jax.config.jax_compilation_cache_dir
-    for entry in Path(session).glob("*-cache") if session else ():
-        try:
-            os.link(entry, target / entry.name)
-        except OSError:
-            shutil.copy2(entry, target / entry.name)
-    return target
-
-
-def test_transformer_run_resumes_bit_exactly_after_a_sigkill(tiny_transformer_run, tiny_dataset, dataset_cache, tmp_path):
-    """The tiny transformer run again in a subprocess, killed once checkpoint 1 is complete
-    (4 epochs of its 5 to go), resumed in another: it equals the uninterrupted shared run.
-    The subprocesses are offered the session's compiled programs, but the training programs
-    (`_init_unpadded`, `_epoch_body`, `_evaluate_body`) were seen to miss that cache and
-    compile again: their cache keys differ from the pytest process's (cause not found yet)."""
+def test_transformer_run_resumes_bit_exactly_after_an_interruption(tiny_transformer_run, tiny_dataset, dataset_cache, tmp_path, monkeypatch, capsys):
+    """The tiny transformer run again (`mirror train`), stopped during epoch 2 once
+    checkpoint 1 is complete (4 epochs of its 5 to go), then `mirror train --resume`: it
+    equals the uninterrupted shared run. In this process, so that it reuses the shared run's
+    compiled programs; a kill of a real process (SIGKILL) and its resume in another is
+    test_train's test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run, the same
+    resume path."""
     from conftest import tiny_transformer_args
-    from test_train import assert_same_run, wait_for_checkpoint
+    from test_train import assert_same_run
 
+    from mirror.cli import main
+    from mirror.runs import train_run as run_module
     from mirror.runs.checkpoints import load_run
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAX_COMPILATION_CACHE_DIR": str(private_jax_cache(tmp_path / "jax-cache"))}
-    killed, log = tmp_path / "killed", tmp_path / "killed.log"
-    with open(log, "w") as fh:
-        victim = subprocess.Popen([sys.executable, "-m", "mirror.cli", *tiny_transformer_args(killed, dataset_cache)], env=env, stdout=fh, stderr=subprocess.STDOUT)
-        try:
-            wait_for_checkpoint(killed, 1, victim, log)
-            victim.send_signal(signal.SIGKILL)
-        finally:
-            victim.kill()  # a no-op after the SIGKILL; ends it if the wait failed
-            victim.wait()
+    real_make_train = run_module.make_train
+
+    def interrupted_make_train(*args, **kwargs):
+        trainer = real_make_train(*args, **kwargs)
+
+        def epoch(state, epoch, active=None):
+            if epoch == 2:
+                raise KeyboardInterrupt("simulated kill during epoch 2")
+            return trainer.epoch(state, epoch, active)
+
+        return trainer._replace(epoch=epoch)
+
+    monkeypatch.setattr(run_module, "make_train", interrupted_make_train)
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        main(tiny_transformer_args(killed, dataset_cache))
+    monkeypatch.setattr(run_module, "make_train", real_make_train)
     partial = load_run(killed)
-    assert 1 <= partial.epochs.max() < 5, log.read_text()[-3000:]  # killed mid-run
+    assert partial.epochs.tolist() == [1]  # stopped mid-run, the finished checkpoint on disk
     # the checkpoints hold the transformer's parameter tree, [checkpoints, members, ...]
     single = jax.eval_shape(lambda: init_transformer_params(jax.random.key(0), num_inputs=tiny_dataset.input_width, depth=1, d_model=8))
     assert jax.tree.structure(partial.params) == jax.tree.structure(single)
     jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, (len(partial.epochs), 2) + b.shape), partial.params, single)
-    resumed = subprocess.run(
-        [sys.executable, "-m", "mirror.cli", "train", "--resume", str(killed)], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert f"resuming {killed}" in resumed.stdout
+    capsys.readouterr()
+    assert main(["train", "--resume", str(killed)]) == 0
+    assert f"resuming {killed}" in capsys.readouterr().out
     assert_same_run(tiny_transformer_run, killed)
     assert load_run(killed).epochs.tolist() == [1, 2, 3, 4, 5]
 
