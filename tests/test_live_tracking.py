@@ -339,6 +339,7 @@ def test_an_interrupted_run_is_marked_failed_and_its_resume_replays_the_epochs_b
 def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_path, monkeypatch, cache):
     import yaml
 
+    import mirror.cli.sweep
     import mirror.runs.tracking
 
     class TrialRecording(Tracker):
@@ -358,7 +359,11 @@ def test_sweep_trials_are_tracked_from_the_start_and_each_epoch_as_it_ends(tmp_p
         def summary(self, values):
             self.calls.append(("summary", None, dict(values), (self.trial_dir / "result.json").exists()))
 
-    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", lambda cfg, run_dir, name, config, group="", job_type="run": TrialRecording(run_dir, name))
+    def recording(cfg, run_dir, name, config, group="", job_type="run"):
+        return TrialRecording(run_dir, name)
+
+    monkeypatch.setattr(mirror.runs.tracking, "open_tracker", recording)  # the trials' trackers
+    monkeypatch.setattr(mirror.cli.sweep, "open_tracker", recording)  # the sweep summary's
     spec = {
         "name": "s",
         "data": {"rows": 12000, "test_rows": 400, "games": 128, "rounds_per_chunk": 64, "test_label_shares": [0.4, 0.4, 0.15, 0.05], "cache_dir": str(cache)},
