@@ -4,7 +4,7 @@ Datasets, the trained tiny run and the tiny RL run are built once per session
 (session-scoped fixtures), by whichever pytest-xdist worker asks first, in a directory all
 the workers share (`built_once`); tests that change them work on a copy. The RL tests use the one
 tiny RL config (`TINY_RL`) wherever they can, so each of its programs compiles once (a
-new shape or population size is a new compile). Long end-to-end tests are marked `slow`:
+new shape or population size is a new compile). A test that takes more than 2 s on a warm 2-core CPU, or starts a process, is marked `slow`:
 
     uv run pytest                 # everything (CI, the README's command)
     uv run pytest -m "not slow"   # the developer loop

@@ -132,6 +132,7 @@ def test_mean_ablation_fixes_units_at_their_mean_over_the_rows(helping):
     assert c["help_rate"][0] == 1.0
 
 
+@pytest.mark.slow
 def test_unablated_agents_play_exactly_as_the_policy_of_the_checkpoint():
     """Differential: no unit ablated is `agent(policy_logits)` of each network, in the same
     games; two different networks (independent sharing) play Frog and Toad."""
@@ -231,6 +232,7 @@ def test_parse_units_reads_the_three_forms():
 # ----------------------------------------------------------------------------- the test and the curve
 
 
+@pytest.mark.slow
 def test_top_mns_ablation_beside_random_draws_and_the_curve(helping):
     zero = A.ablation_values(helping, None, "zero")
     draw_key = jax.random.key(3)
@@ -398,6 +400,7 @@ def test_command_refuses_what_it_cannot_ablate(tiny_rl_run, tmp_path, capsys, mo
     assert code == 2 and "transformer actors: mirror ablate takes MLP actors only" in err
 
 
+@pytest.mark.slow
 def test_command_on_independent_networks(tmp_path, capsys):
     """Two networks per member: named units are ablated in both, and the intact agents are
     each network's own policy playing its player, in the run's report games."""

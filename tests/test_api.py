@@ -44,6 +44,7 @@ def probe():
     return mirror.probe_set(mirror.EnvParams(), 500, PROBE_KEY, data=TINY_PROBE_DATA)
 
 
+@pytest.mark.slow
 def test_probe_set_shapes_dtypes_and_groups(probe):
     inputs, groups = probe
     assert inputs.shape == (500, obs_size(32)) and inputs.dtype == np.int8
@@ -63,6 +64,7 @@ def test_probe_set_is_the_test_split_of_the_run_dataset(probe, tmp_path):
     np.testing.assert_array_equal(groups, cmni_groups(dataset.scenarios[test], dataset.idle_shown[test]))
 
 
+@pytest.mark.slow
 def test_probe_set_is_deterministic_in_its_key(probe):
     inputs, groups = mirror.probe_set(mirror.EnvParams(), 500, PROBE_KEY, data=TINY_PROBE_DATA)
     assert inputs.tobytes() == probe[0].tobytes() and groups.tobytes() == probe[1].tobytes()
@@ -96,6 +98,7 @@ def test_make_supervised_train_equals_mirror_train(tiny_run, tiny_dataset):
     assert not np.array_equal(np.asarray(other.params["hidden_0"]["kernel"]), last["hidden_0"]["kernel"])
 
 
+@pytest.mark.slow
 def test_make_train_is_a_population_of_ppo_runs():
     """Member m of make_train(config, env, members=2)(key) is PPO's own train(split(key)[m]),
     and its params are the analysed actors."""

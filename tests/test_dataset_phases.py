@@ -42,6 +42,7 @@ def test_burn_in_plays_each_game_its_own_number_of_rounds():
     assert not bool(jnp.all(burned.rough[3] == start.rough[3]))  # 99 rounds: the ground has scrolled
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("staggered", [True, False])
 def test_a_small_dataset_covers_every_phase_of_the_episode(tmp_path, monkeypatch, staggered):
     """3,000 rows take under half a chunk of 128 games x 64 rounds. Before the stagger

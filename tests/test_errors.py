@@ -117,6 +117,7 @@ def test_malformed_override_value(tmp_path, capsys):
     one_error_line(capsys, rc, "generate", "--data.test_label_shares", "is not valid YAML")
 
 
+@pytest.mark.slow
 def test_data_inspect_negative_rows(tiny, capsys):
     rc = main(["data", "inspect", str(tiny[2]), "--rows", "-1"])
     one_error_line(capsys, rc, "data", "--rows", "-1")
@@ -260,6 +261,7 @@ def hold_lock(run_dir: Path) -> subprocess.Popen:
     return holder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["train", "run"])
 def test_second_resume_of_a_running_run_is_refused(run_copy, capsys, command):
     before = (run_copy / "metrics.jsonl").read_text()
@@ -273,6 +275,7 @@ def test_second_resume_of_a_running_run_is_refused(run_copy, capsys, command):
     assert (run_copy / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_new_run_into_a_directory_being_created_is_refused(tiny, tmp_path, capsys):
     run = tmp_path / "run"
     holder = hold_lock(run)  # the first process created the directory and holds it
@@ -286,6 +289,7 @@ def test_new_run_into_a_directory_being_created_is_refused(tiny, tmp_path, capsy
     assert not run.exists()  # the first process wrote nothing either: it leaves no trace
 
 
+@pytest.mark.slow
 def test_lock_of_a_killed_process_is_released(tmp_path):
     holder = hold_lock(tmp_path / "run")
     holder.send_signal(signal.SIGKILL)
@@ -358,6 +362,7 @@ def rl_copy(tiny_rl_run, tmp_path) -> Path:
     return copy_run(tiny_rl_run, tmp_path / "rl")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("item", ["params", "probe", "metadata"])
 def test_cmni_names_a_damaged_rl_checkpoint_item_and_the_rl_fix(rl_copy, capsys, item):
     truncate_item(rl_copy / "checkpoints" / "6", item)
@@ -391,6 +396,7 @@ def test_the_analysis_does_not_need_the_rl_state(tiny_rl_run, rl_copy):
     jax.tree.map(np.testing.assert_array_equal, read_probes(rl_copy), read_probes(tiny_rl_run))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("item", ["params", "rl_state", "probe", "metadata"])
 def test_rl_resume_sets_a_damaged_checkpoint_aside_and_retrains_it(tiny_rl_run, rl_copy, item):
     from mirror.runs.checkpoints import read_probes
@@ -427,6 +433,7 @@ for argv in json.loads(sys.argv[1]):
 """
 
 
+@pytest.mark.slow
 def test_damaged_checkpoints_give_the_one_line_and_nothing_else(tiny_run, tiny_rl_run, tmp_path):
     from conftest import copy_run, xla_env
 

@@ -89,6 +89,7 @@ def test_pad_then_unpad_is_the_identity_and_the_padding_is_zero(model):
     assert np.abs(np.asarray(wide["output"]["kernel"])[..., fan_in:, :]).sum() == 0
 
 
+@pytest.mark.slow
 @settings(max_examples=5, deadline=None)
 @given(padded_models())
 def test_a_padded_masked_model_computes_what_the_true_one_does(model):

@@ -214,6 +214,7 @@ def test_online_without_an_api_key_is_refused_before_any_work(tmp_path, monkeypa
     assert not (tmp_path / "cache").exists() and not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_online_without_a_network_fails_within_the_init_timeout(tmp_path, monkeypatch, capsys):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_SILENT", "true")

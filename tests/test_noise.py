@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from mirror.env import EnvParams, sample_noise
 from mirror.env.noise import fly_moves, noise_from_uniforms, noise_size
@@ -16,6 +17,7 @@ def test_record_shapes_and_ranges():
         assert leaf.dtype == np.float32 and (np.asarray(leaf) >= 0).all() and (np.asarray(leaf) < 1).all()
 
 
+@pytest.mark.slow
 def test_fly_move_is_uniform_and_independent_of_the_spawn_draw():
     # The move uniform is the remainder of the spawn uniform; check the joint law of
     # (spawned, move) at a large spawn probability, where a dependence would show.

@@ -34,6 +34,7 @@ def dataset_at(data_dir, width: int):
     return build_dataset(tiny_config(data_dir, width))[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 def test_no_input_column_predicts_the_label_beyond_chance(data_dir, width):
     dataset = dataset_at(data_dir, width)
@@ -175,6 +176,7 @@ def test_a_model_trains_and_is_analysed_on_a_width_16_dataset(data_dir, tmp_path
         assert len(list(csv.DictReader(fh))) == 52 * 6 + 6 * 6 + 6 * 4
 
 
+@pytest.mark.slow
 def test_init_and_cmni_activations_follow_the_input_width():
     from mirror.agents.mlp import MLP, init_params, pad_params, unpad_params
     from mirror.analysis.cmni import all_activations_t
@@ -205,6 +207,7 @@ def test_leak_scenario_writes_the_score_input_of_the_rows_width():
 # --------------------------------------------------------------------------- oracle
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [pytest.param(12, marks=pytest.mark.slow), 16])
 def test_oracle_policy_acts_as_the_data_labels(width):
     from mirror.data.labels import oracle_label, toad_distress

@@ -105,6 +105,7 @@ def test_policy_logits_are_the_actor_critics_logits():
     np.testing.assert_allclose(policy_logits(cmni_params(params), obs, (6, 5), "tanh"), logits, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_shared_agents_print_each_decisions_probabilities(shared_run, capsys):
     run, saved = shared_run
     code, lines, err = _play(capsys, "--agent", str(run), "--turns", "6", "--seed", "4")

@@ -41,6 +41,7 @@ def _frames(lines: list[str]) -> list[tuple[int, int, int]]:
 # ----------------------------------------------------------------------------- mirror play
 
 
+@pytest.mark.slow
 def test_play_reports_the_finished_episode_not_the_fresh_game(capsys):
     lines = _play(capsys, "--turns", "200", "--seed", "0")
     episodes = [m for m in map(EPISODE_LINE.match, lines) if m]

@@ -8,6 +8,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,6 +114,7 @@ def to_np(s):
 # ------------------------------------------------------------------ transition properties
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(states(), noises(), st.integers(0, 3), st.floats(0.0, 1.0), st.booleans())
 def test_transition_invariants(values, noise, action, dependency, veiled):
@@ -267,6 +269,7 @@ def _stack_params(plist):
     return jax.tree.map(lambda *xs: jnp.asarray(xs), *plist)
 
 
+@pytest.mark.slow
 def test_vmap_over_dependency_matches_single_runs():
     ds = [0.0, 0.25, 0.5, 0.75, 1.0]
     plist = [EnvParams(dependency=d) for d in ds]

@@ -179,6 +179,7 @@ def _first_mismatch(run) -> str | None:
 CASE_PARAMS = [pytest.param(name, marks=pytest.mark.slow) if name == "default" else name for name in CASES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASE_PARAMS)
 def test_jax_matches_reference(name):
     run = run_case(name)

@@ -461,6 +461,7 @@ def test_a_vmapped_population_member_equals_its_run_alone(small, train_alone):
 # --- the on-policy probe ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sharing", ["shared", "independent"])
 def test_probe_rows_are_turn_major_views_of_staggered_games(staggered, sharing):
     """collect_probe = the agents' staggered games played by the one turn function, each

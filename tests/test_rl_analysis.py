@@ -46,6 +46,7 @@ def random_probes(rng, lead, rows):
 # ----------------------------------------------------------------------------- on-policy CMNI
 
 
+@pytest.mark.slow
 def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
     """Differential: the vectorised pass = the existing `cmni()` per (checkpoint, network) on
     that model's rows, masked as the dataset's inputs are (§5.6), padded units included."""
@@ -76,6 +77,7 @@ def test_onpolicy_cmni_equals_cmni_run_per_checkpoint_on_its_own_rows():
     assert np.isnan(got.p_permutation).all() and got.null.shape == (checkpoints, networks, 0)
 
 
+@pytest.mark.slow
 def test_onpolicy_cmni_scaled_of_a_transformer_equals_its_variant_on_its_own_rows():
     """A transformer's neurons (every one row by row, outputs included) take the same scaled
     pass: each network's on-policy cmni_scaled = `cmni_variants` on that network's rows."""
@@ -380,6 +382,7 @@ def rl_run(tmp_path, tiny_dataset, dataset_cache):
     return run_dir, probes, ordered
 
 
+@pytest.mark.slow
 def test_mirror_cmni_on_an_rl_run(rl_run, tmp_path, monkeypatch, capsys, tiny_dataset):
     """`mirror cmni RUN_DIR` on an RL run: the probes come from the RL layer's reader
     (`mirror.runs.checkpoints.read_probes`, stood in for here where the analysis reads it)."""

@@ -60,6 +60,7 @@ def all_zero(tree) -> bool:
 # --- the separate critic ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config", [RLConfig(**SMALL), RLConfig(**SMALL, sharing="independent", clip_value=True)], ids=["mlp", "independent-clipped"]
 )
@@ -81,6 +82,7 @@ def test_a_shared_critic_trains_the_analysed_torso_by_value_regression():
     assert not all_zero(value_grads["hidden_0"]) and all_zero(value_grads["output"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("widths, activation", [((17, 17), "relu"), ((6,), "tanh"), ((5, 4, 3), "gelu")])
 def test_the_one_pass_forward_equals_the_actor_and_critic_modules(widths, activation):
     key = jax.random.key(2)
@@ -194,6 +196,7 @@ PINNED = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sharing", ["shared", "independent"])
 def test_legacy_settings_reproduce_the_training_before_them(sharing):
     config = RLConfig(**SMALL, sharing=sharing, **LEGACY)

@@ -22,9 +22,8 @@ from conftest import TINY_RL, overrides, rl_values, xla_env
 from test_errors import truncate_item
 
 from mirror.cli.rl import default_rl_config_path
-from mirror.runs.checkpoints import restore_items
+from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager, restore_items
 from mirror.runs.config import load_config
-from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager
 from mirror.runs.rl_files import read_baselines
 from mirror.runs.rl_run import rl_run
 from mirror.sweep.spec import load_sweep

@@ -127,6 +127,7 @@ def test_members_zip_the_population_lists(tmp_path):
     np.testing.assert_array_equal(trainer.weights, [0.0, 0.5])
 
 
+@pytest.mark.slow
 def test_own_view_idle_shown_equals_idle_shown_on_frogs_views():
     from mirror.env import EnvParams, reset
     from mirror.env.observation import observe_given_veil
@@ -162,6 +163,7 @@ def population_interval(tmp_path_factory):
     return trainer.interval(trainer.init())
 
 
+@pytest.mark.slow
 def test_a_population_member_equals_the_same_trial_run_alone(tmp_path, population_interval):
     """lax.map over members: member 1 of a population of three (other seed, D, I, lr, w)
     ends bit-identical to the same trial trained as a population of one."""
@@ -309,6 +311,7 @@ def test_the_checkpoint_is_chosen_in_selection_games_and_reported_in_held_out_on
     assert any(x["return_agent"] != x["return_agent_selection"] for x in lines)  # two different sets of games
 
 
+@pytest.mark.slow
 def test_mirror_cmni_reads_an_rl_run(rl_dir, tmp_path, capsys):
     out = tmp_path / "analysis"
     assert main(["cmni", str(rl_dir), "--out", str(out), "--analysis.permutations", "0", "--analysis.init_seeds", "0", "--analysis.roles", "paper"]) == 0
@@ -317,12 +320,14 @@ def test_mirror_cmni_reads_an_rl_run(rl_dir, tmp_path, capsys):
     assert "member 0: selected epoch" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_same_seed_gives_a_bit_identical_run(rl_dir, dataset_cache, tmp_path):
     again = tmp_path / "again"
     rl_run(tiny_config(dataset_cache), again, log=lambda line: None)
     assert_same_rl_run(rl_dir, again)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_bit_identical(rl_dir, dataset_cache, tmp_path):
     """Stopped after checkpoint 2 with a torn rl_metrics line behind it: the resume trims the
     files back to the checkpoint and ends exactly where the uninterrupted run ends."""

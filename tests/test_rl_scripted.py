@@ -123,6 +123,7 @@ def test_per_game_counts_add_up_to_the_pooled_numbers():
     np.testing.assert_allclose(result["energy0_share"], g["decisions_energy0"].sum() / g["decisions"].sum())
 
 
+@pytest.mark.slow
 def test_scripted_baselines_equal_their_policies_played_alone():
     """The vmapped seatings give each baseline exactly what `evaluate` gives its seating
     alone: pairs pooled over both players; a lone helper's and a frozen partner's player as

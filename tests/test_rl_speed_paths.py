@@ -94,6 +94,7 @@ def _fast_turn(policy, params, env):
     return jax.jit(lambda s, u: play_turn(agent(policy, params), env, s, u, agent_values(policy, params)))
 
 
+@pytest.mark.slow
 def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
     """20 turns of 8 games from random mid-game states (episode ends, veiled views, every
     action, partners in distress): each field of every `Transition` and every game state
@@ -121,6 +122,7 @@ def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
     assert seen_actions == {0, 1, 2, 3} and veiled_views > 0 and ends >= 16 and distress > 0
 
 
+@pytest.mark.slow
 def test_staggered_games_and_their_turns_equal_the_unpacked_reference():
     """The trainer's start (each game played alone by the agent for its own even offset)
     and then 8 turns of the staggered games equal the plain reference field by field, and
@@ -172,6 +174,7 @@ def _energy_critic(params, obs, player):
     return logits, obs[:, 97].astype(jnp.float32)
 
 
+@pytest.mark.slow
 def test_packed_truncation_bootstraps_from_the_pre_reset_view():
     """As tests/test_rl.py for the reference: energies 7 and 3 on the last turn, 20 after
     the reset; the terminal values are the pre-reset views' (7, 3)."""

@@ -35,6 +35,7 @@ class Recording(Tracker):
         self.calls.append(("finish", exit_code, None, self._state()))
 
 
+@pytest.mark.slow
 def test_each_update_is_tracked_as_its_interval_ends(tmp_path, monkeypatch, dataset_cache, tiny_dataset):
     import mirror.runs.rl_experiment
     from mirror.cli import main

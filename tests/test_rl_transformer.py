@@ -149,6 +149,7 @@ def checkpoint_items(run_dir: Path) -> dict:
         manager.close()
 
 
+@pytest.mark.slow
 def test_rl_run_with_the_transformer_torso_writes_checkpoints_and_cmni(transformer_rl_run):
     run_dir = transformer_rl_run
     assert [m["widths"] for m in json.loads((run_dir / "members.json").read_text())] == [[16], [16]]  # the CMNI layer
@@ -166,6 +167,7 @@ def test_rl_run_with_the_transformer_torso_writes_checkpoints_and_cmni(transform
     assert [len(n["rows_per_group"]) for n in summary["rl"]["onpolicy"]] == [3, 3]
 
 
+@pytest.mark.slow
 def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_cache):
     """Member 1 of the run's population (seed 3, lr 3e-3) after 2 updates is bit-identical,
     runner state and all (params with the value head, optimizer, games, key), to the same

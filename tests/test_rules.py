@@ -108,6 +108,7 @@ def line(**cells):
 # --------------------------------------------------------------------------- hop
 
 
+@pytest.mark.slow
 def test_hop_onto_rough_costs_one_energy_and_scores():
     # Frog 15 -> 16 (rough): energy 10 -> 9, score 3 -> 4. anchor floor((16+16)/2) = 16: shift 0.
     s0 = mk(ground=ground([16]), position=(15, 16), energy=(10, 10), score=(3, 4), action_code=(6, 7))

@@ -442,6 +442,7 @@ def test_init_p_values_rank_each_neuron_among_its_layers_init_units():
     np.testing.assert_array_equal(above_init(got, real, layer_of, 0.5), [[False, True, False, False]])
 
 
+@pytest.mark.slow
 def test_a_random_network_gets_no_mirror_neurons_once_calibrated():
     """Sixteen members that are themselves random initialisations (glorot, the init null's
     distribution, other keys) on the planted rows, whose distress flags any unit reading

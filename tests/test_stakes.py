@@ -104,6 +104,7 @@ def test_the_hand_played_regime_has_stakes_to_measure(diagnostics):
     assert rise["mean"] == pytest.approx(d1["help_incentive"] - d0["help_incentive"], abs=1e-9)
 
 
+@pytest.mark.slow
 def test_intervals_are_normal_intervals_over_games():
     env = EnvParams(episode_turns=40, max_energy=5, rough_cost=2, fly_spawn_prob=0.002, obstacle_max_width=8)
     per_game = stakes_per_game(env, jax.random.key(1), 64, K, M)
@@ -123,6 +124,7 @@ def test_the_table_names_every_measure(diagnostics):
         assert words in text
 
 
+@pytest.mark.slow
 def test_the_stakes_preset_meets_its_criteria_by_its_own_diagnostics(tmp_path, capsys):
     """The shipped regime (`env.preset: stakes`): (a) a cooperative surplus of at least 5
     points per 100 decisions at D = 1; (b) the help incentive at D = 1 above that at D = 0

@@ -293,14 +293,14 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
 # ----------------------------------------------------------------------------- orchestration
 
 
+@pytest.mark.slow
 def test_rl_sweep_end_to_end(tmp_path, capsys):
     """`mirror sweep` on an RL sweep file with the real trainer: one RL population run of
     both trials, then per trial its own dataset (its D), its networks' checkpoints and
     probes, its analysis and its row of summary.csv, which agree with the population run's
     files. A sweep killed after one trial was analysed resumes without training again and
     analyses only the other trial."""
-    from mirror.runs.checkpoints import read_metrics
-    from mirror.runs.checkpoints import read_probes
+    from mirror.runs.checkpoints import read_metrics, read_probes
     from mirror.runs.rl_files import read_baselines
 
     rl = {"num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 1,

@@ -89,6 +89,7 @@ def member_slice(params, member: int, widths):
 # -- randomness ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3, 25, 1000, 65_537])
 def test_feistel_permutation_is_a_permutation_and_keyed(n):
     perm = np.asarray(feistel_permutation(jax.random.key(0), n))

@@ -71,6 +71,7 @@ def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
 # -- the module ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_shapes_and_activations_follow_the_mlp_convention():
     params = random_params(0, depth=3, d_model=16, heads=4, mlp_ratio=3)
     assert params["position"].shape == (W + 1, 16)  # W cell tokens + energy
@@ -172,6 +173,7 @@ def test_l2_covers_every_kernel_but_embeddings_and_layernorm():
 # -- training -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
     population = transformer_config(
         "--train.population_seeds", "[0, 1]", "--train.population_lrs", "[1.0e-3, 3.0e-3]",
@@ -194,6 +196,7 @@ def test_transformer_learns_and_a_population_member_equals_it_trained_alone():
 
 # -- run directories ----------------------------------------------------------------
 
+@pytest.mark.slow
 def test_transformer_run_resumes_bit_exactly_after_an_interruption(tiny_transformer_run, tiny_dataset, dataset_cache, tmp_path, monkeypatch, capsys):
     """The tiny transformer run again (`mirror train`), stopped during epoch 2 once
     checkpoint 1 is complete (4 epochs of its 5 to go), then `mirror train --resume`: it
@@ -253,6 +256,7 @@ def reference_cmni(params, x, groups, activation="relu"):
     return mu, mns, mns.sum() / len(mns)
 
 
+@pytest.mark.slow
 def test_cmni_of_stacked_transformers_matches_a_hand_computation():
     from mirror.analysis.cmni import cmni, neuron_layout
 
@@ -274,6 +278,7 @@ def test_cmni_of_stacked_transformers_matches_a_hand_computation():
     np.testing.assert_array_equal(result.counts, [np.sum(groups == g) for g in range(3)])
 
 
+@pytest.mark.slow
 def test_variants_nulls_and_moments_run_unchanged_over_transformers():
     from mirror.analysis.cmni import cmni, permutation_null
     from mirror.analysis.moments import scenario_moments
@@ -304,6 +309,7 @@ def test_variants_nulls_and_moments_run_unchanged_over_transformers():
     np.testing.assert_allclose(moments.mean[..., :3], result.mu, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cmni_on_a_transformer_run_directory(tiny_transformer_run, tiny_dataset, tmp_path):
     import csv
     import json
@@ -357,6 +363,7 @@ def test_mlp_config_dicts_and_hashes_are_unchanged_by_the_model_kind():
 # -- residual-stream neurons (model.transformer.residual_neurons) ------------------------
 
 
+@pytest.mark.slow
 def test_residual_neurons_read_out_each_blocks_stream_and_change_nothing_else(tmp_path):
     from conftest import rl_values
 
