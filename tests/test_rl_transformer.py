@@ -186,10 +186,10 @@ def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_ca
     assert not np.array_equal(together[sorted(together)[0]][0], together[sorted(together)[0]][1])
 
 
-def test_actor_critic_init_null_draws_the_transformer_actor_critics_init(transformer_rl_run):
+def test_actor_critic_init_null_draws_the_transformer_actor_critics_init():
     """The RL random-init null of a transformer run: fresh actor-critics' CMNI layers (the
-    logits' orthogonal 0.01 init, not the supervised glorot one; no value head). After the
-    run's analysis, so its compiled init (same architecture and inputs) is reused."""
+    logits' orthogonal 0.01 init, not the supervised glorot one; no value head). In the whole
+    suite it runs after the run's analysis above, which compiled the same init."""
     num_inputs = obs_size(32)
     like = jax.eval_shape(lambda k: init_transformer_actor_critic(k, ARCH, num_inputs=num_inputs), jax.random.key(0))
     batch = init_transformer_batch(jax.random.key(3), 2, like, num_inputs=num_inputs, kernel_init=ACTOR_CRITIC_INIT)
