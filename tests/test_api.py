@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_DATA, TINY_RL
+from conftest import TINY_DATA
 
 import mirror
 from mirror.analysis.groups import cmni_groups
@@ -100,18 +100,18 @@ def test_make_supervised_train_equals_mirror_train(tiny_run, tiny_dataset):
 
 @pytest.mark.slow
 def test_make_train_is_a_population_of_ppo_runs():
-    """Member m of make_train(config, env, members=2)(key) is PPO's own train(split(key)[m]),
-    and its params are the analysed actors."""
-    ppo_fields = {k: v for k, v in TINY_RL.items() if k not in ("eval_games", "eval_turns", "probe_games", "probe_turns")}
-    rl = mirror.RLConfig(**{**ppo_fields, "updates": 2, "checkpoint_every": 1, "update_epochs": 1})
-    env = mirror.EnvParams(dependency=0.5)
-    key = jax.random.key(3)
-    out = jax.jit(mirror.make_train(rl, env, members=2))(key)
-    assert out.metrics["loss"].shape == (2, rl.updates)
-    assert out.params["hidden_0"]["kernel"].shape == (2, obs_size(32), rl.hidden[0])
-    assert out.params["output"]["kernel"].shape == (2, rl.hidden[-1], 4)
+    """Member m of make_train(config, env, members=4)(key) is PPO's own train(split(key)[m]),
+    and its params are the analysed actors. The population is examples/rl_cmni.py's at its
+    small size, so that the example's run (tests/test_examples.py) finds it compiled."""
+    rl = mirror.RLConfig(num_envs=16, num_steps=16, updates=2, checkpoint_every=1)
+    env = mirror.EnvParams(dependency=1.0)
+    key, members = jax.random.key(0), 4
+    out = jax.jit(mirror.make_train(rl, env, members=members))(key)
+    assert out.metrics["loss"].shape == (members, rl.updates)
+    assert out.params["hidden_0"]["kernel"].shape == (members, obs_size(32), rl.hidden[0])
+    assert out.params["output"]["kernel"].shape == (members, rl.hidden[-1], 4)
     train_one = jax.jit(ppo_make_train(rl, env))
-    for m, k in enumerate(jax.random.split(key, 2)):
+    for m, k in enumerate(jax.random.split(key, members)):
         runner, _ = train_one(k)
         alone = network_params(jax.tree.map(lambda x: x[None], runner.params), rl.sharing)
         jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[m], b[0]), out.params, alone)
