@@ -108,20 +108,21 @@ def pytest_configure(config: pytest.Config) -> None:
 # ----------------------------------------------------------------------------- scheduling
 
 # Seconds each test file took (tests/test_<name>.py: without its slow tests, with them) in
-# a cold two-worker session, setup included (refreshed from `--durations=0` of a clean run). pytest-xdist's `--dist loadfile` hands out
+# a cold two-worker session, setup included. pytest-xdist's `--dist loadfile` hands out
 # whole files in collection order, so the longest go first and the short ones fill the gaps
 # at the end (`--no-loadscope-reorder` keeps this order; xdist's own puts the files with the
 # most tests first, which left the few long ones to run alone at the end). An estimate, not
 # a measurement: a file not listed counts as 5 s.
 FILE_SECONDS = {
-    "rl_run": (27, 125), "rl_hosts": (0, 118), "sweep": (1, 102), "rl": (34, 78), "transformer": (7, 59),
-    "train": (9, 57), "errors": (3, 49), "rl_transformer": (4, 46), "rl_analysis": (15, 43), "rl_critic": (6, 38),
-    "sweep_rl": (2, 37), "live_tracking": (0, 36), "examples": (0, 33), "ablate": (16, 32), "obs_width": (1, 31),
-    "rl_speed_paths": (7, 28), "probe_labels": (8, 25), "api": (2, 24), "reference_diff": (2, 23), "stakes": (4, 21),
-    "house": (3, 21), "cli_and_rollout": (7, 19), "significance": (14, 19), "cmni": (16, 16), "experiment": (0, 16),
-    "rl_scripted": (8, 14), "properties": (7, 13), "sweep_compare": (0, 11), "cmni_variants": (8, 8),
-    "data_pipeline": (3, 8), "class_weights": (8, 8), "seed_verdicts": (1, 7), "labels": (7, 7), "analysis": (1, 7),
-    "rl_tracking": (0, 7), "play_agent": (3, 7), "play_and_figures": (6, 6), "processing": (6, 6),
+    "rl_run": (102, 240), "sweep": (2, 206), "rl": (85, 149), "train": (35, 147), "errors": (132, 136),
+    "rl_hosts": (0, 133), "transformer": (118, 118), "rl_critic": (88, 88), "rl_analysis": (85, 85),
+    "obs_width": (37, 77), "rl_transformer": (77, 77), "live_tracking": (2, 73), "ablate": (70, 70),
+    "probe_labels": (11, 55), "sweep_rl": (54, 54), "stakes": (44, 44), "significance": (43, 43),
+    "reference_diff": (20, 42), "cmni": (38, 38), "cli_and_rollout": (12, 35), "rl_speed_paths": (31, 31),
+    "data_pipeline": (20, 29), "sweep_compare": (0, 25), "experiment": (0, 22), "house": (6, 21),
+    "play_agent": (20, 20), "play_and_figures": (19, 19), "seed_verdicts": (2, 19), "properties": (17, 17),
+    "rl_scripted": (15, 15), "class_weights": (15, 15), "processing": (12, 12), "cmni_variants": (12, 12),
+    "analysis": (1, 12), "dataset_phases": (11, 11), "hypotheses": (9, 9), "rl_tracking": (8, 8),
 }  # fmt: skip
 
 
