@@ -135,3 +135,14 @@ def test_play_with_the_oracle_policy_makes_progress(capsys):
     frog, toad = (int(x.strip(" ,")) for x in final.split("turns: Frog")[1].split("Toad"))
     # 20 turns each: the oracle hops on solid ground and leaps or jumps otherwise.
     assert frog >= 15 and toad >= 15
+
+
+def test_the_default_configs_are_found_from_any_working_directory(tmp_path, monkeypatch):
+    """`mirror run` and `mirror rl` without --config read the repository's quickstart
+    configs even when started outside the repository."""
+    from mirror.cli.commands import default_config_path
+    from mirror.cli.rl import default_rl_config_path
+
+    monkeypatch.chdir(tmp_path)
+    assert default_config_path().is_file() and default_config_path().name == "quickstart.yaml"
+    assert default_rl_config_path().is_file() and default_rl_config_path().name == "rl_quickstart.yaml"

@@ -160,7 +160,7 @@ QUICKSTART = "configs/quickstart.yaml"
 def default_config_path() -> Path:
     """configs/quickstart.yaml from the working directory, else from the repository."""
     here = Path(QUICKSTART)
-    return here if here.is_file() else Path(__file__).resolve().parents[1] / QUICKSTART
+    return here if here.is_file() else Path(__file__).resolve().parents[2] / QUICKSTART
 
 
 def run_experiment_command(args, overrides=()) -> int:

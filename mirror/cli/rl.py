@@ -43,7 +43,7 @@ def register(sub) -> None:
 def default_rl_config_path() -> Path:
     """configs/rl_quickstart.yaml from the working directory, else from the repository."""
     here = Path(RL_QUICKSTART)
-    return here if here.is_file() else Path(__file__).resolve().parents[1] / RL_QUICKSTART
+    return here if here.is_file() else Path(__file__).resolve().parents[2] / RL_QUICKSTART
 
 
 def rl_target(args, overrides):
