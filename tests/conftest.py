@@ -107,22 +107,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ----------------------------------------------------------------------------- scheduling
 
-# Seconds each test file took (tests/test_<name>.py: without its slow tests, with them) in
-# a cold two-worker session, setup included. pytest-xdist's `--dist loadfile` hands out
-# whole files in collection order, so the longest go first and the short ones fill the gaps
-# at the end (`--no-loadscope-reorder` keeps this order; xdist's own puts the files with the
-# most tests first, which left the few long ones to run alone at the end). An estimate, not
-# a measurement: a file not listed counts as 5 s.
+# Seconds each test file takes (tests/test_<name>.py): its developer loop (-m "not slow",
+# warm compilation cache), and all of it in a cold two-worker session, setup included.
+# pytest-xdist's `--dist loadfile` hands out whole files in collection order, so the longest
+# go first and the short ones fill the gaps at the end (`--no-loadscope-reorder` keeps this
+# order; xdist's own puts the files with the most tests first, which left the few long ones
+# to run alone at the end). An estimate, not a measurement: a file not listed counts as 5 s.
 FILE_SECONDS = {
-    "rl_run": (102, 240), "sweep": (2, 206), "rl": (85, 149), "train": (35, 147), "errors": (132, 136),
-    "rl_hosts": (0, 133), "transformer": (118, 118), "rl_critic": (88, 88), "rl_analysis": (85, 85),
-    "obs_width": (37, 77), "rl_transformer": (77, 77), "live_tracking": (2, 73), "ablate": (70, 70),
-    "probe_labels": (11, 55), "sweep_rl": (54, 54), "stakes": (44, 44), "significance": (43, 43),
-    "reference_diff": (20, 42), "cmni": (38, 38), "cli_and_rollout": (12, 35), "rl_speed_paths": (31, 31),
-    "data_pipeline": (20, 29), "sweep_compare": (0, 25), "experiment": (0, 22), "house": (6, 21),
-    "play_agent": (20, 20), "play_and_figures": (19, 19), "seed_verdicts": (2, 19), "properties": (17, 17),
-    "rl_scripted": (15, 15), "class_weights": (15, 15), "processing": (12, 12), "cmni_variants": (12, 12),
-    "analysis": (1, 12), "dataset_phases": (11, 11), "hypotheses": (9, 9), "rl_tracking": (8, 8),
+    "rl_run": (1, 240), "sweep": (1, 206), "rl": (12, 149), "train": (6, 147), "errors": (1, 136),
+    "rl_hosts": (0, 133), "transformer": (5, 118), "rl_critic": (3, 88), "rl_analysis": (8, 85),
+    "obs_width": (1, 77), "rl_transformer": (1, 77), "live_tracking": (0, 73), "ablate": (7, 70),
+    "probe_labels": (5, 55), "sweep_rl": (1, 54), "stakes": (2, 44), "significance": (5, 43),
+    "reference_diff": (2, 42), "cmni": (9, 38), "cli_and_rollout": (2, 35), "rl_speed_paths": (4, 31),
+    "data_pipeline": (2, 29), "sweep_compare": (0, 25), "experiment": (0, 22), "house": (3, 21),
+    "play_agent": (3, 20), "seed_verdicts": (1, 19), "play_and_figures": (5, 19), "properties": (4, 17),
+    "rl_scripted": (3, 15), "class_weights": (3, 15), "processing": (4, 12), "analysis": (1, 12),
+    "cmni_variants": (3, 12), "dataset_phases": (3, 11), "hypotheses": (2, 9), "rl_tracking": (0, 8),
+    "labels": (6, 6), "scroll_anchor": (4, 5), "rules": (3, 5), "api": (2, 5), "tracking": (2, 5),
 }  # fmt: skip
 
 
