@@ -187,6 +187,7 @@ def test_jax_matches_reference(name):
     assert mismatch is None, f"[{name}] {mismatch}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CASE_PARAMS)
 def test_jax_dtypes(name):
     run = run_case(name)

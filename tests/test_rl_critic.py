@@ -75,6 +75,7 @@ def test_the_value_loss_never_reaches_the_separate_actor(config):
     assert not all_zero(policy_grads["actor"]["hidden_0"]) and not all_zero(policy_grads["actor"]["output"])
 
 
+@pytest.mark.slow
 def test_a_shared_critic_trains_the_analysed_torso_by_value_regression():
     """The fault the separate critic removes (`rl.critic: shared`): the value loss moves the
     hidden layers the CMNI measures."""
