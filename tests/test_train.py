@@ -412,22 +412,29 @@ def test_nan_in_a_single_run_keeps_the_last_good_checkpoint(tiny_dataset, datase
     assert json.loads((run_dir / "test_metrics.json").read_text())["epoch"] == 1
 
 
-@pytest.mark.slow  # the tiny run, then an interrupted one
-def test_interrupted_run_resumes_to_the_same_result(tiny_run, tiny_dataset, dataset_cache, tmp_path, monkeypatch):
-    config = tiny_config(dataset_cache)  # the shared tiny run's: it is the uninterrupted reference
+def interrupt_during_epoch(monkeypatch, stop: int):
+    """Make `mirror train` raise KeyboardInterrupt as epoch `stop` begins (a kill mid-run,
+    in this process); returns the real `make_train` to put back."""
     real_make_train = run_module.make_train
 
     def interrupted_make_train(*args, **kwargs):
         trainer = real_make_train(*args, **kwargs)
 
         def epoch(state, epoch, active=None):
-            if epoch == 3:
-                raise KeyboardInterrupt("simulated kill during epoch 3")
+            if epoch == stop:
+                raise KeyboardInterrupt(f"simulated kill during epoch {stop}")
             return trainer.epoch(state, epoch, active)
 
         return trainer._replace(epoch=epoch)
 
     monkeypatch.setattr(run_module, "make_train", interrupted_make_train)
+    return real_make_train
+
+
+@pytest.mark.slow  # the tiny run, then an interrupted one
+def test_interrupted_run_resumes_to_the_same_result(tiny_run, tiny_dataset, dataset_cache, tmp_path, monkeypatch):
+    config = tiny_config(dataset_cache)  # the shared tiny run's: it is the uninterrupted reference
+    real_make_train = interrupt_during_epoch(monkeypatch, 3)
     interrupted = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
         train_run(config, interrupted, tiny_dataset, log=lambda line: None)

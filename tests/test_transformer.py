@@ -205,25 +205,13 @@ def test_transformer_run_resumes_bit_exactly_after_an_interruption(tiny_transfor
     test_train's test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run, the same
     resume path."""
     from conftest import tiny_transformer_args
-    from test_train import assert_same_run
+    from test_train import assert_same_run, interrupt_during_epoch
 
     from mirror.cli import main
     from mirror.runs import train_run as run_module
     from mirror.runs.checkpoints import load_run
 
-    real_make_train = run_module.make_train
-
-    def interrupted_make_train(*args, **kwargs):
-        trainer = real_make_train(*args, **kwargs)
-
-        def epoch(state, epoch, active=None):
-            if epoch == 2:
-                raise KeyboardInterrupt("simulated kill during epoch 2")
-            return trainer.epoch(state, epoch, active)
-
-        return trainer._replace(epoch=epoch)
-
-    monkeypatch.setattr(run_module, "make_train", interrupted_make_train)
+    real_make_train = interrupt_during_epoch(monkeypatch, 2)
     killed = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
         main(tiny_transformer_args(killed, dataset_cache))
