@@ -16,8 +16,6 @@ All functions take numpy arrays with any leading model axes and neurons last.
 
 import numpy as np
 
-from mirror.agents.units import neuron_name
-
 OTHER, MIRROR, DIFFERENTIATING = 0, 1, 2
 ROLE_NAMES = ("other", "mirror", "differentiating")
 
