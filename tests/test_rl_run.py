@@ -21,7 +21,7 @@ from mirror.cli import main
 from mirror.data.labels import idle_shown
 from mirror.rl.config import RLConfigError, rl_config
 from mirror.rl.population import PopulationTrainer, own_view_idle_shown, rl_members
-from mirror.runs.checkpoints import RL_ITEMS, Network, load_run, open_rl_manager, read_probes, read_rl_run
+from mirror.runs.checkpoints import RL_ITEMS, Network, load_run, open_rl_manager, read_probes, read_rl_run, restore_rl_state
 from mirror.runs.config import load_config
 from mirror.runs.rl_files import read_baselines, read_rl_metrics
 from mirror.runs.rl_run import rl_run
@@ -349,6 +349,21 @@ def test_interrupted_run_resumes_bit_identical(rl_dir, dataset_cache, tmp_path):
     assert f"resuming {run_dir.absolute()} after update 2" in logs
     assert result.last_update == TINY_RL["updates"]
     assert_same_rl_run(rl_dir, run_dir)
+
+
+def test_a_restored_state_lowers_to_the_programs_of_a_fresh_one(rl_dir, dataset_cache):
+    """Restored arrays are not committed to a device, as a fresh state's are not: jit
+    specialises on placement, so a resumed run would otherwise compile every program again."""
+    trainer = PopulationTrainer(tiny_config(dataset_cache))
+    fresh = trainer.init()
+    manager = open_rl_manager(rl_dir, read_only=True)
+    try:
+        restored, _ = restore_rl_state(manager, 2, jax.eval_shape(lambda: trainer.unpad(trainer.init())))
+    finally:
+        manager.close()
+    assert not any(leaf.committed for leaf in jax.tree.leaves(restored))
+    program = jax.jit(lambda runner: jax.tree.map(lambda x: x, runner))
+    assert program.lower(restored).as_text() == program.lower(fresh).as_text()
 
 
 def test_resume_refuses_other_critic_settings_and_keeps_every_checkpoint(rl_dir, dataset_cache, tmp_path):

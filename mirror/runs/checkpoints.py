@@ -417,7 +417,7 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
     with tidy_event_loops():
         try:
             restored = manager.restore(epoch, args=args(like))
-            return {name: restored[name] for name in like}
+            return {name: restored[name] if sharding is not None else uncommitted(restored[name]) for name in like}
         except Exception as err:  # noqa: BLE001  (whatever TensorStore raises)
             cause = err
         for name in like:  # which item: read each alone
@@ -426,6 +426,14 @@ def restore_items(manager: ocp.CheckpointManager, epoch: int, like: dict, shardi
             except Exception as err:  # noqa: BLE001
                 raise CheckpointError(f"checkpoint {where} cannot be read: its {name} item is truncated or corrupted ({_root_cause(err)})") from err
     raise CheckpointError(f"checkpoint {where} cannot be read, it is truncated or corrupted ({_root_cause(cause)})") from cause
+
+
+def uncommitted(tree):
+    """`tree` with its device arrays placed on the default device without committing them,
+    as a fresh program's outputs are. jit compiles a program per argument placement, and
+    Orbax restores arrays committed to a device: a resumed run, or best params evaluated
+    after training, would otherwise compile a second copy of every program it calls."""
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)) if isinstance(x, jax.Array) else x, tree)
 
 
 class _TidyEventLoop(asyncio.SelectorEventLoop):
