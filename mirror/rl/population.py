@@ -23,6 +23,7 @@ of one `RLConfig` in one game, `train(key)` as PureJaxRL's, networks ready for t
 """
 
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import jax
@@ -183,6 +184,49 @@ def network_params(params, sharing: str):
     return jax.tree.map(lambda x: x.reshape((x.shape[0] * 2,) + x.shape[2:]), layers)
 
 
+@functools.lru_cache(maxsize=8)
+def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy, probe_games, probe_turns, mapping, mesh):
+    """The jitted (init, interval, evaluate, baselines, probe) programs of a population of
+    `ppo` runs; the member settings are their arguments. Memoised: trainers of the same
+    settings in one process share their programs, which jit then traces, lowers and
+    compiles once, not once per trainer (a sweep's populations, a resumed run)."""
+    policy = make_policy(ppo)
+
+    def trainer(env, lr, w):
+        return make_trainer(ppo, env, lr=lr, partner_reward_weight=w)
+
+    def init_member(seed, env, lr, w):
+        return trainer(env, lr, w).init(jax.random.key(seed))
+
+    def interval_member(runner, env, lr, w):
+        return trainer(env, lr, w).run(runner, ppo.checkpoint_every)
+
+    def eval_member(params, env, key):
+        return evaluate(agent_policy(policy, params), env, key, eval_games, eval_turns)
+
+    def baselines_member(env, key):
+        out = {"behaviour": evaluate(behaviour_policy(), env, key, eval_games, eval_turns)}
+        scripted = scripted_baselines(env, key, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy)
+        return {**out, **scripted}
+
+    def probe_member(params, env, key):
+        return collect_probe(policy, params, env, key, probe_games, probe_turns, ppo.sharing)
+
+    def program(fn, members: int, shared: int = 0):
+        """`fn(*per_member, *shared)` over the members: mapped, and split over the mesh."""
+
+        def body(*args):
+            per_member, rest = args[:members], args[members:]
+            return map_members(lambda *xs: fn(*xs, *rest), per_member, mapping)
+
+        if mesh is not None:
+            pop, rep = PartitionSpec(POP_AXIS), PartitionSpec()
+            body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
+        return jax.jit(body)
+
+    return program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1), program(probe_member, 2, 1)
+
+
 class PopulationTrainer:
     """The compiled programs of a population run (see the module docstring).
 
@@ -210,45 +254,11 @@ class PopulationTrainer:
         self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
         self.policy = make_policy(self.config)
         self.networks_per_member = networks_per_member(self.config.sharing)
-        ppo, s, mapping, policy = self.config, self.settings, self.mapping, self.policy
-
-        def trainer(env, lr, w):
-            return make_trainer(ppo, env, lr=lr, partner_reward_weight=w)
-
-        def init_member(seed, env, lr, w):
-            return trainer(env, lr, w).init(jax.random.key(seed))
-
-        def interval_member(runner, env, lr, w):
-            return trainer(env, lr, w).run(runner, ppo.checkpoint_every)
-
-        def eval_member(params, env, key):
-            return evaluate(agent_policy(policy, params), env, key, s.eval_games, s.eval_turns)
-
-        def baselines_member(env, key):
-            out = {"behaviour": evaluate(behaviour_policy(), env, key, s.eval_games, s.eval_turns)}
-            scripted = scripted_baselines(env, key, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy)
-            return {**out, **scripted}
-
-        def probe_member(params, env, key):
-            return collect_probe(policy, params, env, key, s.probe_games, s.probe_turns, ppo.sharing)
-
-        def program(fn, members: int, shared: int = 0):
-            """`fn(*per_member, *shared)` over the members: mapped, and split over the mesh."""
-
-            def body(*args):
-                per_member, rest = args[:members], args[members:]
-                return map_members(lambda *xs: fn(*xs, *rest), per_member, mapping)
-
-            if mesh is not None:
-                pop, rep = PartitionSpec(POP_AXIS), PartitionSpec()
-                body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
-            return jax.jit(body)
-
-        self._init = program(init_member, 4)
-        self._interval = program(interval_member, 4)
-        self._evaluate = program(eval_member, 2, 1)
-        self._baselines = program(baselines_member, 1, 1)
-        self._probe = program(probe_member, 2, 1)
+        s = self.settings
+        self._init, self._interval, self._evaluate, self._baselines, self._probe = _population_programs(
+            self.config, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy,
+            s.probe_games, s.probe_turns, self.mapping, mesh,
+        )  # fmt: skip
 
     @property
     def num_networks(self) -> int:
