@@ -77,11 +77,14 @@ def per_game_stakes(results: dict) -> dict:
     }
 
 
+# One jitted function for every call: each D of a diagnosis then reuses its compiled program.
+_play = jax.jit(scripted_baselines, static_argnums=(2, 3))
+
+
 def stakes_per_game(env_params: EnvParams, key: jax.Array, games: int, max_partner_energy: int, min_own_energy: int) -> dict:
     """`per_game_stakes` of one env: every scripted pairing plays `games` whole episodes."""
     turns = int(env_params.episode_turns)
-    play = jax.jit(scripted_baselines, static_argnums=(2, 3))
-    results = play(env_params, key, games, turns, max_partner_energy, min_own_energy)
+    results = _play(env_params, key, games, turns, max_partner_energy, min_own_energy)
     return per_game_stakes(jax.device_get(results))
 
 
