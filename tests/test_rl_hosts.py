@@ -16,10 +16,10 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 import yaml
 from conftest import TINY_RL, overrides, rl_values, xla_env
-from test_errors import truncate_item
 
 from mirror.cli.rl import default_rl_config_path
 from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager, restore_items
@@ -46,15 +46,15 @@ def free_slurm_job_id() -> str:
     raise AssertionError("no free port for the coordinator")
 
 
-def two_processes(args: list[str], cwd: Path) -> list[str]:
-    """`mirror ARGS` as the two tasks of a Slurm job on this machine, one CPU device each;
-    their logs once both have exited (both must succeed)."""
+def two_processes(args: list[str], cwd: Path, script: str | None = None) -> list[str]:
+    """`mirror ARGS` (or `python -c SCRIPT ARGS`) as the two tasks of a Slurm job on this
+    machine, one CPU device each; their logs once both have exited (both must succeed)."""
     job = free_slurm_job_id()
     procs = []
     for rank in (0, 1):
         env = xla_env(devices=1, SLURM_JOB_ID=job, SLURM_NTASKS="2", SLURM_PROCID=str(rank), SLURM_LOCALID=str(rank),
                       SLURM_STEP_NODELIST="localhost", PYTHONUNBUFFERED="1")  # fmt: skip
-        cmd = [sys.executable, "-m", "mirror.cli", *args]
+        cmd = [sys.executable, *(["-m", "mirror.cli"] if script is None else ["-c", script]), *args]
         procs.append(subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     try:
         logs = [p.communicate(timeout=900)[0] for p in procs]
@@ -72,6 +72,16 @@ def checkpoints(run_dir: Path) -> dict:
     manager = open_rl_manager(run_dir, read_only=True)
     try:
         return {u: restore_items(manager, u, dict.fromkeys(RL_ITEMS)) for u in manager.all_steps()}
+    finally:
+        manager.close()
+
+
+def set_aside_items(run_dir: Path, update: int, items: tuple) -> dict:
+    """Items of checkpoint `update` that a resume set aside (corrupt-checkpoints/), read in this process."""
+    options = ocp.CheckpointManagerOptions(read_only=True, create=False, enable_async_checkpointing=False)
+    manager = ocp.CheckpointManager(run_dir / "corrupt-checkpoints", options=options)
+    try:
+        return restore_items(manager, update, dict.fromkeys(items))
     finally:
         manager.close()
 
@@ -102,7 +112,38 @@ def assert_same_training(a: Path, b: Path, updates: list[int], same_config: bool
 ALL_UPDATES = list(range(TINY_RL["checkpoint_every"], TINY_RL["updates"] + 1, TINY_RL["checkpoint_every"]))
 
 
-@pytest.mark.slow  # two processes, twice, and the population trained once more in this one
+# `mirror rl --distributed` in each of the two processes, then process 0 damages the last
+# checkpoint's probe and both run `mirror rl --distributed --resume`. A process joins
+# jax.distributed once, so the resume reuses the first run's mesh (and its compiled
+# programs), and the first run's closing shutdown is a barrier instead.
+FRESH_THEN_RESUME = """
+import sys
+from pathlib import Path
+
+import jax
+from jax.experimental import multihost_utils
+
+import mirror.cli.rl as cli_rl
+from mirror.cli import main
+
+sys.path.insert(0, "tests")
+from test_errors import truncate_item
+
+run_dir, args = Path(sys.argv[1]), sys.argv[2:]
+meshes, real_mesh, real_shutdown = [], cli_rl.distributed_mesh, jax.distributed.shutdown
+cli_rl.distributed_mesh = lambda: meshes[0] if meshes else meshes.append(real_mesh()) or meshes[0]
+jax.distributed.shutdown = lambda: multihost_utils.sync_global_devices("first run done")
+assert main(["rl", "--distributed", "--run-dir", str(run_dir), *args]) == 0
+if jax.process_index() == 0:
+    truncate_item(run_dir / "checkpoints" / "6", "probe")
+multihost_utils.sync_global_devices("damaged")
+print("=== resume ===", flush=True)
+jax.distributed.shutdown = real_shutdown
+assert main(["rl", "--distributed", "--resume", str(run_dir)]) == 0
+"""
+
+
+@pytest.mark.slow  # two processes, and the population trained once more in this one
 def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_dataset, dataset_cache, tmp_path):
     """Two members, one on each process's device: the run, and its resume after a damaged
     checkpoint, equal the same population trained in this process."""
@@ -110,25 +151,29 @@ def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_datas
     one = tmp_path / "one"
     rl_run(load_config(default_rl_config_path(), overrides(values)), one, log=lambda line: None)  # the config `mirror rl` composes
     two = tmp_path / "two"
-    logs = two_processes(["rl", "--distributed", "--run-dir", str(two), *overrides(values)], REPO)
-    for log in logs:
+    logs = two_processes([str(two), *overrides(values)], REPO, script=FRESH_THEN_RESUME)
+    (fresh, resumed) = zip(*(log.split("=== resume ===\n") for log in logs))
+    for log in fresh:
         assert "2 member(s) over 2 devices of 2 processes" in log, log[-3000:]
-    assert "report: " in logs[0] and "report: " not in logs[1]  # process 0 analyses
-    assert_same_training(one, two, ALL_UPDATES)
+    assert "report: " in fresh[0] and "report: " not in fresh[1]  # process 0 analyses
     for item in ("params", "rl_state", "probe"):  # saved by both processes together, each its own shards
         assert {"ocdbt.process_0", "ocdbt.process_1"} <= {p.name for p in (two / "checkpoints" / "6" / item).iterdir()}, item
-    assert (two / "report.md").is_file() and len((two / "cmni.csv").read_text().splitlines()) == 1 + 3 * 2
 
     # Resumed by both processes after the last checkpoint's probe was damaged: process 0 sets
     # it aside, both restore checkpoint 4 and train updates 5 and 6 again, bit for bit.
-    truncate_item(two / "checkpoints" / "6", "probe")
-    logs = two_processes(["rl", "--distributed", "--resume", str(two)], REPO)
-    assert f"checkpoint {two / 'checkpoints' / '6'} cannot be read: its probe item" in logs[0]
-    assert "warning:" not in logs[1]
-    for log in logs:
+    assert f"checkpoint {two / 'checkpoints' / '6'} cannot be read: its probe item" in resumed[0]
+    assert "warning:" not in resumed[1]
+    for log in resumed:
         assert f"resuming {two} after update 4" in log, log[-3000:]
-    assert (two / "corrupt-checkpoints" / "6").is_dir()
+    assert "report: " in resumed[0] and "report: " not in resumed[1]
     assert_same_training(one, two, ALL_UPDATES)
+    # and the first run's checkpoint 6, set aside, held the same arrays but for its damaged probe
+    set_aside = set_aside_items(two, 6, ("params", "rl_state"))
+    for item, arrays in checkpoints(one)[6].items():
+        if item in set_aside:
+            for x, y in zip(jax.tree.leaves(arrays), jax.tree.leaves(set_aside[item]), strict=True):
+                np.testing.assert_array_equal(x, y)
+    assert (two / "report.md").is_file() and len((two / "cmni.csv").read_text().splitlines()) == 1 + 3 * 2
 
 
 @pytest.mark.slow  # two processes
