@@ -21,7 +21,6 @@ played under the same key, again game by game.
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mirror.env import EnvParams

@@ -121,9 +121,9 @@ import orbax.checkpoint as ocp
 import yaml
 
 from mirror.agents.models import arch_of, init_model_params, unpad_model_params
-from mirror.runs.config import Config, load_config
-from mirror.env.constants import obs_size
 from mirror.base.errors import CheckpointError, TrainError
+from mirror.env.constants import obs_size
+from mirror.runs.config import Config, load_config
 from mirror.train.population import Member, padded_widths
 
 CONFIG_FILE = "config.yaml"
