@@ -168,11 +168,10 @@ def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_datas
     assert "report: " in resumed[0] and "report: " not in resumed[1]
     assert_same_training(one, two, ALL_UPDATES)
     # and the first run's checkpoint 6, set aside, held the same arrays but for its damaged probe
-    set_aside = set_aside_items(two, 6, ("params", "rl_state"))
-    for item, arrays in checkpoints(one)[6].items():
-        if item in set_aside:
-            for x, y in zip(jax.tree.leaves(arrays), jax.tree.leaves(set_aside[item]), strict=True):
-                np.testing.assert_array_equal(x, y)
+    reference, set_aside = checkpoints(one)[6], set_aside_items(two, 6, ("params", "rl_state"))
+    for item, arrays in set_aside.items():
+        for x, y in zip(jax.tree.leaves(reference[item]), jax.tree.leaves(arrays), strict=True):
+            np.testing.assert_array_equal(x, y)
     assert (two / "report.md").is_file() and len((two / "cmni.csv").read_text().splitlines()) == 1 + 3 * 2
 
 

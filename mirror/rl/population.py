@@ -186,8 +186,8 @@ def network_params(params, sharing: str):
 
 @functools.lru_cache(maxsize=8)
 def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy, probe_games, probe_turns, mapping, mesh):
-    """The jitted (init, interval, evaluate, baselines, probe) programs of a population of
-    `ppo` runs; the member settings are their arguments. Memoised: trainers of the same
+    """The policy and the jitted (init, interval, evaluate, baselines, probe) programs of a
+    population of `ppo` runs; the member settings are their arguments. Memoised: trainers of the same
     settings in one process share their programs, which jit then traces, lowers and
     compiles once, not once per trainer (a sweep's populations, a resumed run)."""
     policy = make_policy(ppo)
@@ -224,7 +224,7 @@ def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy,
             body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
         return jax.jit(body)
 
-    return program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1), program(probe_member, 2, 1)
+    return policy, program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1), program(probe_member, 2, 1)
 
 
 class PopulationTrainer:
@@ -252,10 +252,9 @@ class PopulationTrainer:
         self.seeds = jnp.asarray([m.seed for m in padded], jnp.int32)
         self.lrs = jnp.asarray([m.lr for m in padded], jnp.float32)
         self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
-        self.policy = make_policy(self.config)
         self.networks_per_member = networks_per_member(self.config.sharing)
         s = self.settings
-        self._init, self._interval, self._evaluate, self._baselines, self._probe = _population_programs(
+        self.policy, self._init, self._interval, self._evaluate, self._baselines, self._probe = _population_programs(
             self.config, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy,
             s.probe_games, s.probe_turns, self.mapping, mesh,
         )  # fmt: skip
