@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import rl_values
 from test_play_agent import UPDATES, make_rl_run
 
 from mirror.base.errors import ConfigError
@@ -24,6 +25,7 @@ from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import RL_COLUMNS, rl_theory_rows, write_summary
 from mirror.sweep.trial import RESULT_FILE, trial_dir
 
+UPDATES_RUN = [2, 4, 6]  # the tiny RL config's checkpoints
 THEORY = Path(__file__).resolve().parents[1] / "configs" / "sweep_rl_theory.yaml"
 
 
@@ -294,29 +296,26 @@ def test_rl_summary_columns_table_and_figure(tmp_path):
 
 
 @pytest.mark.slow
-def test_rl_sweep_end_to_end(tmp_path, capsys):
+def test_rl_sweep_end_to_end(tiny_dataset, dataset_cache, tmp_path, capsys):
     """`mirror sweep` on an RL sweep file with the real trainer: one RL population run of
     both trials, then per trial its own dataset (its D), its networks' checkpoints and
     probes, its analysis and its row of summary.csv, which agree with the population run's
     files. A sweep killed after one trial was analysed resumes without training again and
-    analyses only the other trial."""
+    analyses only the other trial. The tiny RL config (TINY_RL): the population's programs
+    are those of any two-member tiny population, compiled once for the session."""
     from mirror.runs.checkpoints import read_metrics, read_probes
     from mirror.runs.rl_files import read_baselines
 
-    rl = {"num_envs": 16, "num_steps": 8, "updates": 4, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 1,
-          "eval_games": 8, "eval_turns": 40, "probe_games": 4, "probe_turns": 40}  # fmt: skip
-    data = {"rows": 2000, "test_rows": 200, "games": 64, "rounds_per_chunk": 32, "test_label_shares": [0.45, 0.45, 0.1, 0.0],
-            "cache_dir": str(tmp_path / "datasets")}  # fmt: skip
-    path = _sweep_file(
-        tmp_path, {"grid": {"env.dependency": [1.0, 0.0]}}, rl=rl, data=data, env={"episode_turns": 40},
-        analysis={"permutations": 4, "init_seeds": 2, "checkpoint": "last"}, tracking={"mode": "disabled"},
-    )  # fmt: skip
+    path = tmp_path / "sweep.yaml"
+    spec = {**rl_values(dataset_cache), "name": "rl-test", "sweep": {"mode": "rl", "grid": {"env.dependency": [1.0, 0.0]}}}
+    spec["analysis"]["checkpoint"] = "last"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
     sweep_dir = tmp_path / "out"
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
     sweep = load_sweep(path)
     (run_dir,) = (sweep_dir / "populations").iterdir()
     baselines, lines = read_baselines(run_dir), read_metrics(run_dir)
-    assert sorted(lines) == [2, 4] and len(baselines["behaviour"]["return"]) == 2
+    assert sorted(lines) == UPDATES_RUN and len(baselines["behaviour"]["return"]) == 2
     probes = read_probes(run_dir)
     rows = read_csv(sweep_dir / "summary.csv")
     assert list(rows[0]) == RL_COLUMNS and len(rows) == 2
@@ -327,20 +326,20 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
         results.append(result)
         dependency = trial.config.env_params.dependency
         assert json.loads((out / "dataset.json").read_text())["config"]["env"]["dependency"] == dependency  # its own probe set (a)
-        assert (result["dependency"], result["updates"], result["env_turns"]) == (dependency, 4, 4 * 16 * 8)
+        assert (result["dependency"], result["updates"], result["env_turns"]) == (dependency, 6, 6 * 16 * 8)
         assert result["return_behaviour"] == baselines["behaviour"]["return"][member]
         assert result["return_oracle"] == baselines["oracle"]["return"][member]
         assert result["return_hop_jump"] == baselines["hop_jump"]["return"][member]
         for key in ("return_agent", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0"):
-            assert result[key] == lines[4][key][member]
+            assert result[key] == lines[UPDATES_RUN[-1]][key][member]
         # Its networks' checkpoints and on-policy probes, read through population.json.
-        assert list(load_run(out).epochs) == [2, 4]
+        assert list(load_run(out).epochs) == UPDATES_RUN
         own = read_probes(out)
         np.testing.assert_array_equal(own["inputs"], probes["inputs"][:, [member]])
-        np.testing.assert_array_equal(own["updates"], [2, 4])
+        np.testing.assert_array_equal(own["updates"], UPDATES_RUN)
         assert load_agents(out).env_params.dependency == dependency  # `mirror play --agent TRIAL_DIR`
         final = read_csv(out / "cmni.csv")[-1]
-        assert int(final["epoch"]) == 4 and float(final["cmni"]) == pytest.approx(result["cmni"])
+        assert int(final["epoch"]) == 6 and float(final["cmni"]) == pytest.approx(result["cmni"])
         # The theory measures: the last checkpoint's cmni_scaled on both probe sets, z_init
         # against the trial's own random-init draws (summary.json's init baseline).
         assert float(final["cmni_scaled"]) == pytest.approx(result["cmni_scaled"])
@@ -349,7 +348,7 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
         baseline = json.loads((out / "summary.json").read_text())["init_baseline"]["cmni_scaled"]
         assert (result["init_scaled_mean"], result["init_scaled_sd"]) == (pytest.approx(baseline["mean"]), pytest.approx(baseline["sd"]))
         assert result["z_init"] == pytest.approx((result["cmni_scaled"] - baseline["mean"]) / baseline["sd"])
-        assert result["return_slope"] is None  # 4 updates: only update 4 lies in the last quarter (above 3)
+        assert result["return_slope"] is None  # 6 updates: only update 6 lies in the last quarter (above 4.5)
         assert result["cmni_onpolicy"] is None or np.isfinite(result["cmni_onpolicy"])
         assert float(row["return_agent"]) == pytest.approx(result["return_agent"]) and row["dir"] == result["dir"]
     report = (sweep_dir / "report.md").read_text()
@@ -362,7 +361,7 @@ def test_rl_sweep_end_to_end(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sweep", str(path), "--sweep-dir", str(sweep_dir)]) == 0
     log = capsys.readouterr().out
-    assert "1 already finished; 1 to run" in log and "update 2/4" not in log and "trial 0:" not in log
+    assert "1 already finished; 1 to run" in log and "update 2/6" not in log and "trial 0:" not in log
     assert [p.name for p in (sweep_dir / "populations").iterdir()] == [run_dir.name]
     assert (run_dir / "rl_metrics.jsonl").read_bytes() == trained
     assert json.loads((trial_dir(sweep_dir, sweep.trials[1]) / RESULT_FILE).read_text()) == results[1]

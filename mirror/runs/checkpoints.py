@@ -432,8 +432,9 @@ def uncommitted(tree):
     """`tree` with its device arrays placed on the default device without committing them,
     as a fresh program's outputs are. jit compiles a program per argument placement, and
     Orbax restores arrays committed to a device: a resumed run, or best params evaluated
-    after training, would otherwise compile a second copy of every program it calls."""
-    return jax.tree.map(lambda x: jax.device_put(np.asarray(x)) if isinstance(x, jax.Array) else x, tree)
+    after training, would otherwise compile a second copy of every program it calls. The
+    values are copied: a new array never shares memory with a buffer Orbax made."""
+    return jax.tree.map(lambda x: jax.device_put(np.array(x, copy=True)) if isinstance(x, jax.Array) else x, tree)
 
 
 class _TidyEventLoop(asyncio.SelectorEventLoop):
