@@ -50,7 +50,7 @@ TINY_RL = {
 }  # fmt: skip
 
 
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 
 
 def xla_env(devices: int | None = None, **extra: str) -> dict:

@@ -110,7 +110,8 @@ def test_intervals_are_normal_intervals_over_games():
     per_game = stakes_per_game(env, jax.random.key(1), 64, K, M)
     values = per_game["help_incentive"]
     assert values.shape == (64,)
-    s = stakes_by_dependency({**DETERMINISTIC}, [1.0], jax.random.key(1), 2, K, M)["by_dependency"]["1"]["partner_stake"]
+    # the diagnostics fixture's games (3 of them), so its compiled play is reused
+    s = stakes_by_dependency({**DETERMINISTIC}, [1.0], jax.random.key(1), 3, K, M)["by_dependency"]["1"]["partner_stake"]
     assert s["ci95"][0] == pytest.approx(s["mean"])  # identical games: no spread
     half = 1.959963984540054 * values.std(ddof=1) / np.sqrt(64)
     summary = difference({"x": values}, {"x": np.zeros(64)}, "x")
