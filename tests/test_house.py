@@ -231,6 +231,24 @@ def _save_run(run_dir: Path, cache: Path, dataset, npz: bool, monkeypatch) -> di
     return params
 
 
+def test_a_process_checkpointing_alone_has_the_item_directories_made_before_it_writes(small_dataset, tmp_path, monkeypatch):
+    """A process of a multi-host sweep checkpoints alone, its arrays as .npz by a synchronous
+    handler, which Orbax (0.12) starts without waiting for the item directories it makes in
+    the background (a two-process sweep failed so: "No such file or directory: ...
+    opt_state.orbax-checkpoint-tmp/arrays.npz"). Its manager makes them before the save."""
+    from orbax.checkpoint._src.path import atomicity
+
+    def in_the_background(*args, **kwargs):
+        raise AssertionError("item directories made in the background")
+
+    monkeypatch.setattr(atomicity, "create_all_async", in_the_background)
+    dataset, cache = small_dataset
+    run_dir = tmp_path / "alone"
+    params = _save_run(run_dir, cache, dataset, True, monkeypatch)  # _multi_host: the manager of a process alone
+    assert (run_dir / "checkpoints" / "1" / "params" / "arrays.npz").is_file()
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a[0], np.asarray(b)), load_run(run_dir).params, params)
+
+
 def test_single_process_runs_use_orbax_format_and_load_run_reads_both(small_dataset, tmp_path, monkeypatch):
     dataset, cache = small_dataset
     runs = {}

@@ -355,7 +355,7 @@ def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS, c
     )
     if read_only:  # Orbax warns that a read-only directory is read-only
         logging.getLogger("absl").addFilter(_quiet_read_only)
-    if jax.process_count() == 1 or collective:
+    if not _multi_host() or collective:
         return ocp.CheckpointManager(directory, options=options, item_names=items)
     # Multi-host sweeps: every process checkpoints its own runs alone, as its own primary host
     # (the JSON item's handler too: it would otherwise leave the writing to process 0). The
@@ -365,6 +365,9 @@ def open_manager(run_dir: Path, read_only: bool = False, items: tuple = ITEMS, c
     alone = ocp.options.MultiprocessingOptions(primary_host=None, active_processes={me})
     options.multiprocessing_options = alone
     options.create = False  # Orbax leaves creating the root to us when processes act alone
+    # The .npz items' handler is synchronous, and Orbax (0.12) starts it without waiting
+    # for the item directories it creates in the background: create them first.
+    options.async_options = ocp.options.AsyncOptions(create_directories_asynchronously=False)
     if not read_only:
         directory.mkdir(parents=True, exist_ok=True)
     handlers = {"metadata": ocp.JsonCheckpointHandler(multiprocessing_options=alone)}
