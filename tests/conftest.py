@@ -23,6 +23,7 @@ compiled the same way (a subprocess gets the flags through `XLA_FLAGS`, see `xla
 `MIRROR_TEST_XLA_FLAGS` replaces them (set it empty for XLA's defaults).
 """
 
+import faulthandler
 import json
 import os
 import shutil
@@ -79,7 +80,18 @@ def _jax_cache_dir(config: pytest.Config) -> Path | None:
     return Path(config.cache.mkdir("jax-compilation-cache"))
 
 
+_CRASH_STREAM: list = []  # the file the crash dump goes to, kept open for the session
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's faulthandler plugin has enabled its dump
 def pytest_configure(config: pytest.Config) -> None:
+    # A crash in native code (a segmentation fault) prints the Python stack of the thread
+    # that crashed, alone: pytest dumps every thread, and with W&B's and Orbax's idle
+    # threads listed first, CI's log extract ended before the one that crashed.
+    if faulthandler.is_enabled():
+        _CRASH_STREAM.append(os.fdopen(os.dup(2), "w"))  # stderr (output capture is off here)
+        faulthandler.enable(file=_CRASH_STREAM[-1], all_threads=False)
+
     # No test may fail for taking long on a loaded machine: hypothesis' per-example deadline
     # and its "too slow" health check are off for every test (a test's own @settings adds to this).
     from hypothesis import HealthCheck, settings
