@@ -18,9 +18,9 @@ The suite compiles with XLA's backend optimisation off and XLA:CPU's classic emi
 place of its fusion emitters (`TEST_XLA_FLAGS`): its programs are small and run for moments,
 so a cold session is bound by single-threaded XLA compilation; level 0 compiles about a
 third faster, and the classic emitters another third (`test_rl.py` cold: 101 -> 63 CPU-s).
-Every comparison a test makes is between programs
-compiled the same way (a subprocess gets the flags through `XLA_FLAGS`, see `xla_env`).
-`MIRROR_TEST_XLA_FLAGS` replaces them (set it empty for XLA's defaults).
+Every comparison a test makes is between programs compiled the same way (a subprocess gets
+the flags through `XLA_FLAGS`, see `xla_env`). `MIRROR_TEST_XLA_FLAGS` replaces them (set
+it empty for XLA's defaults).
 """
 
 import faulthandler

@@ -187,8 +187,8 @@ def network_params(params, sharing: str):
 @functools.lru_cache(maxsize=8)
 def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy, probe_games, probe_turns, mapping, mesh):
     """The policy and the jitted (init, interval, evaluate, baselines, probe) programs of a
-    population of `ppo` runs; the member settings are their arguments. Memoised: trainers of the same
-    settings in one process share their programs, which jit then traces, lowers and
+    population of `ppo` runs; the member settings are their arguments. Memoised: trainers of
+    the same settings in one process share their programs, which jit then traces, lowers and
     compiles once, not once per trainer (a sweep's populations, a resumed run)."""
     policy = make_policy(ppo)
 
