@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from mirror.env import distressed, initial_state, observe_given_veil, transition
+from mirror.env.seat import seat_view
 from mirror.env.noise import noise_from_uniforms, noise_size
 from mirror.rl.turns import turn_uniforms
 
@@ -21,7 +22,8 @@ FIELDS = (
 
 def views(env, state, player, veil_u):
     """int8[games, 3W+4]: each game's `player` view, veiled where veil_u < I."""
-    return jax.vmap(observe_given_veil, in_axes=(0, 0, None, 0))(state, player, env, veil_u < env.veil)
+    veiled = veil_u < env.veil
+    return seat_view(jax.vmap(observe_given_veil, in_axes=(0, 0, None, 0))(state, player, env, veiled), player, veiled)
 
 
 def reference_turn(policy, params, env, state, u):

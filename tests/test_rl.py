@@ -244,7 +244,7 @@ def test_ppo_loss_hand_computed():
     """One row, logits 0 (uniform), old log-prob log(1/4) - 0.5 (ratio e^0.5 > 1 + clip):
     with two rows the normalised advantages are +1 and -1."""
 
-    def policy(params, obs, player):
+    def policy(params, obs, player, central=None):
         return jnp.zeros((2, 4)) + params, jnp.array([1.0, 2.0]) + params
 
     batch = Batch(
@@ -316,7 +316,11 @@ def test_driver_yields_each_interval_and_equals_the_update_loop(small):
     assert [i.updates_done for i in intervals] == [1, 2]
     assert intervals[0].metrics["loss"].shape == (config.checkpoint_every,)
     assert isinstance(intervals[0].metrics["loss"], np.ndarray)
-    assert _bytes(intervals[-1].runner.params) == _bytes(_update_loop(small, config.updates).params)
+    # The same numbers; not always the same bits: the interval is a scan of the update,
+    # another program, and the suite compiles with XLA's optimisation off (conftest.py),
+    # where the two programs may round differently. A resumed run repeats its own program.
+    for a, b in zip(jax.tree_util.tree_leaves(intervals[-1].runner.params), jax.tree_util.tree_leaves(_update_loop(small, config.updates).params)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 # --- staggered games ------------------------------------------------------------------

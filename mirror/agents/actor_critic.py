@@ -95,22 +95,32 @@ def _block_diagonal(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.concatenate([top, bottom], axis=0)
 
 
-def actor_and_critic(params, x: jax.Array, activation: str = "relu"):
+def actor_and_critic(params, x: jax.Array, activation: str = "relu", critic_extra: jax.Array | None = None):
     """(logits[batch, 4], value[batch]) of a separate MLP actor and critic ({"actor",
     "critic"}, `role="actor"` and `role="critic"` `ActorCritic`s of one torso shape) on
     x[batch, 3W+4], in one pass: the first layers as one matmul of the concatenated kernels,
     every later layer and the two heads as one matmul of block-diagonal kernels. The same
     function as applying the two modules (tested); a CPU runs it much faster (fewer, larger
     ops). Gradients reach each network's own kernels only (the off-diagonal blocks are
-    constants)."""
+    constants).
+
+    `critic_extra` f32[batch, K]: inputs only the critic reads (a central critic: its input
+    is x followed by them, its first kernel [3W+4+K, width])."""
     actor, critic = params["actor"], params["critic"]
     act = ACTIVATIONS[activation]
     h = x.astype(jnp.float32)
     depth = sum(name.startswith("hidden_") for name in actor)
     for i in range(depth):
         a, c = actor[f"hidden_{i}"], critic[f"hidden_{i}"]
-        kernel = jnp.concatenate([a["kernel"], c["kernel"]], axis=1) if i == 0 else _block_diagonal(a["kernel"], c["kernel"])
-        h = act(h @ kernel + jnp.concatenate([a["bias"], c["bias"]]))
+        if i == 0:
+            c_kernel = c["kernel"][: h.shape[-1]]
+            pre = h @ jnp.concatenate([a["kernel"], c_kernel], axis=1)
+            if critic_extra is not None:
+                extra = critic_extra @ c["kernel"][h.shape[-1] :]
+                pre = pre + jnp.concatenate([jnp.zeros(extra.shape[:-1] + a["kernel"].shape[1:], extra.dtype), extra], axis=-1)
+        else:
+            pre = h @ _block_diagonal(a["kernel"], c["kernel"])
+        h = act(pre + jnp.concatenate([a["bias"], c["bias"]]))
     heads = _block_diagonal(actor["output"]["kernel"], critic["value"]["kernel"])
     out = h @ heads + jnp.concatenate([actor["output"]["bias"], critic["value"]["bias"]])
     return out[..., :-1], out[..., -1]

@@ -188,48 +188,48 @@ def ablation_values(params, rows, mode: str, activation: str = "relu") -> list[j
     if mode == "zero":
         lead = params["output"]["bias"].shape[:-1]
         return [jnp.zeros(lead + (w,), jnp.float32) for w in layer_widths(params)]
-    x = policy_input(jnp.asarray(rows))  # the §5.6 mask (idempotent on model inputs)
+    x = jnp.asarray(rows).astype(jnp.float32)  # stored network inputs (`mirror.env.seat.policy_rows`)
     return jax.vmap(lambda p, r: mean_activations(p, r, activation))(params, x)
 
 
-def ablated_policy(ablate: Sequence[jax.Array], value: Sequence[jax.Array], activation: str):
+def ablated_policy(ablate: Sequence[jax.Array], value: Sequence[jax.Array], activation: str, view: str = "seat"):
     """A `mirror.rl.turns.Policy` of one network with units `ablate[i]` of hidden layer i
-    fixed at `value[i]`; it acts on the §5.6 model input like `mirror.rl.ppo.policy_logits`.
+    fixed at `value[i]`; it reads its views under `view` like `mirror.rl.ppo.policy_logits`.
     Its value output is 0 (nothing bootstraps from it)."""
 
-    def policy(params, obs, player):
-        logits = ablated_logits(params, policy_input(obs), ablate, value, activation)
+    def policy(params, obs, player, central=None):
+        logits = ablated_logits(params, policy_input(obs, view), ablate, value, activation)
         return logits, jnp.zeros(logits.shape[:-1], jnp.float32)
 
     return policy
 
 
-def ablated_agents(params, ablate, value, activation: str, *, greedy: bool = False, shared: bool = False):
+def ablated_agents(params, ablate, value, activation: str, *, greedy: bool = False, shared: bool = False, view: str = "seat"):
     """The `Decide` of both players: Frog's network (index 0 of every leading axis) plays
     Frog, Toad's (1) Toad, each sampling from its ablated logits as in training
     (`mirror.rl.turns.agent`). `shared`: one network plays both (index 0 only)."""
 
     def one(i):
         pick = lambda tree: jax.tree.map(lambda a: a[i], tree)  # noqa: E731
-        return agent(ablated_policy(pick(ablate), pick(value), activation), pick(params), greedy)
+        return agent(ablated_policy(pick(ablate), pick(value), activation, view), pick(params), greedy)
 
     return one(0) if shared else per_player(one(0), one(1))
 
 
-def _evaluate_masks(params, masks, values, env_params, key, *, games, turns, activation, greedy, shared, batch):
+def _evaluate_masks(params, masks, values, env_params, key, *, games, turns, activation, greedy, shared, batch, view):
     def one(mask):
-        out = evaluate(ablated_agents(params, mask, values, activation, greedy=greedy, shared=shared), env_params, key, games, turns)
+        out = evaluate(ablated_agents(params, mask, values, activation, greedy=greedy, shared=shared, view=view), env_params, key, games, turns)
         return {k: out[k] for k in RATES + ("episodes",)}
 
     return jax.lax.map(one, masks, batch_size=batch)
 
 
-_evaluate_masks_jit = jax.jit(_evaluate_masks, static_argnames=("games", "turns", "activation", "greedy", "shared", "batch"))
+_evaluate_masks_jit = jax.jit(_evaluate_masks, static_argnames=("games", "turns", "activation", "greedy", "shared", "batch", "view"))
 
 
 def evaluate_ablations(
     params, masks, values, env_params: EnvParams, key: jax.Array, *, games: int, turns: int, activation: str = "relu",
-    greedy: bool = False, shared: bool = False,
+    greedy: bool = False, shared: bool = False, view: str = "seat",
 ) -> dict:  # fmt: skip
     """Every ablation in the same games: {rate: f64[ablations], "episodes": int[ablations]}.
 
@@ -240,7 +240,7 @@ def evaluate_ablations(
     batch = max(1, min(count, MAX_BATCH_GAMES // games))
     out = _evaluate_masks_jit(
         jax.tree.map(jnp.asarray, params), [jnp.asarray(m, bool) for m in masks], [jnp.asarray(v, jnp.float32) for v in values],
-        env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared, batch=batch,
+        env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared, batch=batch, view=view,
     )  # fmt: skip
     return {k: np.asarray(v, np.float64 if k != "episodes" else np.int64) for k, v in out.items()}
 
@@ -285,6 +285,7 @@ def ablation_gap(top: float, random) -> float:
 def ablation_test(
     params, spec: UnitSpec, values, env_params: EnvParams, key: jax.Array, *, games: int, turns: int, mns=None,
     draws: int = 0, draw_key: jax.Array | None = None, activation: str = "relu", greedy: bool = False, shared: bool = False,
+    view: str = "seat",
 ) -> dict:  # fmt: skip
     """The intact agents, the ablation `spec` asks for and (for top-mns and random) `draws`
     random ablations with the top-MNS units' count per layer, all in one program.
@@ -315,7 +316,7 @@ def ablation_test(
         drawn = network_random_masks(draw_key, counts, widths, draws)
         stacks.append(drawn)
     masks = [np.concatenate([s[i] for s in stacks]) for i in range(len(widths))]
-    rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared)
+    rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared, view=view)
     first_random = 1 if spec.kind == "random" else 2
     out = {
         "intact": rates_at(rates, 0),
@@ -339,7 +340,7 @@ def ablation_test(
 
 def ablation_curve(
     params, mns, values, ks: Sequence[int], env_params: EnvParams, key: jax.Array, draw_key: jax.Array, *, games: int,
-    turns: int, draws: int, activation: str = "relu", greedy: bool = False, shared: bool = False,
+    turns: int, draws: int, activation: str = "relu", greedy: bool = False, shared: bool = False, view: str = "seat",
 ) -> dict:  # fmt: skip
     """The rates against K: for each K in `ks` the top-K MNS units and `draws` random draws
     with their count per layer, all in one program (draw d of every K from fold_in(draw_key, d)).
@@ -360,7 +361,7 @@ def ablation_curve(
         if draws:
             stacks.append(network_random_masks(draw_key, counts[-1], widths, draws))
     masks = [np.concatenate([s[i] for s in stacks]) for i in range(len(widths))]
-    rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared)
+    rates = evaluate_ablations(params, masks, values, env_params, key, games=games, turns=turns, activation=activation, greedy=greedy, shared=shared, view=view)
     intact = rates_at(rates, 0)
     per_k = 1 + draws
     out = {"k": np.asarray(ks), "intact": intact, "counts": np.stack(counts)}

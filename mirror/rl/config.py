@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 from mirror.agents.mlp import ACTIVATIONS
 from mirror.base.errors import ConfigError
+from mirror.env.seat import VIEWS
 
 SHARING = ("shared", "independent")
-CRITICS = ("separate", "shared")
+CRITICS = ("separate", "shared", "central")
 
 
 class RLConfigError(ConfigError):
@@ -40,10 +41,19 @@ class RLConfig:
       activation        a torso activation of the supervised MLP
       sharing           "shared": one network plays both players, each from its own view;
                         "independent": one network per player (params with a leading axis 2)
+      view              what the networks see (`mirror.env.seat`): "seat" (default): the
+                        §5.6 input plus the player's seat and own position, both hidden
+                        under the veil (spec §9 "Seat"); "paper": the §5.6 input alone
+                        (the runs before the field existed: a shared network cannot tell
+                        its seat)
       critic            "separate": the value comes from a critic network of the actor's
                         torso shape, so the actor (torso + 4 logits, the analysed network)
-                        is trained by the policy loss alone (PureJaxRL, JaxMARL); "shared":
-                        the value head on the actor's torso (runs before the field existed)
+                        is trained by the policy loss alone (PureJaxRL, JaxMARL); "central":
+                        as separate, but the critic also reads the game state the actor does
+                        not see (both players' positions, energies, last actions and scores,
+                        and the turn of the episode: `mirror.rl.central`; centralised
+                        training, decentralised execution, as MAPPO); "shared": the value
+                        head on the actor's torso (runs before the field existed)
       clip_value        clip the value prediction to +-clip_eps around the rollout's value
                         (PureJaxRL's loss); false: plain squared error
       value_norm        the critic predicts value targets normalised by the running mean and
@@ -73,6 +83,7 @@ class RLConfig:
     partner_reward_weight: float = 0.0
     activation: str = "relu"
     sharing: str = "shared"
+    view: str = "seat"
     critic: str = "separate"
     clip_value: bool = False
     value_norm: bool = True
@@ -131,6 +142,10 @@ def validate(config: RLConfig) -> RLConfig:
         _fail("activation", f"one of {', '.join(ACTIVATIONS)}", config.activation)
     if config.sharing not in SHARING:
         _fail("sharing", f"one of {', '.join(SHARING)}", config.sharing)
+    if config.view not in VIEWS:
+        _fail("view", f"one of {', '.join(VIEWS)}", config.view)
+    if config.critic == "central" and config.transformer:
+        _fail("critic", "separate or shared with a transformer torso (the central critic is an MLP)", config.critic)
     if config.critic not in CRITICS:
         _fail("critic", f"one of {', '.join(CRITICS)}", config.critic)
     for name in ("clip_value", "value_norm", "anneal_lr"):
@@ -300,7 +315,7 @@ def rl_settings(config) -> RunSettings:
 
 
 # Training settings added after RL runs existed, with the values those runs trained with.
-LEGACY_TRAINING = {"critic": "shared", "clip_value": True, "value_norm": False}
+LEGACY_TRAINING = {"critic": "shared", "clip_value": True, "value_norm": False, "view": "paper"}
 
 
 def hashed_rl_section(config) -> dict:

@@ -44,6 +44,7 @@ class Transition(NamedTuple):
     terminal_value: jax.Array  # f32[2]: each player's V of its pre-reset view (0 unless done)
     partner_distressed: jax.Array  # bool: the partner stood on rough ground at decision time
     episode_score: jax.Array  # int32[2]: final scores of the episode that ended (0 unless done)
+    central: jax.Array | None = None  # int8[CENTRAL_SIZE]: the state a central critic reads (`mirror.rl.central`)
 
 
 class Lookahead(NamedTuple):

@@ -34,11 +34,11 @@ from jax.sharding import PartitionSpec
 from mirror.agents.actor_critic import cmni_params
 from mirror.base.sharding import POP_AXIS, padded_population, population_mesh
 from mirror.data.labels import scenario
-from mirror.data.processing import model_inputs
 from mirror.env import EnvParams
 from mirror.env.constants import IDLE_CODES
 from mirror.env.observation import cell_at, checked_layout, observer_position
 from mirror.env.packed import bit_at
+from mirror.env.seat import policy_rows
 from mirror.env.validate import env_params_from_dict
 from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, scripted_baselines
 from mirror.rl.config import RLConfig, RLConfigError, RunSettings, rl_settings
@@ -119,12 +119,13 @@ def map_members(fn, per_member: tuple, mapping: str):
     return jax.vmap(fn)(*per_member)
 
 
-def own_view_idle_shown(view: jax.Array, partner_position: jax.Array) -> jax.Array:
+def own_view_idle_shown(view: jax.Array, partner_position: jax.Array, own_position: jax.Array | None = None) -> jax.Array:
     """bool[..., 2] as `mirror.data.labels.idle_shown`, with the acting player in Frog's
     place: [0] the observer's cell shows its idle code (4, or 5 for Toad; not shared with
-    the partner), [1] the partner's cell shows 4 or 5. Equals `idle_shown` on Frog's views."""
+    the partner), [1] the partner's cell shows 4 or 5. Equals `idle_shown` on Frog's views.
+    `own_position` defaults to the view's own (an RL view hides it under the veil)."""
     players = view[..., checked_layout(view).players]
-    own = observer_position(view)
+    own = observer_position(view) if own_position is None else jnp.asarray(own_position).astype(jnp.int32)
     partner = jnp.asarray(partner_position).astype(jnp.int32)
     idle = jnp.asarray(IDLE_CODES)
     own_idle = jnp.isin(cell_at(players, own), idle) & (own != partner)
@@ -132,7 +133,7 @@ def own_view_idle_shown(view: jax.Array, partner_position: jax.Array) -> jax.Arr
     return jnp.stack(jnp.broadcast_arrays(own_idle, partner_idle), axis=-1)
 
 
-def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int, sharing: str):
+def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_games: int, num_turns: int, sharing: str, view: str = "seat"):
     """On-policy probe rows of one member: its agents play `num_games` games (sampling, as
     trained) and every decision's own view in `num_turns` turns of each is kept.
 
@@ -143,8 +144,8 @@ def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_gam
     the next episode of the same game (at most two episodes per game, the end of one and
     the start of the next; games stay independent of each other).
 
-    Returns inputs int8[networks, rows, 3W+4] (the model input, spec §5.6 mask applied,
-    as the dataset's `inputs`), scenarios int8[networks, rows] (`scenario(self, partner)`)
+    Returns inputs int8[networks, rows, 3W+4] (the network's input under `view`, as stored
+    rows: `mirror.env.seat.policy_rows`), scenarios int8[networks, rows] (`scenario(self, partner)`)
     and idle_shown bool[networks, rows, 2]. A shared network gets every decision
     (rows = turns x games); independent networks get their player's (turns / 2 each):
     every game starts on an even turn (Frog's) and the players alternate (spec §2).
@@ -161,7 +162,8 @@ def collect_probe(policy, params, env_params: EnvParams, key: jax.Array, num_gam
         partner_position = jnp.take_along_axis(states.position, (1 - player)[:, None], axis=1)[:, 0]
         mine = jax.vmap(bit_at)(states.rough, own_position)
         states, t = play_turn(decide, env_params, states, turn_uniforms(k, num_games, env_params))
-        rows = (model_inputs(t.obs), scenario(mine, t.partner_distressed), own_view_idle_shown(t.obs, partner_position))
+        idle = own_view_idle_shown(t.obs, partner_position, own_position)
+        rows = (policy_rows(t.obs, view), scenario(mine, t.partner_distressed), idle)
         return states, rows
 
     _, rows = jax.lax.scan(turn, states, jax.random.split(turns_key, num_turns))  # [turns, games, ...]
@@ -210,7 +212,7 @@ def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy,
         return {**out, **scripted}
 
     def probe_member(params, env, key):
-        return collect_probe(policy, params, env, key, probe_games, probe_turns, ppo.sharing)
+        return collect_probe(policy, params, env, key, probe_games, probe_turns, ppo.sharing, ppo.view)
 
     def program(fn, members: int, shared: int = 0):
         """`fn(*per_member, *shared)` over the members: mapped, and split over the mesh."""

@@ -30,11 +30,12 @@ import optax
 from mirror.agents.actor_critic import actor_and_critic, actor_critic_module, critic_key
 from mirror.agents.mlp import MLP
 from mirror.agents.transformer import is_transformer_params, transformer_of_params
-from mirror.data.processing import model_inputs
 from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
 from mirror.env.packed import PackedState
 from mirror.rl.config import RLConfig, validate
+from mirror.env.seat import policy_input as seat_policy_input
+from mirror.rl.central import CENTRAL_SIZE, central_input
 from mirror.rl.credit import Transition, per_player_gae, tail_carry
 from mirror.rl.turns import agent, agent_values, rollout, start_games
 
@@ -50,6 +51,7 @@ class Batch(NamedTuple):
     value: jax.Array  # f32: the critic's output when played (normalised with rl.value_norm)
     advantage: jax.Array  # f32
     target: jax.Array  # f32: value target (advantage + value), in the critic's units
+    central: jax.Array | None = None  # int8[CENTRAL_SIZE]: what a central critic reads besides obs
 
 
 VALUE_NORM_EPS = 1e-8  # added to the variance before its square root
@@ -100,23 +102,21 @@ class RunnerState(NamedTuple):
     value_norm: ValueNorm | None = None  # with rl.value_norm: the value targets' statistics (one set per member)
 
 
-def policy_input(obs: jax.Array) -> jax.Array:
-    """obs int8[..., 3W+4] (the acting player's own view) -> f32[..., 3W+4]: the §5.6
-    model input (own code, score and position zeroed) that every RL network sees."""
-    # The mask as a multiply of a constant (any world width 3W+4): `model_inputs` is a
-    # scatter, slow on a CPU in the hot loop.
-    keep = model_inputs(jnp.ones(obs.shape[-1:], jnp.int8)).astype(jnp.float32)
-    return obs.astype(jnp.float32) * keep
+def policy_input(obs: jax.Array, view: str = "seat") -> jax.Array:
+    """obs int8[..., 3W+4] (the acting player's RL view, `mirror.env.seat`) -> f32[..., 3W+4]:
+    what an RL network reads under `rl.view` ("seat": the seat and own position, hidden
+    under the veil, with the §5.6 input; "paper": the §5.6 input alone)."""
+    return seat_policy_input(obs, view)
 
 
-def policy_logits(params, obs: jax.Array, widths, activation: str) -> jax.Array:
+def policy_logits(params, obs: jax.Array, widths, activation: str, view: str = "seat") -> jax.Array:
     """logits[..., 4] of one network stored in the supervised model's layout (`cmni_params`:
     the actor, no critic or value head; what checkpoints' "params" hold) for own views obs
     int8[..., 3W+4]. The actor's torso and logits are the supervised MLP's (or
     transformer's, told apart by the tree; `widths` is then unused) layers, so its forward
     pass (without dropout) gives the logits `make_policy` acts on (exactly, but for float
     rounding where `make_policy` runs a separate MLP critic in the same pass)."""
-    x = policy_input(obs)
+    x = policy_input(obs, view)
     if is_transformer_params(params):
         model = transformer_of_params(params, activation)
         lead = x.shape[:-1]  # the transformer reads [batch, 3W+4]
@@ -127,37 +127,47 @@ def policy_logits(params, obs: jax.Array, widths, activation: str) -> jax.Array:
 
 
 def make_policy(config: RLConfig):
-    """policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits[B, 4], value[B]).
+    """policy(params, obs int8[B, 3W+4], player int32[B], central int8[B, CENTRAL_SIZE] | None)
+    -> (logits[B, 4], value[B]).
 
-    The network sees the supervised model input (spec §5.6: own code, score and position
-    zeroed), so the CMNI probe sets feed RL and supervised agents the same way. The value
-    is the critic's output (normalised units with `rl.value_norm`: see `denormalised`).
+    The actor sees the RL view under `rl.view` (`policy_input`; the CMNI probe sets are fed
+    the same way). The value is the critic's output (normalised units with
+    `rl.value_norm`: see `denormalised`); a central critic (`rl.critic: central`) also
+    reads `central` (`mirror.rl.central`), which it then requires.
     """
     module = functools.partial(actor_critic_module, config.hidden, config.activation, config.transformer)
+    view = config.view
     if config.critic == "shared":
         model = module()
 
-        def one(params, obs, player):
-            logits, value, _ = model.apply({"params": params}, policy_input(obs))
+        def one(params, obs, player, central=None):
+            logits, value, _ = model.apply({"params": params}, policy_input(obs, view))
             return logits, value
+
+    elif config.critic == "central":
+
+        def one(params, obs, player, central=None):
+            if central is None:
+                raise ValueError("a central critic needs the central features (mirror.rl.central)")
+            return actor_and_critic(params, policy_input(obs, view), config.activation, central_input(central))
 
     elif not config.transformer:  # the two MLPs in one pass (`actor_and_critic`)
 
-        def one(params, obs, player):
-            return actor_and_critic(params, policy_input(obs), config.activation)
+        def one(params, obs, player, central=None):
+            return actor_and_critic(params, policy_input(obs, view), config.activation)
 
     else:
         actor, critic = module(role="actor"), module(role="critic")
 
-        def one(params, obs, player):
-            x = policy_input(obs)
+        def one(params, obs, player, central=None):
+            x = policy_input(obs, view)
             logits = actor.apply({"params": params["actor"]}, x)[0]
             return logits, critic.apply({"params": params["critic"]}, x)[1]
 
-    def independent(params, obs, player):
+    def independent(params, obs, player, central=None):
         # Both networks on every row, then each row keeps its player's: a gather of
         # per-row weights would cost more than the second tiny forward pass.
-        logits, value = jax.vmap(one, in_axes=(0, None, None))(params, obs, player)
+        logits, value = jax.vmap(one, in_axes=(0, None, None, None))(params, obs, player, central)
         pick = player == 0
         return jnp.where(pick[:, None], logits[0], logits[1]), jnp.where(pick, value[0], value[1])
 
@@ -167,9 +177,9 @@ def make_policy(config: RLConfig):
 def denormalised(policy):
     """The policy with its values in reward units: it takes (params, ValueNorm)."""
 
-    def act(params_and_norm, obs, player):
+    def act(params_and_norm, obs, player, central=None):
         params, norm = params_and_norm
-        logits, value = policy(params, obs, player)
+        logits, value = policy(params, obs, player, central)
         return logits, norm.denormalise(value)
 
     return act
@@ -184,11 +194,13 @@ def init_params(config: RLConfig, key: jax.Array, num_inputs: int = OBS_SIZE):
     dummy = jnp.zeros((1, num_inputs), jnp.float32)
     module = functools.partial(actor_critic_module, config.hidden, config.activation, config.transformer)
 
+    critic_dummy = jnp.zeros((1, num_inputs + (CENTRAL_SIZE if config.critic == "central" else 0)), jnp.float32)
+
     def one(k):
         if config.critic == "shared":
             return module().init(k, dummy)["params"]
         actor = module(role="actor").init(k, dummy)["params"]
-        return {"actor": actor, "critic": module(role="critic").init(critic_key(k), dummy)["params"]}
+        return {"actor": actor, "critic": module(role="critic").init(critic_key(k), critic_dummy)["params"]}
 
     if config.sharing == "shared":
         return one(key)
@@ -213,7 +225,7 @@ def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef, *, clip_
     The value loss is 0.5 * the mean squared error to `batch.target`, or with `clip_value`
     the larger of that and the error of the prediction clipped to +-clip_eps around
     `batch.value` (both in the critic's units)."""
-    logits, value = policy(params, batch.obs, batch.player)
+    logits, value = policy(params, batch.obs, batch.player, batch.central)
     log_probs = jax.nn.log_softmax(logits)
     log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
     entropy = -jnp.mean(jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1))
@@ -366,7 +378,7 @@ def make_trainer(
 
         t = transitions
         data = jax.tree_util.tree_map(
-            flat, Batch(t.obs, t.player, t.action, t.log_prob, values, advantages, targets)
+            flat, Batch(t.obs, t.player, t.action, t.log_prob, values, advantages, targets, t.central)
         )
         ((params, opt_state), _), losses = jax.lax.scan(
             epoch, ((runner.params, runner.opt_state), data), jax.random.split(epoch_key, config.update_epochs)

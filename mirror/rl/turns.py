@@ -47,16 +47,19 @@ from mirror.env.noise import noise_size
 from mirror.env.packed import PackedState, bit_at, unpack
 from mirror.env.rollout import burn_in, phase_offsets, step_games
 from mirror.env.rollout import start_games as fresh_games
+from mirror.env.seat import seat_view
+from mirror.rl.central import central_features
 from mirror.rl.credit import Lookahead, Transition
 
 __all__ = [
-    "Decide", "Decision", "Policy", "agent", "agent_values", "both_values", "both_views", "fresh_games", "per_player",
+    "Decide", "Decision", "Policy", "agent", "agent_values", "both_central", "both_values", "both_views", "fresh_games", "per_player",
     "play_turn", "rollout", "sample_action", "scripted_policy", "stagger_offsets", "start_games", "turn_columns",
     "turn_uniforms", "view_of",
 ]  # fmt: skip
 
-# policy(params, obs int8[B, 3W+4], player int32[B]) -> (logits f32[B, 4], value f32[B])
-Policy = Callable[[object, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+# policy(params, obs int8[B, 3W+4], player int32[B], central int8[B, CENTRAL_SIZE] | None)
+#   -> (logits f32[B, 4], value f32[B]); only a central critic reads `central` (`mirror.rl.central`)
+Policy = Callable[..., tuple[jax.Array, jax.Array]]
 EXTRA_COLUMNS = 7  # 4 Gumbel uniforms, the acting view's veil, both pre-reset views' veils
 
 
@@ -70,8 +73,9 @@ class Decision(NamedTuple):
 
 # decide(states, obs int8[games, 3W+4], gumbel_u f32[games, 4], env_params) -> Decision
 Decide = Callable[[PackedState, jax.Array, jax.Array, EnvParams], Decision]
-# values(views int8[games, 2, 3W+4]) -> f32[games, 2]: each player's value of its own view
-Values = Callable[[jax.Array], jax.Array]
+# values(views int8[games, 2, 3W+4], central int8[games, 2, CENTRAL_SIZE]) -> f32[games, 2]:
+# each player's value of its own view (and, for a central critic, of the state)
+Values = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def turn_columns(env_params: EnvParams) -> int:
@@ -85,10 +89,12 @@ def turn_uniforms(key: jax.Array, num_envs: int, env_params: EnvParams) -> jax.A
 
 
 def view_of(states: PackedState, player: jax.Array, env_params: EnvParams, veil_u: jax.Array) -> jax.Array:
-    """int8[games, 3W+4]: each game's `player` view (spec §4), veiled where veil_u < I."""
+    """int8[games, 3W+4]: each game's `player` RL view (spec §4 with the seat shown,
+    `mirror.env.seat.seat_view`), veiled where veil_u < I (the veil hides the seat too)."""
 
     def one(state, p, u):
-        return observe_given_veil(unpack(state, env_params.world_width), p, env_params, u < env_params.veil)
+        veiled = u < env_params.veil
+        return seat_view(observe_given_veil(unpack(state, env_params.world_width), p, env_params, veiled), p, veiled)
 
     return jax.vmap(one)(states, player, veil_u)
 
@@ -100,10 +106,20 @@ def both_views(states: PackedState, env_params: EnvParams, veil_u: jax.Array) ->
     return jnp.stack(views, axis=1)
 
 
-def both_values(policy: Policy, params, obs_both: jax.Array) -> jax.Array:
-    """f32[B, 2]: each player's value of its own view (obs_both int8[B, 2, 3W+4])."""
+def both_central(states: PackedState, env_params: EnvParams) -> jax.Array:
+    """int8[games, 2, CENTRAL_SIZE]: the central critic's features from Frog's and Toad's side."""
+    games = states.turn.shape[0]
+    return jnp.stack([central_features(states, jnp.full((games,), p, jnp.int32), env_params) for p in (0, 1)], axis=1)
+
+
+def both_values(policy: Policy, params, obs_both: jax.Array, central_both: jax.Array | None = None) -> jax.Array:
+    """f32[B, 2]: each player's value of its own view (obs_both int8[B, 2, 3W+4]; the
+    central features central_both int8[B, 2, CENTRAL_SIZE] where the critic reads them)."""
     batch = obs_both.shape[0]
-    values = [policy(params, obs_both[:, p], jnp.full((batch,), p, jnp.int32))[1] for p in (0, 1)]
+    values = [
+        policy(params, obs_both[:, p], jnp.full((batch,), p, jnp.int32), None if central_both is None else central_both[:, p])[1]
+        for p in (0, 1)
+    ]
     return jnp.stack(values, axis=-1)
 
 
@@ -122,7 +138,8 @@ def agent(policy: Policy, params, greedy: bool = False) -> Decide:
     probable action when `greedy`)."""
 
     def decide(states, obs, gumbel_u, env_params):
-        logits, value = policy(params, obs, states.current_player)
+        central = central_features(states, states.current_player, env_params)
+        logits, value = policy(params, obs, states.current_player, central)
         action = jnp.argmax(logits, axis=-1).astype(jnp.int32) if greedy else sample_action(logits, gumbel_u)
         log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
         return Decision(action, log_prob, value)
@@ -132,7 +149,7 @@ def agent(policy: Policy, params, greedy: bool = False) -> Decide:
 
 def agent_values(policy: Policy, params) -> Values:
     """Both players' values of their own views: what truncation bootstraps from."""
-    return lambda views: both_values(policy, params, views)
+    return lambda views, central: both_values(policy, params, views, central)
 
 
 def scripted_policy(act: Callable) -> Decide:
@@ -175,7 +192,8 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
     if values is None:
         terminal_value = jnp.zeros((done.shape[0], 2), jnp.float32)
     else:  # every turn (games end on any turn), kept where an episode ended
-        terminal_value = values(both_views(ended, env_params, u[:, n + 5 : n + 7])) * done[:, None]
+        views = both_views(ended, env_params, u[:, n + 5 : n + 7])
+        terminal_value = values(views, both_central(ended, env_params)) * done[:, None]
     transition = Transition(
         obs=obs,
         player=player,
@@ -187,6 +205,7 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
         terminal_value=terminal_value,
         partner_distressed=partner_d,
         episode_score=jnp.where(done[:, None], ended.score, 0),
+        central=central_features(states, player, env_params),
     )
     return next_states, transition
 
@@ -204,7 +223,7 @@ def rollout(decide: Decide, values: Values, env_params: EnvParams, states: Packe
     states, transitions = jax.lax.scan(turn, states, jax.random.split(scan_key, num_steps))
     after, look = turn(states, look_key)
     after_views = both_views(after, env_params, jax.random.uniform(after_key, (num_envs, 2), jnp.float32))
-    return states, transitions, Lookahead(look, values(after_views))
+    return states, transitions, Lookahead(look, values(after_views, both_central(after, env_params)))
 
 
 # --- staggered starts -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from mirror.data.store import load_dataset
 from mirror.rl.ablation import ablation_test, ablation_values
 from mirror.runs.checkpoints import is_rl_run, read_rl_run
 from mirror.runs.rl_run import fixed_key
+from mirror.runs.rl_view import probe_a_inputs
 from mirror.runs.watch import load_agents
 
 DRAW_STREAM = 4  # after the run's select (1), probe (2) and report (3) streams
@@ -89,7 +90,8 @@ def probe_a_mns(agents) -> tuple[np.ndarray, int]:
     dataset = load_dataset(agents.dataset_path)
     test = dataset.splits == TEST
     groups = cmni_groups(dataset.scenarios[test], dataset.idle_shown[test])
-    result = cmni(agents.params, dataset.inputs[test], groups, activation=agents.activation)
+    inputs = probe_a_inputs(dataset.inputs[test], dataset.positions[test], agents.env_params.veil, agents.view)
+    result = cmni(agents.params, inputs, groups, activation=agents.activation)
     return np.asarray(result.mns, np.float64), int(test.sum())
 
 
@@ -103,7 +105,7 @@ def ablate_member(subject: Subject, spec, mode: str, draws: int) -> dict:
         agents.params, spec, values, agents.env_params, fixed_key(seed, int(evaluation["report_stream"])),
         games=int(evaluation["games"]), turns=int(evaluation["turns"]), mns=mns, draws=draws,
         draw_key=fixed_key(seed, DRAW_STREAM), activation=agents.activation, greedy=bool(evaluation.get("greedy", False)),
-        shared=agents.sharing == "shared",
+        shared=agents.sharing == "shared", view=agents.view,
     )  # fmt: skip
     networks = 1 if agents.sharing == "shared" else 2
     out = {

@@ -16,6 +16,7 @@ import numpy as np
 
 from mirror.agents.mlp import unit_masks
 from mirror.runs.outputs import RL_METRICS, write_analysis_outputs
+from mirror.runs.rl_view import probe_a_inputs, run_view
 from mirror.runs.config import Config, load_config, parse_overrides
 from mirror.base.errors import UsageError
 from mirror.base.files import require_writable
@@ -184,8 +185,10 @@ def analyse_rl_run(run_dir, out_dir=None, *, config_file=None, overrides=(), pro
     log(f"RL run: {run.run_dir} ({len(run.epochs)} checkpoints x {len(run.members)} network(s), updates {run.epochs.min()}..{run.epochs.max()})")
     log(f"probe set (a): {int(test.sum()):,} test rows from {dataset.path}; (b): {probe['inputs'].shape[-2]:,} on-policy rows per checkpoint and network")
     masks = unit_masks(run.widths, run.padded_widths)
+    # Probe set (a) as the networks read their own views (the seat and position, veiled as their game veils them)
+    probe_a = probe_a_inputs(dataset.inputs[test], dataset.positions[test], config.env_params.veil, run_view(rl_run))
     analysis = analyse_checkpoints(
-        config.seed, run.params, masks, run.widths, dataset.inputs[test], dataset.scenarios[test], dataset.idle_shown[test], selected,
+        config.seed, run.params, masks, run.widths, probe_a, dataset.scenarios[test], dataset.idle_shown[test], selected,
         config.analysis, activation=config.model.activation, kernel_init=ACTOR_CRITIC_INIT, progress=progress, labels=dataset.labels[test],
     )  # fmt: skip
     step_start = time.perf_counter()

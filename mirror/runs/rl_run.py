@@ -132,6 +132,8 @@ def _write_run_files(run_dir: Path, config: Config, trainer: PopulationTrainer, 
         run_dir / RL_RUN_FILE,
         {
             "sharing": trainer.config.sharing,
+            "view": trainer.config.view,
+            "critic": trainer.config.critic,
             "networks_per_member": trainer.networks_per_member,
             "num_inputs": obs_size(trainer.world_width),
             "members": [m.to_dict() for m in trainer.members],

@@ -30,6 +30,9 @@ from mirror.env.validate import env_params_from_dict
 from mirror.base.errors import UsageError
 from mirror.runs import checkpoints
 from mirror.rl.ppo import policy_logits
+from mirror.runs.rl_view import run_view
+from mirror.env import observe_given_veil
+from mirror.env.seat import seat_view
 from mirror.runs.checkpoints import CHECKPOINT_DIR, CONFIG_FILE, DATASET_FILE, MEMBERS_FILE, POPULATION_FILE, load_run
 
 
@@ -48,6 +51,7 @@ class Agents:
     env_params: EnvParams
     sharing: str  # "shared", "independent" or "supervised"
     dataset_path: str | None = None  # the run's dataset (probe set (a): its test split)
+    view: str = "paper"  # what the networks read (`mirror.env.seat`): "seat" or the paper's §5.6 input
 
     def describe(self) -> str:
         frog, toad = self.networks
@@ -125,7 +129,7 @@ def load_agents(run_dir: str | Path, checkpoint: str | None = None, member: int 
     return Agents(
         run_dir=run_dir, kind="supervised" if rl_run is None else "rl", checkpoint=int(run.epochs[index]),
         networks=networks, params=params, widths=widths, activation=config.model.activation,
-        env_params=env_params, sharing=sharing, dataset_path=run.dataset_path,
+        env_params=env_params, sharing=sharing, dataset_path=run.dataset_path, view=run_view(rl_run),
     )  # fmt: skip
 
 
@@ -133,7 +137,7 @@ def action_probs(agents: Agents, obs: jax.Array, player) -> jax.Array:
     """f32[4]: the acting player's network's action probabilities (hop, jump, leap, help)
     for its own view obs int8[3W+4]."""
     mine = jax.tree.map(lambda a: jnp.asarray(a)[player], agents.params)
-    return jax.nn.softmax(policy_logits(mine, obs, agents.widths, agents.activation))
+    return jax.nn.softmax(policy_logits(mine, obs, agents.widths, agents.activation, agents.view))
 
 
 class Decision(NamedTuple):
@@ -158,7 +162,10 @@ def play_agents(agents: Agents, key: jax.Array, turns: int, *, greedy: bool = Fa
     @jax.jit
     def decide(state, obs_both, key):
         player = state.current_player
-        obs = obs_both[player]
+        # The acting player's RL view (its seat shown unless veiled), as in training
+        veil_key, key = jax.random.split(key)
+        veiled = jax.random.uniform(veil_key) < params.veil
+        obs = seat_view(observe_given_veil(state, player, params, veiled), player, veiled)
         probs = action_probs(agents, obs, player)
         sampled = jax.random.categorical(key, jnp.log(probs))
         action = jnp.where(greedy, jnp.argmax(probs), sampled).astype(jnp.int32)
