@@ -9,7 +9,7 @@ from mirror.cli.commands import play as play_command
 from mirror.cli.commands import run_demo, run_experiment_command
 
 # Modules that add subcommands (in pipeline order: data -> train, rl -> analysis -> sweep).
-STAGE_COMMANDS = ["mirror.cli.data", "mirror.cli.train", "mirror.cli.rl", "mirror.cli.cmni", "mirror.cli.ablate", "mirror.cli.sweep"]
+STAGE_COMMANDS = ["mirror.cli.data", "mirror.cli.train", "mirror.cli.rl", "mirror.cli.cmni", "mirror.cli.ablate", "mirror.cli.deviate", "mirror.cli.sweep"]
 
 
 def build_parser() -> argparse.ArgumentParser:

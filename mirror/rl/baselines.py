@@ -40,7 +40,7 @@ SCRIPTED_BASELINES = {
 # Per-game counts of `evaluate` (leaves [games, 2] per player, but `episodes` [games]).
 COUNTS = (
     "score", "decisions", "decisions_energy0", "helps", "partner_distressed", "helps_partner_distressed",
-    "partner_energy0", "helps_partner_energy0",
+    "partner_energy0", "helps_partner_energy0", "opportunities", "helps_opportunity",
 )  # fmt: skip
 
 
@@ -92,6 +92,7 @@ def rates(counts: dict, player=None) -> dict:
         "help_rate": _ratio(pick(total["helps"]), pick(total["decisions"])),
         "help_when_partner_distressed": _ratio(pick(total["helps_partner_distressed"]), pick(total["partner_distressed"])),
         "help_when_partner_energy0": _ratio(pick(total["helps_partner_energy0"]), pick(total["partner_energy0"])),
+        "help_given_opportunity": _ratio(pick(total["helps_opportunity"]), pick(total["opportunities"])),
         "energy0_share": _ratio(pick(total["decisions_energy0"]), pick(total["decisions"])),
     }
 
@@ -111,9 +112,11 @@ def evaluate(decide, env_params: EnvParams, key: jax.Array, num_games: int, num_
     (each player's own score summed over them), and per player int32[games, 2]: decisions,
     decisions_energy0 (at own energy 0), helps, partner_distressed (decisions with the partner
     on rough ground), helps_partner_distressed, partner_energy0 (partner at energy 0),
-    helps_partner_energy0}; pooled over the games: episodes, decisions, helps,
-    return_per_player f32[2] (mean own score per complete episode), return (their mean),
-    help_rate, help_when_partner_distressed, help_when_partner_energy0, energy0_share, and
+    helps_partner_energy0, opportunities (partner at energy 0, own energy >= 1, partner
+    within reach: spec §9 "help given opportunity"), helps_opportunity}; pooled over the
+    games: episodes, decisions, helps, return_per_player f32[2] (mean own score per complete
+    episode), return (their mean), help_rate, help_when_partner_distressed,
+    help_when_partner_energy0, help_given_opportunity, energy0_share, and
     help_rate_per_player f32[2] (NaN where there is nothing to divide by).
     """
     start_key, turns_key = jax.random.split(key)
@@ -129,6 +132,10 @@ def evaluate(decide, env_params: EnvParams, key: jax.Array, num_games: int, num_
         helps = mine & (t.action == HELP)[:, None]
         distressed = mine & t.partner_distressed[:, None]
         stalled = mine & (partner_energy == 0)
+        # spec §9 "help given opportunity": the partner stalled, own energy >= 1, in reach
+        partner_position = jnp.take_along_axis(states.position, 1 - t.player[:, None], axis=1)
+        reachable = partner_position + env_params.leap_distance < env_params.world_width
+        opportunity = stalled & (own_energy >= 1) & reachable
         add = {
             "episodes": t.done,
             "score": t.episode_score,  # 0 unless an episode ended
@@ -139,6 +146,8 @@ def evaluate(decide, env_params: EnvParams, key: jax.Array, num_games: int, num_
             "helps_partner_distressed": helps & distressed,
             "partner_energy0": stalled,
             "helps_partner_energy0": helps & stalled,
+            "opportunities": opportunity,
+            "helps_opportunity": helps & opportunity,
         }
         counts = {k: counts[k] + add[k].astype(jnp.int32) for k in counts}
         return (states_after, counts), None

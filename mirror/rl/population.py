@@ -17,6 +17,7 @@ with `independent` (Frog's at index 2m, Toad's at 2m + 1).
   evaluate(params, key)   the agents in fixed-key games (`mirror.rl.baselines.evaluate`), [members]
   baselines(key)          the behaviour policy and the scripted baselines in the same games, [members]
   probe(params, key)      the on-policy probe set (b): [networks, rows, ...]
+  deviations(params, key) each member's deviation gains in fixed-key games (spec §9), [members]
 
 `make_population_train(config, env_params, members=n)` is the notebook's version: n seeds
 of one `RLConfig` in one game, `train(key)` as PureJaxRL's, networks ready for the CMNI.
@@ -42,6 +43,7 @@ from mirror.env.seat import policy_rows
 from mirror.env.validate import env_params_from_dict
 from mirror.rl.baselines import agent_policy, behaviour_policy, evaluate, scripted_baselines
 from mirror.rl.config import RLConfig, RLConfigError, RunSettings, rl_settings
+from mirror.rl.deviation import deviation_gains
 from mirror.rl.ppo import make_policy, make_train, make_trainer
 from mirror.rl.turns import agent, play_turn, start_games, turn_uniforms
 
@@ -211,6 +213,9 @@ def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy,
         scripted = scripted_baselines(env, key, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy)
         return {**out, **scripted}
 
+    def deviation_member(params, env, w, key):
+        return deviation_gains(agent_policy(policy, params), env, key, eval_games, eval_turns, w)
+
     def probe_member(params, env, key):
         return collect_probe(policy, params, env, key, probe_games, probe_turns, ppo.sharing, ppo.view)
 
@@ -226,7 +231,10 @@ def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy,
             body = jax.shard_map(body, mesh=mesh, in_specs=(pop,) * members + (rep,) * shared, out_specs=pop, check_vma=False)
         return jax.jit(body)
 
-    return policy, program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1), program(probe_member, 2, 1)
+    return (
+        policy, program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1),
+        program(probe_member, 2, 1), program(deviation_member, 3, 1),
+    )  # fmt: skip
 
 
 class PopulationTrainer:
@@ -256,7 +264,7 @@ class PopulationTrainer:
         self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
         self.networks_per_member = networks_per_member(self.config.sharing)
         s = self.settings
-        self.policy, self._init, self._interval, self._evaluate, self._baselines, self._probe = _population_programs(
+        self.policy, self._init, self._interval, self._evaluate, self._baselines, self._probe, self._deviations = _population_programs(
             self.config, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy,
             s.probe_games, s.probe_turns, self.mapping, mesh,
         )  # fmt: skip
@@ -284,6 +292,11 @@ class PopulationTrainer:
     def evaluate(self, params, key: jax.Array) -> dict:
         """The agents in the fixed-key games: `evaluate`'s results [members]."""
         return self.unpad(self._evaluate(params, self.env, key))
+
+    def deviations(self, params, key: jax.Array) -> dict:
+        """Every member's deviation gains (`mirror.rl.deviation.deviation_gains`, at its own
+        w) in the fixed-key games of `key`: leaves [members, ...]."""
+        return self.unpad(self._deviations(params, self.env, self.weights, key))
 
     def baselines(self, key: jax.Array) -> dict:
         """{"behaviour": `evaluate`'s results, and `scripted_baselines`' entries}, leaves

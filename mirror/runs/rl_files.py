@@ -22,6 +22,7 @@ from mirror.rl.baselines import BASES
 from mirror.runs.checkpoints import json_lines, read_rl_run, trim_json_lines
 
 RL_METRICS_FILE = "rl_metrics.jsonl"
+DEVIATION_FILE = "deviation.json"  # the last checkpoint's deviation gains (`mirror.runs.rl_run`)
 BASELINES_FILE = "baselines.json"
 
 BASELINE_POLICIES = ("behaviour", "oracle")
@@ -135,7 +136,10 @@ def rl_summary(run_dir) -> dict:
     return_agent/behaviour/oracle/hop_jump: mean own score per player per complete episode
     in the held-out report games; return_helper, return_lone_helper: {"hop_jump": x,
     "oracle": y} by base (a lone helper's own return); help_rate,
-    help_when_partner_distressed, help_when_partner_energy0: the agent's, same games;
+    help_when_partner_distressed, help_when_partner_energy0, help_given_opportunity: the
+    agent's, same games (help_given_opportunity_oracle, _helper: the oracle pair's and the
+    oracle helper pair's); deviation_gain: per member, the last checkpoint's deviation
+    gains (`mirror.rl.deviation.summarise`, deviation.json; absent for older runs);
     selected_update: the checkpoint chosen in the selection games (first member),
     return_agent_selected: its return in the report games; env_turns: trained turns, all
     members together; turns_per_s: env_turns per second of training (compiled intervals;
@@ -181,6 +185,9 @@ def rl_summary(run_dir) -> dict:
         "help_rate": _mean(per_member("help_rate")),
         "help_when_partner_distressed": _mean(per_member("help_when_partner_distressed")),
         "help_when_partner_energy0": _mean(per_member("help_when_partner_energy0")),
+        "help_given_opportunity": _mean(per_member("help_given_opportunity")),
+        "help_given_opportunity_oracle": _baseline_mean(baselines, "oracle", "help_given_opportunity"),
+        "help_given_opportunity_helper": _baseline_mean(baselines, "helper_oracle", "help_given_opportunity"),
         "help_rate_behaviour": _baseline_mean(baselines, "behaviour", "help_rate"),
         "help_rate_oracle": _baseline_mean(baselines, "oracle", "help_rate"),
         "selected_update": selected[0],
@@ -198,4 +205,7 @@ def rl_summary(run_dir) -> dict:
         out["return_behaviour_per_member"] = baselines["behaviour"]["return"]
         out["return_oracle_per_member"] = baselines["oracle"]["return"]
         out["explained_variance_per_member"] = explained
+    deviation = run_dir / DEVIATION_FILE
+    if deviation.is_file():  # runs before the yardstick have none
+        out["deviation_gain"] = json.loads(deviation.read_text())["members"]
     return out

@@ -36,6 +36,7 @@ from mirror.env.constants import obs_size
 from mirror.base.errors import CheckpointError, TrainError
 from mirror.base.files import has_content, lock_run_dir
 from mirror.rl.config import hashed_rl_section, rl_settings
+from mirror.rl.deviation import DEVIATIONS, summarise
 from mirror.rl.population import PopulationTrainer, host, rl_members
 from mirror.runs.checkpoints import (
     CONFIG_FILE,
@@ -58,7 +59,7 @@ from mirror.runs.checkpoints import (
     write_json_atomic,
     write_text_atomic,
 )
-from mirror.runs.rl_files import BASELINES_FILE, RL_METRICS_FILE, json_safe, read_baselines, read_rl_metrics, trim_rl_metrics
+from mirror.runs.rl_files import BASELINES_FILE, DEVIATION_FILE, RL_METRICS_FILE, json_safe, read_baselines, read_rl_metrics, trim_rl_metrics
 from mirror.base.sharding import leads, member_sharding, replicated, spans_processes, sync_processes
 from mirror.runs.config import Config, load_config
 
@@ -72,7 +73,7 @@ UPDATE_KEYS = (
     "help_when_partner_distressed",
 )  # fmt: skip
 # The evaluation numbers of metrics.jsonl (held-out report games) and of baselines.json.
-EVAL_RATES = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0")
+EVAL_RATES = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0", "help_given_opportunity")
 
 
 class UpdateReport(NamedTuple):
@@ -243,6 +244,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
         selection = host(trainer.evaluate(params, select_key))["return"]
         ev = host(trainer.evaluate(params, report_key))  # held out: what is reported
         probe = trainer.probe(params, probe_key)
+        deviation = deviation_summaries(host(trainer.deviations(params, report_key)), trainer)
         improved = selection > best_return  # NaN (no complete episode) never improves
         best_return = np.where(improved, selection, best_return)
         best_update = np.where(improved, last, best_update)
@@ -252,6 +254,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
             "return_agent": _per_network(ev["return"], m_count, n_per),
             "return_per_player": _per_network(ev["return_per_player"], m_count, n_per),
             **{k: _per_network(ev[k], m_count, n_per) for k in EVAL_RATES},
+            **deviation_columns(deviation, n_per),
             "return_agent_selection": _per_network(selection, m_count, n_per),
             "selected_update": _per_network(best_update, m_count, n_per),
             "wall_s": round(wall, 4),
@@ -276,12 +279,33 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
             probe=dict(zip(("inputs", "scenarios", "idle_shown"), probe)),
             metadata=metadata,
         )
+        if lead and last >= ppo.updates:
+            write_json_atomic(run_dir / DEVIATION_FILE, {"update": last, "members": deviation})
         log(interval_line(line, ppo.updates, seconds))
         if on_update is not None:
             for entry in lines:
                 on_update(UpdateReport(entry["update"], ppo.updates, entry))
     manager.wait_until_finished()
     return RLRunResult(run_dir, last, line, baselines, last * ppo.batch_size * m_count, wall, compile_s)
+
+
+def deviation_summaries(gains: dict, trainer: PopulationTrainer) -> list[dict]:
+    """`mirror.rl.deviation.summarise` of every member (gains: leaves [members, ...])."""
+    weights = np.asarray(trainer.weights)[: len(trainer.members)]
+    return [summarise(jax.tree.map(lambda x: x[m], gains), float(weights[m])) for m in range(len(trainer.members))]
+
+
+def deviation_columns(summaries: list[dict], networks_per_member: int) -> dict:
+    """metrics.jsonl's deviation fields: per network, each deviation's pooled gain with its
+    95 % interval (gain_<name>, gain_<name>_low, gain_<name>_high) and at_best_response."""
+    members = len(summaries)
+    out = {}
+    for name in DEVIATIONS:
+        for suffix, key in (("", "mean"), ("_low", "low"), ("_high", "high")):
+            out[f"gain_{name}{suffix}"] = _per_network([s["gains"][name][key] for s in summaries], members, networks_per_member)
+    flags = [bool(s["at_best_response"]) for s in summaries]
+    out["at_best_response"] = [f for f in flags for _ in range(networks_per_member)] if members * networks_per_member > 1 else flags[0]
+    return out
 
 
 def _update_lines(metrics: dict, done: int, ppo, members: int, wall: float, seconds: float) -> list[dict]:
