@@ -47,6 +47,9 @@ TINY_TRAIN = ["--train.max_train_rows", "4000", "--train.lr", "1.0e-3", "--train
 # The tiny RL run: 16 games x 8 turns per update, 6 updates, a checkpoint every 2 (three
 # checkpoints, so a run stopped after one still has two intervals to go); the agents are
 # scored on 8 games x one 200-turn episode, probe set (b) is 4 games x 16 turns.
+# The tiny RL runs start from the default game's config, not `mirror rl`'s default (the
+# stakes quickstart, a population of four): each test sets the members it needs.
+RL_DEFAULT_GAME = str(Path(__file__).resolve().parents[1] / "configs" / "rl_default_game.yaml")
 TINY_RL = {
     "num_envs": 16, "num_steps": 8, "updates": 6, "checkpoint_every": 2, "num_minibatches": 2, "update_epochs": 2,
     "eval_games": 8, "eval_turns": 200, "probe_games": 4, "probe_turns": 16,
@@ -293,7 +296,7 @@ def tiny_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     from mirror.cli import main
 
     def make(path):
-        assert main(["rl", "--run-dir", str(path / "run"), *overrides(rl_values(dataset_cache))]) == 0
+        assert main(["rl", "--config", RL_DEFAULT_GAME, "--run-dir", str(path / "run"), *overrides(rl_values(dataset_cache))]) == 0
 
     return built_once(tmp_path_factory, "tiny_rl_run", make) / "run"
 

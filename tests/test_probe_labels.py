@@ -7,7 +7,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from conftest import TINY_DATA, overrides, rl_values
+from conftest import RL_DEFAULT_GAME, TINY_DATA, overrides, rl_values
 
 from mirror.base.errors import DatasetError
 from mirror.cli import main
@@ -135,7 +135,7 @@ def test_rare_label_is_dropped_for_rl_and_refused_for_the_supervised_cache(tmp_p
 @pytest.mark.slow  # `mirror rl` end to end (about 20 s)
 def test_mirror_rl_at_d0_drops_help_from_probe_set_a_and_records_the_shares(dataset_cache, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache, updates=2)), "--env.dependency", "0"]) == 0
+    assert main(["rl", "--config", RL_DEFAULT_GAME, "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache, updates=2)), "--env.dependency", "0"]) == 0
     out = capsys.readouterr().out
     assert "probe set (a) has no help rows (label help never occurs at env.dependency = 0.0: " in out
     assert "hop 0.421, jump 0.421, leap 0.158, help 0.000" in out  # TINY_DATA's 0.4, 0.4, 0.15 over 0.95

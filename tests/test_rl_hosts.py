@@ -19,9 +19,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 import yaml
-from conftest import TINY_RL, overrides, rl_values, xla_env
+from conftest import RL_DEFAULT_GAME, TINY_RL, overrides, rl_values, xla_env
 
-from mirror.cli.rl import default_rl_config_path
 from mirror.runs.checkpoints import RL_ITEMS, open_rl_manager, restore_items
 from mirror.runs.config import load_config
 from mirror.runs.rl_files import read_baselines
@@ -149,9 +148,9 @@ def test_an_rl_population_split_over_two_processes_equals_one_process(tiny_datas
     checkpoint, equal the same population trained in this process."""
     values = rl_values(dataset_cache, population_seeds=[0, 1])  # one member on each process's device
     one = tmp_path / "one"
-    rl_run(load_config(default_rl_config_path(), overrides(values)), one, log=lambda line: None)  # the config `mirror rl` composes
+    rl_run(load_config(RL_DEFAULT_GAME, overrides(values)), one, log=lambda line: None)  # the config `mirror rl --config` composes
     two = tmp_path / "two"
-    logs = two_processes([str(two), *overrides(values)], REPO, script=FRESH_THEN_RESUME)
+    logs = two_processes([str(two), "--config", RL_DEFAULT_GAME, *overrides(values)], REPO, script=FRESH_THEN_RESUME)
     (fresh, resumed) = zip(*(log.split("=== resume ===\n") for log in logs))
     for log in fresh:
         assert "2 member(s) over 2 devices of 2 processes" in log, log[-3000:]

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import CLASSIC_EMITTERS, TINY_RL, copy_run, overrides, rl_values, xla_env
+from conftest import CLASSIC_EMITTERS, RL_DEFAULT_GAME, TINY_RL, copy_run, overrides, rl_values, xla_env
 
 from mirror.base.errors import TrainError
 from mirror.cli import main
@@ -445,7 +445,7 @@ def test_sigkill_then_resume_ends_bit_identical(rl_dir, dataset_cache, tmp_path,
     --resume` of what the kill left: the run ends bit-identical to the uninterrupted `rl_dir`
     (the same config, `mirror rl` in this process)."""
     killed, marker, log = tmp_path / "killed", tmp_path / "stopped", tmp_path / "killed.log"
-    command = ["rl", "--run-dir", str(killed), *overrides(rl_values(dataset_cache))]
+    command = ["rl", "--config", RL_DEFAULT_GAME, "--run-dir", str(killed), *overrides(rl_values(dataset_cache))]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the session's compilation cache: rl_dir compiled it all
     with open(log, "w") as fh:
         victim = subprocess.Popen([sys.executable, "-c", VICTIM, "3", str(marker), *command], env=env, stdout=fh, stderr=subprocess.STDOUT)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RL, overrides, rl_values
+from conftest import RL_DEFAULT_GAME, TINY_RL, overrides, rl_values
 
 from mirror.runs.tracking import Tracker
 
@@ -49,7 +49,7 @@ def test_each_update_is_tracked_as_its_interval_ends(tmp_path, monkeypatch, data
 
     monkeypatch.setattr(mirror.runs.rl_experiment, "open_tracker", open_recording)
     run_dir = tmp_path / "run"
-    assert main(["rl", "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
+    assert main(["rl", "--config", RL_DEFAULT_GAME, "--run-dir", str(run_dir), *overrides(rl_values(dataset_cache))]) == 0
     (tracker,) = opened
     lines = [json.loads(x) for x in (run_dir / "rl_metrics.jsonl").read_text().splitlines()]
     logged = [c for c in tracker.calls if c[0] == "metrics"]

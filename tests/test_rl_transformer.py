@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import overrides, rl_values
+from conftest import RL_DEFAULT_GAME, overrides, rl_values
 
 from mirror.agents.actor_critic import cmni_params
 from mirror.agents.transformer import Transformer, init_transformer_params
@@ -134,7 +134,7 @@ def transformer_rl_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
     run_dir = tmp_path_factory.mktemp("rl_transformer") / "run"
     values = transformer_values(dataset_cache, **PAIR)
     values["analysis"] = {**values["analysis"], "permutations": 0, "roles": "paper"}  # the permutation null: the supervised transformer's code
-    assert main(["rl", "--run-dir", str(run_dir), *overrides(values)]) == 0
+    assert main(["rl", "--config", RL_DEFAULT_GAME, "--run-dir", str(run_dir), *overrides(values)]) == 0
     return run_dir
 
 
