@@ -544,3 +544,32 @@ def test_rl_runs_with_stand_in_members_still_load(tiny_run, tiny_rl_run, tmp_pat
     jax.tree.map(np.testing.assert_array_equal, then.params, now.params)
     supervised = load_run(tiny_run)
     assert supervised.kind == "supervised" and all(isinstance(m, Member) for m in supervised.members)
+
+
+def test_the_run_reports_help_given_opportunity_and_its_deviation_gains(rl_dir, tmp_path, capsys):
+    """deviation.json (the last checkpoint, held-out report games) feeds metrics.jsonl,
+    summary.json and report.md; `mirror deviate` recomputes it from the checkpoint's actor."""
+    from mirror.rl.deviation import DEVIATIONS
+
+    deviation = json.loads((rl_dir / "deviation.json").read_text())
+    last = json.loads((rl_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    assert deviation["update"] == last["epoch"] and len(deviation["members"]) == 1
+    entry = deviation["members"][0]
+    assert list(entry["gains"]) == list(DEVIATIONS) and entry["games"] == TINY_RL["eval_games"]
+    for name in DEVIATIONS:
+        g = entry["gains"][name]
+        assert g["low"] <= g["mean"] <= g["high"] and len(g["per_seat"]) == 2
+        assert last[f"gain_{name}"] == g["mean"] and last[f"gain_{name}_low"] == g["low"]
+    assert last["at_best_response"] == entry["at_best_response"] == (not any(entry["gains"][n]["low"] > 0 for n in DEVIATIONS))
+    summary = json.loads((rl_dir / "summary.json").read_text())
+    assert summary["deviation_gain"] == deviation["members"] and "help_given_opportunity" in summary
+    assert entry["return"] == pytest.approx(last["return_agent"])  # plain self-play in the same report games
+    assert "## Best response: deviation gains" in (rl_dir / "report.md").read_text()
+    out_json = tmp_path / "deviate.json"
+    assert main(["deviate", str(rl_dir), "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "help_stalled" in printed and "best response" in printed
+    again = json.loads(out_json.read_text())
+    assert again["checkpoint"] == deviation["update"] and again["view"] == "seat"
+    for name in DEVIATIONS:  # the actor alone, in the same games: the same gains
+        assert again["gains"][name]["mean"] == pytest.approx(entry["gains"][name]["mean"], abs=1e-9)

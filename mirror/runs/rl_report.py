@@ -86,6 +86,9 @@ def _setup(rl_run: dict, config: dict, summary: dict, lines: list[dict]) -> list
     sharing = rl_run.get("sharing", rl.get("sharing", "shared"))
     kind = "one network plays both Frog and Toad, each from its own view" if per == 1 else "one network per player (Frog's, Toad's)"
     out.append(f"Self-play PPO, `sharing: {sharing}` ({kind}); {len(members)} member(s), {len(members) * per} network(s) analysed.")
+    view = rl_run.get("view", "paper")
+    seen = "its seat and own position with the §5.6 input, both hidden under the veil" if view == "seat" else "the paper's §5.6 input (no seat)"
+    out.append(f"The actor sees {seen} (`rl.view: {view}`); the critic: `{rl_run.get('critic', rl.get('critic', 'separate'))}`.")
     updates = rl.get("updates", lines[-1].get("update") if lines else None)
     turns = summary.get("env_turns", lines[-1].get("env_turns") if lines else None)
     facts = [f"updates: {updates if updates is not None else '-'}", f"env turns: {int(turns):,}" if turns is not None else "env turns: -"]
@@ -146,9 +149,10 @@ def _returns(summary: dict, baselines: dict | None, checkpoint_lines: list[dict]
 def _help(summary: dict, baselines: dict | None, members: int) -> list[str]:
     out = [
         "## Help", "",
-        "| policy | help rate | when the partner is in distress | when the partner has no energy |", "| --- | ---: | ---: | ---: |",
+        "| policy | help rate | when the partner is in distress | when the partner has no energy | given opportunity |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip
-    keys = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0")
+    keys = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0", "help_given_opportunity")
     out.append("| agents | " + " | ".join(_num(summary.get(k)) for k in keys) + " |")
     for policy, name in (("behaviour", "behaviour policy"), ("oracle", "label oracle"), *SCRIPTED_LINES):
         values = [baseline(baselines, policy, k, members) for k in keys]
@@ -157,9 +161,32 @@ def _help(summary: dict, baselines: dict | None, members: int) -> list[str]:
     return out + [
         "",
         "Help rate: the share of decisions that are help; when the partner is in distress (on rough ground) or has no "
-        "energy: among the decisions where it is or has (a lone helper: the helper's own decisions).",
+        "energy: among the decisions where it is or has (a lone helper: the helper's own decisions); given opportunity: "
+        "among the decisions where the partner has no energy, one's own energy is >= 1 and the partner is in reach "
+        "(spec §9: where a help can restart it).",
         "",
     ]
+
+
+def _deviation(summary: dict, members: list[dict]) -> list[str]:
+    """The last checkpoint's deviation gains (deviation.json), one row per member and deviation."""
+    entries = summary.get("deviation_gain")
+    if not entries:
+        return []
+    out = [
+        "## Best response: deviation gains", "",
+        "Each agent against itself in the held-out report games, one seat following a scripted deviation where its "
+        "condition holds (spec §9): the gain in that seat's objective (own return + w x partner's, per episode) over "
+        "plain self-play, pooled over the two seats, mean [95 % interval over games]. At a best response to the family: "
+        "no interval above 0.", "",
+        "| member | w | help_stalled | never_help | oracle_move | at a best response |", "| ---: | ---: | --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for m, e in enumerate(entries):
+        g = e["gains"]
+        cell = lambda n: f"{g[n]['mean']:+.2f} [{g[n]['low']:+.2f}, {g[n]['high']:+.2f}]"  # noqa: E731
+        verdict = "yes" if e["at_best_response"] else "no: " + ", ".join(e["deviations_that_gain"]) + " gains"
+        out.append(f"| {m} | {e['partner_reward_weight']:g} | {cell('help_stalled')} | {cell('never_help')} | {cell('oracle_move')} | {verdict} |")
+    return out + ["", "Per seat, and at any checkpoint: `mirror deviate RUN_DIR[:CHECKPOINT] --member all`.", ""]
 
 
 def network_name(network: int, networks_per_member: int) -> str:
@@ -263,6 +290,7 @@ def build_rl_report(run_dir) -> str:
     out += _setup(rl_run, config, summary, lines)
     out += _returns(summary, baselines, read_jsonl(run_dir / "metrics.jsonl"), members)
     out += _help(summary, baselines, members)
+    out += _deviation(summary, rl_run.get("members") or [])
     out += _stakes(summary)
     out += _cmni(rows, summary, networks, networks // members) if rows else ["## CMNI on both probe sets", "", "No analysis yet (cmni.csv is missing).", ""]
     if config_text:

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 
 from mirror.rl.config import rl_config
+from mirror.rl.deviation import DEVIATIONS
 from mirror.runs.checkpoints import (
     CONFIG_FILE,
     DATASET_FILE,
@@ -45,11 +46,14 @@ from mirror.sweep.trial import RESULT_FILE, trial_dir, trial_identity
 # help_when_partner_distressed, cmni_scaled (cmni_a) and cmni_scaled_onpolicy (cmni_b) at
 # the last checkpoint, z_init, p_init_scaled, the return trend over the last quarter of
 # training, and ablation_gap: left None here, filled by the ablation step.
+# The deviation gains (`mirror.rl.deviation`) at the last checkpoint, pooled over seats.
+DEVIATION_COLUMNS = tuple(f"gain_{d}{s}" for d in DEVIATIONS for s in ("", "_low", "_high"))
 RL_METRIC_COLUMNS = (
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
     "help_when_partner_distressed", "help_when_partner_energy0", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy",
     "peak_cmni", "peak_update", "cmni_scaled", "cmni_scaled_onpolicy", "init_scaled_mean", "init_scaled_sd", "z_init",
     "p_init_scaled", "return_slope", "return_change_last_quarter", "ablation_gap",
+    "help_given_opportunity", *DEVIATION_COLUMNS, "at_best_response",
 )  # fmt: skip
 
 
@@ -88,7 +92,17 @@ def rl_outcomes(last_line: dict, baselines: dict, member: int, networks: list[in
         "help_rate": _pick(last_line.get("help_rate"), networks),
         "help_when_partner_distressed": _pick(last_line.get("help_when_partner_distressed"), networks),
         "help_when_partner_energy0": _pick(last_line.get("help_when_partner_energy0"), networks),
+        "help_given_opportunity": _pick(last_line.get("help_given_opportunity"), networks),
+        **{key: _pick(last_line.get(key), networks) for key in DEVIATION_COLUMNS},
+        "at_best_response": _all(last_line.get("at_best_response"), networks),
     }
+
+
+def _all(value, networks: list[int]):
+    """A flag of the trial: every one of its networks' (None where the line has none)."""
+    if value is None:
+        return None
+    return bool(value) if not isinstance(value, list) else all(bool(value[i]) for i in networks)
 
 
 def training_returns(lines: list[dict], member: int) -> tuple[np.ndarray, np.ndarray]:

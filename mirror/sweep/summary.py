@@ -37,6 +37,7 @@ from mirror.runs.report import read_csv
 from mirror.runs.rl_figures import help_by_dependency_figure
 from mirror.sweep.compare import write_comparison
 from mirror.sweep.spec import Sweep
+from mirror.rl.deviation import DEVIATIONS
 from mirror.sweep.trial import finished_result
 
 COLUMNS = [
@@ -50,7 +51,8 @@ RL_COLUMNS = [
     "updates", "env_turns", "return_agent", "return_behaviour", "return_oracle", "return_hop_jump", "help_rate",
     "help_when_partner_distressed", "help_when_partner_energy0", "cmni", "cmni_onpolicy", "p_init", "p_init_onpolicy",
     "peak_cmni", "peak_update", "cmni_scaled", "cmni_scaled_onpolicy", "init_scaled_mean", "init_scaled_sd", "z_init",
-    "p_init_scaled", "return_slope", "return_change_last_quarter", "ablation_gap", "dir",
+    "p_init_scaled", "return_slope", "return_change_last_quarter", "ablation_gap",
+    "help_given_opportunity", *(f"gain_{d}{s}" for d in DEVIATIONS for s in ("", "_low", "_high")), "at_best_response", "dir",
 ]  # fmt: skip
 RL_CHECKPOINT_COLUMNS = ["trial", "dependency", "veil", "partner_reward_weight", "update", "network", "cmni"]
 # The settings an RL theory table groups by, and the means it shows.
