@@ -209,7 +209,8 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     assert [c["epoch"] for c in checkpoints] == [2, 4, 6] and [c["env_turns"] for c in checkpoints] == [256, 512, 768]
     assert set(checkpoints[0]) == {
         "epoch", "env_turns", "return_agent", "return_per_player", "help_rate", "help_when_partner_distressed",
-        "help_when_partner_energy0", "return_agent_selection", "selected_update", "wall_s",
+        "help_when_partner_energy0", "help_given_opportunity", "return_agent_selection", "selected_update", "wall_s",
+        "at_best_response", *(f"gain_{d}{s}" for d in ("help_stalled", "never_help", "oracle_move") for s in ("", "_low", "_high")),
     }  # fmt: skip
     updates = read_rl_metrics(rl_dir)
     assert [u["update"] for u in updates] == [1, 2, 3, 4, 5, 6] and [u["env_turns"] for u in updates] == [128 * u for u in range(1, 7)]
@@ -227,12 +228,16 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     for u in updates:
         assert len(u["return_per_player"]) == 2
         assert all(v is None for v in u["return_per_player"]) == (u["episodes"] == 0)
-    # the probe set (b) of every checkpoint: 4 games x 16 turns, the model input (§5.6 mask applied)
+    # the probe set (b) of every checkpoint: 4 games x 16 turns, the network's input (the seat
+    # view: the seat 4 / 5 alternating with the turn, the own position kept, the score zeroed)
     probes = read_probes(rl_dir)
     assert probes["inputs"].shape == (3, 1, 64, 100) and probes["inputs"].dtype == np.int8
     assert probes["scenarios"].shape == (3, 1, 64) and probes["idle_shown"].shape == (3, 1, 64, 2)
     assert probes["updates"].tolist() == [2, 4, 6]
-    assert not probes["inputs"][..., 96].any() and not probes["inputs"][..., 98:].any()
+    assert not probes["inputs"][..., 98].any()
+    seats = probes["inputs"][..., 96].reshape(3, 16, 4)  # [checkpoints, turns, games]: turn t is player t % 2's
+    np.testing.assert_array_equal(seats, np.broadcast_to(np.asarray([4, 5] * 8)[None, :, None], seats.shape))
+    assert (probes["inputs"][..., 99] > 0).any()
     assert set(np.unique(probes["scenarios"])) <= {0, 1, 2, 3}
     # baselines: the same games as the agent's evaluation, once per member
     baselines = read_baselines(rl_dir)
@@ -246,6 +251,7 @@ def test_rl_run_directory_follows_the_contract(rl_dir):
     for entry in baselines.values():
         assert set(entry) == {
             "return_per_player", "return", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0",
+            "help_given_opportunity",
             "energy0_share", "episodes",
         }  # fmt: skip
     assert baselines["hop_jump"]["help_rate"] == [0.0]
@@ -299,7 +305,7 @@ def test_the_checkpoint_is_chosen_in_selection_games_and_reported_in_held_out_on
     config = run.config
     env = env_params_from_dict(config.env)
 
-    def policy(params, obs, player):
+    def policy(params, obs, player, central=None):
         return policy_logits(params, obs, (17, 17), "relu"), jnp.zeros(obs.shape[0])
 
     score = jax.jit(lambda params, key: evaluate(agent_policy(policy, params), env, key, 8, 200)["return"])

@@ -76,7 +76,7 @@ SHORT = EnvParams(episode_turns=40, max_energy=2, obstacle_rate_step=0.05, obsta
 GAMES, TURNS = 8, 80  # two whole episodes per game
 
 
-def _hop_jump_network(params, obs, player):
+def _hop_jump_network(params, obs, player, central=None):
     """A stand-in network whose sampled action is hop_jump's: hop with energy (index 3W + 1),
     else jump, by a margin no Gumbel draw overturns."""
     hop = obs[:, 97] > 0

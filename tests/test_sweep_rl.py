@@ -136,19 +136,26 @@ def test_a_supervised_sweep_refuses_an_rl_section(tmp_path):
 
 def test_rl_outcomes_pick_the_trials_networks():
     line = {"epoch": 40, "env_turns": 81920, "return_agent": [1.0, 3.0, 5.0, None], "help_rate": [0.1, 0.2, 0.3, 0.4],
-            "help_when_partner_distressed": [0.5, 0.6, None, 0.8], "help_when_partner_energy0": [0.0, 0.1, 0.2, 0.6]}  # fmt: skip
+            "help_when_partner_distressed": [0.5, 0.6, None, 0.8], "help_when_partner_energy0": [0.0, 0.1, 0.2, 0.6],
+            "help_given_opportunity": [0.1, 0.2, 0.3, 0.5], "gain_help_stalled": [1.0, 1.0, -0.5, -0.5],
+            "at_best_response": [True, True, False, True]}  # fmt: skip
     per_member = {"behaviour": [{"return": -1.5}, {"return": -2.5}], "oracle": {"return": [7.0, 9.0]}, "hop_jump": {"return": [6.0, 8.0]}}
     # Independent member 1: networks 2 and 3 (means over them, nulls skipped).
     assert rl_outcomes(line, per_member, 1, [2, 3]) == {
         "updates": 40, "env_turns": 81920, "return_agent": 5.0, "return_behaviour": -2.5, "return_oracle": 9.0,
         "return_hop_jump": 8.0, "help_rate": pytest.approx(0.35), "help_when_partner_distressed": 0.8,
-        "help_when_partner_energy0": pytest.approx(0.4),
+        "help_when_partner_energy0": pytest.approx(0.4), "help_given_opportunity": pytest.approx(0.4),
+        "at_best_response": False,  # one of its two networks' members is not
+        **{f"gain_{d}{s}": None for d in ("help_stalled", "never_help", "oracle_move") for s in ("", "_low", "_high")},
+        "gain_help_stalled": -0.5,
     }  # fmt: skip
     # A single network's run stores scalars.
     single = {"epoch": 2, "env_turns": 64, "return_agent": 4.5, "help_rate": 0.25, "help_when_partner_distressed": None}
     assert rl_outcomes(single, {"behaviour": {"return": 1.0}}, 0, [0]) == {
         "updates": 2, "env_turns": 64, "return_agent": 4.5, "return_behaviour": 1.0, "return_oracle": None,
         "return_hop_jump": None, "help_rate": 0.25, "help_when_partner_distressed": None, "help_when_partner_energy0": None,
+        "help_given_opportunity": None, "at_best_response": None,  # runs before the yardstick
+        **{f"gain_{d}{s}": None for d in ("help_stalled", "never_help", "oracle_move") for s in ("", "_low", "_high")},
     }  # fmt: skip
 
 

@@ -50,7 +50,7 @@ def format_member(run_dir: Path, r: dict) -> str:
     return "\n".join(lines)
 
 
-def deviate_command(args) -> None:
+def deviate_command(args, overrides=()) -> int:
     run_dir, checkpoint = parse_agent(args.target)
     rl_run = check_rl_run(run_dir)
     if args.json:
@@ -61,3 +61,4 @@ def deviate_command(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results if len(results) > 1 else results[0], indent=2) + "\n")
         print(f"wrote {args.json}")
+    return 0
