@@ -235,6 +235,122 @@ def targets(args) -> None:
     run(members, points, Path(args.out), Path(args.state), {"references": {f"{d:g}": references(d) for d in (0.0, 1.0)}})
 
 
+# ----------------------------------------------------------------------------- figures, tables
+
+
+def _seed_values(runs: dict, prefix: str, key: str, update: int | None = None) -> list[float]:
+    """The runs named `prefix`-s<k>: each one's `key` at `update` (default: its last point)."""
+    out = []
+    for name, run in sorted(runs.items()):
+        if name.rsplit("-s", 1)[0] != prefix or not run["points"]:
+            continue
+        points = sorted(run["points"], key=lambda p: p["update"])
+        point = points[-1] if update is None else next((p for p in points if p["update"] == update), None)
+        if point is not None:
+            out.append(point[key] if not isinstance(point[key], dict) else point[key]["mean"])
+    return out
+
+
+def _gain(run_points, name):
+    return [p["gains"][name]["mean"] for p in run_points], [p["gains"][name]["low"] for p in run_points], [p["gains"][name]["high"] for p in run_points]
+
+
+def study_table(results: dict) -> str:
+    """Markdown: per arm, each seed's last return, help given opportunity and help_stalled
+    gain, and how many seeds are at a best response to the family."""
+    runs = results["runs"]
+    arms = sorted({n.rsplit("-s", 1)[0] for n in runs}, key=lambda a: list(STUDY_ARMS).index(a) if a in STUDY_ARMS else 99)
+    ref = results["references"]["1.0"]
+    lines = [f"| arm | change | turns | return per seed | help given opportunity | help_stalled gain | at a best response |",
+             "| --- | --- | ---: | --- | --- | --- | ---: |"]  # fmt: skip
+    for arm in arms:
+        mine = [r for n, r in sorted(runs.items()) if n.rsplit("-s", 1)[0] == arm and r["points"]]
+        last = [max(r["points"], key=lambda p: p["update"]) for r in mine]
+        change = ", ".join(f"{k}: {v}" for k, v in STUDY_ARMS.get(arm, {}).items()) or "the learner"
+        lines.append(
+            f"| {arm} | {change} | {last[0]['turns'] / 1e6:.2f}M | " + ", ".join(f"{p['return']:.1f}" for p in last)
+            + " | " + ", ".join(f"{p['help_given_opportunity']:.2f}" for p in last)
+            + " | " + ", ".join(f"{p['gains']['help_stalled']['mean']:+.2f}" for p in last)
+            + f" | {sum(p['at_best_response'] for p in last)} of {len(last)} |"
+        )  # fmt: skip
+    lines.append("")
+    lines.append(f"Scripted pairs in the same games (D = 1): oracle {ref['oracle']:.1f}, hop_jump {ref['hop_jump']:.1f}, "
+                 f"helper pair on hop_jump {ref['helper_hop_jump']:.1f}, on the oracle {ref['helper_oracle']:.1f}.")  # fmt: skip
+    return "\n".join(lines)
+
+
+def figures(args) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    study_path, emergence_path = Path(args.study), Path(args.emergence)
+    if study_path.is_file():
+        results = json.loads(study_path.read_text())
+        print(study_table(results))
+        fig = Figure(figsize=(8, 4.5), layout="constrained")
+        ax = fig.add_subplot()
+        arms = sorted({n.rsplit("-s", 1)[0] for n in results["runs"]}, key=lambda a: list(STUDY_ARMS).index(a) if a in STUDY_ARMS else 99)
+        for i, arm in enumerate(arms):
+            mine = [r for n, r in results["runs"].items() if n.rsplit("-s", 1)[0] == arm and r["points"]]
+            for j, run in enumerate(mine):
+                pts = sorted(run["points"], key=lambda p: p["update"])
+                ax.plot([p["turns"] for p in pts], [p["return"] for p in pts], color=f"C{i}", alpha=0.8, lw=1, label=arm if j == 0 else None)
+        ref = results["references"]["1.0"]
+        ax.axhline(ref["oracle"], color="k", ls="--", lw=1, label="oracle pair")
+        ax.set(xlabel="trained turns per agent", ylabel="return (held-out games)", title="The learner's study: w = 0, D = 1, stakes regime, one line per seed")
+        ax.legend(fontsize=7, ncols=2)
+        FigureCanvasAgg(fig).print_png(args.study_png)
+        print(f"wrote {args.study_png}")
+    if emergence_path.is_file():
+        results = json.loads(emergence_path.read_text())
+        runs = results["runs"]
+        deps = sorted({r["dependency"] for r in runs.values()})
+        widths = sorted({r["ppo"]["hidden"][0] for r in runs.values()})
+        rows = ("return", "help_given_opportunity", "help_stalled", "cmni_scaled")
+        labels = ("return (own score / episode)", "help given opportunity", "help_stalled gain\n(own return, 95 % CI)", "actor cmni_scaled\n(probe set (a))")
+        fig = Figure(figsize=(10, 11), layout="constrained")
+        axes = fig.subplots(len(rows), len(deps), sharex=True, squeeze=False)
+        for c, d in enumerate(deps):
+            ref = results["references"][f"{d:g}"]
+            for r, what in enumerate(rows):
+                ax = axes[r, c]
+                for k, w in enumerate(widths):
+                    band = results["init_band"].get(f"D{d:g}-h{w}")
+                    if what == "cmni_scaled" and band:
+                        ax.axhspan(band["q05"], band["q95"], color=f"C{k}", alpha=0.12, label=f"untrained 2 x {w} (5-95 %)")
+                    for name, run in sorted(runs.items()):
+                        if run["dependency"] != d or run["ppo"]["hidden"][0] != w or not run["points"]:
+                            continue
+                        pts = sorted(run["points"], key=lambda p: p["update"])
+                        x = [p["turns"] for p in pts]
+                        first = name.endswith("-s0")
+                        if what == "help_stalled":
+                            mean, low, high = _gain(pts, "help_stalled")
+                            ax.plot(x, mean, color=f"C{k}", lw=1, label=f"2 x {w}" if first else None)
+                            ax.fill_between(x, low, high, color=f"C{k}", alpha=0.1)
+                        elif what in pts[0]:
+                            ax.plot(x, [p[what] for p in pts], color=f"C{k}", lw=1, marker=".", label=f"2 x {w}" if first else None)
+                if what == "return":
+                    for name, style in (("oracle", "--"), ("hop_jump", ":"), ("helper_hop_jump", "-.")):
+                        ax.axhline(ref[name], color="k", ls=style, lw=0.8, label=f"{name} pair")
+                if what == "help_stalled":
+                    ax.axhline(0, color="k", lw=0.8)
+                ax.set_xscale("log")
+                ax.set_ylabel(labels[r])
+                if r == 0:
+                    ax.set_title(f"D = {d:g} (w = 0; one line per seed)")
+                if r == len(rows) - 1:
+                    ax.set_xlabel("trained turns per agent")
+                ax.legend(fontsize=6)
+        FigureCanvasAgg(fig).print_png(args.emergence_png)
+        print(f"wrote {args.emergence_png}")
+        for d in deps:
+            for w in widths:
+                last = _seed_values(runs, f"D{d:g}-h{w}", "return")
+                hgo = _seed_values(runs, f"D{d:g}-h{w}", "help_given_opportunity")
+                print(f"D {d:g} width {w}: last returns {[round(v, 1) for v in last]}, help given opportunity {[round(v, 3) for v in hgo]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -258,6 +374,12 @@ def main() -> None:
     t.add_argument("--out", default="docs/results/rl_targets.json")
     t.add_argument("--state", default="runs/rl-targets-state")
     t.set_defaults(func=targets)
+    f = sub.add_parser("figures")
+    f.add_argument("--study", default="docs/results/rl_study.json")
+    f.add_argument("--emergence", default="docs/results/emergence.json")
+    f.add_argument("--study-png", default="docs/rl_study.png")
+    f.add_argument("--emergence-png", default="docs/emergence.png")
+    f.set_defaults(func=figures)
     args = parser.parse_args()
     args.func(args)
 
