@@ -12,9 +12,10 @@ may be shared: the JSON records the load average.
     uv run python benchmarks/bench_rl.py --quick
     uv run python benchmarks/bench_rl.py --json benchmarks/results/rl_cpu.json
 
-The agent is the default's (`rl.critic: separate`, value normalisation, unclipped value
-loss); `--critic shared --clip-value --no-value-norm` times the agent of runs before those
-settings (one network with two heads), to compare the two back to back.
+The agent is the stakes configs' learner (`rl.critic: central`, `rl.view: seat`, value
+normalisation, unclipped value loss); `--critic separate --view paper` times the learner
+before them, and `--critic shared --clip-value --no-value-norm --view paper` the agent of
+runs before those settings (one network with two heads), to compare them back to back.
 """
 
 import argparse
@@ -83,11 +84,12 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=2, help="updates per timed call")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", default=None)
-    parser.add_argument("--critic", choices=("separate", "shared"), default="separate")
+    parser.add_argument("--critic", choices=("central", "separate", "shared"), default="central")
+    parser.add_argument("--view", choices=("seat", "paper"), default="seat")
     parser.add_argument("--clip-value", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--value-norm", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
-    agent = {"critic": args.critic, "clip_value": args.clip_value, "value_norm": args.value_norm}
+    agent = {"critic": args.critic, "view": args.view, "clip_value": args.clip_value, "value_norm": args.value_norm}
 
     import jax
 
