@@ -61,6 +61,33 @@ def time_games(num_envs: int, hidden: tuple, num_steps: int, interval: int, repe
     }
 
 
+def time_population(members: int, batching: str, num_envs: int, hidden: tuple, num_steps: int, interval: int, repeats: int, agent: dict) -> dict:
+    """`members` seeds trained together for `interval` updates per call, `lax.map` over the
+    members (one after another) or `jax.vmap` (batched): trained turns/s of the whole population."""
+    import jax
+
+    from mirror.rl import RLConfig, make_trainer
+    from mirror.rl.population import map_members
+
+    config = RLConfig(num_envs=num_envs, num_steps=num_steps, hidden=hidden, updates=interval, checkpoint_every=interval, **agent)
+    trainer = make_trainer(config)
+    keys = jax.random.split(jax.random.key(0), members)
+    runner = jax.block_until_ready(jax.jit(lambda k: map_members(trainer.init, (k,), batching))(keys))
+    run = jax.jit(lambda r: map_members(lambda x: trainer.run(x, interval)[0], (r,), batching))
+    start = time.perf_counter()
+    compiled = run.lower(runner).compile()
+    compile_s = time.perf_counter() - start
+    runner = jax.block_until_ready(compiled(runner))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        runner = jax.block_until_ready(compiled(runner))
+        best = min(best, time.perf_counter() - start)
+    turns = members * interval * config.batch_size
+    return {"members": members, "member_batching": batching, "games": num_envs, "hidden": list(hidden), "compile_s": round(compile_s, 2),
+            "call_s": round(best, 4), "turns_per_s": round(turns / best)}  # fmt: skip
+
+
 def cpu_model() -> str:
     """The host CPU's model name (Linux), to state the hardware beside the numbers."""
     try:
@@ -86,6 +113,7 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     parser.add_argument("--critic", choices=("central", "separate", "shared"), default="central")
     parser.add_argument("--view", choices=("seat", "paper"), default="seat")
+    parser.add_argument("--members", type=int, default=0, help="also time a population of this many seeds, mapped and vmapped")
     parser.add_argument("--clip-value", action=argparse.BooleanOptionalAction, default=False)
     parser.add_argument("--value-norm", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
@@ -119,6 +147,11 @@ def main() -> None:
         },
         "rows": rows,
     }
+    if args.members:
+        population = [time_population(args.members, b, best["games"], PAPER_TORSO, args.num_steps, args.interval, args.repeats, agent) for b in ("map", "vmap")]
+        result["population"] = population
+        for p in population:
+            print(f"population of {p['members']} at {p['games']} games, {p['member_batching']}: {p['turns_per_s']:,} turns/s (compile {p['compile_s']} s)")
     write_json(result, args.json)
 
 
