@@ -50,10 +50,12 @@ CHUNK = 25  # updates per compiled call
 EVAL_GAMES, EVAL_TURNS = 512, 200
 EVAL_KEY = jax.random.fold_in(jax.random.key(2026), 3)  # held out: no member trains on it
 PROBE_ROWS = 4000
+# The learner the study chose (docs/rl_learning.md): the study's base with ent_coef 0.03.
 LEARNER = dict(num_envs=512, num_steps=64, update_epochs=4, num_minibatches=4, lr=2.5e-3, gamma=0.99, gae_lambda=0.95,
-               ent_coef=0.01, critic="central", view="seat", hidden=(17, 17))  # fmt: skip
+               ent_coef=0.03, critic="central", view="seat", hidden=(17, 17))  # fmt: skip
+STUDY_BASE = {"ent_coef": 0.01}  # the study's base: LEARNER as it was before the study
 
-# part 3: one change each from the learner above (the critic first: part 2's comparison)
+# part 3: one change each from the study's base (the critic first: part 2's comparison)
 STUDY_ARMS = {
     "base": {},
     "separate_critic": {"critic": "separate"},
@@ -173,7 +175,7 @@ def run(members: list[Member], points: list[int], out: Path, state_dir: Path, ex
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.update(extra)
     results.setdefault("runs", {})
-    results["learner"] = {k: list(v) if isinstance(v, tuple) else v for k, v in LEARNER.items()}
+    results.setdefault("learner", {k: list(v) if isinstance(v, tuple) else v for k, v in LEARNER.items()})
     results["eval"] = {"games": EVAL_GAMES, "turns": EVAL_TURNS, "key": "fold_in(key(2026), 3)"}
     trainees = [Trainee(m, points[-1], state_dir, None if probes is None else probes[(m.dependency, m.ppo.get("hidden", LEARNER["hidden"]))]) for m in members]
     for point in points:
@@ -198,7 +200,7 @@ def run(members: list[Member], points: list[int], out: Path, state_dir: Path, ex
 
 def study(args) -> None:
     arms = args.arms.split(",") if args.arms else list(STUDY_ARMS)
-    members = [Member(f"{arm}-s{s}", 1.0, 0.0, s, STUDY_ARMS[arm]) for arm in arms for s in range(args.seeds)]
+    members = [Member(f"{arm}-s{s}", 1.0, 0.0, s, {**STUDY_BASE, **STUDY_ARMS[arm]}) for arm in arms for s in range(args.seeds)]
     # The same trained turns per arm (6.55M): 200 updates at 512 games, fewer at more games.
     by_games = {}
     for m in members:
