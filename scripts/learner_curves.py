@@ -293,13 +293,16 @@ def figures(args) -> None:
         ax = fig.add_subplot()
         arms = sorted({n.rsplit("-s", 1)[0] for n in results["runs"]}, key=lambda a: list(STUDY_ARMS).index(a) if a in STUDY_ARMS else 99)
         for i, arm in enumerate(arms):
-            mine = [r for n, r in results["runs"].items() if n.rsplit("-s", 1)[0] == arm and r["points"]]
-            for j, run in enumerate(mine):
-                pts = sorted(run["points"], key=lambda p: p["update"])
-                ax.plot([p["turns"] for p in pts], [p["return"] for p in pts], color=f"C{i}", alpha=0.8, lw=1, label=arm if j == 0 else None)
+            mine = [sorted(r["points"], key=lambda p: p["update"]) for n, r in results["runs"].items() if n.rsplit("-s", 1)[0] == arm and r["points"]]
+            length = min(len(pts) for pts in mine)
+            x = [p["turns"] for p in mine[0][:length]]
+            y = np.asarray([[p["return"] for p in pts[:length]] for pts in mine])
+            style = "--" if arm in ("separate_critic", "paper_view") else "-"
+            ax.plot(x, y.mean(0), color=f"C{i}", ls=style, lw=1.5, marker=".", label=f"{arm} ({len(mine)} seeds)")
+            ax.fill_between(x, y.min(0), y.max(0), color=f"C{i}", alpha=0.08)
         ref = results["references"]["1.0"]
         ax.axhline(ref["oracle"], color="k", ls="--", lw=1, label="oracle pair")
-        ax.set(xlabel="trained turns per agent", ylabel="return (held-out games)", title="The learner's study: w = 0, D = 1, stakes regime, one line per seed")
+        ax.set(xlabel="trained turns per agent", ylabel="return (held-out games)", title="The learner's study: w = 0, D = 1, stakes regime (mean over seeds, band: min-max)")
         ax.legend(fontsize=7, ncols=2)
         FigureCanvasAgg(fig).print_png(args.study_png)
         print(f"wrote {args.study_png}")
