@@ -281,11 +281,38 @@ def study_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+HELPER_PAIR_TARGET = 92.3  # the issue's number for the helper pair on hop_jump at D = 1
+
+
+def targets_table(results: dict) -> str:
+    """Markdown: per cell and seed, the last point's return against its target, whether it
+    is at a best response, and help; then how many seeds meet each target."""
+    lines = ["| cell | target | seed | turns | return | meets the return target | at a best response | help given opportunity | help_stalled gain [95 % CI] |",
+             "| --- | --- | ---: | ---: | ---: | --- | --- | ---: | --- |"]  # fmt: skip
+    counts = []
+    for (d, w) in ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0)):
+        ref = results["references"][f"{d:g}"]
+        target, what = (max(ref["helper_hop_jump"], HELPER_PAIR_TARGET), "helper pair on hop_jump") if w else (ref["oracle"], "oracle pair")
+        runs = [r for n, r in sorted(results["runs"].items()) if n.startswith(f"D{d:g}-w{w:g}-") and r["points"]]
+        met = best = 0
+        for r in runs:
+            p = max(r["points"], key=lambda q: q["update"])
+            g = p["gains"]["help_stalled"]
+            ok = p["return"] >= target
+            met, best = met + ok, best + p["at_best_response"]
+            lines.append(f"| D = {d:g}, w = {w:g} | {what} {target:.1f} | {r['seed']} | {p['turns'] / 1e6:.1f}M | {p['return']:.1f} | {'yes' if ok else 'no'} | "
+                         f"{'yes' if p['at_best_response'] else 'no'} | {p['help_given_opportunity']:.3f} | {g['mean']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}] |")  # fmt: skip
+        counts.append(f"D = {d:g}, w = {w:g}: return target met by {met} of {len(runs)} seeds, at a best response {best} of {len(runs)}")
+    return "\n".join(lines + [""] + counts)
+
+
 def figures(args) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     study_path, emergence_path = Path(args.study), Path(args.emergence)
+    if Path(args.targets).is_file():
+        print(targets_table(json.loads(Path(args.targets).read_text())))
     if study_path.is_file():
         results = json.loads(study_path.read_text())
         print(study_table(results))
@@ -382,6 +409,7 @@ def main() -> None:
     f = sub.add_parser("figures")
     f.add_argument("--study", default="docs/results/rl_study.json")
     f.add_argument("--emergence", default="docs/results/emergence.json")
+    f.add_argument("--targets", default="docs/results/rl_targets.json")
     f.add_argument("--study-png", default="docs/rl_study.png")
     f.add_argument("--emergence-png", default="docs/emergence.png")
     f.set_defaults(func=figures)
