@@ -12,12 +12,26 @@ import jax.numpy as jnp
 from mirror.env import distressed, initial_state, observe_given_veil, transition
 from mirror.env.seat import seat_view
 from mirror.env.noise import noise_from_uniforms, noise_size
-from mirror.rl.turns import turn_uniforms
+from mirror.rl.turns import reads_central, turn_uniforms
 
 FIELDS = (
     "obs", "player", "action", "log_prob", "value", "gains", "done", "terminal_value", "partner_distressed",
-    "episode_score",
+    "episode_score", "central",
 )  # fmt: skip
+
+
+def reference_central(state, player, env):
+    """int8[games, 10]: a central critic's features (`mirror.rl.central`), read plainly off
+    the unpacked states from `player`'s side."""
+    games = jnp.arange(player.shape[0])
+    partner = 1 - player
+    columns = [
+        state.position[games, player], state.position[games, partner], state.energy[games, player],
+        state.energy[games, partner], state.action_code[games, player].astype(jnp.int32),
+        state.action_code[games, partner].astype(jnp.int32), jnp.minimum(state.score[games, player], 127),
+        jnp.minimum(state.score[games, partner], 127), jnp.clip(state.turn * 100 // env.episode_turns, 0, 99), player,
+    ]  # fmt: skip
+    return jnp.stack(columns, axis=-1).astype(jnp.int8)
 
 
 def views(env, state, player, veil_u):
@@ -33,16 +47,19 @@ def reference_turn(policy, params, env, state, u):
     games = state.turn.shape[0]
     player = state.current_player
     obs = views(env, state, player, u[:, n + 4])
-    logits, value = policy(params, obs, player)
+    central = reference_central(state, player, env) if reads_central(policy) else None
+    logits, value = policy(params, obs, player, central)
     action = jnp.argmax(logits - jnp.log(-jnp.log(u[:, n : n + 4])), axis=-1)
     log_prob = jax.nn.log_softmax(logits)[jnp.arange(games), action]
     partner_d = jax.vmap(distressed)(state)[jnp.arange(games), 1 - player]
     ended = jax.vmap(transition, in_axes=(0, 0, 0, None))(state, action, noise_from_uniforms(u[:, :n], env), env)
     done = ended.turn >= env.episode_turns
-    terminal = jnp.stack(
-        [policy(params, views(env, ended, jnp.full(games, p), u[:, n + 5 + p]), jnp.full(games, p))[1] for p in (0, 1)],
-        axis=-1,
-    )
+    def value_of(p):
+        seat = jnp.full(games, p)
+        seen = reference_central(ended, seat, env) if reads_central(policy) else None
+        return policy(params, views(env, ended, seat, u[:, n + 5 + p]), seat, seen)[1]
+
+    terminal = jnp.stack([value_of(p) for p in (0, 1)], axis=-1)
     fresh = jax.vmap(lambda s: initial_state(jax.random.key(0), env).replace(flies=s < env.fly_spawn_prob))(
         u[:, : env.world_width]
     )
@@ -51,7 +68,7 @@ def reference_turn(policy, params, env, state, u):
         obs=obs, player=player, action=action, log_prob=log_prob, value=value,
         gains=(ended.score - state.score).astype(jnp.float32), done=done,
         terminal_value=terminal * done[:, None], partner_distressed=partner_d,
-        episode_score=jnp.where(done[:, None], ended.score, 0),
+        episode_score=jnp.where(done[:, None], ended.score, 0), central=central,
     )  # fmt: skip
     return after, fields
 

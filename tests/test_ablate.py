@@ -142,7 +142,7 @@ def test_unablated_agents_play_exactly_as_the_policy_of_the_checkpoint():
         net["output"]["kernel"] = net["output"]["kernel"] * 100.0  # orthogonal init's logits are near uniform
     params = both(*nets)
 
-    def policy(p, obs, player):
+    def policy(p, obs, player, central=None):
         logits = policy_logits(p, obs, WIDTHS, "relu")
         return logits, jnp.zeros(logits.shape[:-1])
 
@@ -419,7 +419,7 @@ def test_command_on_independent_networks(tmp_path, capsys):
     assert "Frog's network: ablated units: L1N1, L2N4" in out and "Toad's network: ablated units: L1N1, L2N4" in out
     nets = [jax.tree.map(lambda a: a[n], saved[UPDATES[0]]) for n in (2, 3)]
 
-    def policy(p, obs, player):
+    def policy(p, obs, player, central=None):
         logits = policy_logits(p, obs, FIXTURE_WIDTHS, "tanh")
         return logits, jnp.zeros(logits.shape[:-1])
 

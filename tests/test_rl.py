@@ -471,7 +471,7 @@ def test_probe_rows_are_turn_major_views_of_staggered_games(staggered, sharing):
     """collect_probe = the agents' staggered games played by the one turn function, each
     decision's model input kept turn-major per network: row = t * games + g, so a row's
     game is row % games (independent networks: turn t is player t % 2's)."""
-    from mirror.data.processing import model_inputs
+    from mirror.env.seat import policy_rows
     from mirror.rl.population import collect_probe
     from mirror.rl.turns import start_games
 
@@ -486,7 +486,7 @@ def test_probe_rows_are_turn_major_views_of_staggered_games(staggered, sharing):
     views = []
     for k in jax.random.split(turns_key, turns):
         states, t = play_turn(decide, STAGGER_ENV, states, turn_uniforms(k, games, STAGGER_ENV))
-        views.append(np.asarray(model_inputs(t.obs)))
+        views.append(np.asarray(policy_rows(t.obs)))  # the network's input: the seat view, score zeroed
     views = np.stack(views)  # [turns, games, 3W + 4]
     networks = 1 if sharing == "shared" else 2
     assert inputs.shape == (networks, turns // networks * games, 100)

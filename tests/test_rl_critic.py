@@ -16,7 +16,7 @@ from mirror.rl.population import network_params
 from mirror.rl.ppo import Batch, ValueNorm, explained_variance, init_params, ppo_loss
 
 SMALL = dict(num_envs=16, num_steps=8, updates=2, checkpoint_every=1, num_minibatches=2, update_epochs=2)
-LEGACY = dict(critic="shared", clip_value=True, value_norm=False)  # the runs before these settings
+LEGACY = dict(critic="shared", clip_value=True, value_norm=False, view="paper")  # the runs before these settings
 
 
 def assert_trees_equal(a, b):

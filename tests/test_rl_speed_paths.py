@@ -10,7 +10,7 @@ import pytest
 from rl_reference import FIELDS, reference_offsets, reference_start, reference_turn
 
 from mirror.env import EnvParams, state_from_values
-from mirror.env.constants import ACTION_CODES, FROG_IDLE, ROUGH, SOLID
+from mirror.env.constants import ACTION_CODES, ROUGH, SOLID
 from mirror.env.packed import pack, unpack
 from mirror.rl import RLConfig, make_policy
 from mirror.rl.credit import per_player_gae, tail_carry
@@ -59,7 +59,7 @@ ENV = EnvParams(
 
 
 def _policy_and_params():
-    config = RLConfig(num_envs=8, num_steps=4, hidden=(8,))
+    config = RLConfig(num_envs=8, num_steps=4, hidden=(8,), critic="central")  # the central critic's features too
     policy = make_policy(config)
     params = init_params(config, jax.random.key(7))
     # larger logits than the near-uniform init, so the draw really depends on them
@@ -113,10 +113,11 @@ def test_packed_turns_equal_the_unpacked_env_on_the_same_uniforms():
         assert sorted(expected) == sorted(FIELDS) == sorted(got._fields)
         for name, value in expected.items():
             np.testing.assert_allclose(getattr(got, name), value, rtol=1e-6, atol=1e-6, err_msg=f"turn {t}: {name}")
+        assert got.central is not None
         chex.assert_trees_all_equal(jax.vmap(unpack, in_axes=(0, None))(packed, ENV.world_width), state)
         seen_actions |= set(np.asarray(got.action).tolist())
         toad_turns = np.asarray(got.player) == 1
-        veiled_views += int(np.sum(np.asarray(got.obs)[toad_turns, 3 * ENV.world_width] == FROG_IDLE))
+        veiled_views += int(np.sum(np.asarray(got.obs)[toad_turns, 3 * ENV.world_width] == 0))  # the seat hidden
         ends += int(np.sum(got.done))
         distress += int(np.sum(got.partner_distressed))
     assert seen_actions == {0, 1, 2, 3} and veiled_views > 0 and ends >= 16 and distress > 0
@@ -168,7 +169,7 @@ def test_rollout_matches_its_turns_and_closes_with_the_lookahead():
     assert lookahead.next_values.shape == (8, 2)
 
 
-def _energy_critic(params, obs, player):
+def _energy_critic(params, obs, player, central=None):
     """Always jump; the value is the observer's own energy (index 3W + 1)."""
     logits = jnp.tile(jnp.array([-1e9, 0.0, -1e9, -1e9]), (obs.shape[0], 1))
     return logits, obs[:, 97].astype(jnp.float32)

@@ -184,8 +184,16 @@ def test_a_population_member_equals_its_run_alone(transformer_rl_run, dataset_ca
     single = jax.tree.map(np.asarray, flatten_state(runner))
     together = checkpoint_items(transformer_rl_run)[2]["rl_state"]
     assert sorted(single) == sorted(together) and any("value" in name for name in single)
+    # Integers (games, keys, counts) bit for bit; floats to rounding. Under XLA's default
+    # flags the floats are bit-identical too (checked by hand, 2026-12-07); the suite compiles
+    # at optimisation level 0 (conftest.py), where the one- and two-member programs round
+    # the attention's zero-gradient key biases differently and Adam carries that noise on
+    # (largest difference 6e-8).
     for name, value in single.items():
-        np.testing.assert_array_equal(value[0], together[name][1], err_msg=name)
+        if np.issubdtype(value.dtype, np.floating):
+            np.testing.assert_allclose(value[0], together[name][1], rtol=1e-5, atol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(value[0], together[name][1], err_msg=name)
     assert not np.array_equal(together[sorted(together)[0]][0], together[sorted(together)[0]][1])
 
 

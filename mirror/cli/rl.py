@@ -17,10 +17,12 @@ from mirror.runs.rl_run import resume_rl_config
 RL_QUICKSTART = "configs/rl_quickstart.yaml"
 HELP = (
     "Train self-play PPO agents (a population when rl.population_* lists are set) with a "
-    "checkpoint every rl.checkpoint_every updates, then analyse every checkpoint. Any field can "
-    "be overridden: --rl.updates 40 --env.dependency 0.5. Writes runs/<name>-<date>-<time>/ "
-    "with rl_metrics.jsonl, metrics.jsonl, baselines.json, checkpoints/, cmni.csv, figures/, "
-    "report.md and summary.json."
+    "checkpoint every rl.checkpoint_every updates, then analyse every checkpoint. The default "
+    "config is the stakes quickstart: selfish (w = 0) and prosocial (w = 1) agents at D = 1 in a "
+    "game where a stalled partner is worth helping; --env.preset default plays the default game. "
+    "Any field can be overridden: --rl.updates 40 --env.dependency 0.5. Writes "
+    "runs/<name>-<date>-<time>/ with rl_metrics.jsonl, metrics.jsonl, baselines.json, "
+    "deviation.json, checkpoints/, cmni.csv, figures/, report.md and summary.json."
 )
 
 

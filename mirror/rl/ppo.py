@@ -37,7 +37,7 @@ from mirror.rl.config import RLConfig, validate
 from mirror.env.seat import policy_input as seat_policy_input
 from mirror.rl.central import CENTRAL_SIZE, central_input
 from mirror.rl.credit import Transition, per_player_gae, tail_carry
-from mirror.rl.turns import agent, agent_values, rollout, start_games
+from mirror.rl.turns import agent, agent_values, reads_central, rollout, start_games
 
 
 class Batch(NamedTuple):
@@ -171,7 +171,9 @@ def make_policy(config: RLConfig):
         pick = player == 0
         return jnp.where(pick[:, None], logits[0], logits[1]), jnp.where(pick, value[0], value[1])
 
-    return one if config.sharing == "shared" else independent
+    policy = one if config.sharing == "shared" else independent
+    policy.reads_central = config.critic == "central"  # `mirror.rl.turns.reads_central`
+    return policy
 
 
 def denormalised(policy):
@@ -182,6 +184,7 @@ def denormalised(policy):
         logits, value = policy(params, obs, player, central)
         return logits, norm.denormalise(value)
 
+    act.reads_central = reads_central(policy)
     return act
 
 

@@ -52,7 +52,7 @@ from mirror.rl.central import central_features
 from mirror.rl.credit import Lookahead, Transition
 
 __all__ = [
-    "Decide", "Decision", "Policy", "agent", "agent_values", "both_central", "both_values", "both_views", "fresh_games", "per_player",
+    "Decide", "Decision", "Policy", "agent", "agent_values", "both_central", "both_values", "reads_central", "both_views", "fresh_games", "per_player",
     "play_turn", "rollout", "sample_action", "scripted_policy", "stagger_offsets", "start_games", "turn_columns",
     "turn_uniforms", "view_of",
 ]  # fmt: skip
@@ -69,13 +69,20 @@ class Decision(NamedTuple):
     action: jax.Array  # int32
     log_prob: jax.Array  # f32: of the action under the acting policy (0 for a scripted one)
     value: jax.Array  # f32: the acting policy's V(obs) (0 for a scripted one)
+    central: jax.Array | None = None  # int8[games, CENTRAL_SIZE]: what a central critic read (else None)
 
 
 # decide(states, obs int8[games, 3W+4], gumbel_u f32[games, 4], env_params) -> Decision
 Decide = Callable[[PackedState, jax.Array, jax.Array, EnvParams], Decision]
-# values(views int8[games, 2, 3W+4], central int8[games, 2, CENTRAL_SIZE]) -> f32[games, 2]:
-# each player's value of its own view (and, for a central critic, of the state)
-Values = Callable[[jax.Array, jax.Array], jax.Array]
+# values(views int8[games, 2, 3W+4], states PackedState [games], env_params) -> f32[games, 2]:
+# each player's value of its own view (and, for a central critic, of the states)
+Values = Callable[[jax.Array, PackedState, EnvParams], jax.Array]
+
+
+def reads_central(policy: Policy) -> bool:
+    """Whether `policy`'s value reads the central features (`rl.critic: central`): only then
+    are they computed, so every other learner's program is what it was before them."""
+    return bool(getattr(policy, "reads_central", False))
 
 
 def turn_columns(env_params: EnvParams) -> int:
@@ -137,19 +144,26 @@ def agent(policy: Policy, params, greedy: bool = False) -> Decide:
     """A network: samples from its logits with the turn's Gumbel uniforms (the most
     probable action when `greedy`)."""
 
+    central_needed = reads_central(policy)
+
     def decide(states, obs, gumbel_u, env_params):
-        central = central_features(states, states.current_player, env_params)
+        central = central_features(states, states.current_player, env_params) if central_needed else None
         logits, value = policy(params, obs, states.current_player, central)
         action = jnp.argmax(logits, axis=-1).astype(jnp.int32) if greedy else sample_action(logits, gumbel_u)
         log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
-        return Decision(action, log_prob, value)
+        return Decision(action, log_prob, value, central)
 
     return decide
 
 
 def agent_values(policy: Policy, params) -> Values:
     """Both players' values of their own views: what truncation bootstraps from."""
-    return lambda views, central: both_values(policy, params, views, central)
+    central_needed = reads_central(policy)
+
+    def values(views, states, env_params):
+        return both_values(policy, params, views, both_central(states, env_params) if central_needed else None)
+
+    return values
 
 
 def scripted_policy(act: Callable) -> Decide:
@@ -193,7 +207,7 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
         terminal_value = jnp.zeros((done.shape[0], 2), jnp.float32)
     else:  # every turn (games end on any turn), kept where an episode ended
         views = both_views(ended, env_params, u[:, n + 5 : n + 7])
-        terminal_value = values(views, both_central(ended, env_params)) * done[:, None]
+        terminal_value = values(views, ended, env_params) * done[:, None]
     transition = Transition(
         obs=obs,
         player=player,
@@ -205,7 +219,7 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
         terminal_value=terminal_value,
         partner_distressed=partner_d,
         episode_score=jnp.where(done[:, None], ended.score, 0),
-        central=central_features(states, player, env_params),
+        central=decision.central,
     )
     return next_states, transition
 
@@ -223,7 +237,7 @@ def rollout(decide: Decide, values: Values, env_params: EnvParams, states: Packe
     states, transitions = jax.lax.scan(turn, states, jax.random.split(scan_key, num_steps))
     after, look = turn(states, look_key)
     after_views = both_views(after, env_params, jax.random.uniform(after_key, (num_envs, 2), jnp.float32))
-    return states, transitions, Lookahead(look, values(after_views, both_central(after, env_params)))
+    return states, transitions, Lookahead(look, values(after_views, after, env_params))
 
 
 # --- staggered starts -------------------------------------------------------------------
