@@ -231,6 +231,8 @@ def emergence(args) -> None:
 
 def targets(args) -> None:
     cells = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0)]
+    if args.cells:  # e.g. "1:1": D = 1, w = 1 alone (a longer run of one cell, resumed from its states)
+        cells = [tuple(float(v) for v in cell.split(":")) for cell in args.cells.split(",")]
     members = [Member(f"D{d:g}-w{w:g}-s{s}", d, w, s, {}) for d, w in cells for s in range(args.seeds)]
     last = -(-(int(args.turns) // (512 * 64)) // CHUNK) * CHUNK
     points = sorted({last // 4 // CHUNK * CHUNK * k for k in (1, 2, 3)} | {last})
@@ -403,6 +405,7 @@ def main() -> None:
     t = sub.add_parser("targets")
     t.add_argument("--seeds", type=int, default=5)
     t.add_argument("--turns", type=float, default=13.1e6)
+    t.add_argument("--cells", help="D:w pairs, comma-separated (default: 0:0,1:0,1:1)")
     t.add_argument("--out", default="docs/results/rl_targets.json")
     t.add_argument("--state", default="runs/rl-targets-state")
     t.set_defaults(func=targets)
