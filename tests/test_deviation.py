@@ -10,7 +10,7 @@ import pytest
 from mirror.env import HELP, JUMP, EnvParams
 from mirror.env.presets import PRESETS
 from mirror.rl.baselines import evaluate, oracle_policy
-from mirror.rl.deviation import DEVIATIONS, _objective, deviation_gains, interval, summarise
+from mirror.rl.deviation import DEVIATIONS, seat_objective, deviation_gains, interval, summarise
 from mirror.rl.ppo import policy_logits
 from mirror.rl.turns import agent
 
@@ -71,8 +71,8 @@ def test_the_oracle_pair_gains_nothing_from_its_own_moves():
 
 def test_the_objective_is_own_plus_w_times_the_partners_per_episode():
     counts = {"score": jnp.asarray([[10, 4], [6, 6]]), "episodes": jnp.asarray([2, 1])}
-    np.testing.assert_allclose(np.asarray(_objective(counts, 0, 0.5)), [(10 + 2) / 2, 6 + 3])
-    np.testing.assert_allclose(np.asarray(_objective(counts, 1, 0.0)), [2.0, 6.0])
+    np.testing.assert_allclose(np.asarray(seat_objective(counts, 0, 0.5)), [(10 + 2) / 2, 6 + 3])
+    np.testing.assert_allclose(np.asarray(seat_objective(counts, 1, 0.0)), [2.0, 6.0])
 
 
 def test_the_interval_is_the_normal_interval_of_the_mean():

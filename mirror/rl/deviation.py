@@ -63,7 +63,7 @@ def deviate(decide: Decide, code, seat) -> Decide:
     return deviated
 
 
-def _objective(counts: dict, seat: int, w) -> jax.Array:
+def seat_objective(counts: dict, seat: int, w) -> jax.Array:
     """f32[games]: the seat's own score + w · the partner's, per complete episode of each game."""
     score = counts["score"].astype(jnp.float32)
     episodes = jnp.maximum(counts["episodes"], 1).astype(jnp.float32)
@@ -78,12 +78,12 @@ def deviation_gains(decide: Decide, env_params: EnvParams, key: jax.Array, num_g
     self-play), "return": f32 (plain self-play, mean over seats)}; `summarise` turns it
     into means and intervals."""
     plain = evaluate(decide, env_params, key, num_games, num_turns)
-    base = jnp.stack([_objective(plain["per_game"], s, w) for s in (0, 1)])
+    base = jnp.stack([seat_objective(plain["per_game"], s, w) for s in (0, 1)])
     codes = jnp.arange(len(DEVIATIONS), dtype=jnp.int32)
 
     def one(code, seat):
         counts = evaluate(deviate(decide, code, seat), env_params, key, num_games, num_turns)["per_game"]
-        objective = jnp.stack([_objective(counts, s, w) for s in (0, 1)])
+        objective = jnp.stack([seat_objective(counts, s, w) for s in (0, 1)])
         return jnp.where(seat == 0, objective[0] - base[0], objective[1] - base[1])
 
     seats = jnp.arange(2, dtype=jnp.int32)
