@@ -420,7 +420,7 @@ def test_command_on_independent_networks(tmp_path, capsys):
     nets = [jax.tree.map(lambda a: a[n], saved[UPDATES[0]]) for n in (2, 3)]
 
     def policy(p, obs, player, central=None):
-        logits = policy_logits(p, obs, FIXTURE_WIDTHS, "tanh")
+        logits = policy_logits(p, obs, FIXTURE_WIDTHS, "tanh", "paper")  # a run without rl_run.json "view": the paper's input
         return logits, jnp.zeros(logits.shape[:-1])
 
     env = EnvParams(episode_turns=20, dependency=1.0)

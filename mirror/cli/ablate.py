@@ -26,7 +26,10 @@ HELP = (
     "unit names L1N3,L2N7 (layer from 1, unit from 0; hidden layers only). The registered test "
     "H6 (docs/theory_experiment.md) is --units top-mns:4 --mode mean --seeds 100."
 )
-COLUMNS = (("return", "return"), ("help_rate", "help_rate"), ("help_when_partner_distressed", "help|distressed"), ("help_when_partner_energy0", "help|energy0"))
+COLUMNS = (
+    ("return", "return"), ("help_rate", "help_rate"), ("help_when_partner_distressed", "help|distressed"),
+    ("help_when_partner_energy0", "help|energy0"), ("help_given_opportunity", "help|opportunity"),
+)  # fmt: skip
 
 
 def register(sub) -> None:

@@ -51,7 +51,7 @@ from mirror.rl.baselines import evaluate
 from mirror.rl.ppo import policy_input
 from mirror.rl.turns import agent, per_player
 
-RATES = ("return", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0")
+RATES = ("return", "help_rate", "help_when_partner_distressed", "help_when_partner_energy0", "help_given_opportunity")
 MODES = ("mean", "zero")
 KINDS = ("top-mns", "random", "units")
 MAX_BATCH_GAMES = 4096  # games of the ablations played side by side (vmapped) in one batch
