@@ -16,7 +16,7 @@ members = 4
 env = mirror.EnvParams(dependency=1.0)  # D = 1: the scroll follows both players (spec §3)
 rl = mirror.RLConfig(num_envs=16 if small else 256, num_steps=16 if small else 64, updates=2 if small else 150, checkpoint_every=1)
 out = jax.jit(mirror.make_train(rl, env, members=members))(jax.random.key(0))  # 4 seeds in one program
-inputs, groups = mirror.probe_set(env, rows=500 if small else 4000, key=jax.random.key(1))  # probe set (a)
+inputs, groups = mirror.probe_set(env, rows=500 if small else 4000, key=jax.random.key(1), view=rl.view)  # probe set (a), as the actor sees it
 scores = mirror.cmni(out.params, inputs, groups).cmni  # float32[members]
 null = mirror.init_null(jax.random.key(2), rl.hidden, inputs, groups, seeds=8 if small else 32, kernel_init="actor_critic")
 p = mirror.empirical_p_value(scores, null)  # float32[members]: rank among the untrained actors

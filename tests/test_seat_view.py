@@ -139,3 +139,23 @@ def test_a_shared_policy_reads_the_seat():
     paper = make_policy(RLConfig(num_envs=4, num_steps=2, updates=1, checkpoint_every=1, num_minibatches=1, view="paper"))
     same = paper(params, jnp.stack([frog, toad]), jnp.asarray([0, 1]))[0]
     np.testing.assert_array_equal(np.asarray(same[0]), np.asarray(same[1]))
+
+
+def test_the_probe_set_in_memory_follows_the_view():
+    """`mirror.probe_set(..., view="seat")`: Frog's seat (4) on every row and its position
+    kept unveiled; under the veil I = 1 the paper's rows exactly; groups unchanged."""
+    from mirror.analysis.probe import probe_set
+
+    key = jax.random.key(4)
+    paper, groups = probe_set(ENV, 200, key)
+    seat, seat_groups = probe_set(ENV, 200, key, view="seat")
+    np.testing.assert_array_equal(groups, seat_groups)
+    assert (seat[:, 96] == 4).all() and not paper[:, 96].any() and not paper[:, 99].any()
+    np.testing.assert_array_equal(np.delete(seat, [96, 99], axis=1), np.delete(paper, [96, 99], axis=1))
+    # the kept position is Frog's: its cell on the players line shows Frog (4) or distress (9),
+    # but where Toad stands on the same cell (the partner is drawn there)
+    shown = seat[np.arange(len(seat)), 32 + seat[:, 99].astype(int)]
+    assert np.mean(np.isin(shown, (4, 9))) > 0.9 and np.isin(shown, (4, 5, 6, 7, 8, 9)).all()
+    veiled, _ = probe_set(EnvParams(veil=1.0), 200, key, view="seat")
+    plain, _ = probe_set(EnvParams(veil=1.0), 200, key)
+    np.testing.assert_array_equal(veiled, plain)

@@ -19,9 +19,11 @@ from mirror.data.config import DataConfig
 from mirror.data.memory import MEMORY_DATA, dataset
 from mirror.data.split import TEST
 from mirror.env.params import EnvParams
+from mirror.env.seat import frog_rows_view
 
 # The RL configs' probe set (a): few help and leap rows exist, so they get 5 % each.
 PROBE_LABEL_SHARES = (0.45, 0.45, 0.05, 0.05)
+VEIL_STREAM = 7  # fold_in(key, VEIL_STREAM): the draw that veils rows of the seat view
 POOL_FACTOR = 25  # unique rows generated per probe row: enough help rows for a 5 % share
 
 
@@ -33,7 +35,9 @@ def probe_data(rows: int) -> DataConfig:
     )
 
 
-def probe_set(env_params: EnvParams, rows: int, key: jax.Array, *, data: DataConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
+def probe_set(
+    env_params: EnvParams, rows: int, key: jax.Array, *, data: DataConfig | None = None, view: str = "paper"
+) -> tuple[np.ndarray, np.ndarray]:
     """`rows` probe rows of the game `env_params`, drawn from `key`:
     (inputs int8[rows, 3W+4], groups int8[rows]).
 
@@ -43,10 +47,18 @@ def probe_set(env_params: EnvParams, rows: int, key: jax.Array, *, data: DataCon
     excluded; only groups 0-2 enter the CMNI. Rows are the test split of a dataset of
     `data.rows` unique rows (default `probe_data(rows)`), in dataset order; the same key
     and settings give the same bytes. `data.test_rows` is replaced by `rows`.
+
+    `view` ("paper" or "seat", `mirror.env.seat`): the rows as a network trained on that
+    view reads them; with "seat" (an RL actor of `rl.view: seat`), Frog's seat and position
+    are shown, hidden on the rows a fixed draw veils with probability `env_params.veil`.
     """
     require(isinstance(rows, int) and not isinstance(rows, bool) and rows > 0, "rows", rows, "a positive integer")
     data = probe_data(rows) if data is None else dataclasses.replace(data, test_rows=rows)
     require(data.rows > rows, "data.rows", data.rows, f"more than the probe's rows = {rows}")
     arrays = dataset(env_params, data.rows, key, test_rows=rows, data=data, drop_absent_labels=True)
     test = arrays["splits"] == TEST
-    return arrays["inputs"][test], cmni_groups(arrays["scenarios"][test], arrays["idle_shown"][test])
+    inputs = arrays["inputs"][test]
+    if view != "paper":
+        veiled = np.asarray(jax.random.uniform(jax.random.fold_in(key, VEIL_STREAM), (len(inputs),))) < float(env_params.veil)
+        inputs = np.asarray(frog_rows_view(inputs, arrays["positions"][test][:, 0], veiled, view))
+    return inputs, cmni_groups(arrays["scenarios"][test], arrays["idle_shown"][test])
