@@ -66,6 +66,7 @@ STUDY_ARMS = {
     "width_64": {"hidden": (64, 64)},
     "games_2048": {"num_envs": 2048},
     "paper_view": {"view": "paper"},
+    "chosen_lambda_0.99": {"ent_coef": 0.03, "gae_lambda": 0.99},  # for w = 1 (`study --weight 1`)
 }
 
 
@@ -200,14 +201,14 @@ def run(members: list[Member], points: list[int], out: Path, state_dir: Path, ex
 
 def study(args) -> None:
     arms = args.arms.split(",") if args.arms else list(STUDY_ARMS)
-    members = [Member(f"{arm}-s{s}", 1.0, 0.0, s, {**STUDY_BASE, **STUDY_ARMS[arm]}) for arm in arms for s in range(args.seeds)]
+    members = [Member(f"{arm}-s{s}", 1.0, args.weight, s, {**STUDY_BASE, **STUDY_ARMS[arm]}) for arm in arms for s in range(args.seeds)]
     # The same trained turns per arm (6.55M): 200 updates at 512 games, fewer at more games.
     by_games = {}
     for m in members:
         by_games.setdefault(m.ppo.get("num_envs", LEARNER["num_envs"]), []).append(m)
     out = Path(args.out)
     for games, group in sorted(by_games.items()):
-        last = 200 * 512 // games
+        last = args.updates * 512 // games
         points = sorted({max(CHUNK, (last // 4) // CHUNK * CHUNK * k) for k in (1, 2, 3)} | {last})
         run(group, points, out, Path(args.state), {"references": {"1.0": references(1.0)}, "arms": {k: {a: list(b) if isinstance(b, tuple) else b for a, b in v.items()} for k, v in STUDY_ARMS.items()}})
 
@@ -391,6 +392,8 @@ def main() -> None:
     s = sub.add_parser("study")
     s.add_argument("--seeds", type=int, default=3)
     s.add_argument("--arms", help=f"comma-separated, from {', '.join(STUDY_ARMS)} (default: all)")
+    s.add_argument("--weight", type=float, default=0.0, help="w of every member (default 0)")
+    s.add_argument("--updates", type=int, default=200, help="updates at 512 games (default 200: 6.55M turns)")
     s.add_argument("--out", default="docs/results/rl_study.json")
     s.add_argument("--state", default="runs/rl-study-state")
     s.set_defaults(func=study)
