@@ -174,7 +174,8 @@ def references(dependency: float) -> dict:
 def run(members: list[Member], points: list[int], out: Path, state_dir: Path, extra: dict, probes: dict | None = None, log=print) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.is_file() else {}
-    results.update(extra)
+    for k, v in extra.items():  # merged: a rerun over fewer members keeps the others' entries
+        results[k] = {**results[k], **v} if isinstance(v, dict) and isinstance(results.get(k), dict) else v
     results.setdefault("runs", {})
     results.setdefault("learner", {k: list(v) if isinstance(v, tuple) else v for k, v in LEARNER.items()})
     results["eval"] = {"games": EVAL_GAMES, "turns": EVAL_TURNS, "key": "fold_in(key(2026), 3)"}
