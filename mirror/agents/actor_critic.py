@@ -115,9 +115,8 @@ def actor_and_critic(params, x: jax.Array, activation: str = "relu", critic_extr
         if i == 0:
             c_kernel = c["kernel"][: h.shape[-1]]
             pre = h @ jnp.concatenate([a["kernel"], c_kernel], axis=1)
-            if critic_extra is not None:
-                extra = critic_extra @ c["kernel"][h.shape[-1] :]
-                pre = pre + jnp.concatenate([jnp.zeros(extra.shape[:-1] + a["kernel"].shape[1:], extra.dtype), extra], axis=-1)
+            if critic_extra is not None:  # the critic's columns also read the extra inputs
+                pre = pre.at[..., a["kernel"].shape[1] :].add(critic_extra @ c["kernel"][h.shape[-1] :])
         else:
             pre = h @ _block_diagonal(a["kernel"], c["kernel"])
         h = act(pre + jnp.concatenate([a["bias"], c["bias"]]))

@@ -19,7 +19,7 @@ from mirror.data.config import DataConfig
 from mirror.data.memory import MEMORY_DATA, dataset
 from mirror.data.split import TEST
 from mirror.env.params import EnvParams
-from mirror.env.seat import frog_rows_view
+from mirror.env.seat import veiled_frog_rows
 
 # The RL configs' probe set (a): few help and leap rows exist, so they get 5 % each.
 PROBE_LABEL_SHARES = (0.45, 0.45, 0.05, 0.05)
@@ -59,6 +59,6 @@ def probe_set(
     test = arrays["splits"] == TEST
     inputs = arrays["inputs"][test]
     if view != "paper":
-        veiled = np.asarray(jax.random.uniform(jax.random.fold_in(key, VEIL_STREAM), (len(inputs),))) < float(env_params.veil)
-        inputs = np.asarray(frog_rows_view(inputs, arrays["positions"][test][:, 0], veiled, view))
+        veil_key = jax.random.fold_in(key, VEIL_STREAM)
+        inputs = np.asarray(veiled_frog_rows(inputs, arrays["positions"][test][:, 0], env_params.veil, veil_key, view))
     return inputs, cmni_groups(arrays["scenarios"][test], arrays["idle_shown"][test])

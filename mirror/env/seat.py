@@ -66,6 +66,13 @@ def policy_rows(view_obs: jax.Array, view: str = "seat") -> jax.Array:
     return (view_obs * input_mask(view_obs.shape[-1], view).astype(jnp.int8)).astype(jnp.int8)
 
 
+def veiled_frog_rows(inputs: jax.Array, frog_position: jax.Array, veil, key: jax.Array, view: str = "seat") -> jax.Array:
+    """`frog_rows_view` with each row veiled where a uniform draw from `key` falls below
+    `veil` (I: none at 0, all at 1): the dataset's rows as a network of that game reads them."""
+    veiled = jax.random.uniform(key, (jnp.shape(inputs)[0],)) < veil
+    return frog_rows_view(inputs, frog_position, veiled, view)
+
+
 def frog_rows_view(inputs: jax.Array, frog_position: jax.Array, veiled, view: str = "seat") -> jax.Array:
     """The supervised dataset's rows (Frog's §5.6 model inputs, int8[rows, 3W+4]) as Frog's
     network input under `view`: with `seat`, Frog's seat (4) and position shown where not

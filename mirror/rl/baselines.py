@@ -24,6 +24,7 @@ import numpy as np
 from mirror.env import HELP, EnvParams
 from mirror.env.policy import BEHAVIOUR_PROBS
 from mirror.rl.scripted import CODES, by_code, hop_jump, oracle
+from mirror.rl.scripted import helps as helper_rule_fires
 from mirror.rl.turns import Decision, Policy, agent, fresh_games, play_turn, sample_action, turn_uniforms
 from mirror.rl.turns import scripted_policy as scripted_decide
 
@@ -132,10 +133,8 @@ def evaluate(decide, env_params: EnvParams, key: jax.Array, num_games: int, num_
         helps = mine & (t.action == HELP)[:, None]
         distressed = mine & t.partner_distressed[:, None]
         stalled = mine & (partner_energy == 0)
-        # spec §9 "help given opportunity": the partner stalled, own energy >= 1, in reach
-        partner_position = jnp.take_along_axis(states.position, 1 - t.player[:, None], axis=1)
-        reachable = partner_position + env_params.leap_distance < env_params.world_width
-        opportunity = stalled & (own_energy >= 1) & reachable
+        # spec §9 "help given opportunity": where the scripted helper (K = 0, M = 1) would help
+        opportunity = mine & jax.vmap(lambda s: helper_rule_fires(s, env_params, 0, 1))(states)[:, None]
         add = {
             "episodes": t.done,
             "score": t.episode_score,  # 0 unless an episode ended

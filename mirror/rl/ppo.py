@@ -34,7 +34,7 @@ from mirror.env import HELP, OBS_SIZE, EnvParams
 from mirror.env.constants import obs_size
 from mirror.env.packed import PackedState
 from mirror.rl.config import RLConfig, validate
-from mirror.env.seat import policy_input as seat_policy_input
+from mirror.env.seat import policy_input  # what every RL network reads (re-exported here)
 from mirror.rl.central import CENTRAL_SIZE, central_input
 from mirror.rl.credit import Transition, per_player_gae, tail_carry
 from mirror.rl.turns import agent, agent_values, reads_central, rollout, start_games
@@ -100,13 +100,6 @@ class RunnerState(NamedTuple):
     key: jax.Array
     update: jax.Array  # int32: updates done
     value_norm: ValueNorm | None = None  # with rl.value_norm: the value targets' statistics (one set per member)
-
-
-def policy_input(obs: jax.Array, view: str = "seat") -> jax.Array:
-    """obs int8[..., 3W+4] (the acting player's RL view, `mirror.env.seat`) -> f32[..., 3W+4]:
-    what an RL network reads under `rl.view` ("seat": the seat and own position, hidden
-    under the veil, with the §5.6 input; "paper": the §5.6 input alone)."""
-    return seat_policy_input(obs, view)
 
 
 def policy_logits(params, obs: jax.Array, widths, activation: str, view: str = "seat") -> jax.Array:

@@ -7,7 +7,7 @@ trained before it existed, on the paper's §5.6 input ("paper").
 import jax
 import numpy as np
 
-from mirror.env.seat import frog_rows_view
+from mirror.env.seat import veiled_frog_rows
 
 LEGACY_VIEW = "paper"
 PROBE_A_VEIL_SEED = 20261207  # the fixed draw that veils probe set (a)'s rows (I strictly inside (0, 1))
@@ -25,5 +25,4 @@ def probe_a_inputs(inputs: np.ndarray, positions: np.ndarray, veil: float, view:
     I = 1, none at I = 0). Unchanged under the paper's view."""
     if view == LEGACY_VIEW:
         return np.asarray(inputs)
-    veiled = np.asarray(jax.random.uniform(jax.random.key(PROBE_A_VEIL_SEED), (len(inputs),))) < float(veil)
-    return np.asarray(frog_rows_view(np.asarray(inputs), np.asarray(positions)[:, 0], veiled, view))
+    return np.asarray(veiled_frog_rows(np.asarray(inputs), np.asarray(positions)[:, 0], float(veil), jax.random.key(PROBE_A_VEIL_SEED), view))
