@@ -500,3 +500,41 @@ def test_reads_left_in_flight_never_call_back_into_a_closed_loop(monkeypatch):
     plain = asyncio.new_event_loop()
     plain.close()
     assert not isinstance(plain, type(loop))  # only restores get such loops
+
+
+def test_reads_that_fail_after_the_restore_failed_log_nothing(caplog):
+    """A second read failing once `gather` has already raised leaves a task whose exception
+    nobody retrieves; asyncio logs its traceback when it is collected. The restore has
+    raised the CheckpointError already: in a restore's loop the log is dropped."""
+    import asyncio
+    import gc
+
+    from mirror.runs.checkpoints import tidy_event_loops
+
+    def failed_restore():
+        loop = asyncio.new_event_loop()
+
+        async def second():
+            raise OSError("the second read failed too")
+
+        async def restore():
+            asyncio.ensure_future(second())
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the second read has failed, unawaited
+            raise OSError("the first read failed")
+
+        with pytest.raises(OSError, match="first"):
+            loop.run_until_complete(restore())
+        loop.close()
+        gc.collect()
+
+    def logged():  # this test's own task only: earlier tests' leftovers may be collected here
+        return [r.getMessage().splitlines()[0] for r in caplog.records if "second read failed too" in r.getMessage()]
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        failed_restore()
+        assert logged() == ["Task exception was never retrieved"]
+        caplog.clear()
+        with tidy_event_loops():
+            failed_restore()
+        assert logged() == []

@@ -442,8 +442,9 @@ def uncommitted(tree):
 
 class _TidyEventLoop(asyncio.SelectorEventLoop):
     """An event loop that cancels and awaits its pending tasks before it closes, as
-    `asyncio.run` does, and drops what other threads still hand it once it is closed (the
-    callback of a read that was finishing while it was cancelled: nothing waits for it)."""
+    `asyncio.run` does, drops what other threads still hand it once it is closed (the
+    callback of a read that was finishing while it was cancelled: nothing waits for it),
+    and does not log the exceptions of reads whose failure the restore already raised."""
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         try:
@@ -452,6 +453,14 @@ class _TidyEventLoop(asyncio.SelectorEventLoop):
             if self.is_closed():
                 return None
             raise
+
+    def call_exception_handler(self, context) -> None:
+        # A read that failed after `gather` had already raised: the restore reports the
+        # checkpoint as unreadable, and the task's own traceback (logged when it is
+        # collected) would only repeat it.
+        if context.get("message") == "Task exception was never retrieved":
+            return
+        super().call_exception_handler(context)
 
     def close(self) -> None:
         if not self.is_closed() and not self.is_running():
