@@ -45,6 +45,8 @@ from mirror.rl.baselines import agent_policy, scripted_baselines  # noqa: E402
 from mirror.rl.config import RLConfig  # noqa: E402
 from mirror.rl.deviation import deviation_gains, summarise  # noqa: E402
 from mirror.rl.ppo import make_policy, make_trainer  # noqa: E402
+from mirror.env.pairs import distress_mirror  # noqa: E402
+from mirror.rl.overlap import overlap_distance  # noqa: E402
 
 CHUNK = 25  # updates per compiled call
 EVAL_GAMES, EVAL_TURNS = 512, 200
@@ -144,7 +146,15 @@ class Trainee:
             inputs, groups = self.probe
             actor = cmni_params(self.runner.params)
             point["cmni_scaled"] = float(cmni_variants(actor, inputs, groups, None).values["cmni_scaled"])
+            point["soo_distance"] = probe_overlap(actor, inputs, self.config.activation)
         return point
+
+
+def probe_overlap(actor, inputs, activation: str) -> float:
+    """The self/other overlap distance (`mirror.rl.overlap`) of an actor over probe set (a)'s
+    pairable rows and their distress mirrors: what `rl.soo_weight` trains down."""
+    mirrored, pairable = distress_mirror(jnp.asarray(inputs))
+    return float(overlap_distance(actor, jnp.asarray(inputs), mirrored, pairable.astype(jnp.float32), activation))
 
 
 def probe_a(dependency: float):

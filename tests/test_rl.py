@@ -388,7 +388,9 @@ def test_make_train_whole_run_equals_the_update_loop(small, train_alone):
     whole, metrics = train_alone(jax.random.key(config.seed), defaults.dependency, defaults.veil, config.lr, config.partner_reward_weight)
     assert metrics["loss"].shape == (config.updates,)
     assert metrics["return_per_player"].shape == (config.updates, 2)
-    assert _bytes(whole.params) == _bytes(_update_loop(small, config.updates).params)
+    # The same numbers, to rounding: the whole run is a scan of the update, and XLA fuses a
+    # loop body and a top-level program differently (the last bits of a loss can differ).
+    chex.assert_trees_all_close(whole.params, _update_loop(small, config.updates).params, rtol=1e-5, atol=1e-7)
 
 
 # The independent update (two networks, each learning from its own player's decisions) is

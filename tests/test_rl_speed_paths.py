@@ -15,7 +15,9 @@ from mirror.env.packed import pack, unpack
 from mirror.rl import RLConfig, make_policy
 from mirror.rl.credit import per_player_gae, tail_carry
 from mirror.rl.ppo import init_params, minibatch_order
-from mirror.rl.turns import agent, agent_values, fresh_games, play_turn, rollout, start_games, turn_uniforms
+from mirror.rl.turns import (
+    agent, agent_values, episode_ends_bound, fresh_games, play_turn, rollout, start_games, turn_uniforms,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("steps, envs, minibatches", [(8, 16, 4), (5, 12, 3), (4, 6, 4)])
@@ -194,3 +196,36 @@ def test_packed_truncation_bootstraps_from_the_pre_reset_view():
     np.testing.assert_allclose(lookahead.next_values[0], [20, 20])
     adv, targets, rewards = per_player_gae(transitions, tail_carry(lookahead, 1.0, 0.0, 0.0), 1.0, 0.0, 0.0)
     assert float(rewards[0, 0]) == 0.0 and float(targets[0, 0]) == 3.0 and float(adv[0, 0]) == 0.0
+
+
+@pytest.mark.slow
+def test_a_rollout_values_each_episode_end_once_with_the_per_turn_numbers():
+    """`rollout` values each game's pre-reset states once, after its turns, where
+    `play_turn` values them on every turn: the terminal values (and every other field)
+    are the per-turn ones bit for bit, with several ends per game in one rollout (6-turn
+    episodes over 16 turns: 3 slots), with one (16-turn episodes), and for a traced env
+    with and without the static bound."""
+    policy, params = _policy_and_params()
+    games, steps = 8, 16
+    decide, values = agent(policy, params), agent_values(policy, params)
+
+    def per_turn(env, states, key):  # the rollout as it was: terminal values on every turn
+        scan_key, look_key, after_key = jax.random.split(key, 3)
+
+        def turn(s, k):
+            return play_turn(decide, env, s, turn_uniforms(k, games, env), values)
+
+        states, transitions = jax.lax.scan(turn, states, jax.random.split(scan_key, steps))
+        return states, transitions
+
+    for env, slots in ((ENV, 3), (ENV.replace(episode_turns=16), 1)):
+        assert episode_ends_bound(steps, env) == slots
+        states = jax.vmap(pack)(_random_states(jax.random.key(2), games, env))
+        key = jax.random.key(3)
+        expected = jax.jit(per_turn)(env, states, key)
+        got = jax.jit(lambda s, k: rollout(decide, values, env, s, k, steps)[:2])(states, key)  # env a constant
+        traced = jax.jit(lambda e, s, k: rollout(decide, values, e, s, k, steps, env.episode_turns)[:2])(env, states, key)
+        unbounded = jax.jit(lambda e, s, k: rollout(decide, values, e, s, k, steps)[:2])  # env traced: a slot per turn
+        assert int(np.sum(expected[1].done)) >= games * (slots - 1)
+        for other in (got, traced, unbounded(env, states, key)):
+            chex.assert_trees_all_equal(other, expected)

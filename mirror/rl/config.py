@@ -37,6 +37,11 @@ class RLConfig:
     Learning (floats)
       lr, gamma, gae_lambda, clip_eps, ent_coef, vf_coef, max_grad_norm: PPO as in PureJaxRL
       partner_reward_weight  w in r_self + w * r_partner (spec §9), in [0, 1]
+      soo_weight        >= 0: the weight of the self/other overlap loss added to the actor's
+                        (`mirror.rl.overlap`): the scaled distance between the actor's
+                        hidden activations on each view and on its distress mirror
+                        (`mirror.env.pairs`). 0 (default): no such loss, and the program
+                        is the one without it. Needs view "seat" and an MLP torso
     Choices
       activation        a torso activation of the supervised MLP
       sharing           "shared": one network plays both players, each from its own view;
@@ -81,6 +86,7 @@ class RLConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     partner_reward_weight: float = 0.0
+    soo_weight: float = 0.0
     activation: str = "relu"
     sharing: str = "shared"
     view: str = "seat"
@@ -101,7 +107,7 @@ class RLConfig:
 
 POSITIVE_INTS = ("num_envs", "num_steps", "updates", "update_epochs", "num_minibatches", "checkpoint_every")
 UNIT_INTERVAL = ("gamma", "gae_lambda", "partner_reward_weight")
-NON_NEGATIVE = ("ent_coef", "vf_coef")
+NON_NEGATIVE = ("ent_coef", "vf_coef", "soo_weight")
 POSITIVE_FLOATS = ("lr", "clip_eps", "max_grad_norm")
 
 
@@ -148,6 +154,11 @@ def validate(config: RLConfig) -> RLConfig:
         _fail("critic", "separate or shared with a transformer torso (the central critic is an MLP)", config.critic)
     if config.critic not in CRITICS:
         _fail("critic", f"one of {', '.join(CRITICS)}", config.critic)
+    if config.soo_weight > 0 and (config.view != "seat" or config.transformer):
+        _fail(
+            "soo_weight", "0 unless rl.view is seat and the torso an MLP (the pairs locate the observer by its seat and "
+            "position; the overlap is over the MLP's hidden layers)", config.soo_weight,
+        )  # fmt: skip
     for name in ("clip_value", "value_norm", "anneal_lr"):
         if not isinstance(getattr(config, name), bool):
             _fail(name, "true or false", getattr(config, name))
@@ -195,7 +206,9 @@ class RunSettings:
     Populations (one entry per member, zipped; all non-empty lists must have one length;
     empty: every member takes the scalar field, `seed` or `env`)
       population_seeds, population_lrs, population_partner_reward_weights,
-      population_dependencies (env.dependency D), population_veils (env.veil I)
+      population_dependencies (env.dependency D), population_veils (env.veil I),
+      population_soo_weights (rl.soo_weight; any member's weight > 0 puts the overlap
+      loss in the population's program, where a member of weight 0 trains as alone)
     member_batching   how members share a device: "map" (one after another, `lax.map`:
                       bit-identical whatever the population), "vmap" (batched: what
                       accelerators need), "auto" (map on a CPU, vmap otherwise)
@@ -219,6 +232,7 @@ class RunSettings:
     population_partner_reward_weights: tuple = ()
     population_dependencies: tuple = ()
     population_veils: tuple = ()
+    population_soo_weights: tuple = ()
     member_batching: str = "auto"
     eval_games: int = 256
     eval_turns: int = 400
@@ -230,7 +244,7 @@ class RunSettings:
 
 POPULATION_LISTS = (
     "population_seeds", "population_lrs", "population_partner_reward_weights",
-    "population_dependencies", "population_veils",
+    "population_dependencies", "population_veils", "population_soo_weights",
 )  # fmt: skip
 RUN_INTS = ("eval_games", "eval_turns", "probe_games", "probe_turns")
 HELPER_ENERGIES = ("helper_max_partner_energy", "helper_min_own_energy")
@@ -252,6 +266,7 @@ def _check_run_fields(values: dict, env_params) -> None:
         "population_partner_reward_weights": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
         "population_dependencies": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
         "population_veils": ("numbers in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+        "population_soo_weights": ("numbers >= 0", lambda v: _is_number(v) and v >= 0),
     }
     for name, (allowed, ok) in checks.items():
         value = values.get(name, ())
@@ -294,7 +309,7 @@ def rl_settings(config) -> RunSettings:
     if unknown:
         allowed = ", ".join(sorted(ppo_names | run_names))
         raise RLConfigError(f"unknown field(s) {', '.join('rl.' + u for u in unknown)}; allowed: {allowed}")
-    floats = {"lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "partner_reward_weight"}
+    floats = {"lr", "gamma", "gae_lambda", "clip_eps", "ent_coef", "vf_coef", "max_grad_norm", "partner_reward_weight", "soo_weight"}
     ppo_values = {}
     for name in ppo_names & set(values):
         value = values[name]
@@ -310,6 +325,8 @@ def rl_settings(config) -> RunSettings:
     torso = model.transformer.as_tuple() if model.kind == "transformer" else ()
     ppo = make_config(**ppo_values, hidden=tuple(model.widths), transformer=torso, activation=model.activation, seed=config.seed)
     _check_run_fields(values, config.env_params)
+    if any(w > 0 for w in values.get("population_soo_weights", ())) and (ppo.view != "seat" or ppo.transformer):
+        _fail("population_soo_weights", "all 0 unless rl.view is seat and the torso an MLP (see rl.soo_weight)", values["population_soo_weights"])
     run_values = {name: tuple(v) if name in POPULATION_LISTS else v for name, v in values.items() if name in run_names}
     return RunSettings(ppo=ppo, **run_values)
 

@@ -54,9 +54,14 @@ class RLMember:
     lr: float
     partner_reward_weight: float
     env: dict  # EnvParams overrides of this member, merged over config.env (e.g. {"dependency": 0.5})
+    soo_weight: float = 0.0
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Without `soo_weight` when it is 0: the members of runs before it was a field."""
+        values = dataclasses.asdict(self)
+        if not values["soo_weight"]:
+            values.pop("soo_weight")
+        return values
 
 
 def rl_members(config) -> list[RLMember]:
@@ -71,15 +76,16 @@ def rl_members(config) -> list[RLMember]:
         return list(values) if values else [default] * count
 
     members = []
-    for seed, lr, w, d, i in zip(
+    for seed, lr, w, d, i, soo in zip(
         column("population_seeds", config.seed),
         column("population_lrs", ppo.lr),
         column("population_partner_reward_weights", ppo.partner_reward_weight),
         column("population_dependencies", None),
         column("population_veils", None),
+        column("population_soo_weights", ppo.soo_weight),
     ):
         env = {**({"dependency": float(d)} if d is not None else {}), **({"veil": float(i)} if i is not None else {})}
-        members.append(RLMember(int(seed), float(lr), float(w), env))
+        members.append(RLMember(int(seed), float(lr), float(w), env, float(soo)))
     for m, member in enumerate(members):  # e.g. a dependency off the env's 1e-4 grid
         try:
             member_env_params(config, member)
@@ -90,7 +96,7 @@ def rl_members(config) -> list[RLMember]:
 
 _LISTS = (
     "population_seeds", "population_lrs", "population_partner_reward_weights",
-    "population_dependencies", "population_veils",
+    "population_dependencies", "population_veils", "population_soo_weights",
 )  # fmt: skip
 
 
@@ -189,21 +195,26 @@ def network_params(params, sharing: str):
 
 
 @functools.lru_cache(maxsize=8)
-def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy, probe_games, probe_turns, mapping, mesh):
+def _population_programs(
+    ppo, eval_games, eval_turns, helper_max_partner_energy, helper_min_own_energy, probe_games, probe_turns, mapping, mesh,
+    min_episode_turns=None, overlap=False,
+):  # fmt: skip
     """The policy and the jitted (init, interval, evaluate, baselines, probe) programs of a
     population of `ppo` runs; the member settings are their arguments. Memoised: trainers of
     the same settings in one process share their programs, which jit then traces, lowers and
     compiles once, not once per trainer (a sweep's populations, a resumed run)."""
     policy = make_policy(ppo)
 
-    def trainer(env, lr, w):
-        return make_trainer(ppo, env, lr=lr, partner_reward_weight=w)
+    def trainer(env, lr, w, soo):
+        # `overlap`: some member's soo_weight > 0, so every member's program has the loss
+        soo = soo if overlap else None
+        return make_trainer(ppo, env, lr=lr, partner_reward_weight=w, min_episode_turns=min_episode_turns, soo_weight=soo)
 
-    def init_member(seed, env, lr, w):
-        return trainer(env, lr, w).init(jax.random.key(seed))
+    def init_member(seed, env, lr, w, soo):
+        return trainer(env, lr, w, soo).init(jax.random.key(seed))
 
-    def interval_member(runner, env, lr, w):
-        return trainer(env, lr, w).run(runner, ppo.checkpoint_every)
+    def interval_member(runner, env, lr, w, soo):
+        return trainer(env, lr, w, soo).run(runner, ppo.checkpoint_every)
 
     def eval_member(params, env, key):
         return evaluate(agent_policy(policy, params), env, key, eval_games, eval_turns)
@@ -232,7 +243,7 @@ def _population_programs(ppo, eval_games, eval_turns, helper_max_partner_energy,
         return jax.jit(body)
 
     return (
-        policy, program(init_member, 4), program(interval_member, 4), program(eval_member, 2, 1), program(baselines_member, 1, 1),
+        policy, program(init_member, 5), program(interval_member, 5), program(eval_member, 2, 1), program(baselines_member, 1, 1),
         program(probe_member, 2, 1), program(deviation_member, 3, 1),
     )  # fmt: skip
 
@@ -262,11 +273,13 @@ class PopulationTrainer:
         self.seeds = jnp.asarray([m.seed for m in padded], jnp.int32)
         self.lrs = jnp.asarray([m.lr for m in padded], jnp.float32)
         self.weights = jnp.asarray([m.partner_reward_weight for m in padded], jnp.float32)
+        self.soo_weights = jnp.asarray([m.soo_weight for m in padded], jnp.float32)
         self.networks_per_member = networks_per_member(self.config.sharing)
         s = self.settings
         self.policy, self._init, self._interval, self._evaluate, self._baselines, self._probe, self._deviations = _population_programs(
             self.config, s.eval_games, s.eval_turns, s.helper_max_partner_energy, s.helper_min_own_energy,
-            s.probe_games, s.probe_turns, self.mapping, mesh,
+            s.probe_games, s.probe_turns, self.mapping, mesh, min(int(e.episode_turns) for e in envs),
+            any(m.soo_weight > 0 for m in self.members),
         )  # fmt: skip
 
     @property
@@ -274,7 +287,7 @@ class PopulationTrainer:
         return len(self.members) * self.networks_per_member
 
     def _member_args(self):
-        return self.env, self.lrs, self.weights
+        return self.env, self.lrs, self.weights, self.soo_weights
 
     def init(self):
         """Runner state of every (padded) member, leaves [padded members, ...]."""

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mirror.agents.actor_critic import actor_and_critic, actor_critic_module, critic_key
+from mirror.agents.actor_critic import actor_and_critic, actor_critic_module, cmni_params, critic_key
 from mirror.agents.mlp import MLP
 from mirror.agents.transformer import is_transformer_params, transformer_of_params
 from mirror.env import HELP, OBS_SIZE, EnvParams
@@ -35,8 +35,10 @@ from mirror.env.constants import obs_size
 from mirror.env.packed import PackedState
 from mirror.rl.config import RLConfig, validate
 from mirror.env.seat import policy_input  # what every RL network reads (re-exported here)
+from mirror.env.pairs import distress_mirror
 from mirror.rl.central import CENTRAL_SIZE, central_input
 from mirror.rl.credit import Transition, per_player_gae, tail_carry
+from mirror.rl.overlap import overlap_distance
 from mirror.rl.turns import agent, agent_values, reads_central, rollout, start_games
 
 
@@ -52,6 +54,8 @@ class Batch(NamedTuple):
     advantage: jax.Array  # f32
     target: jax.Array  # f32: value target (advantage + value), in the critic's units
     central: jax.Array | None = None  # int8[CENTRAL_SIZE]: what a central critic reads besides obs
+    soo_view: jax.Array | None = None  # int8[3W+4]: obs's distress mirror (`rl.soo_weight` > 0)
+    soo_pairable: jax.Array | None = None  # f32: 1 where obs has a mirror (`mirror.env.pairs`)
 
 
 VALUE_NORM_EPS = 1e-8  # added to the variance before its square root
@@ -203,6 +207,23 @@ def init_params(config: RLConfig, key: jax.Array, num_inputs: int = OBS_SIZE):
     return jax.vmap(one)(jax.random.split(key, 2))
 
 
+def overlap_of(config: RLConfig):
+    """distance(params, batch): the self/other overlap distance of the actor (each network's
+    over its own player's rows with `sharing: independent`; `mirror.rl.overlap`)."""
+
+    def distance(params, batch: Batch):
+        layers = cmni_params(params)
+        if config.sharing == "shared":
+            return overlap_distance(layers, batch.obs, batch.soo_view, batch.soo_pairable, config.activation)
+        own_rows = batch.soo_pairable * (batch.player[None, :] == jnp.arange(2)[:, None])  # [2, rows]
+        each = jax.vmap(overlap_distance, in_axes=(0, None, None, 0, None))(
+            layers, batch.obs, batch.soo_view, own_rows, config.activation
+        )
+        return jnp.mean(each)
+
+    return distance
+
+
 def make_optimizer(config: RLConfig, lr=None):
     """Adam after a global-norm clip; `lr` (may be traced) overrides `config.lr`."""
     steps_per_update = config.update_epochs * config.num_minibatches
@@ -216,11 +237,12 @@ def make_optimizer(config: RLConfig, lr=None):
     return jax.vmap(tx.init), jax.vmap(tx.update)
 
 
-def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef, *, clip_value: bool):
+def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef, *, clip_value: bool, overlap=None):
     """PPO loss (PureJaxRL): returns (total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)).
     The value loss is 0.5 * the mean squared error to `batch.target`, or with `clip_value`
     the larger of that and the error of the prediction clipped to +-clip_eps around
-    `batch.value` (both in the critic's units)."""
+    `batch.value` (both in the critic's units). With `overlap` = (weight, distance(params,
+    batch)), weight * distance is added (`mirror.rl.overlap`) and the distance ends the aux."""
     logits, value = policy(params, batch.obs, batch.player, batch.central)
     log_probs = jax.nn.log_softmax(logits)
     log_prob = jnp.take_along_axis(log_probs, batch.action[:, None], axis=-1)[:, 0]
@@ -240,7 +262,11 @@ def ppo_loss(policy, params, batch: Batch, clip_eps, vf_coef, ent_coef, *, clip_
     approx_kl = jnp.mean((ratio - 1.0) - log_ratio)
     clip_frac = jnp.mean(jnp.abs(ratio - 1.0) > clip_eps)
     total = policy_loss + vf_coef * value_loss - ent_coef * entropy
-    return total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)
+    if overlap is None:
+        return total, (policy_loss, value_loss, entropy, approx_kl, clip_frac)
+    weight, distance_of = overlap
+    distance = distance_of(params, batch)
+    return total + weight * distance, (policy_loss, value_loss, entropy, approx_kl, clip_frac, distance)
 
 
 def explained_variance(values: jax.Array, targets: jax.Array) -> jax.Array:
@@ -309,17 +335,27 @@ class Trainer(NamedTuple):
 
 
 def make_trainer(
-    config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None
+    config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None,
+    min_episode_turns: int | None = None, soo_weight=None,
 ) -> Trainer:
     """The pieces of a run. `env_params`, `lr` and `partner_reward_weight` may be traced
     (they override the config's values), so a population is a `jax.vmap` over a function
-    that calls `make_trainer` (or `make_train`) with per-member values."""
+    that calls `make_trainer` (or `make_train`) with per-member values. With traced
+    `env_params`, `min_episode_turns` (static: at most every member's episode_turns) lets
+    a rollout value each game's one episode end once instead of on every turn
+    (`mirror.rl.turns.rollout`); the numbers are the same without it. `soo_weight` (may be
+    traced) overrides `config.soo_weight`: given, or with `config.soo_weight` > 0, the
+    program has the self/other overlap loss (`mirror.rl.overlap`); otherwise it is the
+    program without it."""
     validate(config)
     env_params = EnvParams() if env_params is None else env_params
     policy = make_policy(config)
     opt_init, opt_update = make_optimizer(config, lr)
     mb_size = config.minibatch_size
     w = config.partner_reward_weight if partner_reward_weight is None else partner_reward_weight
+    overlap = None
+    if soo_weight is not None or config.soo_weight > 0:
+        overlap = (config.soo_weight if soo_weight is None else soo_weight, overlap_of(config))
 
     def init(key: jax.Array) -> RunnerState:
         params_key, games_key, run_key = jax.random.split(key, 3)
@@ -334,8 +370,9 @@ def make_trainer(
         params, opt_state = train_state
         grad_fn = jax.value_and_grad(ppo_loss, argnums=1, has_aux=True)
         (total, aux), grads = grad_fn(
-            policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef, clip_value=config.clip_value
-        )
+            policy, params, minibatch, config.clip_eps, config.vf_coef, config.ent_coef, clip_value=config.clip_value,
+            overlap=overlap,
+        )  # fmt: skip
         updates, opt_state = opt_update(grads, opt_state, params)
         return (optax.apply_updates(params, updates), opt_state), (total, *aux)
 
@@ -355,7 +392,7 @@ def make_trainer(
         acting, acting_params = (denormalised(policy), (runner.params, norm)) if config.value_norm else (policy, runner.params)
         games, transitions, lookahead = rollout(
             agent(acting, acting_params), agent_values(acting, acting_params), env_params, runner.games, rollout_key,
-            config.num_steps,
+            config.num_steps, min_episode_turns,
         )
         tail = tail_carry(lookahead, config.gamma, config.gae_lambda, w)
         advantages, targets, _ = per_player_gae(transitions, tail, config.gamma, config.gae_lambda, w)
@@ -373,13 +410,15 @@ def make_trainer(
             return x.reshape((config.batch_size,) + x.shape[2:])
 
         t = transitions
-        data = jax.tree_util.tree_map(
-            flat, Batch(t.obs, t.player, t.action, t.log_prob, values, advantages, targets, t.central)
-        )
+        batch = Batch(t.obs, t.player, t.action, t.log_prob, values, advantages, targets, t.central)
+        if overlap is not None:
+            mirrored, pairable = distress_mirror(t.obs)
+            batch = batch._replace(soo_view=mirrored, soo_pairable=pairable.astype(jnp.float32))
+        data = jax.tree_util.tree_map(flat, batch)
         ((params, opt_state), _), losses = jax.lax.scan(
             epoch, ((runner.params, runner.opt_state), data), jax.random.split(epoch_key, config.update_epochs)
         )
-        names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac")
+        names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_frac", "soo_distance")
         metrics = {name: jnp.mean(value) for name, value in zip(names, losses)}
         metrics.update(rollout_metrics(transitions))
         metrics["explained_variance"] = explained
@@ -392,11 +431,17 @@ def make_trainer(
     return Trainer(init, update, run)
 
 
-def make_train(config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None):
+def make_train(
+    config: RLConfig, env_params: EnvParams | None = None, *, lr=None, partner_reward_weight=None,
+    min_episode_turns: int | None = None, soo_weight=None,
+):  # fmt: skip
     """`train(key) -> (RunnerState, metrics)`: the whole run, `config.updates` updates, as one
     jittable function (metrics leaves are [updates, ...]); `jax.vmap(train)` over keys trains
     independent seeds at once (other population axes: see `make_trainer`)."""
-    trainer = make_trainer(config, env_params, lr=lr, partner_reward_weight=partner_reward_weight)
+    trainer = make_trainer(
+        config, env_params, lr=lr, partner_reward_weight=partner_reward_weight, min_episode_turns=min_episode_turns,
+        soo_weight=soo_weight,
+    )  # fmt: skip
 
     def train(key: jax.Array):
         return trainer.run(trainer.init(key), config.updates)

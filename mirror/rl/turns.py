@@ -24,10 +24,11 @@ key gives every policy the same games):
     n + 4         the veil of the acting player's view
     n + 5, n + 6  the veils of Frog's and Toad's pre-reset views (used on done turns)
 
-Only the acting player's view is built for the decision. With a `values` function (the
-trainer's), both players' values of their pre-reset views are computed on every turn and
-kept where an episode ended (`Transition.terminal_value`): games are staggered, so
-episodes end on any turn. `tests/rl_reference.py` replays the same uniforms through the
+Only the acting player's view is built for the decision. Both players' values of their
+pre-reset views (`Transition.terminal_value`) are needed where an episode ended: games are
+staggered, so episodes end on any turn. `play_turn` with a `values` function computes them
+on every turn and keeps them where one ended; `rollout` keeps each game's pre-reset states
+and values them once after its turns (the same numbers, without a forward pass per turn). `tests/rl_reference.py` replays the same uniforms through the
 public unpacked env and `tests/test_rl_speed_paths.py` compares every field.
 
 **Staggered starts.** `start_games` spreads the games evenly over the episode: game g
@@ -52,7 +53,8 @@ from mirror.rl.central import central_features
 from mirror.rl.credit import Lookahead, Transition
 
 __all__ = [
-    "Decide", "Decision", "Policy", "agent", "agent_values", "both_central", "both_values", "reads_central", "both_views", "fresh_games", "per_player",
+    "Decide", "Decision", "Policy", "agent", "agent_values", "both_central", "both_values", "reads_central", "both_views",
+    "episode_ends_bound", "fresh_games", "per_player",
     "play_turn", "rollout", "sample_action", "scripted_policy", "stagger_offsets", "start_games", "turn_columns",
     "turn_uniforms", "view_of",
 ]  # fmt: skip
@@ -196,6 +198,16 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
     """One decision in every game from the uniforms `u` f32[games, turn_columns].
     Returns (states after the turn, its `Transition`). Without `values`, terminal values
     are 0 (nothing bootstraps from them: evaluation, probes, burn-in)."""
+    next_states, transition, ended = _turn(decide, env_params, states, u)
+    if values is not None:  # every turn (games end on any turn), kept where an episode ended
+        n = noise_size(env_params)
+        terminal = values(both_views(ended, env_params, u[:, n + 5 : n + 7]), ended, env_params)
+        transition = transition._replace(terminal_value=terminal * transition.done[:, None])
+    return next_states, transition
+
+
+def _turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax.Array):
+    """(states after the turn, its Transition with terminal values 0, the pre-reset states)."""
     n = noise_size(env_params)
     player = states.current_player
     obs = view_of(states, player, env_params, u[:, n + 4])
@@ -203,11 +215,6 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
     partner_position = jnp.where(player == 0, states.position[:, 1], states.position[:, 0])
     partner_d = jax.vmap(bit_at)(states.rough, partner_position)
     next_states, done, gains, ended = step_games(states, decision.action, u[:, :n], env_params)
-    if values is None:
-        terminal_value = jnp.zeros((done.shape[0], 2), jnp.float32)
-    else:  # every turn (games end on any turn), kept where an episode ended
-        views = both_views(ended, env_params, u[:, n + 5 : n + 7])
-        terminal_value = values(views, ended, env_params) * done[:, None]
     transition = Transition(
         obs=obs,
         player=player,
@@ -216,28 +223,70 @@ def play_turn(decide: Decide, env_params: EnvParams, states: PackedState, u: jax
         value=decision.value,
         gains=gains.astype(jnp.float32),
         done=done,
-        terminal_value=terminal_value,
+        terminal_value=jnp.zeros((done.shape[0], 2), jnp.float32),
         partner_distressed=partner_d,
         episode_score=jnp.where(done[:, None], ended.score, 0),
         central=decision.central,
     )
-    return next_states, transition
+    return next_states, transition, ended
 
 
-def rollout(decide: Decide, values: Values, env_params: EnvParams, states: PackedState, key: jax.Array, num_steps: int):
+def episode_ends_bound(num_steps: int, env_params: EnvParams, min_episode_turns: int | None = None) -> int:
+    """The most episodes one game can end in `num_steps` turns: ceil(num_steps / E) for
+    E = `env_params.episode_turns` where it is a number, else `min_episode_turns` (a lower
+    bound on the traced episode lengths of a population), else every turn."""
+    turns = min_episode_turns
+    if turns is None and not isinstance(env_params.episode_turns, jax.core.Tracer):
+        turns = int(env_params.episode_turns)
+    if turns is None:
+        return num_steps
+    return min(num_steps, -(-num_steps // max(int(turns), 1)))
+
+
+def rollout(
+    decide: Decide, values: Values, env_params: EnvParams, states: PackedState, key: jax.Array, num_steps: int,
+    min_episode_turns: int | None = None,
+):  # fmt: skip
     """`num_steps` turns of every game, plus the look-ahead turn that closes each player's
     last decision (`mirror.rl.credit`). Returns (states after num_steps turns,
-    Transition [T, games], Lookahead)."""
+    Transition [T, games], Lookahead).
+
+    The terminal values are computed once per episode end, not on every turn: each game
+    keeps the pre-reset states of the episodes it ends (at most `episode_ends_bound`: one
+    when num_steps <= episode_turns) in slots, valued after the turns are played. The
+    values are those of `play_turn` with `values`, bit for bit (the same function on the
+    same [games] shapes); on a CPU they cost a rollout half its time when taken per turn."""
     num_envs = states.turn.shape[0]
     scan_key, look_key, after_key = jax.random.split(key, 3)
+    slots = episode_ends_bound(num_steps, env_params, min_episode_turns)
+    n = noise_size(env_params)
 
-    def turn(states, k):
-        return play_turn(decide, env_params, states, turn_uniforms(k, num_envs, env_params), values)
+    def turn(carry, k):
+        states, ended_slots, veils, ends = carry
+        u = turn_uniforms(k, num_envs, env_params)
+        states, transition, ended = _turn(decide, env_params, states, u)
+        hit = transition.done[None, :] & (ends[None, :] == jnp.arange(slots)[:, None])  # [slots, games]
+        ended_slots = jax.tree.map(lambda e, old: _where_games(hit, e[None], old), ended, ended_slots)
+        veils = jnp.where(hit[..., None], u[None, :, n + 5 : n + 7], veils)
+        slot = jnp.where(transition.done, ends, -1)
+        return (states, ended_slots, veils, ends + transition.done.astype(jnp.int32)), (transition, slot)
 
-    states, transitions = jax.lax.scan(turn, states, jax.random.split(scan_key, num_steps))
-    after, look = turn(states, look_key)
+    empty = jax.tree.map(lambda x: jnp.broadcast_to(x, (slots,) + x.shape), states)
+    start = (states, empty, jnp.zeros((slots, num_envs, 2), jnp.float32), jnp.zeros((num_envs,), jnp.int32))
+    (states, ended_slots, veils, _), (transitions, slot) = jax.lax.scan(turn, start, jax.random.split(scan_key, num_steps))
+    # A loop over the slots, as the per-turn values were a loop body: the same program for
+    # the same [games] shapes, whatever surrounds the rollout (a scan of updates or not).
+    slot_values = jax.lax.map(lambda ev: values(both_views(ev[0], env_params, ev[1]), ev[0], env_params), (ended_slots, veils))
+    terminal = slot_values[jnp.maximum(slot, 0), jnp.arange(num_envs)[None, :]]  # [T, games, 2]
+    transitions = transitions._replace(terminal_value=jnp.where(transitions.done[..., None], terminal, 0.0))
+    after, look = play_turn(decide, env_params, states, turn_uniforms(look_key, num_envs, env_params), values)
     after_views = both_views(after, env_params, jax.random.uniform(after_key, (num_envs, 2), jnp.float32))
     return states, transitions, Lookahead(look, values(after_views, after, env_params))
+
+
+def _where_games(pick: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
+    """`new` where pick[..., games], else `old` (leaves [..., games, ...])."""
+    return jnp.where(pick.reshape(pick.shape + (1,) * (old.ndim - pick.ndim)), new, old)
 
 
 # --- staggered starts -------------------------------------------------------------------

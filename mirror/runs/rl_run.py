@@ -72,6 +72,8 @@ UPDATE_KEYS = (
     "episodes", "entropy", "policy_loss", "value_loss", "explained_variance", "approx_kl", "help_rate",
     "help_when_partner_distressed",
 )  # fmt: skip
+# ... and those of programs that have them: the self/other overlap distance (rl.soo_weight).
+OPTIONAL_UPDATE_KEYS = ("soo_distance",)
 # The evaluation numbers of metrics.jsonl (held-out report games) and of baselines.json.
 EVAL_RATES = ("help_rate", "help_when_partner_distressed", "help_when_partner_energy0", "help_given_opportunity")
 
@@ -237,7 +239,7 @@ def _train(config: Config, run_dir: Path, trainer: PopulationTrainer, manager, o
         runner, metrics = interval(runner)
         metrics = host(trainer.unpad(metrics))  # the one host sync per interval
         seconds = time.perf_counter() - start
-        lines = _update_lines(metrics, last, ppo, m_count, wall, seconds)
+        lines = update_lines(metrics, last, ppo, m_count, wall, seconds)
         wall += seconds
         last += ppo.checkpoint_every
         params = runner.params
@@ -308,7 +310,7 @@ def deviation_columns(summaries: list[dict], networks_per_member: int) -> dict:
     return out
 
 
-def _update_lines(metrics: dict, done: int, ppo, members: int, wall: float, seconds: float) -> list[dict]:
+def update_lines(metrics: dict, done: int, ppo, members: int, wall: float, seconds: float) -> list[dict]:
     """rl_metrics.jsonl lines of one interval's updates; wall_s spreads the interval's
     training seconds evenly over its updates."""
     n = ppo.checkpoint_every
@@ -320,7 +322,7 @@ def _update_lines(metrics: dict, done: int, ppo, members: int, wall: float, seco
             "env_turns": update * ppo.batch_size,  # per member; a host int (int32 overflows)
             "return_per_player": _per_member(metrics["return_per_player"][:, i], members),
         }
-        entry.update({k: _per_member(metrics[k][:, i], members) for k in UPDATE_KEYS})
+        entry.update({k: _per_member(metrics[k][:, i], members) for k in UPDATE_KEYS + OPTIONAL_UPDATE_KEYS if k in metrics})
         entry["wall_s"] = round(wall + seconds * (i + 1) / n, 4)
         lines.append(entry)
     return lines

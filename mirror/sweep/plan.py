@@ -37,6 +37,7 @@ RL_MEMBER_LISTS = {
     "population_partner_reward_weights": "rl.partner_reward_weight",
     "population_dependencies": "env.dependency",
     "population_veils": "env.veil",
+    "population_soo_weights": "rl.soo_weight",
 }
 
 
@@ -45,12 +46,14 @@ def rl_member_of(trial: Trial) -> dict:
     form: {seed, lr, partner_reward_weight, env: {dependency, veil}}."""
     c = trial.config
     params = c.env_params
-    return {
+    member = {
         "seed": c.seed,
         "lr": float(c.rl.get("lr", RLConfig.lr)),
         "partner_reward_weight": float(c.rl.get("partner_reward_weight", RLConfig.partner_reward_weight)),
         "env": {"dependency": float(params.dependency), "veil": float(params.veil)},
     }
+    soo = float(c.rl.get("soo_weight", RLConfig.soo_weight))
+    return {**member, "soo_weight": soo} if soo else member  # as RLMember.to_dict
 
 
 def networks_of(config: Config, member: int) -> list[int]:
@@ -77,7 +80,8 @@ def rl_program_key(config: Config) -> str:
     for name in ("name", "seed", "tracking"):
         values.pop(name)
     values["data"].pop("cache_dir")
-    values["rl"] = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight", *RL_MEMBER_LISTS)}
+    per_member = ("lr", "partner_reward_weight", "soo_weight", *RL_MEMBER_LISTS)
+    values["rl"] = {k: v for k, v in values["rl"].items() if k not in per_member}
     params = config.env_params  # compared as EnvParams, so a default and an explicit value agree
     values["env"] = {k: v for k, v in dataclasses.asdict(params).items() if k not in ("dependency", "veil")}
     return "rl:" + config_hash(values)
@@ -144,7 +148,7 @@ def rl_population_config(trials: list[Trial], members: list[dict]) -> Config:
     values = trials[0].config.to_dict()
     values["name"] = f"rl-population-{len(trials)}"
     # The per-member lists replace the scalars they list (one value in one place).
-    shared = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight")}
+    shared = {k: v for k, v in values["rl"].items() if k not in ("lr", "partner_reward_weight", "soo_weight")}
     values["rl"] = {
         **shared,
         "population_seeds": [m["seed"] for m in members],
@@ -153,6 +157,8 @@ def rl_population_config(trials: list[Trial], members: list[dict]) -> Config:
         "population_dependencies": [m["env"]["dependency"] for m in members],
         "population_veils": [m["env"]["veil"] for m in members],
     }
+    if any(m.get("soo_weight", 0.0) for m in members):  # the list only where the overlap loss is swept
+        values["rl"]["population_soo_weights"] = [m.get("soo_weight", 0.0) for m in members]
     return load_config(None, values)
 
 
