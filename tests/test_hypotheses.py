@@ -240,6 +240,9 @@ def test_theory_command_on_a_planted_sweep(tmp_path, capsys):
     assert f"- **H1** supported (Holm-adjusted p = {by['H1']['p_holm']:.3g})." in md and f"- **H4** {by['H4']['verdict']}." in md
     assert "| 24 pairs | mean of cmni_a(I = 1) - cmni_a(I = 0) = " in md and "| not supported | " in md and "mean rho" in by["H3b"]["power"]["words"]
     assert "H6: not computed: no trial has an ablation_gap" in printed
+    sens = report["sensitivity"]  # the corrections' analyses, beside the registered tests
+    assert sens["h3a_within"]["settings"] > 1 and sens["h5_equivalence"]["units"] == 48 and sens["h6_by_d"] is None
+    assert "## Sensitivity analyses (added after the registered tests; not registered)" in md and "**H3a within settings**" in md
     for name in ("theory_help_e0.png", "theory_cmni_vs_help.png"):
         assert (sweep_dir / "figures" / name).stat().st_size > 10_000
 

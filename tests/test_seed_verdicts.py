@@ -242,3 +242,18 @@ def test_summary_json_of_a_real_tiny_population(tiny_dataset, dataset_cache, tmp
     (run / "test_metrics.json").unlink(missing_ok=True)  # the report is written from what is there
     report = write_report(run).read_text()
     assert "## CMNI across seeds" in report and "| cmni | 2 |" in report and "rise-and-fall pattern" not in report
+
+
+def test_the_run_verdict_lines_name_the_member_count():
+    """`mirror run`'s verdict lines format the headline's init_baseline entry, which keeps
+    the member count (it printed "the ? members' mean" when the headline dropped it)."""
+    from mirror.runs.experiment import HEADLINE_INIT_KEYS, verdict_lines
+
+    init = init_baseline(np.full((3, 8), 0.01), [0.02, 0.03, 0.04], seed=0)
+    headline = {
+        "rise_and_fall": {"cmni": {"peak_epoch": 1, "drop": None, "p_sign_flip": None, "ci95": (None, None), "seeds": 3,
+                                   "reproduced": False, "method": "not tested"}},  # fmt: skip
+        "init_baseline": {"cmni": {k: init[k] for k in HEADLINE_INIT_KEYS}},
+    }
+    (line,) = verdict_lines(headline)
+    assert "the 3 members' mean" in line and "?" not in line

@@ -173,7 +173,7 @@ def _upper_p(observed, null, exact: bool) -> np.ndarray:
     return hits / k if exact else (1 + hits) / (k + 1)
 
 
-def _stream(rng_seed: int, name: str, extra: int = 0) -> np.random.Generator:
+def random_stream(rng_seed: int, name: str, extra: int = 0) -> np.random.Generator:
     return np.random.default_rng((rng_seed, zlib.crc32(name.encode()), extra))
 
 
@@ -185,7 +185,7 @@ def spearman_test(x, y, strata=None, *, permutations: int = PERMUTATIONS, seed: 
         raise ValueError(f"spearman_test: x {x.shape} and y {y.shape} must be float[n]")
     rho = spearman_rho(x, y)
     rx, ry = average_ranks(x), average_ranks(y)
-    arrangements, exact = within_strata_arrangements(rx, strata, permutations=permutations, rng=_stream(seed, stream))
+    arrangements, exact = within_strata_arrangements(rx, strata, permutations=permutations, rng=random_stream(seed, stream))
     if not math.isfinite(rho):  # a constant variable: every arrangement ties, no evidence
         return PermutationTest(rho, 1.0, len(x), len(arrangements), exact)
     centred = ry - ry.mean()
@@ -200,7 +200,7 @@ def sign_flip_test(values, *, permutations: int = PERMUTATIONS, seed: int = SEED
     values = np.asarray(values, np.float64)
     if values.ndim != 1 or not len(values):
         raise ValueError(f"sign_flip_test needs float[n] with n >= 1, got shape {values.shape}")
-    signs, exact = sign_vectors(len(values), permutations=permutations, rng=_stream(seed, stream))
+    signs, exact = sign_vectors(len(values), permutations=permutations, rng=random_stream(seed, stream))
     observed = values.mean()
     null = signs @ values / len(values)
     return PermutationTest(float(observed), float(_upper_p(observed, null, exact)), len(values), len(signs), exact)
@@ -284,9 +284,9 @@ def spearman_power(
     rho_of(e), the designs' mean Spearman rho (the effect in rho's terms)."""
     x = np.asarray(x, np.float64)
     rx = average_ranks(x)
-    arrangements, exact = within_strata_arrangements(rx, strata, permutations=permutations, rng=_stream(seed, stream, _POWER_STREAM))
+    arrangements, exact = within_strata_arrangements(rx, strata, permutations=permutations, rng=random_stream(seed, stream, _POWER_STREAM))
     null_x = (arrangements - rx.mean()).T  # [n, K]
-    noise = _stream(seed, stream, _POWER_STREAM + 1).standard_normal((designs, len(x))) * (1.0 if scale is None else np.asarray(scale, np.float64))
+    noise = random_stream(seed, stream, _POWER_STREAM + 1).standard_normal((designs, len(x))) * (1.0 if scale is None else np.asarray(scale, np.float64))
 
     def centred_ranks(effect: float) -> np.ndarray:
         ry = np.stack([average_ranks(row) for row in effect * x + noise])
@@ -310,8 +310,8 @@ def sign_flip_power(
     """(power_of, smallest_p): power_of(e), the share of `designs` simulated samples
     e + scale N(0, 1) of n units (scale[n] each unit's noise sd in units of the reference
     sd, default 1) in which `sign_flip_test`'s p is at most `level`; the smallest attainable p."""
-    signs, exact = sign_vectors(n, permutations=permutations, rng=_stream(seed, stream, _POWER_STREAM))
-    noise = _stream(seed, stream, _POWER_STREAM + 1).standard_normal((designs, n)) * (1.0 if scale is None else np.asarray(scale, np.float64))
+    signs, exact = sign_vectors(n, permutations=permutations, rng=random_stream(seed, stream, _POWER_STREAM))
+    noise = random_stream(seed, stream, _POWER_STREAM + 1).standard_normal((designs, n)) * (1.0 if scale is None else np.asarray(scale, np.float64))
 
     def power_of(effect: float) -> float:
         d = effect + noise

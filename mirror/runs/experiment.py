@@ -109,7 +109,7 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
         "final_epoch": traj["final_epoch"],
         # The verdicts over seeds, per CMNI variant (mirror.analysis.seeds).
         "rise_and_fall": {v: {k: e[k] for k in ("peak_epoch", "drop", "p_sign_flip", "ci95", "seeds", "reproduced", "method")} for v, e in summary["rise_and_fall"].items()},
-        "init_baseline": {v: {k: e[k] for k in ("mean", "trained_mean", "p_mean_vs_init", "beats_init")} for v, e in summary["init_baseline"].items()},
+        "init_baseline": {v: {k: e[k] for k in HEADLINE_INIT_KEYS} for v, e in summary["init_baseline"].items()},
         "timings_s": timings,
         "dataset_turns_per_s": dataset.manifest["turns_simulated"] / dataset.manifest["wall_s"],
         "train_samples_per_s": _train_samples_per_s(run_dir, train_rows),
@@ -123,6 +123,11 @@ def _run_stages(config: Config, run_dir: Path, resume: bool, log, live: LiveTrac
     flat.update({f"beats_init/{v}": e["beats_init"] for v, e in headline["init_baseline"].items()})
     live.trackers[0].summary(flat)
     return headline
+
+
+# What the headline keeps of each variant's comparison with random initialisation
+# (`mirror.analysis.seeds.init_baseline`): what `verdict_lines` words, the member count included.
+HEADLINE_INIT_KEYS = ("mean", "trained_mean", "p_mean_vs_init", "beats_init", "members")
 
 
 def verdict_lines(h: dict) -> list[str]:

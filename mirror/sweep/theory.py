@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mirror.analysis import hypotheses
+from mirror.analysis import hypotheses, sensitivity
 from mirror.base.errors import UsageError
 from mirror.base.files import require_writable
 from mirror.runs.checkpoints import write_json_atomic, write_text_atomic
@@ -141,6 +141,8 @@ def run_theory(
         tests = hypotheses.theory_tests(measures, permutations=permutations, seed=seed, power_designs=power_designs)
     except ValueError as err:
         raise UsageError(f"{sweep_dir}: {err}") from None
+    levels = {e["hypothesis"]: e["holm_level"] for e in tests["primary"]}
+    tests["sensitivity"] = sensitivity.sensitivity_tests(measures, levels, permutations=permutations, seed=seed, power_draws=power_designs)
     training = training_trend(rows)
     ablation = ablation_gaps(rows, sweep_dir)
     values = [{"trial": r.get("trial"), "dir": r.get("dir"), **{m: _json_float(measures[m][i]) for m in MEASURE_COLUMNS},
@@ -163,7 +165,30 @@ def run_theory(
         files.append(Path(json_path))
     write_text_atomic(sweep_dir / "hypotheses.md", markdown(sweep_dir, report))
     files.append(sweep_dir / "hypotheses.md")
+    if (sweep_dir / "summary.csv").is_file():  # the trials' rows are written before their ablations run
+        fill_ablation_gaps(sweep_dir / "summary.csv", {v["trial"]: v["ablation_gap"] for v in values})
+        files.append(sweep_dir / "summary.csv")
     return {**report, "files": files}
+
+
+def fill_ablation_gaps(path: Path, gaps: dict) -> None:
+    """summary.csv's ablation_gap column from each trial's H6 gap (`ablation_gaps`; empty
+    where none), every other cell as written (the row's trial number picks its gap)."""
+    import csv
+    import io
+
+    with Path(path).open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or ABLATION_COLUMN not in rows[0]:
+        return
+    for row in rows:
+        gap = gaps.get(int(row["trial"]))
+        row[ABLATION_COLUMN] = "" if gap is None else f"{float(gap):.9g}"  # as the summary writes floats
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))  # the csv module's \r\n line ends, as the summary
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(Path(path), text.getvalue())
 
 
 def _json_float(value) -> float | None:
@@ -216,6 +241,7 @@ def _power_cell(entry: dict) -> str:
 def markdown(sweep_dir: Path, report: dict) -> str:
     """hypotheses.md: the plan in one paragraph, then each section."""
     lines = _plan_lines(sweep_dir, report) + _primary_lines(report) + _secondary_lines(report) + _training_lines(report["training"])
+    lines += sensitivity_lines(report.get("sensitivity"))
     lines += ["## Figures", "", f"![help_e0 by D and w, per veil](figures/{HELP_FIGURE})", "",
               f"![cmni_a against help_e0, one point per trial](figures/{CMNI_FIGURE})", ""]  # fmt: skip
     return "\n".join(lines)
@@ -270,6 +296,33 @@ def _secondary_lines(report: dict) -> list[str]:
         p = _p(e["p"]) if e["testable"] else f"{e['status']}: {e['reason']}"
         out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {p} |")
     return out + ["", f"Per-trial random-initialisation ranks (p_init_scaled, cmni_a on probe set a): {report['init_ranks']['verdict']}.", ""]
+
+
+def sensitivity_lines(sens: dict | None) -> list[str]:
+    """hypotheses.md's corrections section (`mirror.analysis.sensitivity`): beside the
+    registered tests, never in place of them."""
+    if not sens:
+        return []
+    h3, tost, blocks = sens["h3a_within"], sens["h5_equivalence"], sens["h5_blocks"]
+    out = ["## Sensitivity analyses (added after the registered tests; not registered)", "",
+           f"- **H3a within settings**: cmni_a permuted within each (D, I, w) setting: p = {_p(h3['p'])} (the registered test permutes "
+           f"across all trials); mean within-setting Spearman rho = {_p(h3['mean_within_setting_rho'])} over {h3['settings']} settings.",
+           f"- **H5 as equivalence** (two one-sided sign-flip tests, margin ±{tost['margin']:g} in z_init): mean z_init {tost['mean']:.3g}, "
+           f"p = {_p(tost['p'])} over {tost['units']} trials; over the {blocks['blocks']} (D, I, seed) blocks that share a random-init null: "
+           f"p = {_p(blocks['equivalence']['p'])} (and H5 itself on the blocks: p = {_p(blocks['p'])})."]  # fmt: skip
+    for e in sens["seed_effect"]:
+        out.append(f"- **The seed index** after setting means are removed ({e['measure']}, seed labels permuted within settings): p = {_p(e['p'])}.")
+    if sens.get("h6_seed_means"):
+        h6 = sens["h6_seed_means"]
+        out.append(f"- **H6 on seed means** ({h6['seeds']} seed indices' mean gap, exact sign flips): mean {h6['mean']:.3g}, p = {_p(h6['p'])}.")
+    if sens.get("h6_by_d"):
+        by_d = "; ".join(f"D = {d}: {e['mean_gap']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] ({e['trials']} trials)" for d, e in sens["h6_by_d"].items())
+        out.append(f"- **H6's gap by D** (mean, 95 % t interval over helping trials): {by_d}.")
+    power = sens["power_resampled"]
+    if power["draws"]:
+        out.append("- **Power by resampling** (" + power["design"]["H1"] + "): H1 " + ", ".join(f"r = {r}: {v:.2f}" for r, v in power["H1"].items())
+                   + "; H5 (" + power["design"]["H5"] + "): " + ", ".join(f"mean {m}: {v:.2f}" for m, v in power["H5"].items()) + ".")  # fmt: skip
+    return out + [""]
 
 
 def _training_lines(training: dict) -> list[str]:
