@@ -191,8 +191,68 @@ def analyse(args) -> None:
                     "help_stalled_gain": [round(p["gains"]["help_stalled"]["mean"], 3) for p in mine],
                     "never_help_gain": [round(p["gains"]["never_help"]["mean"], 3) for p in mine],
                 }
+    print(cell_table(report["cells"], results))
+    if args.ablation:
+        report["ablation"] = ablation(results, done)
     Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
+
+
+def cell_table(cells_report: dict, results: dict) -> str:
+    """Markdown: one row per cell at the last point."""
+    lines = ["| D | w | soo_weight | runs | return (mean; per run) | help given opportunity | actor cmni_scaled (above the untrained 95th pct.) | self/other distance (probe a) | help_stalled gain | at a best response |",
+             "| ---: | ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: |"]  # fmt: skip
+    for key, c in cells_report.items():
+        d, w, sw = (float(part[len(tag):]) for part, tag in zip(key.split("-"), ("D", "w", "soo")))
+        if not c["runs"]:
+            continue
+        band = results["init_band"][f"D{d:g}-h17"]
+        lines.append(
+            f"| {d:g} | {w:g} | {sw:g} | {c['runs']} | {np.mean(c['return']):.1f}; " + ", ".join(f"{v:.1f}" for v in c["return"])
+            + " | " + ", ".join(f"{v:.2f}" for v in c["help_given_opportunity"])
+            + " | " + ", ".join(f"{v:.3f}" for v in c["cmni_scaled"]) + f" ({c['above_init_band']} of {c['runs']}; band {band['q05']:.3f}–{band['q95']:.3f})"
+            + " | " + ", ".join(f"{v:.2f}" for v in c["soo_distance"])
+            + " | " + ", ".join(f"{v:+.2f}" for v in c["help_stalled"]) + f" | {c['at_best_response']} of {c['runs']} |"
+        )  # fmt: skip
+    return "\n".join(lines)
+
+
+ABLATION_KS = (1, 2, 4)
+ABLATION_DRAWS = 8
+
+
+def ablation(results: dict, done: dict) -> dict:
+    """Descriptive (not registered): per w = 0 run at its last point, help given opportunity
+    with its top-K MNS units (raw MNS on probe set (a)) fixed at their mean activation over
+    probe set (a), beside K random units of the same layers (8 draws), in the held-out games."""
+    import jax
+
+    from mirror.agents.actor_critic import cmni_params
+    from mirror.analysis.variants import cmni_variants
+    from mirror.rl.ablation import ablation_curve, ablation_values
+
+    out = {}
+    by_d = {}
+    for name, (run, _) in sorted(done.items()):
+        if run["weight"] != 0:
+            continue
+        member = next(m for m in members() if m.name == name)
+        d = member.dependency
+        if d not in by_d:
+            by_d[d] = lc.probe_a(d)
+        inputs, groups = by_d[d]
+        trainee = lc.Trainee(member, UPDATES, Path("docs/results/learner-state/soo"))
+        actor = cmni_params(trainee.runner.params)
+        mns = np.asarray(cmni_variants(actor, inputs, groups, None).terms["cmni"], np.float64)
+        both = jax.tree.map(lambda x: np.stack([x, x]), actor)
+        values = ablation_values(both, np.stack([inputs, inputs]), "mean")
+        curve = ablation_curve(both, np.stack([mns, mns]), values, ABLATION_KS, trainee.env, lc.EVAL_KEY, jax.random.key(5),
+                               games=256, turns=lc.EVAL_TURNS, draws=ABLATION_DRAWS, shared=True)  # fmt: skip
+        rate = "help_given_opportunity"
+        out[name] = {"intact": float(curve["intact"][rate]), "top_mns": curve["top_mns"][rate].tolist(),
+                     "random_mean": curve["random_mean"][rate].tolist(), "gap": curve["gap"][rate].tolist()}  # fmt: skip
+        print(name, out[name], flush=True)
+    return out
 
 
 def main() -> None:
@@ -205,6 +265,7 @@ def main() -> None:
     r.set_defaults(func=run)
     a = sub.add_parser("analyse")
     a.add_argument("--power", action="store_true", help="the registered power of H7 (from the targets' soo-0 values)")
+    a.add_argument("--ablation", action="store_true", help="also the (descriptive) top-MNS ablation curves of the w = 0 runs")
     a.add_argument("--out", default="docs/results/soo_experiment.json")
     a.add_argument("--report", default="docs/results/soo_tests.json")
     a.set_defaults(func=analyse)
