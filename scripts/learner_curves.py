@@ -21,6 +21,7 @@ Results go to JSON after every point.
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -110,18 +111,26 @@ def load_state(path: Path, like):
     return jax.tree.unflatten(tree, restored)
 
 
+@functools.lru_cache(maxsize=None)
+def programs(config: RLConfig, env: EnvParams, eval_games: int):
+    """(init, chunk, deviations) of every member of one setting: seeds differ only in the
+    key that `init` takes, so they share one compiled program each (one process can then
+    hold many members: each compiled program keeps its own executable memory)."""
+    trainer = make_trainer(config, env)
+    policy = make_policy(config)
+    w = config.partner_reward_weight
+    deviations = jax.jit(lambda p: deviation_gains(agent_policy(policy, p), env, EVAL_KEY, eval_games, EVAL_TURNS, w))
+    return jax.jit(trainer.init), jax.jit(lambda r: trainer.run(r, CHUNK)[0]), deviations
+
+
 class Trainee:
     """One member: its compiled chunk and evaluation, its runner state, its saved file."""
 
     def __init__(self, member: Member, updates: int, state_dir: Path, probe=None):
         self.member, self.config, self.env = member, member.config(updates), member.env()
-        trainer = make_trainer(self.config, self.env)
-        self.chunk = jax.jit(lambda r: trainer.run(r, CHUNK)[0])
-        policy = make_policy(self.config)
-        w = member.weight
-        self.deviations = jax.jit(lambda p: deviation_gains(agent_policy(policy, p), self.env, EVAL_KEY, EVAL_GAMES, EVAL_TURNS, w))
+        init, self.chunk, self.deviations = programs(dataclasses.replace(self.config, seed=0), self.env, EVAL_GAMES)
         self.path = state_dir / f"{member.name}.npz"
-        self.runner = jax.jit(trainer.init)(jax.random.key(member.seed))
+        self.runner = init(jax.random.key(member.seed))
         if self.path.is_file():
             self.runner = load_state(self.path, self.runner)
         self.probe = probe
