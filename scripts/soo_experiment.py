@@ -192,8 +192,15 @@ def analyse(args) -> None:
                     "never_help_gain": [round(p["gains"]["never_help"]["mean"], 3) for p in mine],
                 }
     print(cell_table(report["cells"], results))
+    report["why"] = why(done)
+    for d in (0.0, 1.0):
+        for sw in WEIGHTS:
+            rows = [v for v in report["why"].values() if v["dependency"] == d and v["soo_weight"] == sw]
+            if rows:
+                print(f"why D={d:g} soo={sw:g}: " + ", ".join(f"{k} {np.mean([r[k] for r in rows]):.3f}" for k in
+                      ("mean_abs_frog_minus_toad", "mean_distress_response", "both_positive", "dead")))  # fmt: skip
     if args.ablation:
-        report["ablation"] = ablation(results, done)
+        report["ablation"] = ablation(results, {n: v for n, v in done.items() if any(n.startswith(p) for p in args.ablation.split(","))})
     Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
 
@@ -215,6 +222,39 @@ def cell_table(cells_report: dict, results: dict) -> str:
             + " | " + ", ".join(f"{v:+.2f}" for v in c["help_stalled"]) + f" | {c['at_best_response']} of {c['runs']} |"
         )  # fmt: skip
     return "\n".join(lines)
+
+
+def why(done: dict) -> dict:
+    """Descriptive (not registered): what the loss did to the units the CMNI reads. Per w = 0
+    run at its last point, over the actor's hidden units on probe set (a): each unit's
+    responses to the observer's distress (dFrog) and to the partner's (dToad) against no
+    distress, in units of its pooled sd (as cmni_scaled reads them); the mean |dFrog - dToad|
+    (what the loss pulls together), the mean of (dFrog + dToad) / 2 (what the MNS also
+    needs: both above 0), the share of units with both above 0, and the share of dead
+    units (no variance)."""
+    from mirror.agents.actor_critic import cmni_params
+    from mirror.rl.overlap import hidden_activations
+
+    out, probes = {}, {}
+    for name, (run, _) in sorted(done.items()):
+        if run["weight"] != 0:
+            continue
+        member = next(m for m in members() if m.name == name)
+        if member.dependency not in probes:
+            probes[member.dependency] = lc.probe_a(member.dependency)
+        inputs, groups = probes[member.dependency]
+        trainee = lc.Trainee(member, UPDATES, Path("docs/results/learner-state/soo"))
+        acts = np.concatenate([np.asarray(a, np.float64) for a in hidden_activations(cmni_params(trainee.runner.params), inputs, "relu")], axis=1)
+        mu = np.stack([acts[groups == g].mean(0) for g in (0, 1, 2)])
+        pooled = acts[np.isin(groups, (0, 1, 2))].std(0)
+        alive = pooled > 1e-6
+        s = np.where(alive, pooled, 1.0)
+        d_frog, d_toad = (mu[1] - mu[0]) / s, (mu[2] - mu[0]) / s
+        out[name] = {"soo_weight": run["ppo"]["soo_weight"], "dependency": run["dependency"],
+                     "mean_abs_frog_minus_toad": float(np.abs(d_frog - d_toad)[alive].mean()) if alive.any() else 0.0,
+                     "mean_distress_response": float(((d_frog + d_toad) / 2)[alive].mean()) if alive.any() else 0.0,
+                     "both_positive": float(((d_frog > 0) & (d_toad > 0) & alive).mean()), "dead": float((~alive).mean())}  # fmt: skip
+    return out
 
 
 ABLATION_KS = (1, 2, 4)
@@ -265,7 +305,7 @@ def main() -> None:
     r.set_defaults(func=run)
     a = sub.add_parser("analyse")
     a.add_argument("--power", action="store_true", help="the registered power of H7 (from the targets' soo-0 values)")
-    a.add_argument("--ablation", action="store_true", help="also the (descriptive) top-MNS ablation curves of the w = 0 runs")
+    a.add_argument("--ablation", help="also the (descriptive) top-MNS ablation curves of the w = 0 runs whose names start with one of these (comma-separated)")
     a.add_argument("--out", default="docs/results/soo_experiment.json")
     a.add_argument("--report", default="docs/results/soo_tests.json")
     a.set_defaults(func=analyse)
