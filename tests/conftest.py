@@ -142,6 +142,8 @@ FILE_SECONDS = {
     "rl_scripted": (3, 15), "class_weights": (3, 15), "processing": (4, 12), "analysis": (1, 12),
     "cmni_variants": (3, 12), "dataset_phases": (3, 11), "hypotheses": (2, 9), "rl_tracking": (0, 8),
     "labels": (6, 6), "scroll_anchor": (4, 5), "rules": (3, 5), "api": (2, 80), "tracking": (2, 5),
+    "soo": (8, 29), "seat_view": (10, 18), "learner_curves": (1, 12), "central_critic": (10, 11), "soo_pairs": (10, 10),
+    "deviation": (8, 8), "sensitivity": (1, 1),
     # test_api (33 s) goes out early, so that the RL example finds its population compiled
     "examples": (0, 36),
 }  # fmt: skip
