@@ -68,6 +68,7 @@ def test_the_value_loss_leaves_the_actor_alone():
     assert any(float(jnp.abs(g).max()) > 0.0 for g in jax.tree.leaves(grads["critic"]))
 
 
+@pytest.mark.slow  # a few updates of each sharing
 @pytest.mark.parametrize("sharing", ["shared", "independent"])
 def test_a_central_critic_trains(sharing):
     trainer = make_trainer(RLConfig(**{**SMALL, "sharing": sharing}))

@@ -141,6 +141,7 @@ def test_a_shared_policy_reads_the_seat():
     np.testing.assert_array_equal(np.asarray(same[0]), np.asarray(same[1]))
 
 
+@pytest.mark.slow  # a probe dataset per view
 def test_the_probe_set_in_memory_follows_the_view():
     """`mirror.probe_set(..., view="seat")`: Frog's seat (4) on every row and its position
     kept unveiled; under the veil I = 1 the paper's rows exactly; groups unchanged."""

@@ -1,6 +1,8 @@
 """Self/other pairs (`mirror.env.pairs`): what a pair changes, the involution, and that the
 pairs contrast exactly the CMNI's two single-distress groups."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,8 @@ from mirror.env.constants import ACTION_CODES, DISTRESS, ROUGH, SOLID, layout_of
 from mirror.env.pairs import distress_mirror
 from mirror.env.seat import seat_view
 
+mirror = jax.jit(distress_mirror)  # one compile for every test's 3,000 views
+
 ENV = EnvParams()
 W = ENV.world_width
 LAYOUT = layout_of(3 * W + 4)
@@ -22,6 +26,11 @@ def random_views(key, games: int, player: int, veil: float = 0.0):
     """`player`'s seat views of random mid-game states (rough ground, any positions and
     shown actions; a fifth of the players share a cell), with each state's true positions
     and the veil draw."""
+    return tuple(np.asarray(x) for x in _random_views(key, games, player, veil))
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _random_views(key, games: int, player: int, veil):
     k = jax.random.split(key, 6)
     position = jax.random.randint(k[0], (games, 2), 0, W)
     same = jax.random.uniform(k[1], (games,)) < 0.2
@@ -41,7 +50,7 @@ def random_views(key, games: int, player: int, veil: float = 0.0):
     )
     veiled = jax.random.uniform(jax.random.fold_in(key, 9), (games,)) < veil
     obs = jax.vmap(lambda s, v: observe_given_veil(s, player, ENV, v))(states, veiled)
-    return np.asarray(seat_view(obs, player, veiled)), np.asarray(position), np.asarray(veiled)
+    return seat_view(obs, player, veiled), position, veiled
 
 
 def frog_groups(views, toad_position):
@@ -53,8 +62,8 @@ def frog_groups(views, toad_position):
 
 @pytest.mark.parametrize("player", [0, 1])
 def test_a_pair_differs_in_the_two_players_ground_and_codes_only(player):
-    views, position, _ = random_views(jax.random.key(player), 4000, player)
-    mirrored, pairable = map(np.asarray, distress_mirror(jnp.asarray(views)))
+    views, position, _ = random_views(jax.random.key(player), 3000, player)
+    mirrored, pairable = map(np.asarray, mirror(jnp.asarray(views)))
     assert 300 < pairable.sum() < 3000  # both kinds of rows are drawn
     own, partner = position[:, player], position[:, 1 - player]
     for i in np.flatnonzero(pairable):
@@ -70,8 +79,8 @@ def test_a_pair_differs_in_the_two_players_ground_and_codes_only(player):
 
 def test_mirroring_twice_gives_the_view_back_and_pairs_are_pairable_both_ways():
     views, _, _ = random_views(jax.random.key(5), 3000, 0, veil=0.3)
-    once, pairable = distress_mirror(jnp.asarray(views))
-    twice, pairable_again = distress_mirror(once)
+    once, pairable = mirror(jnp.asarray(views))
+    twice, pairable_again = mirror(once)
     np.testing.assert_array_equal(np.asarray(twice), views)
     np.testing.assert_array_equal(np.asarray(pairable_again), np.asarray(pairable))
 
@@ -80,10 +89,10 @@ def test_the_pairs_are_the_cmni_groups_frog_and_toad_swapped():
     """On Frog's views (probe set (a)'s rows), a view is pairable exactly when it is in the
     CMNI's group 1 (Frog distressed, Toad idle) or 2 (Toad distressed, Frog idle), and its
     mirror is in the other group."""
-    views, position, _ = random_views(jax.random.key(7), 5000, 0)
+    views, position, _ = random_views(jax.random.key(7), 3000, 0)
     toad = jnp.asarray(position[:, 1])
     groups = frog_groups(views, toad)
-    mirrored, pairable = distress_mirror(jnp.asarray(views))
+    mirrored, pairable = mirror(jnp.asarray(views))
     pairable = np.asarray(pairable)
     np.testing.assert_array_equal(pairable, np.isin(groups, [FROG, TOAD]))
     assert np.sum(groups == FROG) > 100 and np.sum(groups == TOAD) > 100
@@ -95,12 +104,12 @@ def test_the_pairs_are_the_cmni_groups_frog_and_toad_swapped():
 def test_a_view_that_does_not_show_the_seat_is_not_paired():
     """Veiled views (the seat and position hidden), and the paper's input, do not say
     which marker is the observer: none is paired."""
-    views, _, veiled = random_views(jax.random.key(8), 2000, 0, veil=1.0)
+    views, _, veiled = random_views(jax.random.key(8), 3000, 0, veil=1.0)
     assert veiled.all()
-    _, pairable = distress_mirror(jnp.asarray(views))
+    _, pairable = mirror(jnp.asarray(views))
     assert not np.asarray(pairable).any()
-    shown, _, _ = random_views(jax.random.key(8), 2000, 0)
+    shown, _, _ = random_views(jax.random.key(8), 3000, 0)
     paper = shown.copy()
     paper[:, [LAYOUT.own_code, LAYOUT.score, LAYOUT.position]] = 0
-    assert np.asarray(distress_mirror(jnp.asarray(shown))[1]).any()
-    assert not np.asarray(distress_mirror(jnp.asarray(paper))[1]).any()
+    assert np.asarray(mirror(jnp.asarray(shown))[1]).any()
+    assert not np.asarray(mirror(jnp.asarray(paper))[1]).any()
