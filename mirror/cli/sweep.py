@@ -12,7 +12,7 @@ from mirror.sweep.plan import parse_shard, populations, shard_trials
 from mirror.sweep.run import run_sweep
 from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import write_summary
-from mirror.sweep.theory import run_theory
+from mirror.sweep.theory import run_replication, run_theory
 
 HELP = (
     "Train and analyse every trial of a sweep file (a config plus a `sweep:` section, see "
@@ -46,6 +46,8 @@ def register(sub) -> None:
     theory.add_argument("--permutations", type=int, default=PERMUTATIONS, help=f"permutations or sign flips per test (registered: {PERMUTATIONS})")
     theory.add_argument("--seed", type=int, default=SEED, help=f"seed of the permutations and power simulations (registered: {SEED})")
     theory.add_argument("--power-designs", type=int, default=POWER_DESIGNS, help=f"simulated designs per power evaluation (registered: {POWER_DESIGNS}; 0: no power)")
+    theory.add_argument("--plan", choices=("first", "replication"), default="first",
+                        help="which registered plan: first (docs/theory_experiment.md, the default) or replication (docs/theory_replication.md)")
     theory.set_defaults(func=theory_command)
 
 
@@ -63,9 +65,11 @@ def theory_command(args, overrides) -> int:
         value = getattr(args, name)
         if value < (1 if name == "permutations" else 0):
             raise UsageError(f"--{name.replace('_', '-')} must be {'at least 1' if name == 'permutations' else '0 or more'}, got {value}")
-    done = run_theory(Path(args.sweep_dir), json_path=args.json, permutations=args.permutations, seed=args.seed, power_designs=args.power_designs)
+    run = run_replication if args.plan == "replication" else run_theory
+    done = run(Path(args.sweep_dir), json_path=args.json, permutations=args.permutations, seed=args.seed, power_designs=args.power_designs)
     for entry in done["primary"]:
-        print(f"{entry['hypothesis']}: {entry['verdict']}")
+        words = entry.get("verdict") or (("supported" if entry["supported"] else "not supported") if entry["testable"] else "not testable")
+        print(f"{entry['hypothesis']}: {words} (p = {entry['p']}, Holm-adjusted p = {entry.get('p_holm')})")
     print("written: " + ", ".join(str(p) for p in done["files"]))
     return 0
 

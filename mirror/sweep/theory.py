@@ -91,6 +91,69 @@ def trial_measures(rows: list[dict], sweep_dir: Path | str = "the sweep") -> dic
     return out
 
 
+# The replication's measures (docs/theory_replication.md) beyond MEASURE_COLUMNS.
+REPLICATION_COLUMNS = {
+    "help_go": "help_given_opportunity",
+    "return_change_last_quarter": "return_change_last_quarter",
+    "at_best_response": "at_best_response",
+}
+REPLICATION_RATE = "help_given_opportunity"  # H6's gap in the replication: ablation.json's gap of this rate
+
+
+def run_replication(sweep_dir, *, json_path=None, permutations: int = hypotheses.PERMUTATIONS, seed: int = hypotheses.SEED,
+                    power_designs: int = hypotheses.POWER_DESIGNS) -> dict:  # fmt: skip
+    """`mirror theory SWEEP_DIR --plan replication`: the registered tests of
+    docs/theory_replication.md (`mirror.analysis.replication`) on SWEEP_DIR's finished trials;
+    writes replication.json (and a copy at `json_path`) and replication.md."""
+    from mirror.analysis import replication
+
+    sweep_dir = Path(sweep_dir)
+    rows = read_results(sweep_dir)
+    measures = trial_measures(rows, sweep_dir)
+    missing = sorted({c for r in rows for c in REPLICATION_COLUMNS.values() if c not in r})
+    if missing:
+        raise UsageError(f"{sweep_dir}: the trials' result rows lack the column(s) {', '.join(missing)} that the replication's tests need")
+    for m, c in REPLICATION_COLUMNS.items():
+        measures[m] = np.asarray([np.nan if r.get(c) is None else float(r[c]) for r in rows], np.float64)
+    gaps = [_rate_gap(sweep_dir, r) for r in rows]
+    measures["ablation_gap"] = np.asarray([np.nan if g is None else g for g in gaps], np.float64) if any(g is not None for g in gaps) else None
+    require_writable(sweep_dir, "sweep directory", UsageError)
+    report = _finite_json({"sweep_dir": str(sweep_dir), "plan": "docs/theory_replication.md",
+                           **replication.replication_tests(measures, permutations=permutations, seed=seed, power_draws=power_designs)})  # fmt: skip
+    files = [sweep_dir / "replication.json", sweep_dir / "replication.md"]
+    write_json_atomic(files[0], report)
+    write_text_atomic(files[1], replication_markdown(report))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(json_path), report)
+        files.append(Path(json_path))
+    return {**report, "files": files}
+
+
+def _rate_gap(sweep_dir: Path, row: dict) -> float | None:
+    path = sweep_dir / str(row.get("dir", "")) / ABLATION_FILE
+    if not row.get("dir") or not path.is_file():
+        return None
+    gap = ((json.loads(path.read_text()).get("members") or [{}])[0].get("gap") or {}).get(REPLICATION_RATE)
+    return None if gap is None else float(gap)
+
+
+def replication_markdown(report: dict) -> str:
+    out = ["# The theory replication: the registered tests", "",
+           f"Sweep `{Path(report['sweep_dir']).name}`: {report['trials']} trials. Plan: docs/theory_replication.md. {report['correction']} "
+           f"at alpha = {report['alpha']:g}; {report['permutations']:,} permutations or sign flips from seed {report['seed']}. "
+           f"Convergence rule ({report['convergence']['rule']}): {report['convergence']['converged']} of {report['convergence']['of']} trials.", "",
+           "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict |", "|---|---|---|---|---|---|"]  # fmt: skip
+    for e in report["primary"]:
+        verdict = ("supported" if e["supported"] else "not supported") if e["testable"] else "not testable: " + e.get("reason", "")
+        stat = "-" if e["statistic"] is None else f"{e['statistic']:.3g}"
+        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} | {stat} ({e['test']}) | {_p(e['p'])} | {_p(e.get('p_holm'))} | {verdict} |")
+    out += ["", "Secondary (uncorrected):", ""]
+    out += [f"- {e['hypothesis']}: p = {_p(e['p'])}" for e in report["secondary"]]
+    out += ["", f"H6 by D: {report['h6_by_d']}", "", f"Power by resampling: {report['power']}", ""]
+    return "\n".join(out)
+
+
 def ablation_gaps(rows: list[dict], sweep_dir: Path) -> list[dict]:
     """H6's hook, one entry per trial: {"ablation_gap", "source", "departures"}. The gap (the
     drop in help_e0 when the trial's K top-MNS hidden units are mean-ablated, minus the mean
