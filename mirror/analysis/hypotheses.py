@@ -162,7 +162,7 @@ def sign_vectors(n: int, *, permutations: int = PERMUTATIONS, rng=None) -> tuple
     return rng.choice(np.array([-1.0, 1.0]), size=(permutations, n)), False
 
 
-def _upper_p(observed, null, exact: bool) -> np.ndarray:
+def upper_p(observed, null, exact: bool) -> np.ndarray:
     """One-sided p of observed[...] against null[..., K]: exact, the share of the (enumerated)
     null at or above it; else (1 + #{null >= observed}) / (K + 1). A relative 1e-9 absorbs
     rounding, so an arrangement equal to the observed one counts."""
@@ -191,7 +191,7 @@ def spearman_test(x, y, strata=None, *, permutations: int = PERMUTATIONS, seed: 
     centred = ry - ry.mean()
     observed = (rx - rx.mean()) @ centred  # rho's numerator; the denominator is the same for every arrangement
     null = (arrangements - rx.mean()) @ centred
-    return PermutationTest(rho, float(_upper_p(observed, null, exact)), len(x), len(arrangements), exact)
+    return PermutationTest(rho, float(upper_p(observed, null, exact)), len(x), len(arrangements), exact)
 
 
 def sign_flip_test(values, *, permutations: int = PERMUTATIONS, seed: int = SEED, stream: str = "sign_flip") -> PermutationTest:
@@ -203,7 +203,7 @@ def sign_flip_test(values, *, permutations: int = PERMUTATIONS, seed: int = SEED
     signs, exact = sign_vectors(len(values), permutations=permutations, rng=random_stream(seed, stream))
     observed = values.mean()
     null = signs @ values / len(values)
-    return PermutationTest(float(observed), float(_upper_p(observed, null, exact)), len(values), len(signs), exact)
+    return PermutationTest(float(observed), float(upper_p(observed, null, exact)), len(values), len(signs), exact)
 
 
 def holm(p_values) -> np.ndarray:
@@ -294,7 +294,7 @@ def spearman_power(
 
     def power_of(effect: float) -> float:
         centred = centred_ranks(effect)
-        p = _upper_p(centred @ (rx - rx.mean()), centred @ null_x, exact)
+        p = upper_p(centred @ (rx - rx.mean()), centred @ null_x, exact)
         return float((p <= level).mean())
 
     def rho_of(effect: float) -> float:
@@ -315,7 +315,7 @@ def sign_flip_power(
 
     def power_of(effect: float) -> float:
         d = effect + noise
-        p = _upper_p(d.mean(axis=1), d @ signs.T / n, exact)
+        p = upper_p(d.mean(axis=1), d @ signs.T / n, exact)
         return float((p <= level).mean())
 
     return power_of, _smallest_p(len(signs), exact)

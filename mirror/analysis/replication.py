@@ -17,7 +17,7 @@ H5e is an equivalence test (two one-sided sign-flip tests, margin 0.5 in z); H6'
 reported by D. Holm's step-down runs over the nine primary tests (an untestable one enters
 with p = 1). Secondary, uncorrected: H1, H2, H3a with help_e0, H4 with cmni_b, and every
 primary test without the trials that miss the convergence rule. Power by resampling the
-observed per-trial values (`resampled_power`).
+observed per-trial values (`mirror.analysis.sensitivity.resampled_power`).
 """
 
 import numpy as np
@@ -33,9 +33,10 @@ from mirror.analysis.hypotheses import (
     random_stream,
     sign_flip_test,
     spearman_test,
+    upper_p,
     within_strata_arrangements,
 )
-from mirror.analysis.sensitivity import EQUIVALENCE_MARGIN, h6_by_d, tost
+from mirror.analysis.sensitivity import EQUIVALENCE_MARGIN, h6_by_d, helping_gaps, resampled_power, tost
 
 PRIMARY = ("H1", "H2", "H3a", "H3w", "H3b", "H4", "H5", "H5e", "H6")
 CONVERGED_CHANGE = 0.02  # the convergence rule: |fitted last-quarter return change| below this ...
@@ -77,10 +78,7 @@ def h4_unpaired(name, t, measure, keep, *, permutations, seed) -> dict:
         return _result(name, claim, how, keep.sum(), None, None, reason="no (D, w) has trials at both veils")
     arrangements, exact = within_strata_arrangements(veil, strata, permutations=permutations, rng=random_stream(seed, name))
     null = np.asarray([veil_difference(values, a, strata) for a in arrangements])
-    tol = 1e-9 * max(1.0, abs(observed))
-    hits = np.sum(null >= observed - tol)
-    p = hits / len(null) if exact else (1 + hits) / (len(null) + 1)
-    return _result(name, claim, how, keep.sum(), observed, float(p))
+    return _result(name, claim, how, keep.sum(), observed, float(upper_p(observed, null, exact)))
 
 
 def _primary(t: dict, keep: np.ndarray, *, permutations: int, seed: int) -> list[dict]:
@@ -104,16 +102,15 @@ def _primary(t: dict, keep: np.ndarray, *, permutations: int, seed: int) -> list
         out.append(_result("H5e", f"trained actors' cmni_a is within +-{EQUIVALENCE_MARGIN:g} (z) of their null", "two one-sided sign-flip tests (TOST)", len(z), eq["mean"], eq["p"]))
     else:
         out += [_result(h, "", "", 0, None, None, reason="no trial has a z_init") for h in ("H5", "H5e")]
-    gap = t.get("ablation_gap")
-    helping = keep & np.isfinite(t["help_go"]) & (t["help_go"] >= HELPING) & (np.isfinite(gap) if gap is not None else False)
+    helping = helping_gaps(t, "help_go")
+    helping = np.zeros(n, bool) if helping is None else helping & keep
     claim = f"in helping trials (help >= {HELPING:g}), ablating the top-MNS units lowers help more than random units"
-    if gap is None or helping.sum() < MIN_HELPING:
-        out.append(_result("H6", claim, "mean ablation_gap; sign flips over trials", helping.sum() if gap is not None else 0, None, None,
+    if helping.sum() < MIN_HELPING:
+        out.append(_result("H6", claim, "mean ablation_gap; sign flips over trials", helping.sum(), None, None,
                            reason=f"H6 needs at least {MIN_HELPING} helping trials with an ablation_gap"))  # fmt: skip
     else:
-        test = sign_flip_test(gap[helping], permutations=permutations, seed=seed, stream="H6")
+        test = sign_flip_test(t["ablation_gap"][helping], permutations=permutations, seed=seed, stream="H6")
         out.append(_result("H6", claim, "mean ablation_gap; sign flips over trials", test.units, test.statistic, test.p))
-    assert [e["hypothesis"] for e in out] == list(PRIMARY) and n == len(keep)
     return out
 
 
@@ -132,33 +129,6 @@ def converged(t: dict) -> np.ndarray:
     n = len(t["dependency"])
     ok = np.ones(n, bool) if change is None else np.isfinite(change) & (np.abs(change) < CONVERGED_CHANGE)
     return ok & (np.ones(n, bool) if best is None else best == 1)
-
-
-def resampled_power(t: dict, levels: dict, *, draws: int = POWER_DRAWS, seed: int = SEED, rises=(0.5, 1.0, 2.0), means=(0.1, 0.2, 0.3)) -> dict:
-    """H1, H2 (a proportional rise: the observed help resampled within veil, times 1 + r x)
-    and H5 (the centred z_init resampled plus a mean) at their Holm levels."""
-    rng = random_stream(seed, "replication_power")
-    out = {"draws": draws}
-    for name, axis, pick in (("H1", "dependency", t["partner_reward_weight"] == 0), ("H2", "partner_reward_weight", t["dependency"] == 0)):
-        x, veil, y = t[axis][pick], t["veil"][pick], t["help_go"][pick]
-        ok = np.isfinite(y)
-        x, veil, y = x[ok], veil[ok], y[ok]
-        out[name] = {}
-        for r in rises:
-            hits = 0
-            for i in range(draws if len(y) > 2 else 0):
-                sample = np.empty_like(y)
-                for v in np.unique(veil):
-                    sample[veil == v] = rng.choice(y[veil == v], size=int((veil == v).sum()))
-                hits += spearman_test(x, sample * (1 + r * x), veil, permutations=400, seed=seed, stream=f"{name}_power_{i}").p <= levels[name]
-            out[name][f"{r:g}"] = hits / draws if draws and len(y) > 2 else None
-    z = t["z_init"][np.isfinite(t["z_init"])]
-    out["H5"] = {}
-    for m in means:
-        hits = sum(sign_flip_test(rng.choice(z - z.mean(), size=len(z)) + m, permutations=400, seed=seed, stream=f"H5_power_{i}").p <= levels["H5"]
-                   for i in range(draws if len(z) else 0))  # fmt: skip
-        out["H5"][f"{m:g}"] = hits / draws if draws and len(z) else None
-    return out
 
 
 def replication_tests(trials: dict, *, alpha: float = ALPHA, permutations: int = PERMUTATIONS, seed: int = SEED, power_draws: int = POWER_DRAWS) -> dict:
@@ -182,7 +152,8 @@ def replication_tests(trials: dict, *, alpha: float = ALPHA, permutations: int =
         "correction": f"Holm step-down over the {len(PRIMARY)} primary tests (an untestable test enters with p = 1)",
         "primary": primary,
         "secondary": secondary,
-        "h6_by_d": h6_by_d({**t, "help_e0": t["help_go"]}),
+        "h6_by_d": h6_by_d(t, "help_go"),
         "convergence": {"rule": f"|return_change_last_quarter| < {CONVERGED_CHANGE:g} and at a best response", "converged": int(good.sum()), "of": n},
-        "power": resampled_power(t, levels, draws=power_draws, seed=seed),
+        "power": {"draws": power_draws, **resampled_power(t, levels, "help_go", ("H1", "H2"), rises=(0.5, 1.0, 2.0), means=(0.1, 0.2, 0.3),
+                                                          draws=power_draws, seed=seed, stream="replication_power")},
     }

@@ -41,6 +41,7 @@ from mirror.analysis.hypotheses import (
     sign_flip_test,
     spearman_rho,
     spearman_test,
+    upper_p,
     within_strata_arrangements,
 )
 
@@ -109,32 +110,35 @@ def seed_effect(t: dict, measure: str, *, permutations: int = PERMUTATIONS, seed
 
     observed = float(statistic(seeds[None])[0])
     arrangements, exact = within_strata_arrangements(seeds, settings[keep], permutations=permutations, rng=random_stream(seed, "seed_effect_" + measure))
-    null = statistic(arrangements)
-    p = float(np.mean(null >= observed - 1e-12)) if exact else (1 + np.sum(null >= observed - 1e-12)) / (permutations + 1)
-    return {"measure": measure, "between_seed_ss": float(observed), "p": float(p)}
+    return {"measure": measure, "between_seed_ss": observed, "p": float(upper_p(observed, statistic(arrangements), exact))}
 
 
-def h6_seed_means(t: dict, *, permutations: int = PERMUTATIONS, seed: int = SEED) -> dict | None:
+def helping_gaps(t: dict, help_measure: str = "help_e0") -> np.ndarray | None:
+    """bool[trials]: H6's trials (helping, help_measure >= HELPING, with a finite
+    ablation_gap), or None when there is none."""
     gap = t.get("ablation_gap")
     if gap is None:
         return None
-    keep = np.isfinite(gap) & (t["help_e0"] >= HELPING)
-    if not keep.any():
+    keep = np.isfinite(gap) & (t[help_measure] >= HELPING)
+    return keep if keep.any() else None
+
+
+def h6_seed_means(t: dict, *, permutations: int = PERMUTATIONS, seed: int = SEED) -> dict | None:
+    keep = helping_gaps(t)
+    if keep is None:
         return None
+    gap = t["ablation_gap"]
     means = np.asarray([gap[keep & (t["seed"] == k)].mean() for k in np.unique(t["seed"][keep])])
     test = sign_flip_test(means, permutations=permutations, seed=seed, stream="h6_seed_means")
     return {"test": "sign-flip over the seed indices' mean ablation gap (helping trials)", "seeds": len(means),
             "mean": test.statistic, "p": test.p, "exact": test.exact}  # fmt: skip
 
 
-def h6_by_d(t: dict) -> dict | None:
-    gap = t.get("ablation_gap")
-    if gap is None:
+def h6_by_d(t: dict, help_measure: str = "help_e0") -> dict | None:
+    keep = helping_gaps(t, help_measure)
+    if keep is None:
         return None
-    keep = np.isfinite(gap) & (t["help_e0"] >= HELPING)
-    if not keep.any():
-        return None
-    out = {}
+    gap, out = t["ablation_gap"], {}
     for d in np.unique(t["dependency"][keep]):
         g = gap[keep & (t["dependency"] == d)]
         half = 1.96 * g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else float("nan")
@@ -142,36 +146,51 @@ def h6_by_d(t: dict) -> dict | None:
     return out
 
 
+def resampled_power(
+    t: dict, levels: dict, help_measure: str, trends=("H1",), *, rises, means, draws: int, seed: int, stream: str,
+) -> dict:  # fmt: skip
+    """The power of the trend tests `trends` (H1: help rising with D at w = 0; H2: with w at
+    D = 0) and of H5 at their Holm levels `levels`, by resampling the observed per-trial
+    values: the trials' help_measure resampled within veil and multiplied by (1 + r x) (a
+    proportional rise; x is D or w), the centred z_init resampled plus a mean. Returns
+    {"H1": {r: power}, ..., "H5": {mean: power}}."""
+    rng = random_stream(seed, stream)
+    out = {}
+    for name in trends:
+        axis, other = ("dependency", "partner_reward_weight") if name == "H1" else ("partner_reward_weight", "dependency")
+        pick = (t[other] == 0) & np.isfinite(t[help_measure])
+        x, veil, y = t[axis][pick], t["veil"][pick], t[help_measure][pick]
+        out[name] = {}
+        for r in rises:
+            hits = 0
+            for i in range(draws):
+                sample = np.empty_like(y)
+                for v in np.unique(veil):
+                    m = veil == v
+                    sample[m] = rng.choice(y[m], size=int(m.sum()))
+                hits += spearman_test(x, sample * (1 + r * x), veil, permutations=400, seed=seed, stream=f"{name.lower()}_power_{i}").p <= levels[name]
+            out[name][f"{r:g}"] = hits / draws if draws else None
+    z = t["z_init"][np.isfinite(t["z_init"])]
+    centred = z - z.mean() if len(z) else z
+    out["H5"] = {}
+    for effect in means:
+        hits = sum(
+            sign_flip_test(rng.choice(centred, size=len(centred)) + effect, permutations=400, seed=seed, stream=f"h5_power_{i}").p <= levels["H5"]
+            for i in range(draws if len(z) else 0)
+        )  # fmt: skip
+        out["H5"][f"{effect:g}"] = hits / draws if draws and len(z) else None
+    return out
+
+
 def power_resampled(t: dict, levels: dict, *, draws: int = POWER_DRAWS, seed: int = SEED) -> dict:
     """H1 and H5's power by resampling the observed per-trial values (module docstring), at
     the Holm levels `levels` {"H1": a, "H5": a} of the registered run."""
-    rng = random_stream(seed, "power_resampled")
     out = {"draws": draws, "H1": {}, "H5": {}}
     out["design"] = {"H1": "the w = 0 trials' help_e0 resampled within veil, times (1 + r D); registered test at its Holm level",
                      "H5": "the trials' z_init, centred and resampled, plus a mean effect; sign-flip at its Holm level"}  # fmt: skip
     if not draws:
         return out
-    w0 = t["partner_reward_weight"] == 0
-    d, veil, help_e0 = t["dependency"][w0], t["veil"][w0], t["help_e0"][w0]
-    for r in H1_RISES:
-        hits = 0
-        for i in range(draws):
-            sample = np.empty_like(help_e0)
-            for v in np.unique(veil):
-                m = veil == v
-                sample[m] = rng.choice(help_e0[m], size=int(m.sum()))
-            test = spearman_test(d, sample * (1 + r * d), veil, permutations=400, seed=seed, stream=f"h1_power_{i}")
-            hits += test.p <= levels["H1"]
-        out["H1"][f"{r:g}"] = hits / draws
-    z = t["z_init"][np.isfinite(t["z_init"])]
-    centred = z - z.mean() if len(z) else z
-    for effect in H5_MEANS:
-        hits = sum(
-            sign_flip_test(rng.choice(centred, size=len(centred)) + effect, permutations=400, seed=seed, stream=f"h5_power_{i}").p <= levels["H5"]
-            for i in range(draws)
-        )  # fmt: skip
-        out["H5"][f"{effect:g}"] = hits / draws
-    return out
+    return {**out, **resampled_power(t, levels, "help_e0", ("H1",), rises=H1_RISES, means=H5_MEANS, draws=draws, seed=seed, stream="power_resampled")}
 
 
 def sensitivity_tests(t: dict, levels: dict, *, permutations: int = PERMUTATIONS, seed: int = SEED, power_draws: int = POWER_DRAWS) -> dict:
