@@ -93,7 +93,7 @@ def test_a_weight_zero_member_of_an_overlap_program_trains_as_without_it():
 
     def train(weight):
         trainer = make_trainer(config, soo_weight=weight)
-        return jax.jit(lambda k, w: trainer.run(trainer.init(k), 2))(key, weight) if weight is not None else None
+        return jax.jit(lambda k, w: trainer.run(trainer.init(k), 2))(key, weight)
 
     plain_trainer = make_trainer(config)
     plain, _ = jax.jit(lambda k: plain_trainer.run(plain_trainer.init(k), 2))(key)
