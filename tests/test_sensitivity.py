@@ -56,6 +56,15 @@ def test_h6_by_d_and_on_seed_means():
     assert s.h6_by_d({**t, "ablation_gap": np.full(90, np.nan)}) is None
 
 
+def test_h6_by_d_interval_is_students_t_by_hand():
+    # two helping trials at D = 0 with gaps 0.1 and 0.3: mean 0.2, sd 0.1 * sqrt(2),
+    # half width t(0.975, 1) * sd / sqrt(2) = 12.7062 * 0.1 (the normal 1.96 would give 0.196)
+    t = {"dependency": np.zeros(3), "help_e0": np.array([0.5, 0.5, 0.0]), "ablation_gap": np.array([0.1, 0.3, 9.0])}
+    entry = s.h6_by_d(t)["0"]
+    assert entry["trials"] == 2 and entry["mean_gap"] == pytest.approx(0.2)
+    assert entry["ci95"] == pytest.approx([0.2 - 1.270620, 0.2 + 1.270620], rel=1e-5)
+
+
 def test_resampled_power_rises_with_the_effect():
     t = design(np.random.default_rng(4))
     power = s.power_resampled(t, {"H1": 0.05, "H5": 0.05}, draws=40)

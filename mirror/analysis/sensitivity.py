@@ -31,6 +31,7 @@ On the same per-trial numbers as `theory_tests` (one number per trial):
 import math
 
 import numpy as np
+from scipy import stats
 
 from mirror.analysis.hypotheses import (
     ALPHA,
@@ -141,7 +142,7 @@ def h6_by_d(t: dict, help_measure: str = "help_e0") -> dict | None:
     gap, out = t["ablation_gap"], {}
     for d in np.unique(t["dependency"][keep]):
         g = gap[keep & (t["dependency"] == d)]
-        half = 1.96 * g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else float("nan")
+        half = stats.t.ppf(0.975, len(g) - 1) * g.std(ddof=1) / np.sqrt(len(g)) if len(g) > 1 else float("nan")
         out[f"{d:g}"] = {"trials": len(g), "mean_gap": float(g.mean()), "ci95": [float(g.mean() - half), float(g.mean() + half)]}
     return out
 
