@@ -77,3 +77,33 @@ def test_theory_command_runs_the_replication_plan_on_a_planted_sweep(tmp_path, c
     assert not h["H5e"]["supported"]  # z_init is planted near 2: not within 0.5
     assert h["H6"]["testable"] is False and report["convergence"]["converged"] == 47  # trial 3 changed 5 % in its last quarter
     assert "H1: supported" in printed and (sweep_dir / "replication.md").read_text().startswith("# The theory replication")
+    from mirror.sweep import replication as report_module
+
+    for figure in (report_module.HELP_FIGURE, report_module.CMNI_FIGURE, report_module.GAINS_FIGURE):
+        assert (sweep_dir / "figures" / figure).stat().st_size > 10_000
+    settings = {(v["dependency"], v["veil"], v["partner_reward_weight"]) for v in report["trial_values"]}
+    assert len(report["cells"]) == len(settings) and sum(c["trials"] for c in report["cells"]) == report["trials"]
+    assert "## The cells" in (sweep_dir / "replication.md").read_text()
+
+
+def test_veil_coefficients_give_the_veil_difference():
+    rng = np.random.default_rng(3)
+    veil = np.asarray([0, 1, 1, 0, 0, 1, 1, 0, 0], float)
+    strata = np.asarray([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    values = rng.standard_normal(9)
+    assert r._veil_coefficients(veil, strata) @ values == pytest.approx(r.veil_difference(values, veil, strata))
+
+
+def test_null_power_is_reported_for_every_null_and_tracks_the_noise():
+    t = design(np.random.default_rng(4))
+    levels = dict.fromkeys(r.PRIMARY, 0.05)
+    tight = r.null_power(t, levels, draws=100)
+    assert {"H3a", "H3w", "H3b", "H4", "H5e", "H6"} <= set(tight)
+    assert 0 < tight["H3a"]["smallest_rho"] < 0.5 and 0 < tight["H3w"]["smallest_rho"] < 1
+    assert 0.2 < tight["H4"]["smallest_effect_sd"] < 2  # 15 trials per veil in each of 9 (D, w) strata
+    assert tight["H5e"]["power_at_true_mean_0"] == 1.0  # z_init sd 0.1 against a margin of 0.5
+    wide = r.null_power({**t, "z_init": 3.0 * t["z_init"] / t["z_init"].std()}, levels, draws=100)
+    assert wide["H5e"]["power_at_true_mean_0"] < 0.2  # sd 3: the mean of 90 has sd 0.32, rarely within 0.5 both ways
+    noisy_gaps = {**t, "ablation_gap": np.where(np.isfinite(t["ablation_gap"]), 10 * t["ablation_gap"], np.nan)}
+    assert r.null_power(noisy_gaps, levels, draws=100)["H6"]["smallest_mean_gap"] > tight["H6"]["smallest_mean_gap"]
+    assert r.null_power(t, levels, draws=0) == {"draws": 0, "target": 0.8}

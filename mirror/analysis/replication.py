@@ -27,11 +27,16 @@ from mirror.analysis.hypotheses import (
     HELPING,
     MIN_HELPING,
     PERMUTATIONS,
+    POWER,
     SEED,
+    average_ranks,
     holm,
     holm_levels,
     random_stream,
     sign_flip_test,
+    sign_vectors,
+    smallest_effect,
+    spearman_rho,
     spearman_test,
     upper_p,
     within_strata_arrangements,
@@ -41,6 +46,7 @@ from mirror.analysis.sensitivity import EQUIVALENCE_MARGIN, h6_by_d, helping_gap
 PRIMARY = ("H1", "H2", "H3a", "H3w", "H3b", "H4", "H5", "H5e", "H6")
 CONVERGED_CHANGE = 0.02  # the convergence rule: |fitted last-quarter return change| below this ...
 POWER_DRAWS = 400
+POWER_ARRANGEMENTS = 2000  # permutations or sign vectors of each simulated test (the observed tests use PERMUTATIONS)
 
 
 def _labels(*columns) -> np.ndarray:
@@ -131,6 +137,130 @@ def converged(t: dict) -> np.ndarray:
     return ok & (np.ones(n, bool) if best is None else best == 1)
 
 
+def _veil_coefficients(veil, strata) -> np.ndarray:
+    """c[n] with c @ values = `veil_difference(values, veil, strata)`: each (D, w) stratum
+    that has both veils weighs its I = 1 trials +1/n1 and its I = 0 trials -1/n0, over the
+    number of such strata."""
+    c = np.zeros(len(veil))
+    both = [s for s in np.unique(strata) if ((strata == s) & (veil == 1)).any() and ((strata == s) & (veil == 0)).any()]
+    for s in both:
+        one, zero = (strata == s) & (veil == 1), (strata == s) & (veil == 0)
+        c[one], c[zero] = 1.0 / one.sum(), -1.0 / zero.sum()
+    return c / max(len(both), 1)
+
+
+def _rank_power(x, driver, noise, strata, level, rng) -> tuple:
+    """(power_of(e), rho_of(e)) of the one-sided Spearman test of rho(x, e x' + noise), x's
+    ranks permuted within strata (as the registered test), over the simulated designs' rows
+    of `noise`; x' is `driver` standardised (the part of x that carries the effect)."""
+    x = np.asarray(x, np.float64)
+    rx = average_ranks(x)
+    arrangements, exact = within_strata_arrangements(rx, strata, permutations=POWER_ARRANGEMENTS, rng=rng)
+    centred_x = rx - rx.mean()
+    null_x = (arrangements - rx.mean()).T
+    xs = _standardised(driver)
+
+    def ranks(effect):
+        ry = np.stack([average_ranks(row) for row in effect * xs + noise])
+        return ry - ry.mean(axis=1, keepdims=True)
+
+    def power_of(effect):
+        ry = ranks(effect)
+        return float((upper_p(ry @ centred_x, ry @ null_x, exact) <= level).mean())
+
+    def rho_of(effect):  # the designs' mean Spearman rho: across trials, or the mean within strata where given
+        y = effect * xs + noise
+        groups = [np.ones(len(x), bool)] if strata is None else [strata == s for s in np.unique(strata) if (strata == s).sum() > 2]
+        return float(np.mean([[spearman_rho(x[g], row[g]) for g in groups] for row in y]))
+
+    return power_of, rho_of
+
+
+def _standardised(values) -> np.ndarray:
+    values = np.asarray(values, np.float64)
+    return (values - values.mean()) / (values.std() or 1.0)
+
+
+def null_power(t: dict, levels: dict, *, draws: int = POWER_DRAWS, seed: int = SEED) -> dict:
+    """The power of each registered test beside H1 and H2 (those: `resampled_power`), by
+    resampling the observed per-trial values (docs/theory_replication.md), each test at its
+    Holm level `levels[h]`, `draws` simulated designs of the same trials:
+
+    - H3a, H3b, H3w: the smallest Spearman rho the test detects with 80 % power: the
+      measure's observed values, standardised and resampled, plus e times the help values
+      (standardised within settings for H3w);
+    - H4: the smallest veil effect (mean I = 1 minus I = 0 of cmni_a, also in units of
+      cmni_a's sd within (D, w)) detected with 80 % power: cmni_a resampled within each (D, w)
+      stratum, plus the effect on the I = 1 trials;
+    - H5e: the chance that the TOST shows equivalence when the true mean z_init is 0: the
+      centred z_init values resampled;
+    - H6: the smallest mean gap detected with 80 % power: the helping trials' centred gaps
+      resampled, plus the mean.
+    """
+    rng = random_stream(seed, "null_power")
+    out = {"draws": draws, "target": POWER}
+    if not draws:
+        return out
+    keep = np.isfinite(t["help_go"]) & np.isfinite(t["cmni_a"])
+    settings = _labels(t["dependency"], t["veil"], t["partner_reward_weight"])
+    for name, measure, within in (("H3a", "cmni_a", False), ("H3w", "cmni_a", True), ("H3b", "cmni_b", False)):
+        pick = keep & np.isfinite(t[measure])
+        if pick.sum() < 3:
+            continue
+        strata = settings[pick] if within else None
+        x = t["help_go"][pick]
+        driver = x - np.asarray([x[strata == s].mean() for s in strata]) if within else x  # H3w: help's within-setting part
+        noise = rng.choice(_standardised(t[measure][pick]), size=(draws, int(pick.sum())))
+        power_of, rho_of = _rank_power(x, driver, noise, strata, levels[name], rng)
+        effect = smallest_effect(power_of, start=0.25)
+        out[name] = {"smallest_rho": None if effect is None else rho_of(effect), "rho": "mean within settings" if within else "across trials",
+                     "design": "the measure's standardised values resampled, plus e x the help values" + (" centred within settings" if within else "")}  # fmt: skip
+    pick = np.isfinite(t["cmni_a"])
+    strata = _labels(t["dependency"], t["partner_reward_weight"])[pick]
+    veil, values = t["veil"][pick], t["cmni_a"][pick]
+    arrangements, exact = within_strata_arrangements(veil, strata, permutations=POWER_ARRANGEMENTS, rng=rng)
+    null_c = np.stack([_veil_coefficients(a, strata) for a in arrangements], axis=1)  # [n, K]
+    c = _veil_coefficients(veil, strata)
+    sample = np.empty((draws, len(values)))
+    for s in np.unique(strata):
+        m = strata == s
+        sample[:, m] = rng.choice(values[m], size=(draws, int(m.sum())))
+    sd = float(np.sqrt(np.mean([values[strata == s].var(ddof=1) for s in np.unique(strata) if (strata == s).sum() > 1])))
+
+    def h4_power(effect):
+        y = sample + effect * sd * veil
+        return float((upper_p(y @ c, y @ null_c, exact) <= levels["H4"]).mean())
+
+    effect = smallest_effect(h4_power, start=0.25)
+    out["H4"] = {"smallest_effect": None if effect is None else effect * sd, "smallest_effect_sd": effect, "sd_within_dw": sd,
+                 "design": "cmni_a resampled within each (D, w), plus the effect on the I = 1 trials"}  # fmt: skip
+    z = t["z_init"][np.isfinite(t["z_init"])]
+    if len(z):
+        margin = EQUIVALENCE_MARGIN
+        signs, exact = sign_vectors(len(z), permutations=POWER_ARRANGEMENTS, rng=rng)
+        y = rng.choice(z - z.mean(), size=(draws, len(z)))
+
+        def one_sided(values):
+            return upper_p(values.mean(axis=1), values @ signs.T / len(z), exact)
+
+        p = np.maximum(one_sided(y + margin), one_sided(margin - y))
+        out["H5e"] = {"power_at_true_mean_0": float((p <= levels["H5e"]).mean()), "margin": margin,
+                      "design": "the centred z_init values resampled (a true mean of 0)"}  # fmt: skip
+    helping = helping_gaps(t, "help_go")
+    if helping is not None and helping.sum() >= MIN_HELPING:
+        gaps = t["ablation_gap"][helping]
+        signs, exact = sign_vectors(len(gaps), permutations=POWER_ARRANGEMENTS, rng=rng)
+        y = rng.choice(gaps - gaps.mean(), size=(draws, len(gaps)))
+
+        def h6_power(effect):
+            d = y + effect
+            return float((upper_p(d.mean(axis=1), d @ signs.T / len(gaps), exact) <= levels["H6"]).mean())
+
+        effect = smallest_effect(h6_power, start=0.01, max_effect=1.0)
+        out["H6"] = {"smallest_mean_gap": effect, "design": "the helping trials' centred gaps resampled, plus the mean"}
+    return out
+
+
 def replication_tests(trials: dict, *, alpha: float = ALPHA, permutations: int = PERMUTATIONS, seed: int = SEED, power_draws: int = POWER_DRAWS) -> dict:
     """Every registered test of docs/theory_replication.md, JSON-ready (module docstring)."""
     t = {k: (None if v is None else np.asarray(v, np.float64)) for k, v in trials.items()}
@@ -140,7 +270,8 @@ def replication_tests(trials: dict, *, alpha: float = ALPHA, permutations: int =
     _holm(primary, alpha)
     levels = {e["hypothesis"]: e["holm_level"] for e in primary}
     alt = {**t, "help_go": t["help_e0"]}
-    secondary = [dict(e, hypothesis=e["hypothesis"] + " (help_e0)") for e in _primary(alt, every, permutations=permutations, seed=seed)[:3]]
+    secondary = [dict(e, hypothesis=e["hypothesis"] + " (help_e0)", claim=e["claim"].replace("help given opportunity", "help_e0").replace("with help", "with help_e0"))
+                 for e in _primary(alt, every, permutations=permutations, seed=seed)[:3]]  # fmt: skip
     secondary.append(h4_unpaired("H4 (cmni_b)", t, "cmni_b", every, permutations=permutations, seed=seed))
     good = converged(t)
     secondary += [dict(e, hypothesis=e["hypothesis"] + " (converged trials)") for e in _primary(t, good, permutations=permutations, seed=seed)]
@@ -156,4 +287,5 @@ def replication_tests(trials: dict, *, alpha: float = ALPHA, permutations: int =
         "convergence": {"rule": f"|return_change_last_quarter| < {CONVERGED_CHANGE:g} and at a best response", "converged": int(good.sum()), "of": n},
         "power": {"draws": power_draws, **resampled_power(t, levels, "help_go", ("H1", "H2"), rises=(0.5, 1.0, 2.0), means=(0.1, 0.2, 0.3),
                                                           draws=power_draws, seed=seed, stream="replication_power")},
+        "null_power": null_power(t, levels, draws=power_draws, seed=seed),
     }

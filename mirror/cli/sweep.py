@@ -12,7 +12,8 @@ from mirror.sweep.plan import parse_shard, populations, shard_trials
 from mirror.sweep.run import run_sweep
 from mirror.sweep.spec import load_sweep
 from mirror.sweep.summary import write_summary
-from mirror.sweep.theory import run_replication, run_theory
+from mirror.sweep.replication import run_replication
+from mirror.sweep.theory import run_theory
 
 HELP = (
     "Train and analyse every trial of a sweep file (a config plus a `sweep:` section, see "

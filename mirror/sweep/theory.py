@@ -91,69 +91,6 @@ def trial_measures(rows: list[dict], sweep_dir: Path | str = "the sweep") -> dic
     return out
 
 
-# The replication's measures (docs/theory_replication.md) beyond MEASURE_COLUMNS.
-REPLICATION_COLUMNS = {
-    "help_go": "help_given_opportunity",
-    "return_change_last_quarter": "return_change_last_quarter",
-    "at_best_response": "at_best_response",
-}
-REPLICATION_RATE = "help_given_opportunity"  # H6's gap in the replication: ablation.json's gap of this rate
-
-
-def run_replication(sweep_dir, *, json_path=None, permutations: int = hypotheses.PERMUTATIONS, seed: int = hypotheses.SEED,
-                    power_designs: int = hypotheses.POWER_DESIGNS) -> dict:  # fmt: skip
-    """`mirror theory SWEEP_DIR --plan replication`: the registered tests of
-    docs/theory_replication.md (`mirror.analysis.replication`) on SWEEP_DIR's finished trials;
-    writes replication.json (and a copy at `json_path`) and replication.md."""
-    from mirror.analysis import replication
-
-    sweep_dir = Path(sweep_dir)
-    rows = read_results(sweep_dir)
-    measures = trial_measures(rows, sweep_dir)
-    missing = sorted({c for r in rows for c in REPLICATION_COLUMNS.values() if c not in r})
-    if missing:
-        raise UsageError(f"{sweep_dir}: the trials' result rows lack the column(s) {', '.join(missing)} that the replication's tests need")
-    for m, c in REPLICATION_COLUMNS.items():
-        measures[m] = np.asarray([np.nan if r.get(c) is None else float(r[c]) for r in rows], np.float64)
-    gaps = [_rate_gap(sweep_dir, r) for r in rows]
-    measures["ablation_gap"] = np.asarray([np.nan if g is None else g for g in gaps], np.float64) if any(g is not None for g in gaps) else None
-    require_writable(sweep_dir, "sweep directory", UsageError)
-    report = _finite_json({"sweep_dir": str(sweep_dir), "plan": "docs/theory_replication.md",
-                           **replication.replication_tests(measures, permutations=permutations, seed=seed, power_draws=power_designs)})  # fmt: skip
-    files = [sweep_dir / "replication.json", sweep_dir / "replication.md"]
-    write_json_atomic(files[0], report)
-    write_text_atomic(files[1], replication_markdown(report))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(json_path), report)
-        files.append(Path(json_path))
-    return {**report, "files": files}
-
-
-def _rate_gap(sweep_dir: Path, row: dict) -> float | None:
-    path = sweep_dir / str(row.get("dir", "")) / ABLATION_FILE
-    if not row.get("dir") or not path.is_file():
-        return None
-    gap = ((json.loads(path.read_text()).get("members") or [{}])[0].get("gap") or {}).get(REPLICATION_RATE)
-    return None if gap is None else float(gap)
-
-
-def replication_markdown(report: dict) -> str:
-    out = ["# The theory replication: the registered tests", "",
-           f"Sweep `{Path(report['sweep_dir']).name}`: {report['trials']} trials. Plan: docs/theory_replication.md. {report['correction']} "
-           f"at alpha = {report['alpha']:g}; {report['permutations']:,} permutations or sign flips from seed {report['seed']}. "
-           f"Convergence rule ({report['convergence']['rule']}): {report['convergence']['converged']} of {report['convergence']['of']} trials.", "",
-           "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for e in report["primary"]:
-        verdict = ("supported" if e["supported"] else "not supported") if e["testable"] else "not testable: " + e.get("reason", "")
-        stat = "-" if e["statistic"] is None else f"{e['statistic']:.3g}"
-        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} | {stat} ({e['test']}) | {_p(e['p'])} | {_p(e.get('p_holm'))} | {verdict} |")
-    out += ["", "Secondary (uncorrected):", ""]
-    out += [f"- {e['hypothesis']}: p = {_p(e['p'])}" for e in report["secondary"]]
-    out += ["", f"H6 by D: {report['h6_by_d']}", "", f"Power by resampling: {report['power']}", ""]
-    return "\n".join(out)
-
-
 def ablation_gaps(rows: list[dict], sweep_dir: Path) -> list[dict]:
     """H6's hook, one entry per trial: {"ablation_gap", "source", "departures"}. The gap (the
     drop in help_e0 when the trial's K top-MNS hidden units are mean-ablated, minus the mean
@@ -217,9 +154,9 @@ def run_theory(
             sources[a["source"]] += 1
     ablation_report = {"registered": REGISTERED_ABLATION, "gaps_from": sources,
                        "departures": {str(r.get("trial")): a["departures"] for r, a in zip(rows, ablation) if a["departures"]}}  # fmt: skip
-    report = _finite_json({"sweep_dir": str(sweep_dir), "measures": {**MEASURE_COLUMNS, "ablation_gap": f"{ABLATION_COLUMN} or TRIAL_DIR/{ABLATION_FILE}"},
+    report = finite_json({"sweep_dir": str(sweep_dir), "measures": {**MEASURE_COLUMNS, "ablation_gap": f"{ABLATION_COLUMN} or TRIAL_DIR/{ABLATION_FILE}"},
                            **tests, "ablation": ablation_report, "training": training, "trial_values": values})  # fmt: skip
-    files = [_save(help_figure(measures), sweep_dir / "figures" / HELP_FIGURE), _save(cmni_figure(measures, tests), sweep_dir / "figures" / CMNI_FIGURE)]
+    files = [save_figure(help_figure(measures), sweep_dir / "figures" / HELP_FIGURE), save_figure(cmni_figure(measures, tests), sweep_dir / "figures" / CMNI_FIGURE)]
     write_json_atomic(sweep_dir / "hypotheses.json", report)
     files.append(sweep_dir / "hypotheses.json")
     if json_path:
@@ -258,12 +195,12 @@ def _json_float(value) -> float | None:
     return float(value) if np.isfinite(value) else None
 
 
-def _finite_json(value):
+def finite_json(value):
     """A JSON-ready copy: NaN and infinities -> None (strict JSON), numpy scalars -> Python."""
     if isinstance(value, dict):
-        return {k: _finite_json(v) for k, v in value.items()}
+        return {k: finite_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite_json(v) for v in value]
+        return [finite_json(v) for v in value]
     if isinstance(value, (np.floating, float)):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -286,7 +223,7 @@ def training_trend(rows: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- hypotheses.md
 
 
-def _p(value) -> str:
+def format_p(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
@@ -333,7 +270,7 @@ def _primary_lines(report: dict) -> list[str]:
     out = ["## Primary tests", "", "| hypothesis | trials | statistic | p | Holm-adjusted p | verdict | power (80 %) |", "|---|---|---|---|---|---|---|"]
     for e in report["primary"]:
         short = ("supported" if e["supported"] else "not supported") if e["testable"] else e["status"]
-        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {_p(e['p'])} | {_p(e['p_holm'])} | {short} | {_power_cell(e)} |")
+        out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {format_p(e['p'])} | {format_p(e['p_holm'])} | {short} | {_power_cell(e)} |")
     out += ["", "Verdicts:", ""] + [f"- **{e['hypothesis']}** {e['verdict']}." for e in report["primary"]]
     ablation = report["ablation"]
     if sum(ablation["gaps_from"].values()):
@@ -356,7 +293,7 @@ def _primary_lines(report: dict) -> list[str]:
 def _secondary_lines(report: dict) -> list[str]:
     out = ["## Exploratory (secondary measures, not corrected)", "", "| test | trials | statistic | p (uncorrected) |", "|---|---|---|---|"]
     for e in report["secondary"]:
-        p = _p(e["p"]) if e["testable"] else f"{e['status']}: {e['reason']}"
+        p = format_p(e["p"]) if e["testable"] else f"{e['status']}: {e['reason']}"
         out.append(f"| {e['hypothesis']}: {e['claim']} | {e['units']} {e['unit_name']} | {_statistic(e)} | {p} |")
     return out + ["", f"Per-trial random-initialisation ranks (p_init_scaled, cmni_a on probe set a): {report['init_ranks']['verdict']}.", ""]
 
@@ -368,16 +305,16 @@ def sensitivity_lines(sens: dict | None) -> list[str]:
         return []
     h3, tost, blocks = sens["h3a_within"], sens["h5_equivalence"], sens["h5_blocks"]
     out = ["## Sensitivity analyses (added after the registered tests; not registered)", "",
-           f"- **H3a within settings**: cmni_a permuted within each (D, I, w) setting: p = {_p(h3['p'])} (the registered test permutes "
-           f"across all trials); mean within-setting Spearman rho = {_p(h3['mean_within_setting_rho'])} over {h3['settings']} settings.",
+           f"- **H3a within settings**: cmni_a permuted within each (D, I, w) setting: p = {format_p(h3['p'])} (the registered test permutes "
+           f"across all trials); mean within-setting Spearman rho = {format_p(h3['mean_within_setting_rho'])} over {h3['settings']} settings.",
            f"- **H5 as equivalence** (two one-sided sign-flip tests, margin ±{tost['margin']:g} in z_init): mean z_init {tost['mean']:.3g}, "
-           f"p = {_p(tost['p'])} over {tost['units']} trials; over the {blocks['blocks']} (D, I, seed) blocks that share a random-init null: "
-           f"p = {_p(blocks['equivalence']['p'])} (and H5 itself on the blocks: p = {_p(blocks['p'])})."]  # fmt: skip
+           f"p = {format_p(tost['p'])} over {tost['units']} trials; over the {blocks['blocks']} (D, I, seed) blocks that share a random-init null: "
+           f"p = {format_p(blocks['equivalence']['p'])} (and H5 itself on the blocks: p = {format_p(blocks['p'])})."]  # fmt: skip
     for e in sens["seed_effect"]:
-        out.append(f"- **The seed index** after setting means are removed ({e['measure']}, seed labels permuted within settings): p = {_p(e['p'])}.")
+        out.append(f"- **The seed index** after setting means are removed ({e['measure']}, seed labels permuted within settings): p = {format_p(e['p'])}.")
     if sens.get("h6_seed_means"):
         h6 = sens["h6_seed_means"]
-        out.append(f"- **H6 on seed means** ({h6['seeds']} seed indices' mean gap, exact sign flips): mean {h6['mean']:.3g}, p = {_p(h6['p'])}.")
+        out.append(f"- **H6 on seed means** ({h6['seeds']} seed indices' mean gap, exact sign flips): mean {h6['mean']:.3g}, p = {format_p(h6['p'])}.")
     if sens.get("h6_by_d"):
         by_d = "; ".join(f"D = {d}: {e['mean_gap']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] ({e['trials']} trials)" for d, e in sens["h6_by_d"].items())
         out.append(f"- **H6's gap by D** (mean, 95 % t interval over helping trials): {by_d}.")
@@ -400,7 +337,7 @@ def _training_lines(training: dict) -> list[str]:
 # ----------------------------------------------------------------------------- figures
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -409,25 +346,25 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def help_figure(m: dict):
-    """help_e0 as a D (columns) x w (rows) heatmap of the mean over seeds, one panel per veil,
-    each cell annotated with its mean and trial count."""
+def help_figure(m: dict, measure: str = "help_e0", title: str = "help_e0: the share of help while the partner is at energy 0"):
+    """`measure` (help_e0, or the replication's help_go) as a D (columns) x w (rows) heatmap of
+    the mean over seeds, one panel per veil, each cell annotated with its mean and trial count."""
     from matplotlib.figure import Figure
 
     veils = np.unique(m["veil"][np.isfinite(m["veil"])])
     ds, ws = np.unique(m["dependency"]), np.unique(m["partner_reward_weight"])
     fig = Figure(figsize=(4.2 * len(veils) + 1, 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(veils), squeeze=False)[0])
-    finite = m["help_e0"][np.isfinite(m["help_e0"])]
+    finite = m[measure][np.isfinite(m[measure])]
     top = max(float(finite.max()), 1e-9) if finite.size else 1.0
     image = None
     for ax, veil in zip(axes, veils):
         grid = np.full((len(ws), len(ds)), np.nan)
         for i, w in enumerate(ws):
             for j, d in enumerate(ds):
-                pick = (m["veil"] == veil) & (m["partner_reward_weight"] == w) & (m["dependency"] == d) & np.isfinite(m["help_e0"])
+                pick = (m["veil"] == veil) & (m["partner_reward_weight"] == w) & (m["dependency"] == d) & np.isfinite(m[measure])
                 if pick.any():
-                    grid[i, j] = m["help_e0"][pick].mean()
+                    grid[i, j] = m[measure][pick].mean()
                     ax.text(j, i, f"{grid[i, j]:.3g}\n({int(pick.sum())})", ha="center", va="center", fontsize=8,
                             color="white" if grid[i, j] < 0.5 * top else "black")  # readable on viridis's dark and light ends
         image = ax.imshow(grid, origin="lower", cmap="viridis", vmin=0.0, vmax=top, aspect="auto")
@@ -437,8 +374,8 @@ def help_figure(m: dict):
         ax.set_ylabel("prosocial weight w")
         ax.set_title(f"veil I = {veil:g}")
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label="help_e0 (mean over seeds)")
-    fig.suptitle("help_e0: the share of help while the partner is at energy 0 (cell: mean, trials)")
+        fig.colorbar(image, ax=list(axes), label=f"{measure} (mean over seeds)")
+    fig.suptitle(f"{title} (cell: mean, trials)")
     return fig
 
 
