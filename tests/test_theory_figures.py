@@ -31,3 +31,22 @@ def test_curve_summary_over_trials():
     assert s["top_mns"]["sd"][1] == pytest.approx(0.1 * np.sqrt(2))
     assert s["top_mns"]["ci95_half"][1] == pytest.approx(1.27062, rel=1e-4)
     assert s["top_mns"]["n"] == [2, 2]
+
+
+def test_curve_summary_reads_the_results_rate_and_picks_trials_by_d():
+    go, e0 = "help_given_opportunity", "help_when_partner_energy0"
+
+    def trial(d, intact, top, rnd):
+        return {"D": d, **{key: {go: value, e0: -1.0} if key == "intact" else {go: [value], e0: [-1.0]}
+                           for key, value in (("intact", intact), ("top_mns", top), ("random_mean", rnd))}}  # fmt: skip
+
+    result = {"rate": "help_given_opportunity", "ks": [1], "per_trial": [trial(0.0, 0.3, 0.1, 0.2), trial(1.0, 0.5, 0.45, 0.4)]}
+    script = load_script()
+    both = script.curve_summary(result)
+    assert both["rate"] == go and both["trials"] == 2
+    np.testing.assert_allclose(both["gap"]["mean"], [0.0, 0.025])  # (0.1 + -0.05) / 2, not the -1 of help_e0
+    d1 = script.curve_summary(result, pick=lambda t: t["D"] == 1.0)
+    assert d1["trials"] == 1
+    np.testing.assert_allclose(d1["gap"]["mean"], [0.0, -0.05])
+    # a result written before the field is help_e0's
+    assert script.curve_summary({k: v for k, v in result.items() if k != "rate"})["rate"] == e0
