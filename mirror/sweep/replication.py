@@ -122,7 +122,8 @@ def _summary(values) -> tuple:
 
 
 def cell_table(rows: list[dict], m: dict) -> list[dict]:
-    """Per (D, I, w) cell: trials, return (mean, range), help given opportunity (mean, range),
+    """Per (D, I, w) cell: trials, return (mean, range), the scripted oracle pair's return in the
+    same report games (mean), help given opportunity (mean, range),
     trials at a best response, trials under the convergence rule, each deviation's mean gain."""
     from mirror.analysis.replication import converged
 
@@ -135,6 +136,7 @@ def cell_table(rows: list[dict], m: dict) -> list[dict]:
         (ret, ret_range), (helping, help_range) = _summary([r.get("return_agent") for r in members]), _summary(m["help_go"][pick])
         out.append({
             **{k: float(v) for k, v in zip(SETTING, cell)}, "trials": int(pick.sum()), "return_mean": ret, "return_range": ret_range,
+            "return_oracle": _summary([r.get("return_oracle") for r in members])[0],
             "help_go_mean": helping, "help_go_range": help_range,
             "at_best_response": int(np.sum(m["at_best_response"][pick] == 1)), "converged": int(good[pick].sum()),
             **{f"gain_{d}": _summary([r.get(f"gain_{d}") for r in members])[0] for d in DEVIATIONS},
@@ -205,11 +207,12 @@ def replication_markdown(report: dict) -> str:
     out += ["", "## H6's gap by D (helping trials; mean, 95 % t interval)", ""]
     out += [f"- D = {d}: {e['mean_gap']:.3f} [{e['ci95'][0]:.3f}, {e['ci95'][1]:.3f}] ({e['trials']} trials)" for d, e in by_d.items()] or ["- no helping trial has an ablation gap"]
     out += ["", "## The cells: return, helping, convergence", "",
-            "| D | I | w | trials | return (range) | help given opportunity (range) | at a best response | converged | "
-            + " | ".join(f"gain {d}" for d in DEVIATIONS) + " |", "|---" * (8 + len(DEVIATIONS)) + "|"]  # fmt: skip
+            "| D | I | w | trials | return (range) | oracle pair | help given opportunity (range) | at a best response | converged | "
+            + " | ".join(f"gain {d}" for d in DEVIATIONS) + " |", "|---" * (9 + len(DEVIATIONS)) + "|"]  # fmt: skip
     for c in report["cells"]:
         out.append(f"| {c['dependency']:g} | {c['veil']:g} | {c['partner_reward_weight']:g} | {c['trials']} | "
-                   f"{_number(c['return_mean'], '.1f')} ({_span(c['return_range'], '.1f')}) | {_number(c['help_go_mean'], '.2f')} "
+                   f"{_number(c['return_mean'], '.1f')} ({_span(c['return_range'], '.1f')}) | {_number(c.get('return_oracle'), '.1f')} | "
+                   f"{_number(c['help_go_mean'], '.2f')} "
                    f"({_span(c['help_go_range'], '.2f')}) | {c['at_best_response']} | {c['converged']} | "
                    + " | ".join(_number(c[f"gain_{d}"], "+.2f") for d in DEVIATIONS) + " |")  # fmt: skip
     out += ["", "## Figures", "", f"![help given opportunity by D and w, per veil](figures/{HELP_FIGURE})", "",
