@@ -107,3 +107,22 @@ def test_null_power_is_reported_for_every_null_and_tracks_the_noise():
     noisy_gaps = {**t, "ablation_gap": np.where(np.isfinite(t["ablation_gap"]), 10 * t["ablation_gap"], np.nan)}
     assert r.null_power(noisy_gaps, levels, draws=100)["H6"]["smallest_mean_gap"] > tight["H6"]["smallest_mean_gap"]
     assert r.null_power(t, levels, draws=0) == {"draws": 0, "target": 0.8}
+
+
+def test_theory_command_defaults_to_each_plans_registered_power_designs(tmp_path, monkeypatch):
+    from mirror.analysis.hypotheses import POWER_DESIGNS
+    from mirror.cli import main
+    from mirror.cli import sweep as cli_sweep
+
+    seen = {}
+
+    def fake(sweep_dir, **kwargs):
+        seen[kwargs["power_designs"]] = True
+        return {"primary": [], "files": []}
+
+    monkeypatch.setattr(cli_sweep, "run_replication", fake)
+    monkeypatch.setattr(cli_sweep, "run_theory", fake)
+    assert main(["theory", str(tmp_path), "--plan", "replication"]) == 0
+    assert main(["theory", str(tmp_path)]) == 0
+    assert main(["theory", str(tmp_path), "--plan", "replication", "--power-designs", "7"]) == 0
+    assert set(seen) == {r.POWER_DRAWS, POWER_DESIGNS, 7} and r.POWER_DRAWS == 400  # the replication registered 400 designs

@@ -4,6 +4,7 @@
 from pathlib import Path
 
 from mirror.analysis.hypotheses import PERMUTATIONS, POWER_DESIGNS, SEED
+from mirror.analysis.replication import POWER_DRAWS as REPLICATION_POWER_DRAWS
 from mirror.base.errors import UsageError
 from mirror.runs.progress import progress_bar
 from mirror.runs.report import read_csv
@@ -11,8 +12,8 @@ from mirror.runs.tracking import open_tracker, resolve_mode
 from mirror.sweep.plan import parse_shard, populations, shard_trials
 from mirror.sweep.run import run_sweep
 from mirror.sweep.spec import load_sweep
-from mirror.sweep.summary import write_summary
 from mirror.sweep.replication import run_replication
+from mirror.sweep.summary import write_summary
 from mirror.sweep.theory import run_theory
 
 HELP = (
@@ -46,7 +47,9 @@ def register(sub) -> None:
     theory.add_argument("--json", metavar="PATH", help="also write the results' JSON to PATH (SWEEP_DIR/hypotheses.json is always written)")
     theory.add_argument("--permutations", type=int, default=PERMUTATIONS, help=f"permutations or sign flips per test (registered: {PERMUTATIONS})")
     theory.add_argument("--seed", type=int, default=SEED, help=f"seed of the permutations and power simulations (registered: {SEED})")
-    theory.add_argument("--power-designs", type=int, default=POWER_DESIGNS, help=f"simulated designs per power evaluation (registered: {POWER_DESIGNS}; 0: no power)")
+    theory.add_argument("--power-designs", type=int, default=None,
+                        help=f"simulated designs per power evaluation (registered: {POWER_DESIGNS} for the first plan, {REPLICATION_POWER_DRAWS} "
+                             "for the replication, the default of each; 0: no power)")  # fmt: skip
     theory.add_argument("--plan", choices=("first", "replication"), default="first",
                         help="which registered plan: first (docs/theory_experiment.md, the default) or replication (docs/theory_replication.md)")
     theory.set_defaults(func=theory_command)
@@ -62,6 +65,8 @@ THEORY_HELP = (
 
 
 def theory_command(args, overrides) -> int:
+    if args.power_designs is None:
+        args.power_designs = REPLICATION_POWER_DRAWS if args.plan == "replication" else POWER_DESIGNS
     for name in ("permutations", "power_designs"):
         value = getattr(args, name)
         if value < (1 if name == "permutations" else 0):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mirror.analysis import hypotheses
+from mirror.analysis.replication import POWER_DRAWS, converged, replication_tests
 from mirror.base.errors import UsageError
 from mirror.base.files import require_writable
 from mirror.rl.deviation import DEVIATIONS
@@ -50,11 +51,9 @@ SETTING = ("dependency", "veil", "partner_reward_weight")
 
 
 def run_replication(sweep_dir, *, json_path=None, permutations: int = hypotheses.PERMUTATIONS, seed: int = hypotheses.SEED,
-                    power_designs: int = hypotheses.POWER_DESIGNS) -> dict:  # fmt: skip
+                    power_designs: int = POWER_DRAWS) -> dict:  # fmt: skip
     """The registered tests on SWEEP_DIR's finished trials; writes replication.json (and a
     copy at `json_path`), replication.md, the three figures and summary.csv's ablation_gap."""
-    from mirror.analysis import replication
-
     sweep_dir = Path(sweep_dir)
     rows = read_results(sweep_dir)
     measures = trial_measures(rows, sweep_dir)
@@ -68,12 +67,12 @@ def run_replication(sweep_dir, *, json_path=None, permutations: int = hypotheses
     require_writable(sweep_dir, "sweep directory", UsageError)
     if json_path:
         require_writable(Path(json_path).parent, "--json directory", UsageError)
-    tests = replication.replication_tests(measures, permutations=permutations, seed=seed, power_draws=power_designs)
+    tests = replication_tests(measures, permutations=permutations, seed=seed, power_draws=power_designs)
     report = finite_json({"sweep_dir": str(sweep_dir), "plan": "docs/theory_replication.md", **tests,
                           "cells": cell_table(rows, measures), "trial_values": trial_values(rows, measures)})  # fmt: skip
     figures = sweep_dir / "figures"
     files = [
-        save_figure(help_figure(measures, "help_go", "help given opportunity (spec §9)"), figures / HELP_FIGURE),
+        save_figure(help_figure(measures, "help_go", "help given opportunity (spec §9)", "help given opportunity (mean over trials)"), figures / HELP_FIGURE),
         save_figure(cmni_figure(measures, report), figures / CMNI_FIGURE),
         save_figure(gains_figure(rows), figures / GAINS_FIGURE),
         sweep_dir / "replication.json",
@@ -125,8 +124,6 @@ def cell_table(rows: list[dict], m: dict) -> list[dict]:
     """Per (D, I, w) cell: trials, return (mean, range), the scripted oracle pair's return in the
     same report games (mean), help given opportunity (mean, range),
     trials at a best response, trials under the convergence rule, each deviation's mean gain."""
-    from mirror.analysis.replication import converged
-
     good = converged(m)
     keys = np.stack([m[k] for k in SETTING], axis=1)
     out = []

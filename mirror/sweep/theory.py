@@ -346,7 +346,7 @@ def save_figure(fig, path: Path) -> Path:
     return path
 
 
-def help_figure(m: dict, measure: str = "help_e0", title: str = "help_e0: the share of help while the partner is at energy 0"):
+def help_figure(m: dict, measure: str = "help_e0", title: str = "help_e0: the share of help while the partner is at energy 0", label: str | None = None):
     """`measure` (help_e0, or the replication's help_go) as a D (columns) x w (rows) heatmap of
     the mean over seeds, one panel per veil, each cell annotated with its mean and trial count."""
     from matplotlib.figure import Figure
@@ -374,7 +374,7 @@ def help_figure(m: dict, measure: str = "help_e0", title: str = "help_e0: the sh
         ax.set_ylabel("prosocial weight w")
         ax.set_title(f"veil I = {veil:g}")
     if image is not None:
-        fig.colorbar(image, ax=list(axes), label=f"{measure} (mean over seeds)")
+        fig.colorbar(image, ax=list(axes), label=label or f"{measure} (mean over seeds)")
     fig.suptitle(f"{title} (cell: mean, trials)")
     return fig
 
