@@ -183,6 +183,9 @@ def test_mirror_cmni_end_to_end(trained_run, tmp_path, capsys):
     assert len(read_csv(out / "weights.csv")) == 100 * 17 + 17 * 17 + 17 * 4
     summary = json.loads((out / "summary.json").read_text())
     assert summary["selected"][0]["checkpoint"] == best and summary["init_null"][0]["seeds"] == 4
+    # every init draw of every variant is kept; the raw variant's agree with the init_null summary
+    assert set(summary["init_draws"]) >= {"cmni", "cmni_scaled"} and len(summary["init_draws"]["cmni"][0]) == 4
+    assert np.mean(summary["init_draws"]["cmni"][0]) == pytest.approx(summary["init_null"][0]["mean"], rel=1e-6)
     assert sum(summary["test_rows_per_group"].values()) <= 500
     figures = sorted(p.name for p in (out / "figures").iterdir())
     assert figures == ["circuits.png", "cmni_seeds.png", "layer1.png", "layer2.png", "layer3.png", "training.png"]

@@ -188,6 +188,10 @@ def seed_verdicts(a: CheckpointAnalysis, epochs, *, replicates: bool = True) -> 
     return {"rise_and_fall": rise, "init_baseline": init}
 
 
+def _json_number(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
 def summary(a: CheckpointAnalysis, epochs, config_analysis: dict, *, replicates: bool = True) -> dict:
     init = a.init_null
     return {
@@ -200,6 +204,8 @@ def summary(a: CheckpointAnalysis, epochs, config_analysis: dict, *, replicates:
             for m in range(init.shape[0])
         ],  # fmt: skip
         **seed_verdicts(a, epochs, replicates=replicates),
+        # every random-initialisation draw of each variant, per member: the bands and tests over epochs need the values
+        "init_draws": {name: [[_json_number(v) for v in row] for row in np.asarray(null, float)] for name, null in a.variant_init_null.items()},
         "timings_s": {k: round(v, 3) for k, v in a.timings.items()},
     }
 
