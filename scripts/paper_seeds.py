@@ -60,12 +60,12 @@ def above_init(epochs, values: np.ndarray, draws: np.ndarray) -> dict:
     per_seed = z[peaks, np.arange(z.shape[1])]
     above_p95 = values > np.percentile(draws, 95, axis=1)
     every = [int(e) for e, row in zip(epochs, above_p95) if row.all()]
+    p = float(sign_flip_p(per_seed))
     return {
         "test": "each seed's z against its own random-init draws at the epoch where the other seeds' mean z peaks "
                 "(leave-one-seed-out); exact one-sided sign-flip test over seeds",
         "per_seed_epoch": [int(epochs[p]) for p in peaks], "per_seed_z": per_seed.tolist(),
-        "mean_z": float(per_seed.mean()), "p_sign_flip": float(sign_flip_p(per_seed)),
-        "above": bool(sign_flip_p(per_seed) <= ALPHA),
+        "mean_z": float(per_seed.mean()), "p_sign_flip": p, "above": p <= ALPHA,
         "mean_z_by_epoch_max": float(np.max(z.mean(axis=1))), "mean_z_at_last": float(z[-1].mean()),
         "epochs_every_seed_above_p95": every,
     }  # fmt: skip

@@ -330,3 +330,18 @@ def tiny_transformer_run(tmp_path_factory, tiny_dataset, dataset_cache) -> Path:
         assert main(tiny_transformer_args(path / "run", dataset_cache)) == 0
 
     return built_once(tmp_path_factory, "tiny_transformer_run", make) / "run"
+
+
+@pytest.fixture
+def load_script():
+    """A loader of scripts/NAME.py as a module (the scripts are not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,22 +1,11 @@
 """scripts/paper_seeds.py: the above-untrained test over seeds and the curves it reads (hand-worked values)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 
-def load_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "paper_seeds.py"
-    spec = importlib.util.spec_from_file_location("paper_seeds", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_above_init_by_hand():
-    script = load_script()
+def test_above_init_by_hand(load_script):
+    script = load_script("paper_seeds")
     draws = np.array([[0.0, 2.0]] * 3)  # each seed's init: mean 1, sd sqrt(2), 95th percentile 1.9
     values = np.array([[1.0, 1.0, 1.0], [3.0, 3.0, 1.5], [1.0, 1.0, 1.0]])
     out = script.above_init(np.array([1, 2, 3]), values, draws)
@@ -29,11 +18,11 @@ def test_above_init_by_hand():
     assert script.above_init(np.array([1, 2, 3]), values, draws)["epochs_every_seed_above_p95"] == [2]
 
 
-def test_read_curves_lays_out_checkpoints_by_members(tmp_path):
+def test_read_curves_lays_out_checkpoints_by_members(tmp_path, load_script):
     rows = ["checkpoint,epoch,member,cmni,cmni_scaled,cmni_matched"]
     rows += [f"{c},{c + 1},{m},{c + 10 * m},{-c},{''}" for c in range(3) for m in range(2)]
     (tmp_path / "cmni.csv").write_text("\n".join(rows) + "\n")
-    epochs, curves = load_script().read_curves(tmp_path)
+    epochs, curves = load_script("paper_seeds").read_curves(tmp_path)
     assert epochs.tolist() == [1, 2, 3]
     assert curves["cmni"].tolist() == [[0, 10], [1, 11], [2, 12]]
     assert np.isnan(curves["cmni_matched"]).all()

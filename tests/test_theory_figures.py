@@ -1,25 +1,14 @@
 """scripts/theory_figures.py: the ablation curve's summary over trials (hand-worked values)."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 
-def load_script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "theory_figures.py"
-    spec = importlib.util.spec_from_file_location("theory_figures", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_curve_summary_over_trials():
+def test_curve_summary_over_trials(load_script):
     rate = "help_when_partner_energy0"
     trial = lambda intact, top, rnd: {"intact": {rate: intact}, "top_mns": {rate: [top]}, "random_mean": {rate: [rnd]}}  # noqa: E731
     result = {"ks": [1], "per_trial": [trial(0.3, 0.1, 0.2), trial(0.5, 0.3, 0.4)]}
-    s = load_script().curve_summary(result)
+    s = load_script("theory_figures").curve_summary(result)
     assert s["k"] == [0, 1]
     # K = 0 is the intact agents for both curves
     np.testing.assert_allclose(s["top_mns"]["mean"], [0.4, 0.2])
@@ -33,7 +22,7 @@ def test_curve_summary_over_trials():
     assert s["top_mns"]["n"] == [2, 2]
 
 
-def test_curve_summary_reads_the_results_rate_and_picks_trials_by_d():
+def test_curve_summary_reads_the_results_rate_and_picks_trials_by_d(load_script):
     go, e0 = "help_given_opportunity", "help_when_partner_energy0"
 
     def trial(d, intact, top, rnd):
@@ -41,7 +30,7 @@ def test_curve_summary_reads_the_results_rate_and_picks_trials_by_d():
                            for key, value in (("intact", intact), ("top_mns", top), ("random_mean", rnd))}}  # fmt: skip
 
     result = {"rate": "help_given_opportunity", "ks": [1], "per_trial": [trial(0.0, 0.3, 0.1, 0.2), trial(1.0, 0.5, 0.45, 0.4)]}
-    script = load_script()
+    script = load_script("theory_figures")
     both = script.curve_summary(result)
     assert both["rate"] == go and both["trials"] == 2
     np.testing.assert_allclose(both["gap"]["mean"], [0.0, 0.025])  # (0.1 + -0.05) / 2, not the -1 of help_e0
