@@ -41,16 +41,12 @@ from mirror.analysis.hypotheses import (
     upper_p,
     within_strata_arrangements,
 )
-from mirror.analysis.sensitivity import EQUIVALENCE_MARGIN, h6_by_d, helping_gaps, resampled_power, tost
+from mirror.analysis.sensitivity import EQUIVALENCE_MARGIN, group_labels, h6_by_d, helping_gaps, resampled_power, setting_labels, tost
 
 PRIMARY = ("H1", "H2", "H3a", "H3w", "H3b", "H4", "H5", "H5e", "H6")
 CONVERGED_CHANGE = 0.02  # the convergence rule: |fitted last-quarter return change| below this ...
 POWER_DRAWS = 400
 POWER_ARRANGEMENTS = 2000  # permutations or sign vectors of each simulated test (the observed tests use PERMUTATIONS)
-
-
-def _labels(*columns) -> np.ndarray:
-    return np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def _result(name, claim, test, units, statistic, p, **extra) -> dict:
@@ -77,7 +73,7 @@ def h4_unpaired(name, t, measure, keep, *, permutations, seed) -> dict:
     claim = f"the veil I = 1 raises {measure}"
     how = "mean over (D, w) of mean(I = 1) - mean(I = 0); I permuted within (D, w)"
     keep = keep & np.isfinite(t[measure])
-    strata = _labels(t["dependency"], t["partner_reward_weight"])[keep]
+    strata = group_labels(t["dependency"], t["partner_reward_weight"])[keep]
     veil, values = t["veil"][keep], t[measure][keep]
     observed = veil_difference(values, veil, strata)
     if not np.isfinite(observed):
@@ -89,7 +85,7 @@ def h4_unpaired(name, t, measure, keep, *, permutations, seed) -> dict:
 
 def _primary(t: dict, keep: np.ndarray, *, permutations: int, seed: int) -> list[dict]:
     n = len(t["dependency"])
-    settings = _labels(t["dependency"], t["veil"], t["partner_reward_weight"])
+    settings = setting_labels(t)
     w0, d0 = keep & (t["partner_reward_weight"] == 0), keep & (t["dependency"] == 0)
     kw = {"permutations": permutations, "seed": seed}
     out = [
@@ -202,7 +198,7 @@ def null_power(t: dict, levels: dict, *, draws: int = POWER_DRAWS, seed: int = S
     if not draws:
         return out
     keep = np.isfinite(t["help_go"]) & np.isfinite(t["cmni_a"])
-    settings = _labels(t["dependency"], t["veil"], t["partner_reward_weight"])
+    settings = setting_labels(t)
     for name, measure, within in (("H3a", "cmni_a", False), ("H3w", "cmni_a", True), ("H3b", "cmni_b", False)):
         pick = keep & np.isfinite(t[measure])
         if pick.sum() < 3:
@@ -216,7 +212,7 @@ def null_power(t: dict, levels: dict, *, draws: int = POWER_DRAWS, seed: int = S
         out[name] = {"smallest_rho": None if effect is None else rho_of(effect), "rho": "mean within settings" if within else "across trials",
                      "design": "the measure's standardised values resampled, plus e x the help values" + (" centred within settings" if within else "")}  # fmt: skip
     pick = np.isfinite(t["cmni_a"])
-    strata = _labels(t["dependency"], t["partner_reward_weight"])[pick]
+    strata = group_labels(t["dependency"], t["partner_reward_weight"])[pick]
     veil, values = t["veil"][pick], t["cmni_a"][pick]
     arrangements, exact = within_strata_arrangements(veil, strata, permutations=POWER_ARRANGEMENTS, rng=rng)
     null_c = np.stack([_veil_coefficients(a, strata) for a in arrangements], axis=1)  # [n, K]

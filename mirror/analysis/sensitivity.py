@@ -52,18 +52,22 @@ H1_RISES = (0.5, 1.0, 2.0, 4.0)  # help_e0 x (1 + r D)
 H5_MEANS = (0.1, 0.2, 0.3, 0.5)  # mean z_init
 
 
-def _settings(t: dict) -> np.ndarray:
-    keys = list(zip(t["dependency"], t["veil"], t["partner_reward_weight"]))
-    return np.unique(np.asarray(keys), axis=0, return_inverse=True)[1].reshape(-1)
+def group_labels(*columns) -> np.ndarray:
+    """int[trials]: one label per distinct combination of the columns' values."""
+    return np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def setting_labels(t: dict) -> np.ndarray:
+    """int[trials]: each trial's (D, I, w) setting."""
+    return group_labels(t["dependency"], t["veil"], t["partner_reward_weight"])
 
 
 def _blocks(t: dict) -> np.ndarray:
-    keys = list(zip(t["dependency"], t["veil"], t["seed"]))
-    return np.unique(np.asarray(keys), axis=0, return_inverse=True)[1].reshape(-1)
+    return group_labels(t["dependency"], t["veil"], t["seed"])
 
 
 def h3a_within(t: dict, *, permutations: int = PERMUTATIONS, seed: int = SEED) -> dict:
-    settings = _settings(t)
+    settings = setting_labels(t)
     keep = np.isfinite(t["help_e0"]) & np.isfinite(t["cmni_a"])
     test = spearman_test(t["cmni_a"][keep], t["help_e0"][keep], settings[keep], permutations=permutations, seed=seed, stream="h3a_within")
     rhos = [spearman_rho(t["help_e0"][keep & (settings == s)], t["cmni_a"][keep & (settings == s)]) for s in np.unique(settings[keep])]
@@ -94,7 +98,7 @@ def h5_blocks(t: dict, *, permutations: int = PERMUTATIONS, seed: int = SEED) ->
 def seed_effect(t: dict, measure: str, *, permutations: int = PERMUTATIONS, seed: int = SEED) -> dict:
     """Does the seed index matter once setting means are removed? The residuals' between-seed
     sum of squares against seed labels permuted within settings (one-sided)."""
-    settings, seeds, values = _settings(t), t["seed"], np.asarray(t[measure], np.float64)
+    settings, seeds, values = setting_labels(t), t["seed"], np.asarray(t[measure], np.float64)
     keep = np.isfinite(values)
     residual = values.copy()
     for s in np.unique(settings):

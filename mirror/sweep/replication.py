@@ -22,6 +22,7 @@ import numpy as np
 
 from mirror.analysis import hypotheses
 from mirror.analysis.replication import POWER_DRAWS, converged, replication_tests
+from mirror.analysis.sensitivity import setting_labels
 from mirror.base.errors import UsageError
 from mirror.base.files import require_writable
 from mirror.rl.deviation import DEVIATIONS
@@ -221,17 +222,13 @@ def replication_markdown(report: dict) -> str:
 # ----------------------------------------------------------------------------- figures
 
 
-def _settings(m: dict) -> np.ndarray:
-    return np.unique(np.stack([m[k] for k in SETTING], axis=1), axis=0, return_inverse=True)[1].reshape(-1)
-
-
 def cmni_figure(m: dict, report: dict):
     """cmni_a against help given opportunity: left across trials (H3a), right within settings
     (each trial minus its (D, I, w) setting's means: what H3w tests), coloured by D, marker by veil."""
     from matplotlib.figure import Figure
 
     keep = np.isfinite(m["help_go"]) & np.isfinite(m["cmni_a"])
-    settings = _settings(m)
+    settings = setting_labels(m)
     centred = {k: m[k] - np.asarray([np.nanmean(m[k][keep & (settings == s)]) if (keep & (settings == s)).any() else np.nan for s in settings])
                for k in ("help_go", "cmni_a")}  # fmt: skip
     tests = {e["hypothesis"]: e for e in report["primary"]}
